@@ -1,0 +1,101 @@
+"""The ``chatd`` command: ``chatd serve | admin | connect``.
+
+Rule: argument parsing and process concerns (logging set-up, exit status,
+signals) live here; everything it runs is importable and testable without it.
+Errors a user can fix are one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chatd import __version__
+from chatd.config import Config, ConfigError, load, with_overrides
+
+log = logging.getLogger("chatd")
+
+
+def _setup_logging(level: str) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    handler = RichHandler(
+        console=Console(stderr=True),
+        show_path=False,
+        omit_repeated_times=False,
+        log_time_format="%Y-%m-%d %H:%M:%S",
+    )
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+
+
+def _fail(message: str) -> int:
+    print(f"chatd: {message}", file=sys.stderr)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from chatd.core.plugins import PluginError
+    from chatd.server import Server
+
+    try:
+        config: Config = load(args.config)
+        config = with_overrides(config, "server", host=args.host, port=args.port)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    _setup_logging(args.log_level)
+    try:
+        server = Server(config)
+    except PluginError as exc:
+        return _fail(str(exc))
+    try:
+        server.listen()
+    except OSError as exc:
+        where = f"{config.server.host}:{config.server.port}"
+        return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
+    server.reactor.install_signal_handlers()
+    server.run()
+    return 0
+
+
+def _not_yet(name: str) -> int:
+    return _fail(f"'chatd {name}' is not built yet; see the README for what works today.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatd", description="A chat server for people in a terminal."
+    )
+    parser.add_argument("--version", action="version", version=f"chatd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the chat server")
+    serve.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
+    serve.add_argument("--host", help="address to listen on (overrides [server] host)")
+    serve.add_argument("--port", type=int, help="TCP port (overrides [server] port; 0 = any)")
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log to stderr (default INFO)",
+    )
+    serve.set_defaults(run=_serve)
+
+    admin = sub.add_parser("admin", help="operator console (not built yet)")
+    admin.set_defaults(run=lambda args: _not_yet("admin"))
+    connect = sub.add_parser("connect", help="terminal chat client (not built yet)")
+    connect.set_defaults(run=lambda args: _not_yet("connect"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

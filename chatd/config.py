@@ -1,0 +1,129 @@
+"""chatd.toml -> frozen dataclasses.
+
+Rule: every setting is a field below with its default and a one-line ``doc``;
+nothing else reads settings. Loading checks every key and type against these
+fields, and an error names the file, the table and the key, in one line. The
+repo's chatd.toml and the README's settings table list exactly these fields
+(tests/test_config.py keeps them in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why, in one line."""
+
+
+def _setting(default: Any, doc: str, *, min: int | None = None, max: int | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "min": min, "max": max})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _setting("127.0.0.1", "Address to listen on; 0.0.0.0 or :: for every interface.")
+    port: int = _setting(7777, "TCP port for chat; 0 picks a free one.", min=0, max=65535)
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_line_bytes: int = _setting(
+        DEFAULT_MAX_LINE_BYTES,
+        "Longest line a client may send; a longer one is refused with a message.",
+        min=64,
+        max=1024 * 1024,
+    )
+    sendq_bytes: int = _setting(
+        DEFAULT_SENDQ_BYTES,
+        "Unsent output a client may have queued before it is disconnected (sendq exceeded).",
+        min=4096,
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    #: The file the settings came from, or None for built-in defaults.
+    source: Path | None = field(default=None, compare=False)
+
+
+def sections() -> dict[str, type[Any]]:
+    """Table name -> settings class, in file order."""
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "source"}
+
+
+def load(path: Path | None) -> Config:
+    """Read settings from ``path``, or the built-in defaults when it is None."""
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, source=path)
+
+
+def from_dict(data: dict[str, Any], *, source: Path | None = None) -> Config:
+    where = str(source) if source else "config"
+    known = sections()
+    built: dict[str, Any] = {}
+    for table, values in data.items():
+        if table not in known:
+            raise ConfigError(
+                f"{where}: unknown table [{table}]; known tables: {', '.join(known)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: {table} must be a table ([{table}])")
+        built[table] = _build_section(known[table], values, f"{where}: [{table}]")
+    return Config(**built, source=source)
+
+
+def with_overrides(config: Config, table: str, **values: Any) -> Config:
+    """``config`` with some keys of one table replaced (None values are ignored)."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return config
+    current = getattr(config, table)
+    merged = {**dataclasses.asdict(current), **values}
+    section = _build_section(type(current), merged, f"[{table}]")
+    return dataclasses.replace(config, **{table: section})
+
+
+def _build_section(cls: type[Any], values: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where} unknown key {key!r}; known keys: {', '.join(fields)}")
+        _check(value, hints[key], fields[key].metadata, f"{where} {key}")
+    return cls(**values)
+
+
+_TYPE_NAMES = {int: "an integer", str: "a string", bool: "true or false", float: "a number"}
+
+
+def _check(value: Any, expected: Any, meta: Any, where: str) -> None:
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ConfigError(f"{where} must be {_TYPE_NAMES.get(expected, expected)}, got {value!r}")
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and value < low:
+        raise ConfigError(f"{where} must be at least {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where} must be at most {high}, got {value!r}")

@@ -1,0 +1,247 @@
+"""The hub: the one owner of who is connected, who is named what, and who gets what.
+
+Rule: the hub knows users, nicknames and text; it knows nothing of sockets. It
+talks to each connection through a :class:`Link`, which only queues bytes and
+closes, and never calls back into the hub: the transport reports a connection's
+end later, through :meth:`Hub.disconnect`. That keeps every hub method free of
+re-entrancy (a fan-out loop can never see the user set change under it).
+
+A user's life is two states and a table of what each accepts::
+
+    REGISTERING --valid, free nickname--> NAMED --quit / link closed--> GONE
+    REGISTERING --link closed / quit----------------------------------> GONE
+
+Only NAMED users receive chat, take part in nickname uniqueness, and run
+commands; a REGISTERING user's every line is a nickname attempt (or /quit).
+
+Every outgoing line is encoded once, and the same bytes object is handed to
+every recipient's link.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Final, Protocol
+
+from chatd.core import commands as cmds
+from chatd.core import protocol
+from chatd.core.context import Context
+from chatd.core.timers import Clock, Timers
+
+log = logging.getLogger(__name__)
+
+NICK_MAX: Final = 16
+_NICK = re.compile(rf"[A-Za-z0-9_-]{{1,{NICK_MAX}}}")
+NICK_RULE: Final = f"1-{NICK_MAX} letters, digits, _ or -"
+NICK_PROMPT: Final = f"Choose a nickname ({NICK_RULE}):"
+
+
+class Link(Protocol):
+    """One connection as the hub sees it. Implemented by the transport (the reactor).
+
+    Neither method may call back into the hub.
+    """
+
+    @property
+    def peer(self) -> str:
+        """Where the connection comes from, for logs and operators ("127.0.0.1:5555")."""
+        ...
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` (complete encoded lines) for the peer."""
+        ...
+
+    def close(self) -> None:
+        """Close after the queued output has gone (or a bounded time has passed)."""
+        ...
+
+
+class State(enum.Enum):
+    REGISTERING = "registering"
+    NAMED = "named"
+    GONE = "gone"
+
+
+class User:
+    """A connection and, once it has one, its nickname."""
+
+    __slots__ = ("connected_at", "link", "nick", "state")
+
+    def __init__(self, link: Link, connected_at: float) -> None:
+        self.link = link
+        self.nick = ""
+        self.state = State.REGISTERING
+        self.connected_at = connected_at
+
+    def __repr__(self) -> str:
+        return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
+
+
+def nick_problem(nick: str) -> str | None:
+    """Why ``nick`` cannot be a nickname, or None if it can."""
+    if _NICK.fullmatch(nick):
+        return None
+    shown = nick if len(nick) <= 40 else nick[:40] + "..."
+    return f'"{shown}" is not a valid nickname: use {NICK_RULE}.'
+
+
+def _key(nick: str) -> str:
+    # Nicknames are ASCII, so lower() is a complete case fold.
+    return nick.lower()
+
+
+class Hub:
+    def __init__(
+        self,
+        commands: cmds.CommandTable,
+        timers: Timers | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.commands = commands
+        self.timers = timers if timers is not None else Timers(clock)
+        self.clock = clock
+        self._connected: set[User] = set()
+        self._named: dict[str, User] = {}  # _key(nick) -> user
+
+    # -- what the transport calls ------------------------------------------------
+
+    def connect(self, link: Link) -> User:
+        """A new connection: greet it and ask for a nickname."""
+        user = User(link, self.clock())
+        self._connected.add(user)
+        self._notify_lines(user, ["Welcome to chatd, a chat server for terminals.", NICK_PROMPT])
+        return user
+
+    def receive(self, user: User, text: str) -> None:
+        """One clean line of text from ``user`` (already decoded and sanitized)."""
+        if user.state is State.NAMED:
+            if not text:
+                return
+            parsed = cmds.parse(text)
+            if isinstance(parsed, str):
+                self.say(user, parsed)
+            else:
+                cmds.run(self.commands, Context(self, user), parsed)
+        elif user.state is State.REGISTERING:
+            self._register(user, text)
+
+    def line_too_long(self, user: User, limit: int) -> None:
+        """The transport dropped a line from ``user`` that was over ``limit`` bytes."""
+        if user.state is not State.GONE:
+            self.notify(user, f"Line too long (over {limit} bytes); it was not sent.")
+
+    def disconnect(self, user: User, reason: str) -> None:
+        """``user``'s connection has ended. Safe to call more than once."""
+        if user.state is State.GONE:
+            return
+        was_named = user.state is State.NAMED
+        user.state = State.GONE
+        self._connected.discard(user)
+        if was_named:
+            del self._named[_key(user.nick)]
+            log.info("%s left (%s)", user.nick, reason)
+            self.announce(f"{user.nick} left ({reason})")
+
+    def shutdown(self, message: str) -> None:
+        """Tell everyone the server is going away and close every link."""
+        data = protocol.encode_line(protocol.notice(message))
+        for user in self._connected:
+            user.link.send(data)
+            user.link.close()
+            user.state = State.GONE  # no leave notices: everyone is going
+        log.info("shutting down: %d connections told", len(self._connected))
+        self._connected.clear()
+        self._named.clear()
+
+    # -- what commands and plugins call (through Context) --------------------------
+
+    def notify(self, user: User, text: str) -> None:
+        """Send ``*** line`` for each line of ``text`` to one user."""
+        self._notify_lines(user, text.split("\n"))
+
+    def announce(self, text: str, *, exclude: User | None = None) -> None:
+        """Send ``*** text`` to every named user but ``exclude``."""
+        self._fan_out(protocol.notice(text), exclude)
+
+    def say(self, user: User, text: str) -> None:
+        """Chat: ``<nick> text`` to every named user but the sender."""
+        self._fan_out(protocol.chat(user.nick, text), user)
+
+    def emote(self, user: User, text: str) -> None:
+        self._fan_out(protocol.action(user.nick, text), user)
+
+    def find(self, nick: str) -> User | None:
+        return self._named.get(_key(nick))
+
+    def nicks(self) -> list[str]:
+        return sorted((u.nick for u in self._named.values()), key=_key)
+
+    def named_users(self) -> Iterable[User]:
+        return self._named.values()
+
+    def rename(self, user: User, new_nick: str) -> str | None:
+        """Change a named user's nickname; returns why not, or None when done."""
+        problem = nick_problem(new_nick)
+        if problem:
+            return problem
+        if new_nick == user.nick:
+            return f"You are already {new_nick}."
+        holder = self._named.get(_key(new_nick))
+        if holder is not None and holder is not user:
+            return f"The nickname {new_nick} is taken; choose another."
+        old = user.nick
+        del self._named[_key(old)]
+        user.nick = new_nick
+        self._named[_key(new_nick)] = user
+        log.info("%s is now known as %s", old, new_nick)
+        self.notify(user, f"You are now known as {new_nick}.")
+        self.announce(f"{old} is now known as {new_nick}", exclude=user)
+        return None
+
+    def quit(self, user: User, reason: str = "") -> None:
+        """The user leaves on purpose: say goodbye, tell the others, close."""
+        if user.state is State.GONE:
+            return
+        if user.nick:
+            self.notify(user, f"Goodbye, {user.nick}.")
+        self.disconnect(user, f"Quit: {reason}" if reason else "Quit")
+        user.link.close()
+
+    # -- inside ----------------------------------------------------------------------
+
+    def _register(self, user: User, text: str) -> None:
+        if text.lower() == "/quit" or text.lower().startswith("/quit "):
+            self.quit(user)
+            return
+        if not text:
+            self._notify_lines(user, [NICK_PROMPT])
+            return
+        problem = nick_problem(text)
+        if problem is None and _key(text) in self._named:
+            problem = f"The nickname {text} is taken; choose another."
+        if problem:
+            self._notify_lines(user, [problem, NICK_PROMPT])
+            return
+        user.nick = text
+        user.state = State.NAMED
+        self._named[_key(text)] = user
+        log.info("%s joined from %s", text, user.link.peer)
+        count = len(self._named)
+        online = "1 user online (you)" if count == 1 else f"{count} users online"
+        self.notify(user, f"Welcome, {text}! {online}. Type /help for commands.")
+        self.announce(f"{text} joined", exclude=user)
+
+    def _notify_lines(self, user: User, lines: list[str]) -> None:
+        data = b"".join(protocol.encode_line(protocol.notice(line)) for line in lines)
+        user.link.send(data)
+
+    def _fan_out(self, line: str, exclude: User | None) -> None:
+        data = protocol.encode_line(line)
+        for user in self._named.values():
+            if user is not exclude:
+                user.link.send(data)

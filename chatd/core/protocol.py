@@ -1,0 +1,75 @@
+"""The chat line protocol, sans-IO: raw lines in -> clean text; text out -> bytes.
+
+Rule: this module is the only place that knows what chatd's lines look like on
+the wire. Everything a user sends passes through :func:`decode_line`, which
+guarantees that no control character or terminal escape sequence survives, so
+nothing one client sends can reach another client's terminal as a command.
+Everything the server sends is made by :func:`encode_line` from one of the
+formatters below. No I/O here.
+
+The wire format, in full (the README documents the same):
+
+* UTF-8 text, one message per line, lines end with "\\n" (a "\\r" before it is
+  dropped). Invalid UTF-8 is decoded with U+FFFD replacement characters.
+* chat from alice:      ``<alice> text``
+* an action by alice:   ``* alice waves``
+* anything the server itself says (notices, replies, errors): ``*** text``
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+SERVER_PREFIX: Final = "*** "
+
+# Terminal escape sequences, longest forms first: CSI (ESC [ or the 8-bit 0x9B,
+# parameters, intermediates, a final byte), OSC/DCS/SOS/PM/APC strings (ended by
+# BEL or ST, or by the end of the line), then any other two-byte ESC sequence.
+# Removing whole sequences matters: dropping only the ESC would leave "[2J" or
+# "]0;title" in the text.
+_ESCAPE_SEQUENCE = re.compile(
+    r"""
+    (?:\x1b\[|\x9b) [0-?]* [\x20-/]* [@-~]?
+  | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]) [^\x07\x1b\x9c]* (?:\x07|\x1b\\|\x9c)?
+  | \x1b [\x20-/]* [0-~]?
+    """,
+    re.VERBOSE,
+)
+# What is left after that: every C0 control, DEL and every C1 control.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def sanitize(text: str) -> str:
+    """Make ``text`` safe to show in someone else's terminal.
+
+    Escape sequences are removed whole, a tab becomes a space, every other
+    control character (C0, DEL, C1) is removed. The result holds no ESC and no
+    control character whatever the input was.
+    """
+    if text.isprintable():  # the common case: one C-level scan, no regex
+        return text
+    text = _ESCAPE_SEQUENCE.sub("", text.replace("\t", " "))
+    return _CONTROL.sub("", text)
+
+
+def decode_line(raw: bytes) -> str:
+    """A line as received (without its line ending) -> clean text, trailing space removed."""
+    return sanitize(raw.decode("utf-8", "replace")).rstrip()
+
+
+def encode_line(text: str) -> bytes:
+    """One outgoing line, encoded once and shared by every recipient."""
+    return (text + "\n").encode("utf-8")
+
+
+def chat(nick: str, text: str) -> str:
+    return f"<{nick}> {text}"
+
+
+def action(nick: str, text: str) -> str:
+    return f"* {nick} {text}"
+
+
+def notice(text: str) -> str:
+    return SERVER_PREFIX + text

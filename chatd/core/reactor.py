@@ -1,0 +1,414 @@
+"""The reactor: the only module that imports socket and selectors.
+
+Rule: one thread, one selector, and no call that can block on a client. It
+accepts connections, reads what is there, hands clean lines to the hub, and
+writes what the hub queued. Everything else (who gets what, what a line means)
+is the hub's.
+
+How a loop iteration goes (after CPython asyncio's selector transports):
+
+1. select() until a socket is ready or the next timer is due;
+2. readable sockets: recv once in a large chunk, split and decode the lines,
+   give them to the hub; the hub queues output on the links it wants to reach;
+3. due timers run (they may queue output too);
+4. every connection that got output in this iteration is flushed with one
+   sendmsg() over its queued chunks. Unsent bytes stay queued and the socket is
+   registered for write readiness; once drained, it is unregistered again.
+
+So a client gets one system call per loop iteration however many lines are
+queued for it, and a client that stops reading only grows its own queue, up to
+its sendq limit, at which point it is disconnected.
+
+Closing: a requested close (quit, shutdown, end of input) stops reading, lets the
+queue drain for at most CLOSE_LINGER_SECONDS, then closes. An abort (a socket
+error, sendq exceeded) closes at once and drops the queue. BlockingIOError means
+"not now"; any other socket error ends that one connection, never the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+from typing import Final
+
+from chatd.core import protocol
+from chatd.core.buffers import (
+    DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_SENDQ_BYTES,
+    InputBuffer,
+    OutputBuffer,
+)
+from chatd.core.hub import Hub, User
+from chatd.core.timers import Timer, Timers
+
+log = logging.getLogger(__name__)
+
+#: Bytes asked of recv() at once: large, so a busy client costs one call per
+#: loop iteration, not one per line.
+RECV_BYTES: Final = 64 * 1024
+#: Connections accepted per readiness event before the loop serves others again.
+ACCEPT_BATCH: Final = 64
+#: Listen backlog; the kernel caps it at net.core.somaxconn.
+BACKLOG: Final = 1024
+#: How long a closing connection may take to drain its output before it is cut.
+CLOSE_LINGER_SECONDS: Final = 5.0
+#: How long shutdown waits for every client's output to drain.
+SHUTDOWN_FLUSH_SECONDS: Final = 3.0
+#: When accept() fails for want of file descriptors, wait this long before trying
+#: again instead of spinning on a listener that stays readable.
+ACCEPT_RETRY_SECONDS: Final = 0.5
+#: Most buffers one sendmsg() takes (Linux: 1024).
+IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def format_address(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) or "local"
+
+
+class Connection:
+    """One client socket with its buffers. Implements the hub's Link."""
+
+    __slots__ = (
+        "closed",
+        "closing",
+        "dirty",
+        "doomed",
+        "inbuf",
+        "linger",
+        "mask",
+        "outbuf",
+        "peer",
+        "reactor",
+        "reason",
+        "sock",
+        "user",
+    )
+
+    user: User
+
+    def __init__(self, reactor: Reactor, sock: socket.socket, peer: str) -> None:
+        self.reactor = reactor
+        self.sock = sock
+        self.peer = peer
+        self.inbuf = InputBuffer(reactor.max_line_bytes)
+        self.outbuf = OutputBuffer(reactor.sendq_bytes)
+        self.mask = 0  # events registered with the selector now
+        self.dirty = False  # queued for the end-of-iteration flush
+        self.closing = False  # a close was requested: read no more, drain, close
+        self.closed = False
+        self.doomed = ""  # set: abort at the next flush, for this reason
+        self.reason = ""  # why it is closing, told to the hub at the end
+        self.linger: Timer | None = None
+
+    # -- the Link interface (called by the hub; never calls back into it) --
+
+    def send(self, data: bytes) -> None:
+        if self.closing or self.doomed:
+            return
+        if not self.outbuf.append(data):
+            self.doomed = "sendq exceeded"
+        if not self.dirty:
+            self.dirty = True
+            self.reactor._dirty.append(self)
+
+    def close(self) -> None:
+        self.reactor._close(self, "closed by server")
+
+
+class Reactor:
+    def __init__(
+        self,
+        hub: Hub,
+        timers: Timers,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        sendq_bytes: int = DEFAULT_SENDQ_BYTES,
+        shutdown_message: str = "Server shutting down. Goodbye!",
+    ) -> None:
+        self.hub = hub
+        self.timers = timers
+        self.max_line_bytes = max_line_bytes
+        self.sendq_bytes = sendq_bytes
+        self.shutdown_message = shutdown_message
+        self.selector = selectors.DefaultSelector()
+        self.connections: set[Connection] = set()
+        self._dirty: list[Connection] = []
+        self._listeners: list[socket.socket] = []
+        self._accept_paused = False
+        self._stopping = False
+        # A socket pair that wakes select(): signal numbers arrive on it through
+        # signal.set_wakeup_fd, and request_stop() writes to it from any thread.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, _READ, self._on_wake)
+        self._old_signals: dict[int, object] = {}
+
+    # -- setting up ------------------------------------------------------------
+
+    def listen(self, host: str, port: int) -> tuple[str, int]:
+        """Listen for chat clients; returns the address actually bound."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        sock.setblocking(False)
+        self._listeners.append(sock)
+        self._watch_listener(sock)
+        bound = sock.getsockname()
+        return bound[0], bound[1]
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM stop the server gracefully (main thread only)."""
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # The handler does nothing: the C-level handler has already written
+            # the signal number to the wake-up socket, which the loop reads.
+            self._old_signals[signum] = signal.signal(signum, lambda *_: None)
+
+    def request_stop(self) -> None:
+        """Ask the loop to shut down gracefully. Safe from any thread or signal handler."""
+        # OSError: the pair is full (a stop is already pending) or closed (stopped).
+        with contextlib.suppress(OSError):
+            self._wake_w.send(bytes([signal.SIGTERM]))
+
+    # -- running ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until asked to stop, then shut down gracefully and close everything."""
+        try:
+            while not self._stopping:
+                self.run_once()
+            self._shutdown()
+        finally:
+            self._close_all()
+
+    def run_once(self, max_wait: float | None = None) -> None:
+        timeout = self.timers.next_delay()
+        if max_wait is not None:
+            timeout = max_wait if timeout is None else min(timeout, max_wait)
+        for key, mask in self.selector.select(timeout):
+            target = key.data
+            try:
+                if isinstance(target, Connection):
+                    self._on_client(target, mask)
+                else:
+                    target(mask)
+            except Exception:
+                # A bug in our own code (the hub, or a plugin that escaped its
+                # guard) costs that one connection, never the loop.
+                log.exception("internal error serving %r", key.fileobj)
+                if isinstance(target, Connection):
+                    self._abort(target, "internal error")
+        self.timers.run_due()
+        self._flush()
+
+    # -- accepting -----------------------------------------------------------------
+
+    def _on_accept(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    self._pause_accepting(exc)
+                else:  # ECONNABORTED and friends: that one attempt only
+                    log.warning("accept failed: %s", exc.strerror)
+                return
+            if self._accept_paused:
+                self._accept_paused = False
+                log.info("accepting connections again")
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, sock, format_address(address))
+            self.connections.add(conn)
+            self._set_mask(conn, _READ)
+            conn.user = self.hub.connect(conn)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        # The listener stays readable while the backlog holds connections, so
+        # retrying at once would spin the loop at full CPU. Stop listening for a
+        # moment instead; say so once per episode, not once per retry.
+        if not self._accept_paused:
+            self._accept_paused = True
+            log.error(
+                "accept failed: %s; pausing new connections, retrying every %.1fs",
+                exc.strerror,
+                ACCEPT_RETRY_SECONDS,
+            )
+        for listener in self._listeners:
+            self.selector.unregister(listener)
+        self.timers.call_later(ACCEPT_RETRY_SECONDS, self._register_listeners)
+
+    def _register_listeners(self) -> None:
+        if not self._stopping:
+            for listener in self._listeners:
+                self._watch_listener(listener)
+
+    def _watch_listener(self, listener: socket.socket) -> None:
+        self.selector.register(listener, _READ, lambda mask: self._on_accept(listener))
+
+    # -- reading -------------------------------------------------------------------
+
+    def _on_client(self, conn: Connection, mask: int) -> None:
+        if mask & _WRITE:
+            self._write(conn)
+        if mask & _READ and not conn.closed and not conn.closing:
+            self._read(conn)
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._abort(conn, exc.strerror or "socket error")
+            return
+        if not data:
+            self._close(conn, "connection closed")
+            self.hub.disconnect(conn.user, "connection closed")
+            return
+        hub, user = self.hub, conn.user
+        for raw in conn.inbuf.feed(data):
+            if conn.closing or conn.doomed:
+                break  # quit, or was cut off, part-way through what it sent
+            if raw is None:
+                hub.line_too_long(user, self.max_line_bytes)
+            else:
+                hub.receive(user, protocol.decode_line(raw))
+
+    # -- writing -------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send what this iteration queued: one sendmsg per connection."""
+        while self._dirty:
+            dirty, self._dirty = self._dirty, []
+            for conn in dirty:
+                conn.dirty = False
+                if conn.closed:
+                    continue
+                if conn.doomed:
+                    self._abort(conn, conn.doomed)
+                else:
+                    self._write(conn)
+
+    def _write(self, conn: Connection) -> None:
+        out = conn.outbuf
+        if out:
+            try:
+                sent = conn.sock.sendmsg(out.peek(IOV_MAX))
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._abort(conn, exc.strerror or "socket error")
+                return
+            out.consume(sent)
+        if out:
+            self._set_mask(conn, conn.mask | _WRITE)
+        elif conn.closing:
+            self._finish(conn)
+        elif conn.mask & _WRITE:
+            self._set_mask(conn, conn.mask & ~_WRITE)
+
+    def _set_mask(self, conn: Connection, mask: int) -> None:
+        if mask == conn.mask:
+            return
+        if conn.mask == 0:
+            self.selector.register(conn.sock, mask, conn)
+        elif mask == 0:
+            self.selector.unregister(conn.sock)
+        else:
+            self.selector.modify(conn.sock, mask, conn)
+        conn.mask = mask
+
+    # -- closing -------------------------------------------------------------------
+
+    def _close(self, conn: Connection, reason: str) -> None:
+        """Read no more; close once the output has drained or the linger time is up."""
+        if conn.closing or conn.closed:
+            return
+        conn.closing = True
+        conn.reason = reason
+        self._set_mask(conn, conn.mask & ~_READ)
+        conn.linger = self.timers.call_later(
+            CLOSE_LINGER_SECONDS, lambda: self._abort(conn, reason + ", output not drained")
+        )
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+
+    def _abort(self, conn: Connection, reason: str) -> None:
+        """Close now and drop whatever was queued."""
+        if conn.closed:
+            return
+        if reason == "sendq exceeded":
+            log.warning(
+                "%s (%s): disconnected, sendq exceeded (%d bytes queued)",
+                conn.user.nick or "unnamed",
+                conn.peer,
+                len(conn.outbuf),
+            )
+        conn.outbuf.clear()
+        conn.reason = reason
+        self._finish(conn)
+
+    def _finish(self, conn: Connection) -> None:
+        conn.closed = True
+        conn.closing = True
+        if conn.linger is not None:
+            conn.linger.cancel()
+        self._set_mask(conn, 0)
+        conn.sock.close()
+        self.connections.discard(conn)
+        self.hub.disconnect(conn.user, conn.reason)
+
+    # -- stopping ------------------------------------------------------------------
+
+    def _on_wake(self, mask: int) -> None:
+        try:
+            data = self._wake_r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGTERM) and not self._stopping:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                self._stopping = True
+
+    def _shutdown(self) -> None:
+        for listener in self._listeners:
+            self.selector.unregister(listener)
+            listener.close()
+        self._listeners.clear()
+        self.hub.shutdown(self.shutdown_message)
+        self._flush()
+        deadline = self.timers.clock() + SHUTDOWN_FLUSH_SECONDS
+        while self.connections and (left := deadline - self.timers.clock()) > 0:
+            self.run_once(max_wait=left)
+
+    def _close_all(self) -> None:
+        for conn in list(self.connections):
+            self._abort(conn, "server shutdown")
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+        if self._old_signals:
+            signal.set_wakeup_fd(-1)
+            for signum, handler in self._old_signals.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+            self._old_signals.clear()
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -1,0 +1,92 @@
+"""Timers for the event loop: call_later and call_every on an injectable clock.
+
+Rule: time comes only from the clock this object was given, so tests move time
+by hand instead of sleeping. The reactor asks :meth:`Timers.next_delay` how long
+it may wait in select() and calls :meth:`Timers.run_due` after every wake-up. A
+callback that raises is logged and does not stop the loop or other timers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class Timer:
+    """A handle to a scheduled call; :meth:`cancel` it to stop it from running."""
+
+    __slots__ = ("callback", "cancelled", "interval", "when")
+
+    def __init__(self, when: float, callback: Callable[[], object], interval: float | None):
+        self.when = when
+        self.callback = callback
+        self.interval = interval
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Timers:
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        # (when, tie-breaker, timer): the counter keeps equal deadlines in FIFO
+        # order and stops heapq from ever comparing two Timer objects.
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return sum(1 for _, _, t in self._heap if not t.cancelled)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """Run ``callback()`` once, ``delay`` seconds from now."""
+        return self._push(Timer(self.clock() + max(0.0, delay), callback, None))
+
+    def call_every(self, interval: float, callback: Callable[[], object]) -> Timer:
+        """Run ``callback()`` every ``interval`` seconds, the first time one interval from now."""
+        if interval <= 0:
+            raise ValueError(f"call_every interval must be positive, got {interval!r}")
+        return self._push(Timer(self.clock() + interval, callback, interval))
+
+    def _push(self, timer: Timer) -> Timer:
+        heapq.heappush(self._heap, (timer.when, next(self._seq), timer))
+        return timer
+
+    def next_delay(self) -> float | None:
+        """Seconds until the next timer is due (0 if one is), None if none is scheduled."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        if not heap:
+            return None
+        return max(0.0, heap[0][0] - self.clock())
+
+    def run_due(self) -> int:
+        """Run every timer whose time has come; returns how many ran."""
+        heap = self._heap
+        now = self.clock()
+        ran = 0
+        while heap and heap[0][0] <= now:
+            _, _, timer = heapq.heappop(heap)
+            if timer.cancelled:
+                continue
+            if timer.interval is not None:
+                # Reschedule from the planned time, not from now, so a late loop
+                # does not make a periodic timer drift; skip missed beats.
+                timer.when += timer.interval
+                if timer.when <= now:
+                    timer.when = now + timer.interval
+                self._push(timer)
+            ran += 1
+            try:
+                timer.callback()
+            except Exception:
+                log.exception("timer callback %r failed", timer.callback)
+        return ran
