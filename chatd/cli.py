@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
         server.listen()
     except OSError as exc:
         where = f"{config.server.host}:{config.server.port}"
-        return _fail(f"cannot listen on {where}: {exc.strerror or exc}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return _fail(f"cannot listen on {where}: {reason}")
     server.reactor.install_signal_handlers()
     server.run()
     return 0

@@ -27,8 +27,18 @@ def make_plugin_manager(builtins: Iterable[str] = BUILTIN_PLUGINS) -> pluggy.Plu
     for module_name in builtins:
         module = importlib.import_module(module_name)
         pm.register(module, name=module_name.rpartition(".")[2])
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from exc
+    _check_hook_names(pm)
     return pm
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """pluggy's check_pending(), with an error that names the plugin plainly."""
+    for name, caller in vars(pm.hook).items():
+        if isinstance(caller, pluggy.HookCaller) and not caller.has_spec():
+            for impl in caller.get_hookimpls():
+                if not impl.optionalhook:
+                    known = ", ".join(sorted(n for n in vars(hookspecs) if n.startswith("chatd_")))
+                    raise PluginError(
+                        f"plugin {impl.plugin_name}: unknown hook {name};"
+                        f" chatd's hooks are: {known}"
+                    )

@@ -77,6 +77,12 @@ def format_address(address: object) -> str:
     return str(address) or "local"
 
 
+def _reason(exc: OSError) -> str:
+    """A socket error as a leave reason: "connection reset by peer"."""
+    text = exc.strerror or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
 class Connection:
     """One client socket with its buffers. Implements the hub's Link."""
 
@@ -275,7 +281,7 @@ class Reactor:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._abort(conn, exc.strerror or "socket error")
+            self._abort(conn, _reason(exc))
             return
         if not data:
             self._close(conn, "connection closed")
@@ -313,7 +319,7 @@ class Reactor:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                self._abort(conn, exc.strerror or "socket error")
+                self._abort(conn, _reason(exc))
                 return
             out.consume(sent)
         if out:

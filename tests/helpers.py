@@ -1,0 +1,286 @@
+"""Test helpers: a fake link for sans-IO hub tests, a real server and real clients.
+
+Every wait here is bounded by a deadline; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from chatd.config import Config, ServerSettings
+from chatd.core.commands import CommandTable
+from chatd.core.hub import Hub, User
+from chatd.core.plugins import make_plugin_manager
+from chatd.core.timers import Timers
+from chatd.server import Server
+
+#: Longest any single wait in a test may take. Generous: a failing test pays it
+#: once; a passing one never waits more than the real work takes.
+WAIT = 10.0
+
+#: struct linger {l_onoff = 1, l_linger = 0}: close() sends RST instead of FIN.
+LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeLink:
+    """A hub Link that records what was sent, decoded into lines."""
+
+    def __init__(self, peer: str = "127.0.0.1:40000") -> None:
+        self.peer = peer
+        self.data = bytearray()
+        self.closed = False
+        self._read = 0
+
+    def send(self, data: bytes) -> None:
+        assert isinstance(data, bytes)
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def lines(self) -> list[str]:
+        return self.data.decode().splitlines()
+
+    def take(self) -> list[str]:
+        """Lines received since the last take()."""
+        text = self.data[self._read :].decode()
+        self._read = len(self.data)
+        return text.splitlines()
+
+
+class HubFixture:
+    """A hub with the built-in plugins, a fake clock, and helpers to add users."""
+
+    def __init__(self, pm_builtins: tuple[str, ...] | None = None) -> None:
+        self.clock = FakeClock()
+        self.timers = Timers(self.clock)
+        pm = make_plugin_manager() if pm_builtins is None else make_plugin_manager(pm_builtins)
+        self.pm = pm
+        self.hub = Hub(CommandTable.from_plugins(pm), self.timers, clock=self.clock)
+        self.links: list[FakeLink] = []
+
+    def join(self, nick: str) -> tuple[User, FakeLink]:
+        """A named user; afterwards every link's unread lines (join notices) are cleared."""
+        link = FakeLink()
+        user = self.hub.connect(link)
+        self.hub.receive(user, nick)
+        assert any(line.startswith(f"*** Welcome, {nick}!") for line in link.lines), link.lines
+        self.links.append(link)
+        for each in self.links:
+            each.take()
+        return user, link
+
+
+class LineClient:
+    """A chat client on a real socket that reads lines with deadlines."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=WAIT)
+        self._buf = b""
+        self.pending: list[str] = []  # received and not yet consumed by expect()
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\n")
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self, deadline: float) -> bool:
+        """Read once; False on EOF. Raises TimeoutError past the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            raise
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            return False
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        self.pending.extend(line.decode("utf-8", "replace") for line in lines)
+        return True
+
+    def expect(
+        self, want: str | re.Pattern[str] | Callable[[str], bool], wait: float = WAIT
+    ) -> str:
+        """Consume lines up to and including the first that matches ``want``; return it.
+
+        A str matches a whole line exactly; a pattern is searched for.
+        """
+        if isinstance(want, str):
+            text = want
+            match: Callable[[str], bool] = lambda line: line == text  # noqa: E731
+        elif isinstance(want, re.Pattern):
+            pattern = want
+            match = lambda line: pattern.search(line) is not None  # noqa: E731
+        else:
+            match = want
+        deadline = time.monotonic() + wait
+        seen: list[str] = []
+        while True:
+            while self.pending:
+                line = self.pending.pop(0)
+                seen.append(line)
+                if match(line):
+                    return line
+            try:
+                if not self._fill(deadline):
+                    raise AssertionError(f"connection closed waiting for {want!r}; got {seen}")
+            except TimeoutError:
+                raise AssertionError(f"timed out waiting for {want!r}; got {seen}") from None
+
+    def lines_until(self, want: str, wait: float = WAIT) -> list[str]:
+        """Every line before the exact line ``want`` (which is consumed too)."""
+        seen: list[str] = []
+
+        def match(line: str) -> bool:
+            if line == want:
+                return True
+            seen.append(line)
+            return False
+
+        self.expect(match, wait)
+        return seen
+
+    def register(self, nick: str) -> None:
+        self.expect(re.compile(r"^\*\*\* Choose a nickname"))
+        self.send(nick)
+        self.expect(re.compile(rf"^\*\*\* Welcome, {re.escape(nick)}!"))
+
+    def wait_closed(self, wait: float = WAIT) -> list[str]:
+        """Read until the server closes the connection; returns the lines it sent last."""
+        deadline = time.monotonic() + wait
+        try:
+            while self._fill(deadline):
+                pass
+        except TimeoutError:
+            raise AssertionError(f"connection still open; got {self.pending}") from None
+        lines, self.pending = self.pending, []
+        return lines
+
+    def reset(self) -> None:
+        """Close abruptly: SO_LINGER 0 makes the kernel send RST, not FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+        self.sock.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def wait_until(condition: Callable[[], bool], wait: float = WAIT, what: str = "condition") -> None:
+    deadline = time.monotonic() + wait
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+@contextmanager
+def running_server(config: Config | None = None) -> Iterator[Server]:
+    """A real server on 127.0.0.1 and an ephemeral port, its loop in a thread."""
+    config = config or Config(server=ServerSettings(host="127.0.0.1", port=0))
+    server = Server(config)
+    server.listen()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # surfaced in the test, not lost in the thread
+            errors.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, name="chatd-test-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(WAIT)
+        assert not thread.is_alive(), "server did not stop"
+        assert not errors, errors
+
+
+DEFAULT_SERVE_ARGS = ("--host", "127.0.0.1", "--port", "0")
+
+
+class ServerProcess:
+    """``python -m chatd serve`` in a subprocess; its log goes to a file we poll."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        """Extra ``args`` go to ``chatd serve``; without --config it listens on 127.0.0.1:0."""
+        self.log_path = tmp_path / "server.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "COLUMNS": "200"}  # rich must not wrap log lines
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chatd", "serve", *(args or DEFAULT_SERVE_ARGS)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            env=env,
+        )
+        found = self.wait_log(re.compile(r"listening for chat on 127\.0\.0\.1:(\d+)"))
+        self.address = ("127.0.0.1", int(found.group(1)))
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: re.Pattern[str], wait: float = WAIT) -> re.Match[str]:
+        deadline = time.monotonic() + wait
+        while True:
+            match = pattern.search(self.log)
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited ({self.proc.returncode}): {self.log}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {pattern.pattern!r}: {self.log}")
+            time.sleep(0.01)
+
+    def signal(self, signum: int) -> int:
+        """Send ``signum`` and wait for the exit status."""
+        self.proc.send_signal(signum)
+        return self.proc.wait(WAIT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(WAIT)
+        self._log.close()
+
+
+def run_chatd(*args: str, wait: float = WAIT) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m chatd ARGS`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "chatd", *args],
+        capture_output=True,
+        text=True,
+        timeout=wait,
+        stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,118 @@
+"""The ``chatd`` command as a user runs it: a real process, real signals, real sockets."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import LineClient, ServerProcess, run_chatd
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_tells_clients_flushes_and_exits_zero(tmp_path: Path, signum: int) -> None:
+    server = ServerProcess(tmp_path)
+    try:
+        alice = LineClient(server.address)
+        alice.register("alice")
+        bob = LineClient(server.address)
+        bob.register("bob")
+        assert server.signal(signum) == 0
+        for client in (alice, bob):
+            assert client.wait_closed()[-1] == "*** Server shutting down. Goodbye!"
+        assert "Traceback" not in server.log
+        assert f"received {signal.Signals(signum).name}" in server.log
+    finally:
+        server.stop()
+
+
+def test_the_log_says_joins_leaves_and_nick_changes(proc: ServerProcess) -> None:
+    alice = LineClient(proc.address)
+    alice.register("alice")
+    alice.send("/nick alicia")
+    alice.expect("*** You are now known as alicia.")
+    alice.send("/quit bye")
+    alice.wait_closed()
+    proc.wait_log(re.compile(r"alice joined from 127\.0\.0\.1:\d+"))
+    proc.wait_log(re.compile(r"alice is now known as alicia"))
+    proc.wait_log(re.compile(r"alicia left \(Quit: bye\)"))
+
+
+def test_the_config_file_sets_host_and_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # an ephemeral port that is free now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "chatd.toml"
+    config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\n')
+    server = ServerProcess(tmp_path, "--config", str(config))
+    try:
+        assert server.address == ("127.0.0.1", port)
+        LineClient(server.address).register("alice")
+    finally:
+        server.stop()
+
+
+def test_command_line_overrides_are_checked_like_the_file() -> None:
+    result = run_chatd("serve", "--port", "-1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "chatd: [server] port must be at least 0, got -1"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[server]\npotr = 7777\n", "[server] unknown key 'potr'; known keys: host, port"),
+        ('[server]\nport = "7777"\n', "[server] port must be an integer, got '7777'"),
+        ("[server]\nport = 70000\n", "[server] port must be at most 65535, got 70000"),
+        ("[sever]\nport = 1\n", "unknown table [sever]; known tables: server, limits"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_config_is_one_line_naming_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "chatd.toml"
+    config.write_text(toml)
+    result = run_chatd("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"chatd: {config}")
+    assert message in result.stderr
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    result = run_chatd("serve", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"chatd: {tmp_path / 'nope.toml'}: no such file"
+
+
+def test_a_port_in_use_is_one_line(proc: ServerProcess) -> None:
+    host, port = proc.address
+    result = run_chatd("serve", "--host", host, "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"chatd: cannot listen on {host}:{port}: Address already in use"
+    )
+
+
+@pytest.mark.parametrize("command", ["admin", "connect"])
+def test_later_commands_say_they_are_not_built_yet(command: str) -> None:
+    result = run_chatd(command)
+    assert result.returncode == 2
+    assert "not built yet" in result.stderr
+
+
+def test_python_m_chatd_is_chatd() -> None:
+    result = run_chatd("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(r"chatd \d+\.\d+\.\d+\n", result.stdout)

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from chatd import Command, Context, hookimpl
+from chatd.core.commands import CommandError, CommandTable, Invocation, parse
+from chatd.core.plugins import PluginError, make_plugin_manager
+
+
+def _noop(ctx: Context, args: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("hello", "hello"),
+        ("/who", Invocation("who", "")),
+        ("/NICK  Bob ", Invocation("nick", "Bob")),
+        ("/me waves  slowly", Invocation("me", "waves  slowly")),
+        ("//etc/passwd is a path", "/etc/passwd is a path"),
+        ("/", Invocation("", "")),
+        (" /who", " /who"),
+    ],
+)
+def test_parse(line: str, parsed: object) -> None:
+    assert parse(line) == parsed
+
+
+def test_command_names_are_checked_and_usage_defaults() -> None:
+    assert Command("roll", _noop).usage == "/roll"
+    for bad in ["", "Roll", "1up", "has space", "x" * 33]:
+        with pytest.raises(ValueError, match="command name"):
+            Command(bad, _noop)
+
+
+def _register(name: str, commands: list[object]) -> types.ModuleType:
+    @hookimpl
+    def chatd_commands() -> list[object]:
+        return commands
+
+    module = types.ModuleType(name)
+    module.chatd_commands = chatd_commands  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    return module
+
+
+@pytest.fixture
+def plugin_modules() -> list[str]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def test_two_plugins_claiming_one_name_is_an_error_naming_both(plugin_modules: list[str]) -> None:
+    _register("plug_one", [Command("roll", _noop)])
+    _register("plug_two", [Command("roll", _noop)])
+    plugin_modules += ["plug_one", "plug_two"]
+    pm = make_plugin_manager(("plug_one", "plug_two"))
+    with pytest.raises(CommandError, match=r"/roll .*plug_(one|two).*plug_(one|two)"):
+        CommandTable.from_plugins(pm)
+
+
+def test_a_plugin_returning_junk_is_named(plugin_modules: list[str]) -> None:
+    _register("plug_junk", ["roll"])
+    plugin_modules.append("plug_junk")
+    with pytest.raises(CommandError, match=r"plugin plug_junk: .*str, not a chatd\.Command"):
+        CommandTable.from_plugins(make_plugin_manager(("plug_junk",)))
+
+
+def test_a_misspelt_hook_is_an_error_naming_the_plugin(plugin_modules: list[str]) -> None:
+    module = types.ModuleType("plug_typo")
+
+    @hookimpl
+    def chatd_comands() -> list[Command]:
+        return []
+
+    module.chatd_comands = chatd_comands  # type: ignore[attr-defined]
+    sys.modules["plug_typo"] = module
+    plugin_modules.append("plug_typo")
+    with pytest.raises(PluginError) as caught:
+        make_plugin_manager(("plug_typo",))
+    assert str(caught.value) == (
+        "plugin plug_typo: unknown hook chatd_comands; chatd's hooks are: chatd_commands"
+    )
+
+
+def test_table_lists_commands_sorted_with_their_plugin() -> None:
+    table = CommandTable.from_plugins(make_plugin_manager())
+    assert [c.name for c in table] == ["help", "me", "nick", "quit", "who"]
+    assert table.plugin_of("who") == "basics"
+    assert "who" in table and "nope" not in table
+    assert table.get("nope") is None

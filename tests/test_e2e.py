@@ -1,0 +1,179 @@
+"""End to end: a real server on 127.0.0.1, an ephemeral port, real client sockets."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable
+
+from chatd.config import Config, LimitSettings, ServerSettings
+from chatd.server import Server
+from tests.helpers import LINGER_ZERO, LineClient, running_server, wait_until
+
+Connect = Callable[..., LineClient]
+
+
+def test_three_users_chat(connect: Connect) -> None:
+    alice, bob, carol = connect("alice"), connect("bob"), connect("carol")
+    alice.expect("*** bob joined")
+    alice.expect("*** carol joined")
+    bob.expect("*** carol joined")
+
+    alice.send("hi all")
+    assert bob.expect(re.compile("^<")) == "<alice> hi all"
+    assert carol.expect(re.compile("^<")) == "<alice> hi all"
+    bob.send("hey alice")
+    carol.send("hello!")
+    # alice gets both; no echo of her own line came before them
+    got = {alice.expect(re.compile("^<")), alice.expect(re.compile("^<"))}
+    assert got == {"<bob> hey alice", "<carol> hello!"}
+    assert carol.expect(re.compile("^<")) == "<bob> hey alice"
+    assert bob.expect(re.compile("^<")) == "<carol> hello!"
+
+
+def test_sender_gets_no_echo_and_each_line_arrives_exactly_once(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    for i in range(20):
+        alice.send(f"line {i}")
+    bob_lines = bob.lines_until("<alice> line 19")
+    assert [line for line in bob_lines if line.startswith("<")] == [
+        f"<alice> line {i}" for i in range(19)
+    ]
+    bob.send("done")  # a marker: whatever alice got before it is all she got
+    before = alice.lines_until("<bob> done")
+    assert not any(line.startswith("<alice>") for line in before)
+
+
+def test_duplicate_nickname_is_refused_then_another_accepted(connect: Connect) -> None:
+    connect("alice")
+    second = connect()
+    second.expect(re.compile("Choose a nickname"))
+    second.send("ALICE")
+    second.expect("*** The nickname ALICE is taken; choose another.")
+    second.expect(re.compile("Choose a nickname"))
+    second.send("alice2")
+    second.expect("*** Welcome, alice2! 2 users online. Type /help for commands.")
+
+
+def test_nick_me_who_and_quit(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("*** bob joined")
+    alice.send("/nick Alicia")
+    alice.expect("*** You are now known as Alicia.")
+    bob.expect("*** alice is now known as Alicia")
+    alice.send("/me waves")
+    bob.expect("* Alicia waves")
+    bob.send("/who")
+    bob.expect("*** 2 users online: Alicia, bob")
+    alice.send("/quit see you")
+    assert alice.wait_closed() == ["*** Goodbye, Alicia."]
+    bob.expect("*** Alicia left (Quit: see you)")
+    bob.send("/who")
+    bob.expect("*** 1 user online: bob")
+
+
+def test_abrupt_close_removes_the_user(connect: Connect, server: Server) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.reset()  # RST, as when a machine drops off the network
+    bob.expect("*** alice left (connection reset by peer)")
+    carol = connect()
+    carol.register("alice")  # the name is free again
+    wait_until(lambda: len(server.reactor.connections) == 2, what="the reset socket to close")
+
+
+def test_ctrl_c_in_nc_removes_the_user(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("*** bob joined")  # unread data would make the kernel send RST
+    alice.close()  # FIN: what nc does when it exits
+    bob.expect("*** alice left (connection closed)")
+
+
+def test_server_survives_a_client_that_disconnects_mid_broadcast(server: Server) -> None:
+    assert server.address
+    small = socket.socket()
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    small.connect(server.address)
+    small.sendall(b"victim\n")
+    alice, bob = LineClient(server.address), LineClient(server.address)
+    alice.register("alice")
+    bob.register("bob")
+    # A burst big enough that the victim's queue cannot drain: it holds unsent
+    # broadcast data when it vanishes.
+    payload = "x" * 100
+    alice.send_raw("".join(f"{i} {payload}\n" for i in range(3000)).encode())
+    wait_until(
+        lambda: any(len(c.outbuf) for c in server.reactor.connections if c.user.nick == "victim"),
+        what="output queued for the victim",
+    )
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+    small.close()
+    seen = bob.lines_until(f"<alice> 2999 {payload}")
+    assert [line for line in seen if line.startswith("<")] == [
+        f"<alice> {i} {payload}" for i in range(2999)
+    ]
+    if "*** victim left (connection reset by peer)" not in seen:
+        bob.expect("*** victim left (connection reset by peer)")
+    carol = LineClient(server.address)
+    carol.register("carol")
+    carol.send("still serving")
+    alice.expect("<carol> still serving")
+
+
+def test_a_client_that_never_reads_delays_nobody_and_is_cut_at_its_sendq() -> None:
+    config = Config(
+        server=ServerSettings(host="127.0.0.1", port=0),
+        limits=LimitSettings(sendq_bytes=64 * 1024),
+    )
+    with running_server(config) as server:
+        assert server.address
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(server.address)
+        stuck.sendall(b"stuck\n")
+        alice, bob = LineClient(server.address), LineClient(server.address)
+        alice.register("alice")
+        bob.register("bob")
+        line = "y" * 200
+        # Rounds of 100 lines: bob keeps up; the stuck client falls behind until
+        # the kernel's buffers and its 64 KiB sendq are full.
+        for r in range(200):
+            alice.send_raw("".join(f"{r}.{i} {line}\n" for i in range(100)).encode())
+            bob.expect(f"<alice> {r}.99 {line}")
+            if not any(c.user.nick == "stuck" for c in server.reactor.connections):
+                break
+        else:
+            raise AssertionError("the stuck client was never disconnected")
+        bob.expect("*** stuck left (sendq exceeded)")
+        stuck.close()
+
+
+def test_overlong_line_is_refused_and_the_connection_stays_usable(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.send("z" * 5000)
+    alice.expect("*** Line too long (over 1024 bytes); it was not sent.")
+    alice.send("short one")
+    assert bob.expect(re.compile("^<")) == "<alice> short one"
+
+
+def test_control_bytes_never_reach_another_terminal(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.send_raw(b"\x1b[2J\x1b]0;owned\x07clear\x00ed \xff\r\n")
+    assert bob.expect(re.compile("^<")) == "<alice> cleared \ufffd"
+
+
+def test_crlf_and_unicode_round_trip(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.send_raw("Grüße 👋\r\n".encode())
+    assert bob.expect(re.compile("^<")) == "<alice> Grüße 👋"
+
+
+def test_stop_tells_every_client_and_closes_them() -> None:
+    with running_server() as server:
+        assert server.address
+        alice = LineClient(server.address)
+        alice.register("alice")
+        unnamed = LineClient(server.address)
+        unnamed.expect(re.compile("Choose a nickname"))
+        server.stop()
+        assert alice.wait_closed()[-1] == "*** Server shutting down. Goodbye!"
+        assert unnamed.wait_closed()[-1] == "*** Server shutting down. Goodbye!"

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from chatd.core.timers import Timers
+from tests.helpers import FakeClock
+
+
+def test_call_later_runs_once_when_due() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[str] = []
+    timers.call_later(5, lambda: ran.append("a"))
+    assert timers.next_delay() == 5
+    clock.advance(4.9)
+    assert timers.run_due() == 0 and ran == []
+    clock.advance(0.1)
+    assert timers.run_due() == 1 and ran == ["a"]
+    clock.advance(100)
+    assert timers.run_due() == 0 and timers.next_delay() is None
+
+
+def test_equal_deadlines_run_in_the_order_scheduled() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[int] = []
+    for i in range(5):
+        timers.call_later(1, lambda i=i: ran.append(i))
+    clock.advance(1)
+    timers.run_due()
+    assert ran == [0, 1, 2, 3, 4]
+
+
+def test_call_every_repeats_without_drift_and_skips_missed_beats() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ticks: list[float] = []
+    timer = timers.call_every(2, lambda: ticks.append(clock()))
+    for _ in range(3):
+        clock.advance(2)
+        timers.run_due()
+    assert ticks == [1002, 1004, 1006]
+    clock.advance(7)  # the loop was late: one tick, not three
+    timers.run_due()
+    assert ticks[-1] == 1013 and len(ticks) == 4
+    assert timers.next_delay() == 2
+    timer.cancel()
+    clock.advance(10)
+    assert timers.run_due() == 0
+
+
+def test_cancelled_timer_never_runs() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[str] = []
+    timer = timers.call_later(1, lambda: ran.append("x"))
+    timer.cancel()
+    assert timers.next_delay() is None
+    clock.advance(2)
+    timers.run_due()
+    assert ran == []
+
+
+def test_a_failing_callback_is_logged_and_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[str] = []
+    timers.call_later(1, lambda: 1 / 0)
+    timers.call_later(1, lambda: ran.append("after"))
+    clock.advance(1)
+    with caplog.at_level(logging.ERROR):
+        timers.run_due()
+    assert ran == ["after"]
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_call_every_rejects_a_non_positive_interval() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Timers(FakeClock()).call_every(0, lambda: None)
