@@ -88,28 +88,40 @@ def test_ctrl_c_in_nc_removes_the_user(connect: Connect) -> None:
     bob.expect("*** alice left (connection closed)")
 
 
+def _non_reader(address: tuple[str, int], nick: str) -> socket.socket:
+    """A client that registers (without waiting for the prompt) and then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(address)
+    sock.sendall(nick.encode() + b"\n")
+    return sock
+
+
+def _victim_queued(server: Server) -> bool:
+    return any(len(c.outbuf) for c in server.reactor.connections if c.user.nick == "victim")
+
+
 def test_server_survives_a_client_that_disconnects_mid_broadcast(server: Server) -> None:
     assert server.address
-    small = socket.socket()
-    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    small.connect(server.address)
-    small.sendall(b"victim\n")
+    small = _non_reader(server.address, "victim")
     alice, bob = LineClient(server.address), LineClient(server.address)
     alice.register("alice")
     bob.register("bob")
-    # A burst big enough that the victim's queue cannot drain: it holds unsent
-    # broadcast data when it vanishes.
+    # Broadcast in rounds that bob keeps up with, until the server holds unsent
+    # data for the victim (the kernel's buffers take a varying amount first).
     payload = "x" * 100
-    alice.send_raw("".join(f"{i} {payload}\n" for i in range(3000)).encode())
-    wait_until(
-        lambda: any(len(c.outbuf) for c in server.reactor.connections if c.user.nick == "victim"),
-        what="output queued for the victim",
-    )
+    sent = 0
+    while not _victim_queued(server):
+        assert sent < 100_000, "the victim's output never queued up"
+        alice.send_raw("".join(f"{sent + i} {payload}\n" for i in range(500)).encode())
+        sent += 500
+        bob.expect(f"<alice> {sent - 1} {payload}")
     small.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-    small.close()
-    seen = bob.lines_until(f"<alice> 2999 {payload}")
+    small.close()  # vanishes with broadcast data still queued for it
+    alice.send_raw("".join(f"{sent + i} {payload}\n" for i in range(500)).encode())
+    seen = bob.lines_until(f"<alice> {sent + 499} {payload}")
     assert [line for line in seen if line.startswith("<")] == [
-        f"<alice> {i} {payload}" for i in range(2999)
+        f"<alice> {i} {payload}" for i in range(sent, sent + 499)
     ]
     if "*** victim left (connection reset by peer)" not in seen:
         bob.expect("*** victim left (connection reset by peer)")
@@ -126,17 +138,14 @@ def test_a_client_that_never_reads_delays_nobody_and_is_cut_at_its_sendq() -> No
     )
     with running_server(config) as server:
         assert server.address
-        stuck = socket.socket()
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.connect(server.address)
-        stuck.sendall(b"stuck\n")
+        stuck = _non_reader(server.address, "stuck")
         alice, bob = LineClient(server.address), LineClient(server.address)
         alice.register("alice")
         bob.register("bob")
         line = "y" * 200
         # Rounds of 100 lines: bob keeps up; the stuck client falls behind until
         # the kernel's buffers and its 64 KiB sendq are full.
-        for r in range(200):
+        for r in range(1000):
             alice.send_raw("".join(f"{r}.{i} {line}\n" for i in range(100)).encode())
             bob.expect(f"<alice> {r}.99 {line}")
             if not any(c.user.nick == "stuck" for c in server.reactor.connections):
