@@ -39,6 +39,7 @@ def _fail(message: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from chatd.core.commands import CommandError
     from chatd.core.plugins import PluginError
     from chatd.server import Server
 
@@ -50,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     try:
         server = Server(config)
-    except PluginError as exc:
+    except (PluginError, CommandError, ConfigError) as exc:
         return _fail(str(exc))
     try:
         server.listen()

@@ -23,7 +23,17 @@ class ConfigError(Exception):
 
 
 def _setting(default: Any, doc: str, *, min: int | None = None, max: int | None = None) -> Any:
-    return field(default=default, metadata={"doc": doc, "min": min, "max": max})
+    meta = {"doc": doc, "min": min, "max": max}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_of(setting: dataclasses.Field[Any]) -> Any:
+    """A setting's default value (lists come from a factory)."""
+    if setting.default_factory is not dataclasses.MISSING:
+        return setting.default_factory()
+    return setting.default
 
 
 @dataclass(frozen=True)
@@ -48,17 +58,62 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class PluginSettings:
+    dirs: list[str] = _setting(
+        ["plugins.d"],
+        "Folders whose *.py files are loaded as plugins, relative to this file.",
+    )
+    disabled: list[str] = _setting([], "Plugin names not to load (built-in ones too).")
+
+
+@dataclass(frozen=True)
+class JumbleSettings:
+    words_file: str = _setting("", "Word list, one word a line; empty = the bundled list.")
+    round_seconds: int = _setting(60, "Seconds a jumble round lasts.", min=5, max=3600)
+
+
+@dataclass(frozen=True)
+class FactSettings:
+    facts_file: str = _setting("", "Fact list, one fact a line; empty = the bundled list.")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    jumble: JumbleSettings = field(default_factory=JumbleSettings)
+    fact: FactSettings = field(default_factory=FactSettings)
+    #: Tables this file has for plugins chatd does not know of (drop-in plugins):
+    #: table name -> its keys. Checked against the loaded plugins at startup.
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     #: The file the settings came from, or None for built-in defaults.
     source: Path | None = field(default=None, compare=False)
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the settings are relative to this folder."""
+        return self.source.resolve().parent if self.source else Path.cwd()
+
+    def path(self, value: str) -> Path:
+        """A path setting, resolved against :attr:`base_dir`."""
+        return self.base_dir / Path(value).expanduser()
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A table as a dict: a known one with its defaults filled in, else as written."""
+        if name in sections():
+            return dataclasses.asdict(getattr(self, name))
+        return dict(self.extra.get(name, {}))
 
 
 def sections() -> dict[str, type[Any]]:
     """Table name -> settings class, in file order."""
     hints = get_type_hints(Config)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "source"}
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(Config)
+        if f.name not in ("source", "extra")
+    }
 
 
 def load(path: Path | None) -> Config:
@@ -81,15 +136,26 @@ def from_dict(data: dict[str, Any], *, source: Path | None = None) -> Config:
     where = str(source) if source else "config"
     known = sections()
     built: dict[str, Any] = {}
+    extra: dict[str, dict[str, Any]] = {}
     for table, values in data.items():
-        if table not in known:
-            raise ConfigError(
-                f"{where}: unknown table [{table}]; known tables: {', '.join(known)}"
-            )
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: {table} must be a table ([{table}])")
-        built[table] = _build_section(known[table], values, f"{where}: [{table}]")
-    return Config(**built, source=source)
+        if table in known:
+            built[table] = _build_section(known[table], values, f"{where}: [{table}]")
+        else:
+            extra[table] = values  # a drop-in plugin's, or a typo: see check_extra()
+    return Config(**built, extra=extra, source=source)
+
+
+def check_extra(config: Config, plugin_names: set[str]) -> None:
+    """Every table chatd does not know must belong to a loaded plugin."""
+    for table in config.extra:
+        if table not in plugin_names:
+            where = str(config.source) if config.source else "config"
+            raise ConfigError(
+                f"{where}: unknown table [{table}]: no setting or loaded plugin has that name;"
+                f" chatd's tables are: {', '.join(sections())}"
+            )
 
 
 def with_overrides(config: Config, table: str, **values: Any) -> Config:
@@ -113,11 +179,20 @@ def _build_section(cls: type[Any], values: dict[str, Any], where: str) -> Any:
     return cls(**values)
 
 
-_TYPE_NAMES = {int: "an integer", str: "a string", bool: "true or false", float: "a number"}
+_TYPE_NAMES = {
+    int: "an integer",
+    str: "a string",
+    bool: "true or false",
+    float: "a number",
+    list[str]: "a list of strings",
+}
 
 
 def _check(value: Any, expected: Any, meta: Any, where: str) -> None:
-    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected == list[str]:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         ok = True
     if not ok:

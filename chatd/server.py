@@ -1,4 +1,4 @@
-"""Puts a chat server together from its settings: plugins, commands, hub, reactor.
+"""Puts a chat server together from its settings: plugins, hub, reactor.
 
 Rule: this is the only place that wires the parts to each other; each part gets
 what it needs as arguments, so tests can build any of them alone.
@@ -8,29 +8,41 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 from chatd.config import Config
-from chatd.core.commands import CommandTable
 from chatd.core.hub import Hub
-from chatd.core.plugins import make_plugin_manager
+from chatd.core.plugins import PluginHost
 from chatd.core.reactor import Reactor, format_address
 from chatd.core.timers import Clock, Timers
+from chatd.plugins import BUILTIN_PLUGINS
 
 log = logging.getLogger(__name__)
 
 
 class Server:
-    def __init__(self, config: Config, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = time.monotonic,
+        builtins: Iterable[str] = BUILTIN_PLUGINS,
+        entry_points: bool = True,
+    ) -> None:
+        """Load plugins and build the parts; raises PluginError, CommandError or
+        ConfigError (each a one-line message) when the plugins don't fit."""
         self.config = config
         self.timers = Timers(clock)
-        self.plugins = make_plugin_manager()
-        self.hub = Hub(CommandTable.from_plugins(self.plugins), self.timers, clock=clock)
+        self.plugins = PluginHost(config, builtins, entry_points=entry_points)
+        self.hub = Hub(self.plugins, self.timers, clock=clock)
         self.reactor = Reactor(
             self.hub,
             self.timers,
             max_line_bytes=config.limits.max_line_bytes,
             sendq_bytes=config.limits.sendq_bytes,
+            on_reload=lambda: self.reload("all"),
         )
+        self.plugins.startup()
         self.address: tuple[str, int] | None = None
 
     def listen(self) -> tuple[str, int]:
@@ -41,8 +53,13 @@ class Server:
 
     def run(self) -> None:
         """Serve until stopped; returns after a graceful shutdown."""
+        log.info("%s", self.plugins.describe())
         self.reactor.run()
         log.info("stopped")
+
+    def reload(self, what: str = "all") -> list[str]:
+        """Reload words, facts or plugins without a restart (loop thread only)."""
+        return self.plugins.reload(what)
 
     def stop(self) -> None:
         """Ask a running server to shut down gracefully; safe from any thread."""

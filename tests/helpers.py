@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chatd.config import Config, ServerSettings
-from chatd.core.commands import CommandTable
+from chatd.config import Config, PluginSettings, ServerSettings
 from chatd.core.hub import Hub, User
-from chatd.core.plugins import make_plugin_manager
+from chatd.core.plugins import PluginHost
 from chatd.core.timers import Timers
+from chatd.plugins import BUILTIN_PLUGINS
 from chatd.server import Server
 
 #: Longest any single wait in a test may take. Generous: a failing test pays it
@@ -69,15 +69,32 @@ class FakeLink:
         return text.splitlines()
 
 
+#: Settings for tests: no drop-in folders, so the repo's plugins.d stays out of
+#: tests that are not about it.
+NO_DROPINS = PluginSettings(dirs=[])
+
+
+def make_config(**tables: object) -> Config:
+    """Config for tests: 127.0.0.1, an ephemeral port, no drop-in folders."""
+    base: dict[str, object] = {
+        "server": ServerSettings(host="127.0.0.1", port=0),
+        "plugins": NO_DROPINS,
+    }
+    return Config(**{**base, **tables})  # type: ignore[arg-type]
+
+
 class HubFixture:
     """A hub with the built-in plugins, a fake clock, and helpers to add users."""
 
-    def __init__(self, pm_builtins: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, builtins: tuple[str, ...] = BUILTIN_PLUGINS, config: Config | None = None
+    ) -> None:
         self.clock = FakeClock()
         self.timers = Timers(self.clock)
-        pm = make_plugin_manager() if pm_builtins is None else make_plugin_manager(pm_builtins)
-        self.pm = pm
-        self.hub = Hub(CommandTable.from_plugins(pm), self.timers, clock=self.clock)
+        self.config = config or make_config()
+        self.plugins = PluginHost(self.config, builtins, entry_points=False)
+        self.hub = Hub(self.plugins, self.timers, clock=self.clock)
+        self.plugins.startup()
         self.links: list[FakeLink] = []
 
     def join(self, nick: str) -> tuple[User, FakeLink]:
@@ -201,10 +218,9 @@ def wait_until(condition: Callable[[], bool], wait: float = WAIT, what: str = "c
 
 
 @contextmanager
-def running_server(config: Config | None = None) -> Iterator[Server]:
+def running_server(config: Config | None = None, **kwargs: object) -> Iterator[Server]:
     """A real server on 127.0.0.1 and an ephemeral port, its loop in a thread."""
-    config = config or Config(server=ServerSettings(host="127.0.0.1", port=0))
-    server = Server(config)
+    server = Server(config or make_config(), entry_points=False, **kwargs)  # type: ignore[arg-type]
     server.listen()
     errors: list[BaseException] = []
 

@@ -75,7 +75,7 @@ def test_command_line_overrides_are_checked_like_the_file() -> None:
         ("[server]\npotr = 7777\n", "[server] unknown key 'potr'; known keys: host, port"),
         ('[server]\nport = "7777"\n', "[server] port must be an integer, got '7777'"),
         ("[server]\nport = 70000\n", "[server] port must be at most 65535, got 70000"),
-        ("[sever]\nport = 1\n", "unknown table [sever]; known tables: server, limits"),
+        ("[sever]\nport = 1\n", "unknown table [sever]: no setting or loaded plugin has that name"),
         ("[server\n", "not valid TOML"),
     ],
 )
@@ -116,3 +116,40 @@ def test_python_m_chatd_is_chatd() -> None:
     result = run_chatd("--version")
     assert result.returncode == 0
     assert re.fullmatch(r"chatd \d+\.\d+\.\d+\n", result.stdout)
+
+
+def test_a_bad_words_file_stops_startup_naming_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "chatd.toml"
+    config.write_text('[jumble]\nwords_file = "missing.txt"\n')
+    result = run_chatd("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"chatd: plugin jumble: [jumble] words_file: {tmp_path / 'missing.txt'}: no such file"
+    )
+
+
+def test_sighup_reloads_a_new_dropin_without_dropping_anyone(tmp_path: Path) -> None:
+    dropins = tmp_path / "plugins.d"
+    dropins.mkdir()
+    config = tmp_path / "chatd.toml"
+    config.write_text('[server]\nhost = "127.0.0.1"\nport = 0\n')
+    server = ServerProcess(tmp_path, "--config", str(config))
+    try:
+        alice = LineClient(server.address)
+        alice.register("alice")
+        alice.send("/shout hi")
+        alice.expect("*** Unknown command /shout. Type /help for the list of commands.")
+        (dropins / "shout.py").write_text(
+            "from chatd import Command, hookimpl\n"
+            "@hookimpl\n"
+            "def chatd_commands():\n"
+            "    return [Command('shout', lambda ctx, a: ctx.reply(a.upper()))]\n"
+        )
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_log(
+            re.compile(r"reload: plugins: 4 -> 5 loaded, commands 11 -> 12 \(\+/shout\)")
+        )
+        alice.send("/shout hi")
+        alice.expect("*** HI")
+    finally:
+        server.stop()

@@ -6,8 +6,9 @@ import types
 import pytest
 
 from chatd import Command, Context, hookimpl
-from chatd.core.commands import CommandError, CommandTable, Invocation, parse
-from chatd.core.plugins import PluginError, make_plugin_manager
+from chatd.core.commands import CommandError, Invocation, parse
+from chatd.core.plugins import PluginError, load_plugins
+from tests.helpers import make_config
 
 
 def _noop(ctx: Context, args: str) -> None:
@@ -60,16 +61,15 @@ def test_two_plugins_claiming_one_name_is_an_error_naming_both(plugin_modules: l
     _register("plug_one", [Command("roll", _noop)])
     _register("plug_two", [Command("roll", _noop)])
     plugin_modules += ["plug_one", "plug_two"]
-    pm = make_plugin_manager(("plug_one", "plug_two"))
     with pytest.raises(CommandError, match=r"/roll .*plug_(one|two).*plug_(one|two)"):
-        CommandTable.from_plugins(pm)
+        load_plugins(make_config(), ("plug_one", "plug_two"), entry_points=False)
 
 
 def test_a_plugin_returning_junk_is_named(plugin_modules: list[str]) -> None:
     _register("plug_junk", ["roll"])
     plugin_modules.append("plug_junk")
     with pytest.raises(CommandError, match=r"plugin plug_junk: .*str, not a chatd\.Command"):
-        CommandTable.from_plugins(make_plugin_manager(("plug_junk",)))
+        load_plugins(make_config(), ("plug_junk",), entry_points=False)
 
 
 def test_a_misspelt_hook_is_an_error_naming_the_plugin(plugin_modules: list[str]) -> None:
@@ -83,15 +83,27 @@ def test_a_misspelt_hook_is_an_error_naming_the_plugin(plugin_modules: list[str]
     sys.modules["plug_typo"] = module
     plugin_modules.append("plug_typo")
     with pytest.raises(PluginError) as caught:
-        make_plugin_manager(("plug_typo",))
-    assert str(caught.value) == (
-        "plugin plug_typo: unknown hook chatd_comands; chatd's hooks are: chatd_commands"
+        load_plugins(make_config(), ("plug_typo",), entry_points=False)
+    assert str(caught.value).startswith(
+        "plugin plug_typo: unknown hook chatd_comands; chatd's hooks are: chatd_commands, "
     )
 
 
 def test_table_lists_commands_sorted_with_their_plugin() -> None:
-    table = CommandTable.from_plugins(make_plugin_manager())
-    assert [c.name for c in table] == ["help", "me", "nick", "quit", "who"]
+    table = load_plugins(make_config(), entry_points=False).commands
+    assert [c.name for c in table] == [
+        "fact",
+        "game",
+        "giveup",
+        "guess",
+        "help",
+        "hint",
+        "me",
+        "nick",
+        "quit",
+        "scores",
+        "who",
+    ]
     assert table.plugin_of("who") == "basics"
     assert "who" in table and "nope" not in table
     assert table.get("nope") is None

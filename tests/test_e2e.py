@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
-from chatd.config import Config, LimitSettings, ServerSettings
+from chatd.config import JumbleSettings, LimitSettings
 from chatd.server import Server
-from tests.helpers import LINGER_ZERO, LineClient, running_server, wait_until
+from tests.helpers import LINGER_ZERO, LineClient, make_config, running_server, wait_until
 
 Connect = Callable[..., LineClient]
 
@@ -132,10 +133,7 @@ def test_server_survives_a_client_that_disconnects_mid_broadcast(server: Server)
 
 
 def test_a_client_that_never_reads_delays_nobody_and_is_cut_at_its_sendq() -> None:
-    config = Config(
-        server=ServerSettings(host="127.0.0.1", port=0),
-        limits=LimitSettings(sendq_bytes=64 * 1024),
-    )
+    config = make_config(limits=LimitSettings(sendq_bytes=64 * 1024))
     with running_server(config) as server:
         assert server.address
         stuck = _non_reader(server.address, "stuck")
@@ -186,3 +184,31 @@ def test_stop_tells_every_client_and_closes_them() -> None:
         server.stop()
         assert alice.wait_closed()[-1] == "*** Server shutting down. Goodbye!"
         assert unnamed.wait_closed()[-1] == "*** Server shutting down. Goodbye!"
+
+
+def test_a_jumble_round_over_real_sockets_while_others_chat(tmp_path: Path) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("puzzle\n")
+    config = make_config(jumble=JumbleSettings(words_file=str(words), round_seconds=60))
+    with running_server(config) as server:
+        assert server.address
+        alice, bob = LineClient(server.address), LineClient(server.address)
+        alice.register("alice")
+        bob.register("bob")
+        alice.send("/game")
+        line = alice.expect(re.compile(r"^\*\*\* Unscramble: "))
+        puzzle = line.split(": ", 1)[1].split(" (")[0].replace(" ", "")
+        assert sorted(puzzle) == sorted("PUZZLE") and puzzle != "PUZZLE"
+        bob.send("anyone around?")
+        alice.expect("<bob> anyone around?")
+        alice.send("/hint")
+        alice.expect(re.compile(r"^\*\*\* Hint: P _ _ _ _ _ "))
+        alice.send("/guess muzzle")
+        alice.expect("*** MUZZLE is not it. Keep trying, or /hint, or /giveup.")
+        alice.send("/guess puzzle")
+        alice.expect(re.compile(r"^\*\*\* Correct! PUZZLE in \d+\.\ds: 4 points \(total 4\)\.$"))
+        bob.expect(re.compile(r"^\*\*\* alice solved a jumble in \d+\.\ds\. /game to play\.$"))
+        bob.send("/scores")
+        bob.expect("*** Top players: 1. alice 4")
+        bob.send("/fact")
+        bob.expect(re.compile(r"^\*\*\* Fact: \S"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import types
@@ -10,7 +11,7 @@ import pytest
 
 from chatd import Command, Context, hookimpl
 from chatd.core.commands import CommandTable
-from chatd.core.hub import NICK_PROMPT, Hub
+from chatd.core.hub import NICK_PROMPT
 from tests.helpers import FakeLink, HubFixture
 
 PROMPT = "*** " + NICK_PROMPT
@@ -127,7 +128,10 @@ def test_help_lists_every_command_sorted_and_shows_usage(fx: HubFixture) -> None
     lines = alice.take()
     assert all(line.startswith("*** ") for line in lines)
     names = [line.split()[1] for line in lines if line.startswith("***   /")]
-    assert names == ["/help", "/me", "/nick", "/quit", "/who"]
+    assert names == [
+        "/fact", "/game", "/giveup", "/guess", "/help", "/hint",
+        "/me", "/nick", "/quit", "/scores", "/who",
+    ]  # fmt: skip
     fx.hub.receive(alice_user, "/help nick")
     assert alice.take() == ["*** Usage: /nick NEWNAME  -  Change your nickname."]
     fx.hub.receive(alice_user, "/help /ME")
@@ -306,13 +310,13 @@ def test_context_gives_plugins_what_the_api_promises(fx: HubFixture) -> None:
         ctx.say("said")
         ctx.emote("emoted")
         assert ctx.nicks() == ["alice", "bob"]
-        assert [c.name for c in ctx.commands()][:2] == ["help", "me"]
+        assert [c.name for c in ctx.commands()][:3] == ["fact", "game", "giveup"]
         ctx.call_later(3, lambda: ctx.reply("later"))
 
-    table = CommandTable.from_plugins(fx.pm)
+    table = fx.plugins.commands
     entries = {c.name: (c, table.plugin_of(c.name)) for c in table}
-    entries["probe"] = (Command("probe", probe), "test")
-    fx.hub.commands = CommandTable(entries)
+    entries["probe"] = (Command("probe", probe), "basics")
+    fx.plugins.set = dataclasses.replace(fx.plugins.set, commands=CommandTable(entries))
     alice_user, alice = fx.join("alice")
     _, bob = fx.join("bob")
     alice.take()
@@ -329,12 +333,3 @@ def test_context_gives_plugins_what_the_api_promises(fx: HubFixture) -> None:
     fx.clock.advance(3)
     fx.timers.run_due()
     assert alice.take() == ["*** later"]
-
-
-def test_hub_works_with_any_command_table() -> None:
-    hub = Hub(CommandTable({}))
-    link = FakeLink()
-    user = hub.connect(link)
-    hub.receive(user, "solo")
-    hub.receive(user, "/help")
-    assert link.lines[-1] == "*** Unknown command /help. Type /help for the list of commands."

@@ -8,9 +8,8 @@ the plugin manager as a whole and is never patched in place, so a failed
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,6 @@ import pluggy
 
 if TYPE_CHECKING:
     from chatd.core.context import Context
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[["Context", str], object]
 
@@ -85,27 +82,41 @@ class CommandTable:
         self._entries = entries
 
     @classmethod
-    def from_plugins(cls, pm: pluggy.PluginManager) -> CommandTable:
+    def from_plugins(
+        cls, pm: pluggy.PluginManager, origins: Mapping[str, str] | None = None
+    ) -> CommandTable:
+        """Collect every plugin's ``chatd_commands``; ``origins`` adds where each came from."""
+        origins = origins or {}
+
+        def who(name: str) -> str:
+            origin = origins.get(name, "built-in")
+            return f"plugin {name}" if origin == "built-in" else f"plugin {name} ({origin})"
+
         entries: dict[str, tuple[Command, str]] = {}
         for impl in pm.hook.chatd_commands.get_hookimpls():
             plugin_name = impl.plugin_name
-            declared = impl.function()
+            try:
+                declared = impl.function()
+            except Exception as exc:
+                raise CommandError(
+                    f"{who(plugin_name)}: chatd_commands failed: {type(exc).__name__}: {exc}"
+                ) from exc
             if not isinstance(declared, Iterable):
                 raise CommandError(
-                    f"plugin {plugin_name}: chatd_commands must return a list of Command,"
+                    f"{who(plugin_name)}: chatd_commands must return a list of Command,"
                     f" got {type(declared).__name__}"
                 )
             for command in declared:
                 if not isinstance(command, Command):
                     raise CommandError(
-                        f"plugin {plugin_name}: chatd_commands returned"
+                        f"{who(plugin_name)}: chatd_commands returned"
                         f" {type(command).__name__}, not a chatd.Command"
                     )
                 if command.name in entries:
                     other = entries[command.name][1]
                     raise CommandError(
-                        f"command /{command.name} is declared by both plugin {other}"
-                        f" and plugin {plugin_name}; disable one of them"
+                        f"command /{command.name} is declared by both {who(other)}"
+                        f" and {who(plugin_name)}; disable one of them in [plugins] disabled"
                     )
                 entries[command.name] = (command, plugin_name)
         return cls(entries)
@@ -126,19 +137,3 @@ class CommandTable:
 
     def plugin_of(self, name: str) -> str:
         return self._entries[name][1]
-
-
-def run(table: CommandTable, ctx: Context, invocation: Invocation) -> None:
-    """Run one command for ``ctx.nick``; a failing plugin costs only its own reply."""
-    command = table.get(invocation.name)
-    if command is None:
-        shown = invocation.name or ""
-        ctx.reply(f"Unknown command /{shown}. Type /help for the list of commands.")
-        return
-    try:
-        command.handler(ctx, invocation.args)
-    except Exception:
-        log.exception(
-            "plugin %s: /%s failed for %s", table.plugin_of(command.name), command.name, ctx.nick
-        )
-        ctx.reply(f"/{command.name} failed (internal error)")

@@ -1,15 +1,20 @@
-"""What a command handler may do: the Context a plugin's handler receives.
+"""What a plugin may do: :class:`Chat` (the chat as a whole) and :class:`Context`
+(the same, on behalf of one user: the caller of a command).
 
-Rule: plugins reach the chat only through this object. It speaks in nicknames
-and text, never in sockets or links, so a plugin works unchanged whatever
-transport the user came in on. Everything it sends is formatted and encoded
-by the hub, so a plugin cannot put raw bytes on the wire.
+Rule: plugins reach the chat only through these objects. They speak in
+nicknames and text, never in sockets or links, so a plugin works unchanged
+whatever transport a user came in on, and everything they send is formatted and
+encoded by the hub, so a plugin cannot put raw bytes on the wire. Each plugin
+gets its own Chat: its own config section and its own state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatd.core.commands import Command
@@ -17,25 +22,42 @@ if TYPE_CHECKING:
     from chatd.core.timers import Timer
 
 
-class Context:
-    """The caller of a command and the operations open to a plugin on their behalf."""
+@dataclass(frozen=True)
+class Drop:
+    """Returned from ``chatd_message``: deliver nothing, and tell the sender why."""
 
-    __slots__ = ("_hub", "_user")
+    reason: str
 
-    def __init__(self, hub: Hub, user: User) -> None:
+
+class Chat:
+    """One plugin's view of the chat: settings, state, users, time."""
+
+    __slots__ = ("_hub", "config", "log", "name", "state")
+
+    def __init__(
+        self, hub: Hub, name: str, config: Mapping[str, Any], state: dict[str, Any]
+    ) -> None:
         self._hub = hub
-        self._user = user
+        #: The plugin's name (a built-in module's name, or a drop-in file's stem).
+        self.name = name
+        #: The plugin's table from chatd.toml (``[name]``), defaults filled in for
+        #: the built-in plugins; empty when the file has none.
+        self.config = config
+        #: The plugin's own place for data; it lives as long as the server and
+        #: survives reloads, so rounds in progress go on.
+        self.state = state
+        #: A logger named after the plugin.
+        self.log = logging.getLogger(f"chatd.plugin.{name}")
 
-    @property
-    def nick(self) -> str:
-        """The caller's nickname."""
-        return self._user.nick
+    def path(self, value: str) -> Path:
+        """A path from the plugin's settings, relative to the config file's folder."""
+        return self._hub.config.path(value)
 
-    # -- talking -----------------------------------------------------------
+    # -- users --------------------------------------------------------------
 
-    def reply(self, text: str) -> None:
-        """Send ``*** text`` to the caller (one line; newlines in text start new lines)."""
-        self._hub.notify(self._user, text)
+    def nicks(self) -> list[str]:
+        """Every named user online, sorted ignoring case."""
+        return self._hub.nicks()
 
     def send(self, nick: str, text: str) -> bool:
         """Send ``*** text`` to the user ``nick``; False if nobody has that nickname."""
@@ -45,8 +67,60 @@ class Context:
         self._hub.notify(user, text)
         return True
 
+    def announce(self, text: str) -> None:
+        """Send ``*** text`` to every named user."""
+        self._hub.announce(text)
+
+    def commands(self) -> list[Command]:
+        """Every command available now, sorted by name."""
+        return list(self._hub.plugins.commands)
+
+    # -- time -----------------------------------------------------------------
+
+    def now(self) -> float:
+        """The server's monotonic clock, in seconds (injectable in tests)."""
+        return self._hub.clock()
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """Run ``callback()`` once after ``delay`` seconds; ``.cancel()`` the result to stop it."""
+        return self._hub.timers.call_later(delay, callback)
+
+    def call_every(self, interval: float, callback: Callable[[], object]) -> Timer:
+        """Run ``callback()`` every ``interval`` seconds until cancelled."""
+        return self._hub.timers.call_every(interval, callback)
+
+
+class Context(Chat):
+    """A plugin's view of the chat on behalf of one user, the caller."""
+
+    __slots__ = ("_user",)
+
+    def __init__(self, chat: Chat, user: User) -> None:
+        super().__init__(chat._hub, chat.name, chat.config, chat.state)
+        self._user = user
+
+    @property
+    def nick(self) -> str:
+        """The caller's nickname now."""
+        return self._user.nick
+
+    @property
+    def user_id(self) -> int:
+        """A number that names the caller's connection for as long as it lasts,
+        whatever nickname it takes: use it, not the nick, to key per-user state."""
+        return self._user.id
+
+    @property
+    def online(self) -> bool:
+        """False once the caller has left (for timers that outlive a user)."""
+        return self._hub.is_online(self._user)
+
+    def reply(self, text: str) -> None:
+        """Send ``*** text`` to the caller; each line of a multi-line text gets its own ``*** ``."""
+        self._hub.notify(self._user, text)
+
     def announce(self, text: str, *, include_self: bool = False) -> None:
-        """Send ``*** text`` to every user, the caller only if ``include_self``."""
+        """Send ``*** text`` to every named user, the caller only if ``include_self``."""
         self._hub.announce(text, exclude=None if include_self else self._user)
 
     def say(self, text: str) -> None:
@@ -57,18 +131,6 @@ class Context:
         """Send ``* nick text`` to everyone else."""
         self._hub.emote(self._user, text)
 
-    # -- looking around ------------------------------------------------------
-
-    def nicks(self) -> list[str]:
-        """Every named user online, sorted case-insensitively."""
-        return self._hub.nicks()
-
-    def commands(self) -> list[Command]:
-        """Every command available, sorted by name."""
-        return list(self._hub.commands)
-
-    # -- changing the caller ---------------------------------------------------
-
     def rename(self, new_nick: str) -> str | None:
         """Change the caller's nickname; returns why not, or None when done."""
         return self._hub.rename(self._user, new_nick)
@@ -76,9 +138,3 @@ class Context:
     def quit(self, reason: str = "") -> None:
         """Disconnect the caller after their pending output; others see ``reason``."""
         self._hub.quit(self._user, reason)
-
-    # -- time -----------------------------------------------------------------
-
-    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
-        """Run ``callback()`` once after ``delay`` seconds, on the server's loop."""
-        return self._hub.timers.call_later(delay, callback)

@@ -21,16 +21,20 @@ every recipient's link.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import re
 import time
 from collections.abc import Iterable
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
+from chatd.config import Config
 from chatd.core import commands as cmds
 from chatd.core import protocol
-from chatd.core.context import Context
 from chatd.core.timers import Clock, Timers
+
+if TYPE_CHECKING:
+    from chatd.core.plugins import PluginHost
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +73,10 @@ class State(enum.Enum):
 class User:
     """A connection and, once it has one, its nickname."""
 
-    __slots__ = ("connected_at", "link", "nick", "state")
+    __slots__ = ("connected_at", "id", "link", "nick", "state")
 
-    def __init__(self, link: Link, connected_at: float) -> None:
+    def __init__(self, link: Link, connected_at: float, user_id: int) -> None:
+        self.id = user_id
         self.link = link
         self.nick = ""
         self.state = State.REGISTERING
@@ -97,22 +102,26 @@ def _key(nick: str) -> str:
 class Hub:
     def __init__(
         self,
-        commands: cmds.CommandTable,
+        plugins: PluginHost,
         timers: Timers | None = None,
         *,
+        config: Config | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.commands = commands
+        self.plugins = plugins
+        self.config = config or plugins.config
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
         self._connected: set[User] = set()
         self._named: dict[str, User] = {}  # _key(nick) -> user
+        self._ids = itertools.count(1)
+        plugins.attach(self)
 
     # -- what the transport calls ------------------------------------------------
 
     def connect(self, link: Link) -> User:
         """A new connection: greet it and ask for a nickname."""
-        user = User(link, self.clock())
+        user = User(link, self.clock(), next(self._ids))
         self._connected.add(user)
         self._notify_lines(user, ["Welcome to chatd, a chat server for terminals.", NICK_PROMPT])
         return user
@@ -126,7 +135,7 @@ class Hub:
             if isinstance(parsed, str):
                 self.say(user, parsed)
             else:
-                cmds.run(self.commands, Context(self, user), parsed)
+                self.plugins.run_command(user, parsed)
         elif user.state is State.REGISTERING:
             self._register(user, text)
 
@@ -146,6 +155,7 @@ class Hub:
             del self._named[_key(user.nick)]
             log.info("%s left (%s)", user.nick, reason)
             self.announce(f"{user.nick} left ({reason})")
+            self.plugins.user_left(user, reason)
 
     def shutdown(self, message: str) -> None:
         """Tell everyone the server is going away and close every link."""
@@ -157,6 +167,7 @@ class Hub:
         log.info("shutting down: %d connections told", len(self._connected))
         self._connected.clear()
         self._named.clear()
+        self.plugins.shutdown()
 
     # -- what commands and plugins call (through Context) --------------------------
 
@@ -169,14 +180,22 @@ class Hub:
         self._fan_out(protocol.notice(text), exclude)
 
     def say(self, user: User, text: str) -> None:
-        """Chat: ``<nick> text`` to every named user but the sender."""
-        self._fan_out(protocol.chat(user.nick, text), user)
+        """Chat: ``<nick> text`` to every named user but the sender, if plugins let it pass."""
+        passed = self.plugins.filter_message(user, text, False)
+        if passed is not None and user.state is State.NAMED:
+            self._fan_out(protocol.chat(user.nick, passed), user)
 
     def emote(self, user: User, text: str) -> None:
-        self._fan_out(protocol.action(user.nick, text), user)
+        """An action: ``* nick text`` to every named user but the sender."""
+        passed = self.plugins.filter_message(user, text, True)
+        if passed is not None and user.state is State.NAMED:
+            self._fan_out(protocol.action(user.nick, passed), user)
 
     def find(self, nick: str) -> User | None:
         return self._named.get(_key(nick))
+
+    def is_online(self, user: User) -> bool:
+        return user.state is State.NAMED
 
     def nicks(self) -> list[str]:
         return sorted((u.nick for u in self._named.values()), key=_key)
@@ -235,6 +254,7 @@ class Hub:
         online = "1 user online (you)" if count == 1 else f"{count} users online"
         self.notify(user, f"Welcome, {text}! {online}. Type /help for commands.")
         self.announce(f"{text} joined", exclude=user)
+        self.plugins.user_joined(user)
 
     def _notify_lines(self, user: User, lines: list[str]) -> None:
         data = b"".join(protocol.encode_line(protocol.notice(line)) for line in lines)

@@ -1,44 +1,360 @@
-"""The pluggy plugin manager: which plugins exist and how they are loaded.
+"""Plugins: which exist, how they are loaded and reloaded, and how hooks reach them.
 
-Rule: a manager is built by :func:`make_plugin_manager`, never kept as a
-module-level global, so every server (and every test) gets a fresh one.
-Built-in plugins are registered exactly the way any other plugin is.
+Rule: a plugin manager is built by :meth:`PluginHost.load`, never kept as a
+module-level global, so every server (and every test) gets a fresh one; a
+reload builds a whole new manager and command table and swaps them in only when
+both are complete, so a failed reload leaves the working set untouched.
+
+Where plugins come from, in this order (a later one may not reuse a name):
+
+1. the built-in modules in ``chatd.plugins.BUILTIN_PLUGINS``;
+2. installed packages, through the ``chatd`` entry-point group;
+3. every ``*.py`` file (not starting with ``_``) in the ``[plugins] dirs``
+   folders, named after the file.
+
+``[plugins] disabled`` names plugins not to load. A built-in that fails is our
+bug and stops the server; an entry point or a file that fails to import is
+logged with its name and skipped. Two plugins declaring one command is an
+error at startup and a refused reload.
+
+Hooks are called plugin by plugin (not through one pluggy call) so that each
+gets its own ``chat``/``ctx`` and an exception in one is logged with its name
+and skipped, never passed on to the caller or the other plugins.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+import importlib.metadata
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from chatd import hookspecs
+from chatd.config import Config, ConfigError, check_extra
+from chatd.core.commands import CommandError, CommandTable, Invocation
+from chatd.core.context import Chat, Context, Drop
 from chatd.plugins import BUILTIN_PLUGINS
+
+if TYPE_CHECKING:
+    from chatd.core.hub import Hub, User
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "chatd"
+#: Prefix of the module names drop-in files are imported under.
+DROPIN_MODULE_PREFIX = "chatd_plugin_"
+RELOAD_TOPICS = ("words", "facts", "plugins", "all")
 
 
 class PluginError(Exception):
     """A plugin could not be loaded or does not fit; the message names the plugin."""
 
 
-def make_plugin_manager(builtins: Iterable[str] = BUILTIN_PLUGINS) -> pluggy.PluginManager:
-    """A manager with chatd's hook specs and the given built-in plugin modules."""
+@dataclass(frozen=True)
+class PluginSet:
+    """Everything one load produced; swapped in whole or not at all."""
+
+    pm: pluggy.PluginManager
+    commands: CommandTable
+    origins: dict[str, str]  # plugin name -> where it came from, for messages
+    problems: list[str]  # files and entry points skipped, one line each
+
+
+def _manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    for module_name in builtins:
-        module = importlib.import_module(module_name)
-        pm.register(module, name=module_name.rpartition(".")[2])
-    _check_hook_names(pm)
     return pm
 
 
-def _check_hook_names(pm: pluggy.PluginManager) -> None:
-    """pluggy's check_pending(), with an error that names the plugin plainly."""
-    for name, caller in vars(pm.hook).items():
-        if isinstance(caller, pluggy.HookCaller) and not caller.has_spec():
-            for impl in caller.get_hookimpls():
-                if not impl.optionalhook:
-                    known = ", ".join(sorted(n for n in vars(hookspecs) if n.startswith("chatd_")))
-                    raise PluginError(
-                        f"plugin {impl.plugin_name}: unknown hook {name};"
-                        f" chatd's hooks are: {known}"
-                    )
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    callers = pm.get_hookcallers(plugin) or []
+    return sorted(c.name for c in callers if not c.has_spec())
+
+
+def _hook_names() -> str:
+    return ", ".join(sorted(n for n in vars(hookspecs) if n.startswith("chatd_")))
+
+
+def import_file(path: Path) -> ModuleType:
+    """Import one plugin file as a fresh module (a reload gets new code)."""
+    module_name = DROPIN_MODULE_PREFIX + path.stem
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(module_name)
+    sys.modules[module_name] = module  # dataclasses and typing look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if previous is None:
+            del sys.modules[module_name]
+        else:
+            sys.modules[module_name] = previous
+        raise
+    return module
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one line for an operator. A ValueError is a plugin saying
+    its data is bad, in words meant for people: it is shown as it is."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    if type(exc) is ValueError or isinstance(exc, PluginError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def load_plugins(
+    config: Config,
+    builtins: Iterable[str] = BUILTIN_PLUGINS,
+    *,
+    entry_points: bool = True,
+) -> PluginSet:
+    """Build a complete plugin set; raises PluginError or CommandError if it can't."""
+    pm = _manager()
+    disabled = set(config.plugins.disabled)
+    origins: dict[str, str] = {}
+    problems: list[str] = []
+
+    def add(name: str, plugin: object, origin: str) -> None:
+        if name in origins:
+            raise PluginError(f"a plugin named {name} is already loaded ({origins[name]})")
+        pm.register(plugin, name=name)
+        unknown = _unknown_hooks(pm, plugin)
+        if unknown:
+            pm.unregister(plugin)
+            raise PluginError(
+                f"unknown hook {', '.join(unknown)}; chatd's hooks are: {_hook_names()}"
+            )
+        origins[name] = origin
+
+    for module_name in builtins:
+        name = module_name.rpartition(".")[2]
+        if name in disabled:
+            continue
+        try:
+            add(name, importlib.import_module(module_name), "built-in")
+        except PluginError as exc:
+            raise PluginError(f"plugin {name}: {exc}") from None
+
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in disabled:
+                continue
+            origin = f"entry point {ep.name} = {ep.value}"
+            try:
+                add(ep.name, ep.load(), origin)
+            except Exception as exc:
+                problems.append(f"plugin {ep.name} ({origin}) skipped: {_describe(exc)}")
+
+    for folder in config.plugins.dirs:
+        directory = config.path(folder)
+        if not directory.is_dir():
+            if folder != "plugins.d":  # the default may simply not be there
+                problems.append(f"plugin folder {directory} does not exist")
+            continue
+        for path in sorted(directory.glob("*.py")):
+            if path.name.startswith("_") or path.stem in disabled:
+                continue
+            try:
+                add(path.stem, import_file(path), str(path))
+            except Exception as exc:
+                problems.append(f"plugin file {path} skipped: {_describe(exc)}")
+
+    commands = CommandTable.from_plugins(pm, origins)
+    return PluginSet(pm, commands, origins, problems)
+
+
+class PluginHost:
+    """The loaded plugins, as the hub uses them: commands, hooks, reload."""
+
+    def __init__(
+        self,
+        config: Config,
+        builtins: Iterable[str] = BUILTIN_PLUGINS,
+        *,
+        entry_points: bool = True,
+    ) -> None:
+        self.config = config
+        self._builtins = tuple(builtins)
+        self._entry_points = entry_points
+        self._hub: Hub | None = None
+        self.states: dict[str, dict[str, Any]] = {}
+        self._chats: dict[str, Chat] = {}
+        self.set = load_plugins(config, self._builtins, entry_points=entry_points)
+        for problem in self.set.problems:
+            log.error("%s", problem)
+        check_extra(config, set(self.set.origins))
+
+    @property
+    def commands(self) -> CommandTable:
+        return self.set.commands
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.set.origins)
+
+    def attach(self, hub: Hub) -> None:
+        self._hub = hub
+
+    @property
+    def hub(self) -> Hub:
+        assert self._hub is not None, "PluginHost used before a Hub was attached"
+        return self._hub
+
+    def chat(self, name: str) -> Chat:
+        """Plugin ``name``'s own view of the chat."""
+        chat = self._chats.get(name)
+        if chat is None:
+            state = self.states.setdefault(name, {})
+            chat = self._chats[name] = Chat(self.hub, name, self.config.section(name), state)
+        return chat
+
+    # -- calling hooks -------------------------------------------------------------
+
+    def _each(
+        self,
+        hook: str,
+        *,
+        user: User | None = None,
+        only: set[str] | None = None,
+        plugins: PluginSet | None = None,
+        log_errors: bool = True,
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, Any, Exception | None]]:
+        """Call ``hook`` on each plugin in load order: (name, result, error).
+
+        An error is logged with its traceback unless ``log_errors`` is False
+        (the caller reports it in its own words).
+        """
+        pset = plugins or self.set
+        for impl in getattr(pset.pm.hook, hook).get_hookimpls():
+            name = impl.plugin_name
+            if only is not None and name not in only:
+                continue
+            args: dict[str, Any] = {}
+            for arg in impl.argnames:
+                if arg == "chat":
+                    args[arg] = self.chat(name)
+                elif arg == "ctx":
+                    assert user is not None
+                    args[arg] = Context(self.chat(name), user)
+                else:
+                    args[arg] = kwargs[arg]
+            try:
+                yield name, impl.function(**args), None
+            except Exception as exc:
+                if log_errors:
+                    log.exception("plugin %s: %s failed", name, hook)
+                yield name, None, exc
+
+    def startup(self, only: set[str] | None = None) -> None:
+        """Run ``chatd_startup``. A built-in plugin that fails stops the server (its
+        settings are wrong: the error says which); any other is logged and stays."""
+        for name, _, error in self._each("chatd_startup", only=only, log_errors=False):
+            if error is None:
+                continue
+            if self.set.origins.get(name) == "built-in":
+                raise PluginError(f"plugin {name}: {_describe(error)}") from error
+            log.error("plugin %s: startup failed: %s", name, _describe(error), exc_info=error)
+
+    def describe(self) -> str:
+        """The loaded plugins and where they came from, for the log."""
+        names = [n if o == "built-in" else f"{n} ({o})" for n, o in self.set.origins.items()]
+        return f"plugins: {', '.join(names)}; {len(self.commands)} commands"
+
+    def shutdown(self, only: set[str] | None = None, plugins: PluginSet | None = None) -> None:
+        for _ in self._each("chatd_shutdown", only=only, plugins=plugins):
+            pass
+
+    def user_joined(self, user: User) -> None:
+        for _ in self._each("chatd_user_joined", user=user):
+            pass
+
+    def user_left(self, user: User, reason: str) -> None:
+        for _ in self._each("chatd_user_left", user_id=user.id, nick=user.nick, reason=reason):
+            pass
+
+    def filter_message(self, user: User, text: str, action: bool) -> str | None:
+        """The text to deliver, or None when a plugin dropped it (the sender was told)."""
+        for _, result, _ in self._each("chatd_message", user=user, text=text, action=action):
+            if isinstance(result, Drop):
+                self.hub.notify(user, f"Not sent: {result.reason}")
+                return None
+            if isinstance(result, str):
+                text = result
+        return text
+
+    def run_command(self, user: User, invocation: Invocation) -> None:
+        """Run one command for ``user``; a failing plugin costs only its own reply."""
+        table = self.commands
+        command = table.get(invocation.name)
+        if command is None:
+            self.hub.notify(
+                user, f"Unknown command /{invocation.name}. Type /help for the list of commands."
+            )
+            return
+        plugin = table.plugin_of(command.name)
+        try:
+            command.handler(Context(self.chat(plugin), user), invocation.args)
+        except Exception:
+            log.exception("plugin %s: /%s failed for %s", plugin, command.name, user.nick)
+            self.hub.notify(user, f"/{command.name} failed (internal error)")
+
+    # -- reloading -----------------------------------------------------------------
+
+    def reload(self, what: str = "all") -> list[str]:
+        """Reload ``what`` (one of RELOAD_TOPICS) while users stay connected.
+
+        Returns one line per change or failure, for the operator. Whatever
+        fails keeps what was working before.
+        """
+        if what not in RELOAD_TOPICS:
+            return [f"nothing to reload called {what!r}; choose one of {', '.join(RELOAD_TOPICS)}"]
+        report: list[str] = []
+        if what in ("plugins", "all"):
+            report.extend(self._reload_plugins())
+        failed = False
+        for name, result, error in self._each("chatd_reload", what=what, log_errors=False):
+            if error is not None:
+                failed = True
+                report.append(f"{name}: reload failed, kept the old data: {_describe(error)}")
+                log.debug("plugin %s: chatd_reload failed", name, exc_info=error)
+            elif result:
+                report.append(f"{name}: {result}")
+        for line in report:
+            log.log(logging.WARNING if failed else logging.INFO, "reload: %s", line)
+        return report or [f"reload {what}: nothing to reload"]
+
+    def _reload_plugins(self) -> list[str]:
+        old = self.set
+        try:
+            new = load_plugins(self.config, self._builtins, entry_points=self._entry_points)
+            check_extra(self.config, set(new.origins))
+        except (PluginError, CommandError, ConfigError) as exc:
+            return [f"plugins: reload refused, kept the previous {len(old.origins)} plugins: {exc}"]
+        gone = {n for n in old.origins if old.pm.get_plugin(n) is not new.pm.get_plugin(n)}
+        fresh = {n for n in new.origins if old.pm.get_plugin(n) is not new.pm.get_plugin(n)}
+        self.shutdown(only=gone & set(old.origins), plugins=old)
+        self.set = new
+        self._chats.clear()
+        self.startup(only=fresh)
+        old_cmds = {c.name for c in old.commands}
+        new_cmds = {c.name for c in new.commands}
+        changes = [f"+/{n}" for n in sorted(new_cmds - old_cmds)]
+        changes += [f"-/{n}" for n in sorted(old_cmds - new_cmds)]
+        lines = [
+            f"plugins: {len(old.origins)} -> {len(new.origins)} loaded,"
+            f" commands {len(old_cmds)} -> {len(new_cmds)}"
+            + (f" ({' '.join(changes)})" if changes else "")
+        ]
+        return lines + [f"plugins: {p}" for p in new.problems]

@@ -34,6 +34,7 @@ import os
 import selectors
 import signal
 import socket
+from collections.abc import Callable
 from typing import Final
 
 from chatd.core import protocol
@@ -142,8 +143,10 @@ class Reactor:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         sendq_bytes: int = DEFAULT_SENDQ_BYTES,
         shutdown_message: str = "Server shutting down. Goodbye!",
+        on_reload: Callable[[], object] | None = None,
     ) -> None:
         self.hub = hub
+        self.on_reload = on_reload
         self.timers = timers
         self.max_line_bytes = max_line_bytes
         self.sendq_bytes = sendq_bytes
@@ -175,18 +178,25 @@ class Reactor:
         return bound[0], bound[1]
 
     def install_signal_handlers(self) -> None:
-        """SIGINT and SIGTERM stop the server gracefully (main thread only)."""
+        """SIGINT and SIGTERM stop the server gracefully, SIGHUP reloads (main thread only)."""
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             # The handler does nothing: the C-level handler has already written
             # the signal number to the wake-up socket, which the loop reads.
             self._old_signals[signum] = signal.signal(signum, lambda *_: None)
 
     def request_stop(self) -> None:
         """Ask the loop to shut down gracefully. Safe from any thread or signal handler."""
-        # OSError: the pair is full (a stop is already pending) or closed (stopped).
+        self._wake(signal.SIGTERM)
+
+    def request_reload(self) -> None:
+        """Ask the loop to run ``on_reload`` (as SIGHUP does). Safe from any thread."""
+        self._wake(signal.SIGHUP)
+
+    def _wake(self, signum: int) -> None:
+        # OSError: the pair is full (a wake-up is already pending) or closed (stopped).
         with contextlib.suppress(OSError):
-            self._wake_w.send(bytes([signal.SIGTERM]))
+            self._wake_w.send(bytes([signum]))
 
     # -- running ------------------------------------------------------------------
 
@@ -392,6 +402,9 @@ class Reactor:
             if signum in (signal.SIGINT, signal.SIGTERM) and not self._stopping:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
                 self._stopping = True
+            elif signum == signal.SIGHUP and self.on_reload is not None:
+                log.info("received SIGHUP: reloading")
+                self.on_reload()
 
     def _shutdown(self) -> None:
         for listener in self._listeners:

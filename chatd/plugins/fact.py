@@ -1,0 +1,61 @@
+"""/fact: a piece of trivia. No fact comes twice until every one has been told."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from chatd import Chat, Command, Context, hookimpl, read_list
+
+BUNDLED_FACTS = Path(__file__).with_name("data") / "facts.txt"
+
+
+def load_facts(chat: Chat) -> tuple[list[str], Path]:
+    setting = chat.config["facts_file"]
+    path = chat.path(setting) if setting else BUNDLED_FACTS
+    try:
+        facts = read_list(path)
+    except Exception as exc:
+        raise ValueError(f"[fact] facts_file: {exc}") from None
+    if not facts:
+        raise ValueError(f"[fact] facts_file: {path}: no facts in it")
+    return list(dict.fromkeys(facts)), path
+
+
+def fact(ctx: Context, args: str) -> None:
+    deck: list[str] = ctx.state["deck"]
+    if not deck:
+        # A new shuffled pass over every fact; the last one told never opens it.
+        deck[:] = ctx.state["facts"]
+        ctx.state["rng"].shuffle(deck)
+        if len(deck) > 1 and deck[-1] == ctx.state.get("last"):
+            deck[0], deck[-1] = deck[-1], deck[0]
+    told = deck.pop()
+    ctx.state["last"] = told
+    ctx.reply(f"Fact: {told}")
+
+
+@hookimpl
+def chatd_commands() -> list[Command]:
+    return [Command("fact", fact, "/fact", "Tell me a piece of trivia.")]
+
+
+def _set_facts(chat: Chat, facts: list[str]) -> None:
+    chat.state["facts"] = facts
+    chat.state["deck"] = []  # the next /fact starts a pass over the new list
+
+
+@hookimpl
+def chatd_startup(chat: Chat) -> None:
+    chat.state.setdefault("rng", random.Random())
+    _set_facts(chat, load_facts(chat)[0])
+
+
+@hookimpl
+def chatd_reload(chat: Chat, what: str) -> str | None:
+    if what not in ("facts", "all"):
+        return None
+    before = len(chat.state["facts"])
+    facts, path = load_facts(chat)
+    _set_facts(chat, facts)
+    return f"facts: {before} -> {len(facts)} (from {path})"
