@@ -101,8 +101,8 @@ def game(ctx: Context, args: str) -> None:
     rnd.timer = ctx.call_later(seconds, time_up)
     rounds[user_id] = rnd
     ctx.reply(
-        f"Unscramble: {_show(rnd.puzzle)} ({len(word)} letters, {seconds}s)."
-        " /guess WORD to answer, /hint for a letter, /giveup to see it."
+        f"Unscramble: {_show(rnd.puzzle)} ({len(word)} letters, {seconds}s).\n"
+        "Answer with /guess WORD. Stuck? /hint or /giveup."
     )
 
 
