@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatd.core.datafiles import DataFileError, read_list
+
 if TYPE_CHECKING:
     from chatd.core.commands import Command
     from chatd.core.hub import Hub, User
@@ -52,6 +54,18 @@ class Chat:
     def path(self, value: str) -> Path:
         """A path from the plugin's settings, relative to the config file's folder."""
         return self._hub.config.path(value)
+
+    def load_list(self, key: str, default: Path) -> tuple[list[str], Path]:
+        """The entries of the list file that setting ``key`` names (``default`` when
+        it is empty), without duplicates, and the file's path. Raises ValueError
+        naming the setting and the file when the file can't be read."""
+        setting = self.config.get(key, "")
+        path = self.path(setting) if setting else default
+        try:
+            entries = read_list(path)
+        except DataFileError as exc:
+            raise ValueError(f"[{self.name}] {key}: {exc}") from None
+        return list(dict.fromkeys(entries)), path
 
     # -- users --------------------------------------------------------------
 

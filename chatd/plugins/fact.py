@@ -5,21 +5,16 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from chatd import Chat, Command, Context, hookimpl, read_list
+from chatd import Chat, Command, Context, hookimpl
 
 BUNDLED_FACTS = Path(__file__).with_name("data") / "facts.txt"
 
 
 def load_facts(chat: Chat) -> tuple[list[str], Path]:
-    setting = chat.config["facts_file"]
-    path = chat.path(setting) if setting else BUNDLED_FACTS
-    try:
-        facts = read_list(path)
-    except Exception as exc:
-        raise ValueError(f"[fact] facts_file: {exc}") from None
+    facts, path = chat.load_list("facts_file", BUNDLED_FACTS)
     if not facts:
         raise ValueError(f"[fact] facts_file: {path}: no facts in it")
-    return list(dict.fromkeys(facts)), path
+    return facts, path
 
 
 def fact(ctx: Context, args: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatd import Chat, Command, Context, hookimpl, read_list
+from chatd import Chat, Command, Context, hookimpl
 
 BUNDLED_WORDS = Path(__file__).with_name("data") / "words.txt"
 #: How many players /scores lists.
@@ -36,12 +36,7 @@ class Round:
 
 def load_words(chat: Chat) -> tuple[list[str], Path]:
     """The usable words of the configured list: letters only, not all one letter."""
-    setting = chat.config["words_file"]
-    path = chat.path(setting) if setting else BUNDLED_WORDS
-    try:
-        entries = read_list(path)
-    except Exception as exc:
-        raise ValueError(f"[jumble] words_file: {exc}") from None
+    entries, path = chat.load_list("words_file", BUNDLED_WORDS)
     words = [w.lower() for w in entries if w.isalpha() and len(set(w.lower())) > 1]
     if not words:
         raise ValueError(
