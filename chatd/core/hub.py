@@ -25,7 +25,6 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from chatd.config import Config
@@ -105,11 +104,10 @@ class Hub:
         plugins: PluginHost,
         timers: Timers | None = None,
         *,
-        config: Config | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.plugins = plugins
-        self.config = config or plugins.config
+        self.config: Config = plugins.config
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
         self._connected: set[User] = set()
@@ -199,9 +197,6 @@ class Hub:
 
     def nicks(self) -> list[str]:
         return sorted((u.nick for u in self._named.values()), key=_key)
-
-    def named_users(self) -> Iterable[User]:
-        return self._named.values()
 
     def rename(self, user: User, new_nick: str) -> str | None:
         """Change a named user's nickname; returns why not, or None when done."""

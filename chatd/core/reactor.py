@@ -187,16 +187,9 @@ class Reactor:
 
     def request_stop(self) -> None:
         """Ask the loop to shut down gracefully. Safe from any thread or signal handler."""
-        self._wake(signal.SIGTERM)
-
-    def request_reload(self) -> None:
-        """Ask the loop to run ``on_reload`` (as SIGHUP does). Safe from any thread."""
-        self._wake(signal.SIGHUP)
-
-    def _wake(self, signum: int) -> None:
         # OSError: the pair is full (a wake-up is already pending) or closed (stopped).
         with contextlib.suppress(OSError):
-            self._wake_w.send(bytes([signum]))
+            self._wake_w.send(bytes([signal.SIGTERM]))
 
     # -- running ------------------------------------------------------------------
 
