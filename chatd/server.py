@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from chatd.config import Config
 from chatd.core.hub import Hub
 from chatd.core.plugins import PluginHost
-from chatd.core.reactor import Reactor, format_address
+from chatd.core.reactor import Listener, Reactor, format_address
+from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.plugins import BUILTIN_PLUGINS
 
@@ -32,22 +33,29 @@ class Server:
         """Load plugins and build the parts; raises PluginError, CommandError or
         ConfigError (each a one-line message) when the plugins don't fit."""
         self.config = config
+        self.clock = clock
         self.timers = Timers(clock)
+        self.stats = Stats(clock())
         self.plugins = PluginHost(config, builtins, entry_points=entry_points)
-        self.hub = Hub(self.plugins, self.timers, clock=clock)
-        self.reactor = Reactor(
-            self.hub,
-            self.timers,
-            max_line_bytes=config.limits.max_line_bytes,
-            sendq_bytes=config.limits.sendq_bytes,
-            on_reload=lambda: self.reload("all"),
-        )
+        self.hub = Hub(self.plugins, self.timers, clock=clock, stats=self.stats)
+        self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
         self.plugins.startup()
         self.address: tuple[str, int] | None = None
+        self._chat: Listener | None = None
 
     def listen(self) -> tuple[str, int]:
         """Bind the chat port; returns (host, port) as bound (port 0 picks one)."""
-        self.address = self.reactor.listen(self.config.server.host, self.config.server.port)
+        limits = self.config.limits
+        self._chat = self.reactor.listen(
+            self.config.server.host,
+            self.config.server.port,
+            self.hub,
+            max_line_bytes=limits.max_line_bytes,
+            sendq_bytes=limits.sendq_bytes,
+            stats=self.stats,
+        )
+        host, port = self._chat.sock.getsockname()[:2]
+        self.address = (host, port)
         log.info("listening for chat on %s", format_address(self.address))
         return self.address
 

@@ -99,7 +99,7 @@ def _non_reader(address: tuple[str, int], nick: str) -> socket.socket:
 
 
 def _victim_queued(server: Server) -> bool:
-    return any(len(c.outbuf) for c in server.reactor.connections if c.user.nick == "victim")
+    return any(len(c.outbuf) for c in server.reactor.connections if c.session.nick == "victim")
 
 
 def test_server_survives_a_client_that_disconnects_mid_broadcast(server: Server) -> None:
@@ -146,7 +146,7 @@ def test_a_client_that_never_reads_delays_nobody_and_is_cut_at_its_sendq() -> No
         for r in range(1000):
             alice.send_raw("".join(f"{r}.{i} {line}\n" for i in range(100)).encode())
             bob.expect(f"<alice> {r}.99 {line}")
-            if not any(c.user.nick == "stuck" for c in server.reactor.connections):
+            if not any(c.session.nick == "stuck" for c in server.reactor.connections):
                 break
         else:
             raise AssertionError("the stuck client was never disconnected")

@@ -1,9 +1,10 @@
 """The hub: the one owner of who is connected, who is named what, and who gets what.
 
 Rule: the hub knows users, nicknames and text; it knows nothing of sockets. It
-talks to each connection through a :class:`Link`, which only queues bytes and
-closes, and never calls back into the hub: the transport reports a connection's
-end later, through :meth:`Hub.disconnect`. That keeps every hub method free of
+is the reactor's Handler for chat connections and talks to each through a
+:class:`~chatd.core.link.Link`, which only queues bytes and closes, and never
+calls back into the hub: the reactor reports a connection's end later, through
+:meth:`Hub.disconnect`. That keeps every hub method free of
 re-entrancy (a fan-out loop can never see the user set change under it).
 
 A user's life is two states and a table of what each accepts::
@@ -25,11 +26,13 @@ import itertools
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from chatd.config import Config
 from chatd.core import commands as cmds
 from chatd.core import protocol
+from chatd.core.link import Link
+from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 
 if TYPE_CHECKING:
@@ -43,26 +46,6 @@ NICK_RULE: Final = f"1-{NICK_MAX} letters, digits, _ or -"
 NICK_PROMPT: Final = f"Choose a nickname ({NICK_RULE}):"
 
 
-class Link(Protocol):
-    """One connection as the hub sees it. Implemented by the transport (the reactor).
-
-    Neither method may call back into the hub.
-    """
-
-    @property
-    def peer(self) -> str:
-        """Where the connection comes from, for logs and operators ("127.0.0.1:5555")."""
-        ...
-
-    def send(self, data: bytes) -> None:
-        """Queue ``data`` (complete encoded lines) for the peer."""
-        ...
-
-    def close(self) -> None:
-        """Close after the queued output has gone (or a bounded time has passed)."""
-        ...
-
-
 class State(enum.Enum):
     REGISTERING = "registering"
     NAMED = "named"
@@ -72,7 +55,7 @@ class State(enum.Enum):
 class User:
     """A connection and, once it has one, its nickname."""
 
-    __slots__ = ("connected_at", "id", "link", "nick", "state")
+    __slots__ = ("connected_at", "id", "last_active", "lines", "link", "nick", "state")
 
     def __init__(self, link: Link, connected_at: float, user_id: int) -> None:
         self.id = user_id
@@ -80,6 +63,8 @@ class User:
         self.nick = ""
         self.state = State.REGISTERING
         self.connected_at = connected_at
+        self.last_active = connected_at  # when it last sent a line
+        self.lines = 0  # lines it sent once named
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
@@ -105,9 +90,11 @@ class Hub:
         timers: Timers | None = None,
         *,
         clock: Clock = time.monotonic,
+        stats: Stats | None = None,
     ) -> None:
         self.plugins = plugins
         self.config: Config = plugins.config
+        self.stats = stats if stats is not None else Stats(clock())
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
         self._connected: set[User] = set()
@@ -129,6 +116,9 @@ class Hub:
         if user.state is State.NAMED:
             if not text:
                 return
+            user.lines += 1
+            user.last_active = self.clock()
+            self.stats.lines_in += 1
             parsed = cmds.parse(text)
             if isinstance(parsed, str):
                 self.say(user, parsed)
@@ -260,3 +250,6 @@ class Hub:
         for user in self._named.values():
             if user is not exclude:
                 user.link.send(data)
+        self.stats.lines_out += len(self._named) - (
+            exclude is not None and exclude.state is State.NAMED
+        )

@@ -304,6 +304,7 @@ class PluginHost:
             )
             return
         plugin = table.plugin_of(command.name)
+        self.hub.stats.commands[command.name] += 1
         try:
             command.handler(Context(self.chat(plugin), user), invocation.args)
         except Exception:

@@ -1,9 +1,10 @@
 """The reactor: the only module that imports socket and selectors.
 
 Rule: one thread, one selector, and no call that can block on a client. It
-accepts connections, reads what is there, hands clean lines to the hub, and
-writes what the hub queued. Everything else (who gets what, what a line means)
-is the hub's.
+accepts connections, reads what is there, hands clean lines to the handler of
+the listener the connection came in on (the hub for chat, the admin service for
+the admin socket), and writes what the handler queued. Everything else (who
+gets what, what a line means) is the handler's.
 
 How a loop iteration goes (after CPython asyncio's selector transports):
 
@@ -34,8 +35,9 @@ import os
 import selectors
 import signal
 import socket
+import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from chatd.core import protocol
 from chatd.core.buffers import (
@@ -44,7 +46,8 @@ from chatd.core.buffers import (
     InputBuffer,
     OutputBuffer,
 )
-from chatd.core.hub import Hub, User
+from chatd.core.link import Handler
+from chatd.core.stats import Stats
 from chatd.core.timers import Timer, Timers
 
 log = logging.getLogger(__name__)
@@ -78,14 +81,54 @@ def format_address(address: object) -> str:
     return str(address) or "local"
 
 
+def _peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
 def _reason(exc: OSError) -> str:
     """A socket error as a leave reason: "connection reset by peer"."""
     text = exc.strerror or type(exc).__name__
     return text[:1].lower() + text[1:]
 
 
+class Listener:
+    """A listening socket, what serves its connections, and their limits."""
+
+    __slots__ = (
+        "allowed_uids",
+        "handler",
+        "max_line_bytes",
+        "path",
+        "sendq_bytes",
+        "sock",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        *,
+        max_line_bytes: int,
+        sendq_bytes: int,
+        stats: Stats | None,
+        allowed_uids: frozenset[int] | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.sock = sock
+        self.handler = handler
+        self.max_line_bytes = max_line_bytes  # for connections accepted from now on
+        self.sendq_bytes = sendq_bytes
+        self.stats = stats
+        self.allowed_uids = allowed_uids  # Unix sockets: peers' uids let in (SO_PEERCRED)
+        self.path = path  # Unix sockets: the file, removed on close
+
+
 class Connection:
-    """One client socket with its buffers. Implements the hub's Link."""
+    """One client socket with its buffers. Implements :class:`~chatd.core.link.Link`."""
 
     __slots__ = (
         "closed",
@@ -94,32 +137,36 @@ class Connection:
         "doomed",
         "inbuf",
         "linger",
+        "listener",
         "mask",
         "outbuf",
         "peer",
         "reactor",
         "reason",
+        "session",
         "sock",
-        "user",
     )
 
-    user: User
+    session: Any  # what the handler's connect() returned
 
-    def __init__(self, reactor: Reactor, sock: socket.socket, peer: str) -> None:
+    def __init__(
+        self, reactor: Reactor, sock: socket.socket, peer: str, listener: Listener
+    ) -> None:
         self.reactor = reactor
         self.sock = sock
         self.peer = peer
-        self.inbuf = InputBuffer(reactor.max_line_bytes)
-        self.outbuf = OutputBuffer(reactor.sendq_bytes)
+        self.listener = listener
+        self.inbuf = InputBuffer(listener.max_line_bytes)
+        self.outbuf = OutputBuffer(listener.sendq_bytes)
         self.mask = 0  # events registered with the selector now
         self.dirty = False  # queued for the end-of-iteration flush
         self.closing = False  # a close was requested: read no more, drain, close
         self.closed = False
         self.doomed = ""  # set: abort at the next flush, for this reason
-        self.reason = ""  # why it is closing, told to the hub at the end
+        self.reason = ""  # why it is closing, told to the handler at the end
         self.linger: Timer | None = None
 
-    # -- the Link interface (called by the hub; never calls back into it) --
+    # -- the Link interface (called by the handler; never calls back into it) --
 
     def send(self, data: bytes) -> None:
         if self.closing or self.doomed:
@@ -137,24 +184,18 @@ class Connection:
 class Reactor:
     def __init__(
         self,
-        hub: Hub,
         timers: Timers,
         *,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        sendq_bytes: int = DEFAULT_SENDQ_BYTES,
         shutdown_message: str = "Server shutting down. Goodbye!",
         on_reload: Callable[[], object] | None = None,
     ) -> None:
-        self.hub = hub
         self.on_reload = on_reload
         self.timers = timers
-        self.max_line_bytes = max_line_bytes
-        self.sendq_bytes = sendq_bytes
         self.shutdown_message = shutdown_message
         self.selector = selectors.DefaultSelector()
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
-        self._listeners: list[socket.socket] = []
+        self._listeners: list[Listener] = []
         self._accept_paused = False
         self._stopping = False
         # A socket pair that wakes select(): signal numbers arrive on it through
@@ -167,15 +208,72 @@ class Reactor:
 
     # -- setting up ------------------------------------------------------------
 
-    def listen(self, host: str, port: int) -> tuple[str, int]:
-        """Listen for chat clients; returns the address actually bound."""
+    def listen(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        sendq_bytes: int = DEFAULT_SENDQ_BYTES,
+        stats: Stats | None = None,
+    ) -> Listener:
+        """Serve TCP connections on (host, port) with ``handler``."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
-        sock.setblocking(False)
-        self._listeners.append(sock)
-        self._watch_listener(sock)
-        bound = sock.getsockname()
-        return bound[0], bound[1]
+        return self._add_listener(
+            Listener(
+                sock, handler, max_line_bytes=max_line_bytes, sendq_bytes=sendq_bytes, stats=stats
+            )
+        )
+
+    def listen_unix(
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        allowed_uids: frozenset[int],
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        sendq_bytes: int = DEFAULT_SENDQ_BYTES,
+    ) -> Listener:
+        """Serve a Unix socket at ``path`` (mode 0600) to peers whose uid is allowed.
+
+        A socket file left by a server that is gone is replaced; one that a
+        live server answers on raises FileExistsError.
+        """
+        if os.path.exists(path):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                os.unlink(path)  # stale: nobody is listening
+            else:
+                raise FileExistsError(errno.EADDRINUSE, "another server is answering there", path)
+            finally:
+                probe.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the file is created 0600, never wider for a moment
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        sock.listen(BACKLOG)
+        listener = Listener(
+            sock,
+            handler,
+            max_line_bytes=max_line_bytes,
+            sendq_bytes=sendq_bytes,
+            stats=None,
+            allowed_uids=allowed_uids,
+            path=path,
+        )
+        return self._add_listener(listener)
+
+    def _add_listener(self, listener: Listener) -> Listener:
+        listener.sock.setblocking(False)
+        self._listeners.append(listener)
+        self._watch_listener(listener)
+        return listener
 
     def install_signal_handlers(self) -> None:
         """SIGINT and SIGTERM stop the server gracefully, SIGHUP reloads (main thread only)."""
@@ -224,10 +322,10 @@ class Reactor:
 
     # -- accepting -----------------------------------------------------------------
 
-    def _on_accept(self, listener: socket.socket) -> None:
+    def _on_accept(self, listener: Listener) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                sock, address = listener.accept()
+                sock, address = listener.sock.accept()
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -240,12 +338,22 @@ class Reactor:
                 self._accept_paused = False
                 log.info("accepting connections again")
             sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
+            if sock.family == socket.AF_UNIX:
+                uid = _peer_uid(sock)
+                if listener.allowed_uids is not None and uid not in listener.allowed_uids:
+                    log.warning("admin socket: refused a connection from uid %s", uid)
+                    sock.close()
+                    continue
+                peer = f"uid {uid}"
+            else:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(self, sock, format_address(address))
+                peer = format_address(address)
+            conn = Connection(self, sock, peer, listener)
             self.connections.add(conn)
+            if listener.stats is not None:
+                listener.stats.opened()
             self._set_mask(conn, _READ)
-            conn.user = self.hub.connect(conn)
+            conn.session = listener.handler.connect(conn)
 
     def _pause_accepting(self, exc: OSError) -> None:
         # The listener stays readable while the backlog holds connections, so
@@ -259,7 +367,7 @@ class Reactor:
                 ACCEPT_RETRY_SECONDS,
             )
         for listener in self._listeners:
-            self.selector.unregister(listener)
+            self.selector.unregister(listener.sock)
         self.timers.call_later(ACCEPT_RETRY_SECONDS, self._register_listeners)
 
     def _register_listeners(self) -> None:
@@ -267,8 +375,8 @@ class Reactor:
             for listener in self._listeners:
                 self._watch_listener(listener)
 
-    def _watch_listener(self, listener: socket.socket) -> None:
-        self.selector.register(listener, _READ, lambda mask: self._on_accept(listener))
+    def _watch_listener(self, listener: Listener) -> None:
+        self.selector.register(listener.sock, _READ, lambda mask: self._on_accept(listener))
 
     # -- reading -------------------------------------------------------------------
 
@@ -286,18 +394,21 @@ class Reactor:
         except OSError as exc:
             self._abort(conn, _reason(exc))
             return
+        listener = conn.listener
+        handler, session = listener.handler, conn.session
         if not data:
             self._close(conn, "connection closed")
-            self.hub.disconnect(conn.user, "connection closed")
+            handler.disconnect(session, "connection closed")
             return
-        hub, user = self.hub, conn.user
+        if listener.stats is not None:
+            listener.stats.bytes_in += len(data)
         for raw in conn.inbuf.feed(data):
             if conn.closing or conn.doomed:
                 break  # quit, or was cut off, part-way through what it sent
             if raw is None:
-                hub.line_too_long(user, self.max_line_bytes)
+                handler.line_too_long(session, conn.inbuf.max_line_bytes)
             else:
-                hub.receive(user, protocol.decode_line(raw))
+                handler.receive(session, protocol.decode_line(raw))
 
     # -- writing -------------------------------------------------------------------
 
@@ -325,6 +436,8 @@ class Reactor:
                 self._abort(conn, _reason(exc))
                 return
             out.consume(sent)
+            if conn.listener.stats is not None:
+                conn.listener.stats.bytes_out += sent
         if out:
             self._set_mask(conn, conn.mask | _WRITE)
         elif conn.closing:
@@ -365,10 +478,7 @@ class Reactor:
             return
         if reason == "sendq exceeded":
             log.warning(
-                "%s (%s): disconnected, sendq exceeded (%d bytes queued)",
-                conn.user.nick or "unnamed",
-                conn.peer,
-                len(conn.outbuf),
+                "%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, len(conn.outbuf)
             )
         conn.outbuf.clear()
         conn.reason = reason
@@ -382,7 +492,9 @@ class Reactor:
         self._set_mask(conn, 0)
         conn.sock.close()
         self.connections.discard(conn)
-        self.hub.disconnect(conn.user, conn.reason)
+        if conn.listener.stats is not None:
+            conn.listener.stats.closed()
+        conn.listener.handler.disconnect(conn.session, conn.reason)
 
     # -- stopping ------------------------------------------------------------------
 
@@ -400,22 +512,29 @@ class Reactor:
                 self.on_reload()
 
     def _shutdown(self) -> None:
-        for listener in self._listeners:
-            self.selector.unregister(listener)
-            listener.close()
-        self._listeners.clear()
-        self.hub.shutdown(self.shutdown_message)
+        handlers = {id(listener.handler): listener.handler for listener in self._listeners}
+        self._close_listeners()
+        for handler in handlers.values():
+            handler.shutdown(self.shutdown_message)
         self._flush()
         deadline = self.timers.clock() + SHUTDOWN_FLUSH_SECONDS
         while self.connections and (left := deadline - self.timers.clock()) > 0:
             self.run_once(max_wait=left)
 
+    def _close_listeners(self) -> None:
+        for listener in self._listeners:
+            with contextlib.suppress(KeyError):  # not registered while accepting is paused
+                self.selector.unregister(listener.sock)
+            listener.sock.close()
+            if listener.path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(listener.path)
+        self._listeners.clear()
+
     def _close_all(self) -> None:
         for conn in list(self.connections):
             self._abort(conn, "server shutdown")
-        for listener in self._listeners:
-            listener.close()
-        self._listeners.clear()
+        self._close_listeners()
         if self._old_signals:
             signal.set_wakeup_fd(-1)
             for signum, handler in self._old_signals.items():

@@ -1,0 +1,53 @@
+"""The seam between the reactor and what it serves: Link one way, Handler the other.
+
+Rule: the reactor owns sockets and knows nothing of chat or admin; a handler (the
+hub, the admin service) knows what lines mean and nothing of sockets. A handler
+talks to a connection only through its Link, and a Link never calls back into
+its handler: the reactor reports a connection's end later, through
+:meth:`Handler.disconnect`, so no handler method is ever re-entered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Link(Protocol):
+    """One connection as a handler sees it."""
+
+    @property
+    def peer(self) -> str:
+        """Where the connection comes from, for logs and operators ("127.0.0.1:5555")."""
+        ...
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` (complete encoded lines) for the peer."""
+        ...
+
+    def close(self) -> None:
+        """Close after the queued output has gone (or a bounded time has passed)."""
+        ...
+
+
+class Handler(Protocol):
+    """What serves the connections of one listener."""
+
+    def connect(self, link: Link) -> Any:
+        """A new connection; returns the session object later calls pass back."""
+        ...
+
+    def receive(self, session: Any, text: str) -> None:
+        """One clean line of text (decoded, sanitized, without its line ending)."""
+        ...
+
+    def line_too_long(self, session: Any, limit: int) -> None:
+        """A line over ``limit`` bytes arrived and was dropped."""
+        ...
+
+    def disconnect(self, session: Any, reason: str) -> None:
+        """The connection has ended (or is ending). Called at least once; must be idempotent."""
+        ...
+
+    def shutdown(self, message: str) -> None:
+        """The server is stopping: tell every session ``message`` and close its link."""
+        ...
