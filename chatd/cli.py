@@ -39,6 +39,7 @@ def _fail(message: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from chatd.admin.paths import SocketPathError
     from chatd.core.commands import CommandError
     from chatd.core.plugins import PluginError
     from chatd.server import Server
@@ -55,12 +56,59 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         server.listen()
+    except SocketPathError as exc:
+        return _fail(str(exc))
+    except FileExistsError as exc:
+        return _fail(
+            f"another chatd is serving the admin socket {exc.filename}; stop it,"
+            " or give this one its own [admin] socket"
+        )
     except OSError as exc:
-        where = f"{config.server.host}:{config.server.port}"
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.filename:  # the admin socket
+            return _fail(f"cannot serve the admin socket {exc.filename}: {reason}")
+        where = f"{config.server.host}:{config.server.port}"
         return _fail(f"cannot listen on {where}: {reason}")
     server.reactor.install_signal_handlers()
     server.run()
+    return 0
+
+
+def _admin(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from chatd.admin import render, wire
+    from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
+    from chatd.admin.console import run_console
+    from chatd.admin.paths import socket_path
+
+    def fail(message: str, status: int = 1) -> int:
+        print(f"chatd admin: {message}", file=sys.stderr)
+        return status
+
+    try:
+        config = load(args.config)
+        request = wire.from_words(args.words) if args.words else None
+    except (ConfigError, wire.WireError) as exc:
+        return fail(str(exc), 2)
+    try:
+        client = AdminClient(socket_path(config, args.socket))
+    except AdminUnavailable as exc:
+        return fail(str(exc))
+    try:
+        if request is None:
+            return run_console(client, Console())
+        value = client.send(request)
+    except (AdminFailed, AdminUnavailable, wire.WireError) as exc:
+        return fail(str(exc))
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(value, indent=2, ensure_ascii=False))
+    else:
+        Console().print(render.result(request["cmd"], value))
     return 0
 
 
@@ -87,8 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    admin = sub.add_parser("admin", help="operator console (not built yet)")
-    admin.set_defaults(run=lambda args: _not_yet("admin"))
+    admin = sub.add_parser(
+        "admin",
+        help="operator console, or one operator command",
+        description="Without COMMAND: an interactive console. With one: run it and exit."
+        " Commands: users, kick NICK [REASON], reload [words|facts|plugins|config|all],"
+        " stats, say TEXT, shutdown [MESSAGE].",
+    )
+    admin.add_argument("--socket", help="the admin socket (default: [admin] socket, or the usual)")
+    admin.add_argument("--config", type=Path, help="settings file, for [admin] socket")
+    admin.add_argument("--json", action="store_true", help="print the raw JSON result")
+    # nargs="*", not REMAINDER: options may follow the command (chatd admin users --json);
+    # text that starts with "-" goes after "--" (chatd admin say -- -5 degrees outside).
+    admin.add_argument("words", nargs="*", metavar="COMMAND [ARGS...]")
+    admin.set_defaults(run=_admin)
     connect = sub.add_parser("connect", help="terminal chat client (not built yet)")
     connect.set_defaults(run=lambda args: _not_yet("connect"))
     return parser

@@ -58,6 +58,16 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    enabled: bool = _setting(True, "Serve the operator API on a local Unix socket.")
+    socket: str = _setting(
+        "",
+        "Path of the admin socket; empty = $XDG_RUNTIME_DIR/chatd/admin.sock,"
+        " else /tmp/chatd-UID/admin.sock.",
+    )
+
+
+@dataclass(frozen=True)
 class PluginSettings:
     dirs: list[str] = _setting(
         ["plugins.d"],
@@ -81,6 +91,7 @@ class FactSettings:
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     jumble: JumbleSettings = field(default_factory=JumbleSettings)
     fact: FactSettings = field(default_factory=FactSettings)

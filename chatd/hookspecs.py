@@ -114,6 +114,17 @@ def chatd_user_left(chat: Chat, user_id: int, nick: str, reason: str) -> None:
 
 
 @hookspec
+def chatd_user_status(chat: Chat, user_id: int) -> str | None:
+    """An operator lists the users (``chatd admin users``): what is this one doing?
+
+    :param chat: this plugin's view of the chat.
+    :param user_id: the user's :attr:`Context.user_id`.
+    :return: a few words for the operator, such as a game in progress
+        (``"jumble, 42s left"``), or None when the plugin has nothing to say.
+    """
+
+
+@hookspec
 def chatd_message(ctx: Context, text: str, action: bool) -> str | Drop | None:
     """A user's chat line (or ``/me`` action) is about to be delivered.
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chatd.config import Config, PluginSettings, ServerSettings
+from chatd.config import AdminSettings, Config, PluginSettings, ServerSettings
 from chatd.core.hub import Hub, User
 from chatd.core.plugins import PluginHost
 from chatd.core.timers import Timers
@@ -75,10 +75,11 @@ NO_DROPINS = PluginSettings(dirs=[])
 
 
 def make_config(**tables: object) -> Config:
-    """Config for tests: 127.0.0.1, an ephemeral port, no drop-in folders."""
+    """Config for tests: 127.0.0.1, an ephemeral port, no drop-in folders, no admin socket."""
     base: dict[str, object] = {
         "server": ServerSettings(host="127.0.0.1", port=0),
         "plugins": NO_DROPINS,
+        "admin": AdminSettings(enabled=False),
     }
     return Config(**{**base, **tables})  # type: ignore[arg-type]
 
@@ -252,7 +253,8 @@ class ServerProcess:
         """Extra ``args`` go to ``chatd serve``; without --config it listens on 127.0.0.1:0."""
         self.log_path = tmp_path / "server.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "COLUMNS": "200"}  # rich must not wrap log lines
+        # rich must not wrap log lines; the admin socket goes under tmp_path
+        env = {**os.environ, "COLUMNS": "200", "XDG_RUNTIME_DIR": str(tmp_path)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chatd", "serve", *(args or DEFAULT_SERVE_ARGS)],
             stdin=subprocess.DEVNULL,

@@ -390,3 +390,17 @@ def test_the_bundled_facts() -> None:
     fx = HubFixture()
     facts = fx.plugins.states["fact"]["facts"]
     assert len(facts) >= 60 and len(set(facts)) == len(facts)
+
+
+def test_chatd_user_status_tells_operators_about_games(tmp_path: Path) -> None:
+    from chatd.config import JumbleSettings
+
+    words = tmp_path / "words.txt"
+    words.write_text("planet\n")
+    fx = HubFixture(config=make_config(jumble=JumbleSettings(str(words), 60)))
+    alice_user, _ = fx.join("alice")
+    assert fx.plugins.user_status(alice_user) == []
+    fx.hub.receive(alice_user, "/game")
+    fx.clock.advance(15)
+    # The operator sees that a round runs, not its answer.
+    assert fx.plugins.user_status(alice_user) == ["jumble (6 letters), 45s left"]

@@ -163,9 +163,9 @@ class Hub:
         """Send ``*** line`` for each line of ``text`` to one user."""
         self._notify_lines(user, text.split("\n"))
 
-    def announce(self, text: str, *, exclude: User | None = None) -> None:
-        """Send ``*** text`` to every named user but ``exclude``."""
-        self._fan_out(protocol.notice(text), exclude)
+    def announce(self, text: str, *, exclude: User | None = None) -> int:
+        """Send ``*** text`` to every named user but ``exclude``; returns how many got it."""
+        return self._fan_out(protocol.notice(text), exclude)
 
     def say(self, user: User, text: str) -> None:
         """Chat: ``<nick> text`` to every named user but the sender, if plugins let it pass."""
@@ -184,6 +184,20 @@ class Hub:
 
     def is_online(self, user: User) -> bool:
         return user.state is State.NAMED
+
+    def users(self) -> list[User]:
+        """Every named user."""
+        return list(self._named.values())
+
+    def kick(self, user: User, reason: str = "") -> None:
+        """An operator removes ``user``: it is told why, the others see it leave."""
+        if user.state is State.GONE:
+            return
+        why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
+        self.notify(user, f"You have been {why}.")
+        log.info("%s was %s", user.nick or user.link.peer, why)
+        self.disconnect(user, why)
+        user.link.close()
 
     def nicks(self) -> list[str]:
         return sorted((u.nick for u in self._named.values()), key=_key)
@@ -245,11 +259,11 @@ class Hub:
         data = b"".join(protocol.encode_line(protocol.notice(line)) for line in lines)
         user.link.send(data)
 
-    def _fan_out(self, line: str, exclude: User | None) -> None:
+    def _fan_out(self, line: str, exclude: User | None) -> int:
         data = protocol.encode_line(line)
         for user in self._named.values():
             if user is not exclude:
                 user.link.send(data)
-        self.stats.lines_out += len(self._named) - (
-            exclude is not None and exclude.state is State.NAMED
-        )
+        sent = len(self._named) - (exclude is not None and exclude.state is State.NAMED)
+        self.stats.lines_out += sent
+        return sent

@@ -284,6 +284,19 @@ class PluginHost:
         for _ in self._each("chatd_user_left", user_id=user.id, nick=user.nick, reason=reason):
             pass
 
+    def user_status(self, user: User) -> list[str]:
+        """What the plugins say ``user`` is doing, for operators."""
+        return [
+            result
+            for _, result, _ in self._each("chatd_user_status", user_id=user.id)
+            if isinstance(result, str) and result
+        ]
+
+    def set_config(self, config: Config) -> None:
+        """New settings: each plugin's ``chat.config`` reads them from now on."""
+        self.config = config
+        self._chats.clear()
+
     def filter_message(self, user: User, text: str, action: bool) -> str | None:
         """The text to deliver, or None when a plugin dropped it (the sender was told)."""
         for _, result, _ in self._each("chatd_message", user=user, text=text, action=action):

@@ -69,6 +69,8 @@ ACCEPT_RETRY_SECONDS: Final = 0.5
 #: Most buffers one sendmsg() takes (Linux: 1024).
 IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
+#: The byte request_stop() writes to the wake-up socket; signal numbers are never 0.
+_STOP = 0
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 _OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -287,7 +289,7 @@ class Reactor:
         """Ask the loop to shut down gracefully. Safe from any thread or signal handler."""
         # OSError: the pair is full (a wake-up is already pending) or closed (stopped).
         with contextlib.suppress(OSError):
-            self._wake_w.send(bytes([signal.SIGTERM]))
+            self._wake_w.send(bytes([_STOP]))
 
     # -- running ------------------------------------------------------------------
 
@@ -504,8 +506,13 @@ class Reactor:
         except (BlockingIOError, InterruptedError):
             return
         for signum in data:
-            if signum in (signal.SIGINT, signal.SIGTERM) and not self._stopping:
-                log.info("received %s: shutting down", signal.Signals(signum).name)
+            if signum in (_STOP, signal.SIGINT, signal.SIGTERM) and not self._stopping:
+                why = (
+                    "asked to stop"
+                    if signum == _STOP
+                    else f"received {signal.Signals(signum).name}"
+                )
+                log.info("%s: shutting down", why)
                 self._stopping = True
             elif signum == signal.SIGHUP and self.on_reload is not None:
                 log.info("received SIGHUP: reloading")

@@ -199,6 +199,15 @@ def chatd_reload(chat: Chat, what: str) -> str | None:
 
 
 @hookimpl
+def chatd_user_status(chat: Chat, user_id: int) -> str | None:
+    rnd = _rounds(chat).get(user_id)
+    if rnd is None:
+        return None
+    left = rnd.started + chat.config["round_seconds"] - chat.now()
+    return f"jumble ({len(rnd.word)} letters), {max(0, left):.0f}s left"
+
+
+@hookimpl
 def chatd_user_left(chat: Chat, user_id: int) -> None:
     rnd = _rounds(chat).pop(user_id, None)
     if rnd is not None and rnd.timer is not None:

@@ -1,0 +1,130 @@
+"""The admin service: the reactor's Handler for the admin socket.
+
+Rule: each request line gets exactly one response line, whatever the line was;
+bad JSON, an unknown command or a failing command is an error response on a
+connection that stays usable, never a dropped connection or a server error.
+Commands act on the hub, the plugins and the server through their public
+methods; nothing here touches sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chatd.admin import wire
+from chatd.core.link import Link
+
+if TYPE_CHECKING:
+    from chatd.server import Server
+
+log = logging.getLogger(__name__)
+
+#: Commands that change nothing: not logged at INFO.
+READ_ONLY = frozenset({"users", "stats"})
+
+
+class AdminError(Exception):
+    """A command that could not be done; the message goes back to the operator."""
+
+
+class AdminSession:
+    __slots__ = ("link",)
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+
+class AdminService:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.sessions: set[AdminSession] = set()
+        self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "users": self.users,
+            "kick": self.kick,
+            "reload": self.reload,
+            "stats": self.stats,
+            "say": self.say,
+            "shutdown": self.shutdown_server,
+        }
+        assert set(self._commands) == set(wire.COMMANDS)
+
+    # -- Handler ---------------------------------------------------------------
+
+    def connect(self, link: Link) -> AdminSession:
+        session = AdminSession(link)
+        self.sessions.add(session)
+        log.debug("admin: %s connected", link.peer)
+        return session
+
+    def receive(self, session: AdminSession, text: str) -> None:
+        if not text:
+            return
+        session.link.send(wire.encode(self.handle(text)))
+
+    def line_too_long(self, session: AdminSession, limit: int) -> None:
+        session.link.send(wire.encode(wire.error(f"request too long (over {limit} bytes)")))
+
+    def disconnect(self, session: AdminSession, reason: str) -> None:
+        self.sessions.discard(session)
+
+    def shutdown(self, message: str) -> None:
+        for session in self.sessions:
+            session.link.close()
+        self.sessions.clear()
+
+    # -- requests --------------------------------------------------------------
+
+    def handle(self, line: str) -> dict[str, Any]:
+        """One request line -> one response object."""
+        try:
+            request = wire.parse_request(line)
+            result = self._commands[request.cmd](request.args)
+        except (wire.WireError, AdminError) as exc:
+            return wire.error(str(exc))
+        except Exception:
+            log.exception("admin: %r failed", line[:200])
+            return wire.error("internal error; the server log has the details")
+        if request.cmd not in READ_ONLY:  # scripts may poll users and stats often
+            log.info("admin: %s %s", request.cmd, " ".join(request.args.values()))
+        return wire.ok(result)
+
+    def users(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        now = self.server.clock()
+        hub, plugins = self.server.hub, self.server.plugins
+        return [
+            {
+                "nick": user.nick,
+                "address": user.link.peer,
+                "connected_seconds": round(now - user.connected_at, 1),
+                "idle_seconds": round(now - user.last_active, 1),
+                "lines": user.lines,
+                "game": "; ".join(plugins.user_status(user)) or None,
+            }
+            for user in sorted(hub.users(), key=lambda u: u.nick.lower())
+        ]
+
+    def kick(self, args: dict[str, Any]) -> str:
+        user = self.server.hub.find(args["nick"])
+        if user is None:
+            raise AdminError(f"no user called {args['nick']!r} is online")
+        self.server.hub.kick(user, args.get("reason", ""))
+        return f"kicked {user.nick}"
+
+    def reload(self, args: dict[str, Any]) -> list[str]:
+        what = args.get("what") or "all"
+        if what not in wire.RELOAD_WHAT:
+            raise AdminError(f"reload what? one of: {', '.join(wire.RELOAD_WHAT)}")
+        return self.server.reload(what)
+
+    def stats(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.server.stats.snapshot(self.server.clock())
+
+    def say(self, args: dict[str, Any]) -> str:
+        count = self.server.hub.announce(f"Announcement: {args['text']}")
+        return f"announced to {count} user{'s' if count != 1 else ''}"
+
+    def shutdown_server(self, args: dict[str, Any]) -> str:
+        self.server.stop(args.get("message") or None)
+        return "shutting down"

@@ -1,0 +1,137 @@
+"""The admin protocol: one JSON object per line each way, shared by server and console.
+
+Rule: this module is the protocol's single definition: the request and response
+shapes, the command names with their arguments, and how a command line typed
+by an operator becomes a request. Nothing here does I/O.
+
+    request:   {"cmd": "kick", "args": {"nick": "alice", "reason": "spam"}}
+    response:  {"ok": true, "result": ...}   or   {"ok": false, "error": "..."}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+#: The longest request line the server reads, in bytes: room for a long `say`.
+MAX_REQUEST_BYTES: Final = 64 * 1024
+
+RELOAD_WHAT: Final = ("words", "facts", "plugins", "config", "all")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    args: tuple[str, ...]  # argument names; the last one takes the rest of the line
+    required: int  # how many of them must be given
+    usage: str
+    help: str
+
+
+COMMANDS: Final = {
+    spec.name: spec
+    for spec in (
+        CommandSpec("users", (), 0, "users", "Who is online: address, times, lines, games."),
+        CommandSpec(
+            "kick", ("nick", "reason"), 1, "kick NICK [REASON]", "Disconnect a user, saying why."
+        ),
+        CommandSpec(
+            "reload",
+            ("what",),
+            0,
+            "reload [words|facts|plugins|config|all]",
+            "Reload without a restart (default all) and say what changed.",
+        ),
+        CommandSpec("stats", (), 0, "stats", "Uptime, connections, lines, bytes, commands."),
+        CommandSpec("say", ("text",), 1, "say TEXT", "Announce TEXT to every user."),
+        CommandSpec(
+            "shutdown", ("message",), 0, "shutdown [MESSAGE]", "Stop the server gracefully."
+        ),
+    )
+}
+
+
+class WireError(Exception):
+    """A request or response that does not follow the protocol; the message says how."""
+
+
+@dataclass(frozen=True)
+class Request:
+    cmd: str
+    args: dict[str, Any]
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def ok(result: Any) -> dict[str, Any]:
+    return {"ok": True, "result": result}
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message}
+
+
+def request(cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"cmd": cmd, "args": args or {}}
+
+
+def parse_request(line: str) -> Request:
+    """A request line -> Request; WireError says what is wrong with it."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise WireError('a request is a JSON object: {"cmd": "...", "args": {...}}')
+    cmd, args = obj.get("cmd"), obj.get("args", {})
+    if not isinstance(cmd, str):
+        raise WireError('missing "cmd" (a string)')
+    if not isinstance(args, dict):
+        raise WireError('"args" must be an object')
+    spec = COMMANDS.get(cmd)
+    if spec is None:
+        raise WireError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
+    unknown = sorted(set(args) - set(spec.args))
+    if unknown:
+        raise WireError(f"{cmd}: unknown argument {unknown[0]!r}; usage: {spec.usage}")
+    for name in spec.args[: spec.required]:
+        if not args.get(name):
+            raise WireError(f"{cmd}: missing {name!r}; usage: {spec.usage}")
+    for name, value in args.items():
+        if not isinstance(value, str):
+            raise WireError(f"{cmd}: {name!r} must be a string")
+    return Request(cmd, args)
+
+
+def parse_response(line: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise WireError(f"the server sent something that is not JSON: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("ok"), bool):
+        raise WireError(f"the server sent an unexpected reply: {line[:200]}")
+    return obj
+
+
+def from_words(words: list[str]) -> dict[str, Any]:
+    """An operator's command line, split into words -> a request; WireError if it's off."""
+    if not words:
+        raise WireError("no command given")
+    name, rest = words[0].lower(), words[1:]
+    spec = COMMANDS.get(name)
+    if spec is None:
+        raise WireError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
+    if len(rest) < spec.required:
+        raise WireError(f"usage: {spec.usage}")
+    if rest and not spec.args:
+        raise WireError(f"{name} takes no arguments")
+    args: dict[str, Any] = {}
+    for i, arg in enumerate(spec.args):
+        if i >= len(rest):
+            break
+        last = i == len(spec.args) - 1
+        args[arg] = " ".join(rest[i:]) if last else rest[i]
+    return request(name, args)

@@ -1,0 +1,355 @@
+"""The admin API end to end: a real server, its real Unix socket, real chat users."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
+from chatd.admin.paths import SocketPathError, prepare_folder
+from chatd.config import AdminSettings, JumbleSettings
+from chatd.server import Server
+from tests.helpers import WAIT, LineClient, ServerProcess, make_config, run_chatd, running_server
+
+
+@pytest.fixture
+def admin_server(tmp_path: Path) -> Iterator[Server]:
+    words = tmp_path / "words.txt"
+    words.write_text("planet\n")
+    config = make_config(
+        admin=AdminSettings(enabled=True, socket=str(tmp_path / "run" / "admin.sock")),
+        jumble=JumbleSettings(words_file=str(words)),
+    )
+    with running_server(config) as server:
+        yield server
+
+
+@pytest.fixture
+def admin(admin_server: Server) -> Iterator[AdminClient]:
+    assert admin_server.admin_path
+    client = AdminClient(admin_server.admin_path, timeout=WAIT)
+    yield client
+    client.close()
+
+
+def _chatter(server: Server, nick: str) -> LineClient:
+    assert server.address
+    client = LineClient(server.address)
+    client.register(nick)
+    return client
+
+
+def test_the_socket_is_0600_in_a_0700_folder(admin_server: Server) -> None:
+    path = admin_server.admin_path
+    assert path is not None
+    assert stat.S_ISSOCK(path.stat().st_mode)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: AdminClient) -> None:
+    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    alice.send("hello")
+    bob.expect("<alice> hello")
+    bob.send("/game")
+    bob.expect(re.compile("Unscramble"))
+    users = admin.call("users")
+    assert [u["nick"] for u in users] == ["alice", "bob"]
+    by_nick = {u["nick"]: u for u in users}
+    assert set(by_nick["alice"]) == {
+        "nick", "address", "connected_seconds", "idle_seconds", "lines", "game",
+    }  # fmt: skip
+    assert by_nick["alice"]["address"] == "{}:{}".format(*alice.sock.getsockname())
+    assert by_nick["alice"]["lines"] == 1 and by_nick["bob"]["lines"] == 1
+    assert by_nick["alice"]["game"] is None
+    assert re.fullmatch(r"jumble \(6 letters\), \d+s left", by_nick["bob"]["game"])
+    for user in users:
+        assert 0 <= user["idle_seconds"] <= user["connected_seconds"] < WAIT
+
+
+def test_kick_tells_the_user_closes_it_and_tells_the_others(
+    admin_server: Server, admin: AdminClient
+) -> None:
+    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    assert admin.call("kick", {"nick": "ALICE", "reason": "flooding"}) == "kicked alice"
+    assert alice.wait_closed()[-1] == "*** You have been kicked by an operator: flooding."
+    bob.expect("*** alice left (kicked by an operator: flooding)")
+    with pytest.raises(AdminFailed, match="no user called 'alice' is online"):
+        admin.call("kick", {"nick": "alice"})
+
+
+def test_reload_words_makes_the_next_game_use_them(
+    admin_server: Server, admin: AdminClient, tmp_path: Path
+) -> None:
+    alice = _chatter(admin_server, "alice")
+    (tmp_path / "words.txt").write_text("garden\n")
+    assert admin.call("reload", {"what": "words"}) == [
+        f"jumble: words: 1 -> 1 (from {tmp_path / 'words.txt'})"
+    ]
+    alice.send("/game")
+    alice.expect(re.compile("Unscramble"))
+    alice.send("/guess garden")
+    alice.expect(re.compile(r"^\*\*\* Correct! GARDEN"))
+    with pytest.raises(AdminFailed, match="reload what"):
+        admin.call("reload", {"what": "everything"})
+
+
+def test_reload_config_without_a_file_says_so(admin: AdminClient) -> None:
+    assert admin.call("reload", {"what": "config"}) == [
+        "config: no file to reload (the server was started without --config)"
+    ]
+
+
+def test_stats_count_as_users_chat(admin_server: Server, admin: AdminClient) -> None:
+    before = admin.call("stats")
+    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    alice.send("one")
+    alice.send("/who")
+    bob.expect("<alice> one")
+    alice.expect(re.compile(r"^\*\*\* 2 users online"))
+    after = admin.call("stats")
+    assert after["connections"]["total"] == before["connections"]["total"] + 2
+    assert after["connections"]["now"] == 2 and after["connections"]["peak"] >= 2
+    assert after["lines"]["in"] == before["lines"]["in"] + 2
+    assert after["lines"]["out"] >= before["lines"]["out"] + 1
+    assert after["bytes"]["in"] > before["bytes"]["in"]
+    assert after["bytes"]["out"] > before["bytes"]["out"]
+    assert after["commands"] == {"who": 1}
+    assert after["uptime_seconds"] >= before["uptime_seconds"]
+
+
+def test_say_reaches_everyone(admin_server: Server, admin: AdminClient) -> None:
+    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    assert admin.call("say", {"text": "maintenance at noon"}) == "announced to 2 users"
+    alice.expect("*** Announcement: maintenance at noon")
+    bob.expect("*** Announcement: maintenance at noon")
+
+
+def _raw(path: Path, payload: bytes, replies: int) -> list[dict[str, Any]]:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(str(path))
+        sock.sendall(payload)
+        buf = b""
+        while buf.count(b"\n") < replies:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {buf!r}"
+            buf += chunk
+    return [json.loads(line) for line in buf.splitlines()]
+
+
+def test_bad_requests_get_errors_and_the_connection_stays_usable(admin_server: Server) -> None:
+    assert admin_server.admin_path
+    replies = _raw(
+        admin_server.admin_path,
+        b'not json\n[1, 2]\n{"args": {}}\n{"cmd": "nope"}\n{"cmd": "kick", "args": {}}\n'
+        b'{"cmd": "say", "args": {"text": 5}}\n\n' + b"x" * 70000 + b'\n{"cmd": "stats"}\n',
+        replies=8,
+    )
+    assert [r["ok"] for r in replies] == [False] * 7 + [True]
+    errors = [r["error"] for r in replies[:7]]
+    assert errors[0].startswith("not JSON: ")
+    assert errors[1] == 'a request is a JSON object: {"cmd": "...", "args": {...}}'
+    assert errors[2] == 'missing "cmd" (a string)'
+    assert (
+        errors[3] == "unknown command 'nope'; commands: users, kick, reload, stats, say, shutdown"
+    )
+    assert errors[4] == "kick: missing 'nick'; usage: kick NICK [REASON]"
+    assert errors[5] == "say: 'text' must be a string"
+    assert errors[6] == "request too long (over 65536 bytes)"
+    assert replies[7]["result"]["connections"]["now"] == 0
+
+
+def test_shutdown_is_the_graceful_path(tmp_path: Path) -> None:
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "a.sock")))
+    with running_server(config) as server:
+        alice = _chatter(server, "alice")
+        assert server.admin_path
+        admin = AdminClient(server.admin_path)
+        assert admin.call("shutdown", {"message": "back in 5"}) == "shutting down"
+        assert alice.wait_closed()[-1] == "*** Server shutting down: back in 5"
+        admin.close()
+    assert not (tmp_path / "a.sock").exists()  # removed on the way out
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "admin.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays; nobody listens: a crashed server's leftover
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(path)))
+    with running_server(config) as first:
+        assert first.admin_path == path
+        AdminClient(path).close()
+        second = Server(config, entry_points=False)
+        with pytest.raises(FileExistsError):
+            second.listen()
+        second.reactor._close_all()
+
+
+def test_a_folder_someone_else_owns_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to give the folder to another user")
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)
+    with pytest.raises(SocketPathError, match=r"belongs to uid 65534, not to this user"):
+        prepare_folder(folder / "admin.sock")
+
+
+def test_a_folder_of_ours_that_others_can_enter_is_closed(tmp_path: Path) -> None:
+    folder = tmp_path / "open"
+    folder.mkdir()
+    folder.chmod(0o755)
+    prepare_folder(folder / "admin.sock")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_another_user_is_refused_by_peer_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to connect as another user")
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no interpreter another user may run")
+    base = Path(tempfile.mkdtemp(prefix="chatd-peercred-"))
+    try:
+        base.chmod(0o755)  # pytest's own tmp_path is closed to other users
+        _refuses_another_user(base / "run" / "admin.sock", python, caplog)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _refuses_another_user(path: Path, python: str, caplog: pytest.LogCaptureFixture) -> None:
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(path)))
+    with running_server(config):
+        # Open the folder and socket so the other user can reach the socket at
+        # all: what is left to stop it is the SO_PEERCRED check.
+        path.parent.chmod(0o755)
+        path.chmod(0o666)
+        _probe_as_nobody(path, python, caplog)
+        AdminClient(path).close()  # and the server's own user still gets in
+
+
+def _probe_as_nobody(path: Path, python: str, caplog: pytest.LogCaptureFixture) -> None:
+    probe = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])\n"
+        "try:\n"
+        "    s.sendall(b'STATS')\n"
+        "    print('answered' if s.recv(100) else 'closed')\n"
+        "except ConnectionError:  # reset or broken pipe: closed on us all the same\n"
+        "    print('closed')\n"
+    ).replace("STATS", '{"cmd": "stats"}\\n')
+    with caplog.at_level(logging.WARNING):
+        done = subprocess.run(
+            [python, "-c", probe, str(path)],
+            user=65534,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+    assert done.stdout.strip() == "closed", done.stderr  # closed without an answer
+    assert "admin socket: refused a connection from uid 65534" in caplog.text
+
+
+def test_chatd_admin_users_json_as_a_subprocess(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path)
+    try:
+        alice = LineClient(server.address)
+        alice.register("alice")
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+        done = subprocess.run(
+            [sys.executable, "-m", "chatd", "admin", "users", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        (user,) = json.loads(done.stdout)
+        assert user["nick"] == "alice" and user["lines"] == 0
+        done = subprocess.run(
+            [sys.executable, "-m", "chatd", "admin", "kick", "bob"],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env=env,
+        )
+        assert done.returncode == 1
+        assert done.stderr == "chatd admin: no user called 'bob' is online\n"
+    finally:
+        server.stop()
+
+
+def test_chatd_admin_without_a_server_names_the_socket(tmp_path: Path) -> None:
+    result = run_chatd("admin", "--socket", str(tmp_path / "none.sock"), "users")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"chatd admin: no chatd server is answering at {tmp_path / 'none.sock'}"
+        " (is 'chatd serve' running?)\n"
+    )
+
+
+def test_chatd_admin_usage_errors(tmp_path: Path) -> None:
+    result = run_chatd("admin", "--socket", str(tmp_path / "none.sock"), "kick")
+    assert result.returncode == 2
+    assert result.stderr == "chatd admin: usage: kick NICK [REASON]\n"
+
+
+def test_the_client_reports_a_server_that_goes_away(tmp_path: Path) -> None:
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "a.sock")))
+    with running_server(config) as server:
+        assert server.admin_path
+        client = AdminClient(server.admin_path)
+    with pytest.raises(AdminUnavailable, match=r"closed the connection|lost the server"):
+        client.call("users")
+
+
+def test_reload_config_applies_what_it_can_and_names_what_needs_a_restart(
+    tmp_path: Path,
+) -> None:
+    from chatd.config import load
+
+    path = tmp_path / "chatd.toml"
+    base = (
+        '[server]\nhost = "127.0.0.1"\nport = 0\n'
+        f'[admin]\nsocket = "{tmp_path / "admin.sock"}"\n'
+        "[plugins]\ndirs = []\n"
+    )
+    path.write_text(base + "[jumble]\nround_seconds = 60\n")
+    with running_server(load(path)) as server:
+        assert server.admin_path
+        admin = AdminClient(server.admin_path)
+        alice = _chatter(server, "alice")
+        assert admin.call("reload", {"what": "config"}) == [f"config: {path}: nothing changed"]
+        path.write_text(
+            base.replace("port = 0", "port = 7")
+            + "[jumble]\nround_seconds = 30\n[limits]\nsendq_bytes = 65536\n"
+        )
+        assert admin.call("reload", {"what": "config"}) == [
+            f"config: {path}: changed [limits] sendq_bytes, [jumble] round_seconds;"
+            " needs a restart: [server] port"
+        ]
+        alice.send("/game")
+        alice.expect(re.compile(r"^\*\*\* Unscramble: .*, 30s\)\.$"))
+        path.write_text(base + "[jumble]\nround_seconds = 'soon'\n")
+        (line,) = admin.call("reload", {"what": "config"})
+        assert line == (
+            f"config: reload failed, kept the old settings: {path}: [jumble] round_seconds"
+            " must be an integer, got 'soon'"
+        )
+        assert server.config.jumble.round_seconds == 30
+        admin.close()

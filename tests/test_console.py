@@ -1,0 +1,128 @@
+"""The interactive console, driven through prompt_toolkit's pipe input, on a real server."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from chatd.admin.client import AdminClient
+from chatd.admin.console import AdminCompleter, run_console
+from chatd.config import AdminSettings
+from chatd.server import Server
+from tests.helpers import WAIT, LineClient, make_config, running_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "admin.sock")))
+    with running_server(config) as srv:
+        yield srv
+
+
+def _chatter(server: Server, nick: str) -> LineClient:
+    assert server.address
+    client = LineClient(server.address)
+    client.register(nick)
+    return client
+
+
+def _console(server: Server, keys: str, tmp_path: Path) -> tuple[int, str]:
+    """Type ``keys`` into a console on ``server``; returns its exit status and what it printed."""
+    assert server.admin_path
+    out = io.StringIO()
+    client = AdminClient(server.admin_path, timeout=WAIT)
+    result: list[int] = []
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys)
+
+        def run() -> None:
+            result.append(
+                run_console(
+                    client,
+                    Console(file=out, width=100, color_system=None),
+                    history=FileHistory(str(tmp_path / "history")),
+                    input=pipe,
+                    output=DummyOutput(),
+                )
+            )
+
+        thread = threading.Thread(target=run, daemon=True)  # a stuck one must not hang pytest
+        thread.start()
+        thread.join(WAIT)
+        assert not thread.is_alive(), f"console did not finish: {out.getvalue()}"
+    client.close()
+    return result[0], out.getvalue()
+
+
+def test_users_table_is_rendered(server: Server, tmp_path: Path) -> None:
+    chatters = [_chatter(server, "alice"), _chatter(server, "bob")]  # kept: GC would close them
+    status, out = _console(server, "users\r\x04", tmp_path)
+    assert status == 0
+    assert "2 users online" in out
+    assert re.search(r"nick\s+.*address\s+.*connected\s+.*idle\s+.*lines\s+.*game", out)
+    assert re.search(r"alice\s+.\s+127\.0\.0\.1:\d+", out)
+    assert re.search(r"bob\s+.\s+127\.0\.0\.1:\d+", out)
+    assert all(c.sock.fileno() != -1 for c in chatters)
+
+
+def test_tab_completes_a_nickname_from_the_server(server: Server, tmp_path: Path) -> None:
+    alice = _chatter(server, "alicia")
+    bob = _chatter(server, "bob")
+    # "kick al<Tab>" completes to the only nick starting with al; then the reason.
+    status, out = _console(server, "kick al\t spamming\r\x04", tmp_path)
+    assert status == 0
+    assert "kicked alicia" in out
+    assert alice.wait_closed()[-1] == "*** You have been kicked by an operator: spamming."
+    bob.expect("*** alicia left (kicked by an operator: spamming)")
+
+
+def test_errors_are_shown_and_the_console_goes_on(server: Server, tmp_path: Path) -> None:
+    status, out = _console(
+        server, 'kick nobody\rfrobnicate\rsay "unclosed\rstats\rquit\r', tmp_path
+    )
+    assert status == 0
+    assert "error: no user called 'nobody' is online" in out
+    assert "error: unknown command 'frobnicate'" in out
+    assert "error: No closing quotation" in out
+    assert "uptime" in out and "connections" in out
+
+
+def test_history_is_kept_in_the_file(server: Server, tmp_path: Path) -> None:
+    _console(server, "stats\rusers\r\x04", tmp_path)
+    history = (tmp_path / "history").read_text()
+    assert "+stats" in history and "+users" in history
+
+
+def test_help_lists_the_commands(server: Server, tmp_path: Path) -> None:
+    _, out = _console(server, "help\r\x04", tmp_path)
+    for usage in ("users", "kick NICK [REASON]", "reload [words|facts|plugins|config|all]"):
+        assert usage in out
+
+
+def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
+    chatters = [_chatter(server, "alice"), _chatter(server, "Albert")]  # noqa: F841 - kept open
+    assert server.admin_path
+    completer = AdminCompleter(AdminClient(server.admin_path))
+
+    def complete(text: str) -> list[str]:
+        doc = Document(text, len(text))
+        return [c.text for c in completer.get_completions(doc, CompleteEvent())]
+
+    assert complete("") == ["users", "kick", "reload", "stats", "say", "shutdown", "help", "quit"]
+    assert complete("s") == ["stats", "say", "shutdown"]
+    assert complete("kick ") == ["Albert", "alice"]
+    assert complete("kick AL") == ["Albert", "alice"]
+    assert complete("reload w") == ["words"]
+    assert complete("kick alice ") == []
+    assert complete("stats ") == []
