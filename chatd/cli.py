@@ -112,8 +112,21 @@ def _admin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(name: str) -> int:
-    return _fail(f"'chatd {name}' is not built yet; see the README for what works today.")
+def _connect(args: argparse.Namespace) -> int:
+    from chatd.client.app import main as client_main
+    from chatd.core.hub import nick_problem
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    if not 0 < port < 65536:
+        return _fail(f"connect: {port} is not a TCP port (1-65535)")
+    if args.nick and (problem := nick_problem(args.nick)):
+        return _fail(f"connect: --nick {problem}")
+    return client_main(host, port, args.nick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,8 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     # text that starts with "-" goes after "--" (chatd admin say -- -5 degrees outside).
     admin.add_argument("words", nargs="*", metavar="COMMAND [ARGS...]")
     admin.set_defaults(run=_admin)
-    connect = sub.add_parser("connect", help="terminal chat client (not built yet)")
-    connect.set_defaults(run=lambda args: _not_yet("connect"))
+    connect = sub.add_parser(
+        "connect",
+        help="terminal chat client",
+        description="Chat on a chatd server (default: [server] host and port from --config,"
+        " else 127.0.0.1 7777). Tab completes /commands and nicknames; Ctrl-D or /quit leaves.",
+    )
+    connect.add_argument("host", nargs="?", help="server address")
+    connect.add_argument("port", nargs="?", type=int, help="server port")
+    connect.add_argument("--nick", help="answer the nickname prompt with NICK")
+    connect.add_argument("--config", type=Path, help="settings file, for the default host/port")
+    connect.set_defaults(run=_connect)
     return parser
 
 

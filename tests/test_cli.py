@@ -105,12 +105,6 @@ def test_a_port_in_use_is_one_line(proc: ServerProcess) -> None:
     )
 
 
-def test_connect_says_it_is_not_built_yet() -> None:
-    result = run_chatd("connect")
-    assert result.returncode == 2
-    assert "not built yet" in result.stderr
-
-
 def test_python_m_chatd_is_chatd() -> None:
     result = run_chatd("--version")
     assert result.returncode == 0

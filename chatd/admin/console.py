@@ -17,17 +17,16 @@ from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.completion.base import get_common_complete_suffix
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History
 from prompt_toolkit.input import Input
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from rich.console import Console
 from rich.markup import escape
 
 from chatd.admin import render, wire
 from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
+from chatd.tabcomplete import tab_bindings
 
 #: Nicknames fetched for completion are reused for this long, so that a burst
 #: of Tab presses costs one request.
@@ -81,32 +80,6 @@ class AdminCompleter(Completer):
         for option in options:
             if option.lower().startswith(word.lower()):
                 yield Completion(option, -len(word))
-
-
-def tab_bindings(completer: Completer) -> KeyBindings:
-    """Tab completes at once: a single match or the common prefix goes in before the
-    next key is handled (prompt_toolkit's own Tab completes in a background task,
-    which keys typed right after it overtake); several matches open the menu."""
-    bindings = KeyBindings()
-
-    @bindings.add("tab")
-    def _complete(event: KeyPressEvent) -> None:
-        buffer = event.current_buffer
-        if buffer.complete_state:
-            buffer.complete_next()
-            return
-        document = buffer.document
-        found = list(completer.get_completions(document, CompleteEvent(completion_requested=True)))
-        if len(found) == 1:
-            buffer.apply_completion(found[0])
-        elif found:
-            suffix = get_common_complete_suffix(document, found)
-            if suffix:
-                buffer.insert_text(suffix)
-            else:
-                buffer.start_completion(select_first=False)
-
-    return bindings
 
 
 def help_text() -> str:

@@ -1,0 +1,213 @@
+"""The ``chatd connect`` program: a prompt_toolkit prompt and one TCP connection on asyncio.
+
+Rule: incoming lines are printed above the input line (prompt_toolkit's
+print_formatted_text does that while a prompt runs), so what the user is typing
+is never torn; every line shown comes through the sans-IO ClientModel, which has
+already removed anything a terminal would take as a command. When the server
+goes away the client says so and reconnects with capped exponential backoff,
+claiming the same nickname again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterable
+from typing import Final
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.output import Output
+
+from chatd.client.model import SERVER_STYLE, ClientModel, Fragments
+from chatd.tabcomplete import tab_bindings
+
+#: First wait before reconnecting, and the most it grows to (doubling each try).
+FIRST_RETRY_SECONDS: Final = 1.0
+MAX_RETRY_SECONDS: Final = 30.0
+#: How long to wait for a connection to open.
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+#: After /quit, how long to wait for the server's goodbye before leaving anyway.
+QUIT_WAIT_SECONDS: Final = 2.0
+#: The longest line read from a server; a chatd server sends far shorter ones.
+MAX_LINE_BYTES: Final = 1024 * 1024
+
+
+class ChatCompleter(Completer):
+    """/commands at the start of a line; otherwise the nicknames online."""
+
+    def __init__(self, model: ClientModel) -> None:
+        self.model = model
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        before = document.text_before_cursor
+        if before.startswith("/") and " " not in before:
+            for name in sorted(self.model.commands):
+                if name.startswith(before[1:].lower()):
+                    yield Completion("/" + name, -len(before))
+            return
+        word = document.get_word_before_cursor(WORD=True)
+        if not word:
+            return
+        for nick in sorted(self.model.nicks, key=str.lower):
+            if nick.lower().startswith(word.lower()) and nick != self.model.nick:
+                yield Completion(nick, -len(word))
+
+
+class ChatApp:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str | None = None,
+        *,
+        input: Input | None = None,
+        output: Output | None = None,
+        first_retry: float = FIRST_RETRY_SECONDS,
+        max_retry: float = MAX_RETRY_SECONDS,
+    ) -> None:
+        self.host, self.port = host, port
+        self.model = ClientModel(nick)
+        self.first_retry, self.max_retry = first_retry, max_retry
+        #: Every line shown, as plain text (what a screen reader or a test sees).
+        self.transcript: list[str] = []
+        self._input, self._output = input, output
+        self._session: PromptSession[str] | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._quitting = False
+
+    @property
+    def session(self) -> PromptSession[str]:
+        """The prompt, made once connected (so an unreachable server is one plain line)."""
+        if self._session is None:
+            completer = ChatCompleter(self.model)
+            self._session = PromptSession(
+                completer=completer,
+                key_bindings=tab_bindings(completer),
+                complete_while_typing=False,
+                history=InMemoryHistory(),
+                input=self._input,
+                output=self._output,
+            )
+        return self._session
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- showing ---------------------------------------------------------------
+
+    def show(self, fragments: Fragments, text: str) -> None:
+        self.transcript.append(text)
+        print_formatted_text(FormattedText(fragments), output=self.session.output)
+
+    def say(self, text: str) -> None:
+        """A line from the client itself, styled like the server's."""
+        self.show([(SERVER_STYLE, f"*** {text}")], f"*** {text}")
+
+    # -- the connection ----------------------------------------------------------
+
+    async def _connect(self) -> None:
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, limit=MAX_LINE_BYTES),
+            CONNECT_TIMEOUT_SECONDS,
+        )
+
+    def _drop(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+    async def send(self, line: str) -> bool:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        try:
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+        except OSError:
+            return False
+        return True
+
+    async def _read_forever(self) -> None:
+        while True:
+            reader = self._reader
+            raw = b""
+            if reader is not None:
+                try:
+                    raw = await reader.readline()
+                except (OSError, ValueError):  # reset, or a line over MAX_LINE_BYTES
+                    raw = b""
+            if raw:
+                incoming = self.model.receive(raw.decode("utf-8", "replace"))
+                if incoming.show:
+                    self.show(incoming.fragments, incoming.text)
+                for line in incoming.send:
+                    await self.send(line)
+                continue
+            self._drop()
+            if self._quitting:
+                return
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        delay = self.first_retry
+        self.say(f"Lost the connection to {self.where}; reconnecting.")
+        while not self._quitting:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except (OSError, TimeoutError):
+                delay = min(delay * 2, self.max_retry)
+                self.say(f"No answer from {self.where}; trying again in {delay:.0f}s.")
+                continue
+            self.model.reconnected()
+            self.say(f"Reconnected to {self.where}.")
+            return
+
+    # -- the program ---------------------------------------------------------------
+
+    def _prompt(self) -> str:
+        return f"{self.model.nick}> " if self.model.nick else "> "
+
+    async def run(self) -> int:
+        """Chat until the user leaves; 0 then, 1 if the server can't be reached at first."""
+        try:
+            await self._connect()
+        except (OSError, TimeoutError) as exc:
+            errno = exc.errno if isinstance(exc, OSError) else None
+            reason = os.strerror(errno) if errno else "no answer in time"
+            print(f"chatd connect: cannot reach {self.where}: {reason}", file=sys.stderr)
+            return 1
+        reading = asyncio.create_task(self._read_forever())
+        try:
+            while True:
+                line = await self.session.prompt_async(self._prompt)
+                self.model.typed(line)
+                if line.strip().lower() in ("/quit",) or line.lower().startswith("/quit "):
+                    self._quitting = True
+                    await self.send(line)
+                    break
+                if not await self.send(line) and line:
+                    self.say("Not connected: that line was not sent.")
+        except (EOFError, KeyboardInterrupt):
+            self._quitting = True
+            await self.send("/quit")
+        try:
+            await asyncio.wait_for(reading, QUIT_WAIT_SECONDS)
+        except TimeoutError:
+            reading.cancel()
+        self._drop()
+        return 0
+
+
+def main(host: str, port: int, nick: str | None) -> int:
+    return asyncio.run(ChatApp(host, port, nick).run())

@@ -1,0 +1,253 @@
+"""chatd connect: the sans-IO model, terminal safety, and the app on pipe input against
+a real server (register, send, show, Tab, reconnect after a restart, quit)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prompt_toolkit import print_formatted_text
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+from chatd.client.app import ChatApp, ChatCompleter
+from chatd.client.model import ClientModel, nick_style
+from chatd.config import ServerSettings
+from tests.helpers import WAIT, LineClient, make_config, run_chatd, running_server, wait_until
+
+# -- the model, without sockets ------------------------------------------------------
+
+
+def _feed(model: ClientModel, *lines: str) -> list[str]:
+    sent: list[str] = []
+    for line in lines:
+        sent += model.receive(line).send
+    return sent
+
+
+GREETING = (
+    "*** Welcome to chatd, a chat server for terminals.",
+    "*** Choose a nickname (1-16 letters, digits, _ or -):",
+)
+
+
+def test_the_nickname_is_claimed_once_then_left_to_the_user() -> None:
+    model = ClientModel("carol")
+    assert _feed(model, *GREETING) == ["carol"]
+    # taken: the prompt comes again, and the user answers by hand
+    assert _feed(model, "*** The nickname carol is taken; choose another.", GREETING[1]) == []
+    model.typed("carol2")
+    assert _feed(model, "*** Welcome, carol2! 2 users online. Type /help for commands.") == [
+        "/who",
+        "/help",
+    ]
+    assert model.nick == "carol2" and model.registered
+
+
+def test_without_a_nick_nothing_is_sent_for_the_user() -> None:
+    model = ClientModel()
+    assert _feed(model, *GREETING) == []
+
+
+def test_the_help_it_asked_for_is_learned_not_shown() -> None:
+    model = ClientModel("carol")
+    _feed(model, *GREETING, "*** Welcome, carol! 1 user online (you). Type /help for commands.")
+    help_lines = [
+        "*** Commands (/help NAME shows how to use one):",
+        "***   /game    Start a round.",
+        "***   /who     List the users online.",
+        "*** Anything else you type goes to everyone; start it with // to send a /.",
+    ]
+    assert [model.receive(line).show for line in help_lines] == [False] * 4
+    assert model.commands == {"game", "who"}
+    # a /help the user types is shown
+    assert all(model.receive(line).show for line in help_lines)
+
+
+def test_nicknames_online_are_tracked() -> None:
+    model = ClientModel("carol")
+    _feed(
+        model,
+        *GREETING,
+        "*** Welcome, carol! 3 users online. Type /help for commands.",
+        "*** 3 users online: alice, bob,",
+        "*** carol",
+        "*** dave joined",
+        "*** alice left (Quit)",
+        "*** bob is now known as Robert",
+    )
+    assert model.nicks == {"carol", "dave", "Robert"}
+    _feed(model, "*** You are now known as caz.")
+    assert model.nicks == {"caz", "dave", "Robert"} and model.nick == "caz"
+
+
+def test_after_a_reconnect_the_same_nick_is_claimed() -> None:
+    model = ClientModel()
+    _feed(model, *GREETING)
+    model.typed("erin")
+    _feed(model, "*** Welcome, erin! 1 user online (you). Type /help for commands.")
+    model.reconnected()
+    assert not model.registered
+    assert _feed(model, *GREETING) == ["erin"]
+
+
+def test_lines_are_styled() -> None:
+    model = ClientModel()
+    assert model.look("<bob> hi") == [(nick_style("bob"), "<bob>"), ("", " hi")]
+    assert model.look("*** bob joined") == [("ansiyellow", "*** bob joined")]
+    assert model.look("* bob waves") == [
+        ("italic", "* "),
+        (nick_style("bob"), "bob"),
+        ("italic", " waves"),
+    ]
+    assert nick_style("Bob") == nick_style("bob")  # stable, whatever the case
+
+
+def test_an_escape_sequence_from_the_server_is_never_written_raw() -> None:
+    model = ClientModel()
+    hostile = "<mallory> \x1b]0;pwned\x07\x1b[2J\x1b[31mred\x9b1m\x00 text"
+    incoming = model.receive(hostile)
+    assert incoming.text == "<mallory> red text"
+    out = io.StringIO()
+    output = Vt100_Output(out, lambda: _size(), term="xterm")
+    print_formatted_text(FormattedText(incoming.fragments), output=output)
+    written = out.getvalue()
+    assert "red text" in written
+    assert "pwned" not in written and "\x1b[2J" not in written and "\x9b" not in written
+    assert "\x00" not in written
+
+
+def _size() -> object:
+    from prompt_toolkit.data_structures import Size
+
+    return Size(rows=24, columns=80)
+
+
+def test_the_completer_offers_commands_and_nicks() -> None:
+    model = ClientModel("carol")
+    model.nick = "carol"
+    model.commands = {"game", "guess", "who"}
+    model.nicks = {"carol", "bob", "Barbara"}
+    completer = ChatCompleter(model)
+
+    def complete(text: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("/g") == ["/game", "/guess"]
+    assert complete("hi b") == ["Barbara", "bob"]
+    assert complete("c") == []  # not yourself
+    assert complete("/game b") == ["Barbara", "bob"]
+
+
+# -- the app against a real server ---------------------------------------------------
+
+
+class RunningClient:
+    """A ChatApp on pipe input in a thread of its own."""
+
+    def __init__(self, port: int) -> None:
+        self._pipe_cm = create_pipe_input()
+        self.pipe = self._pipe_cm.__enter__()
+        self.app = ChatApp(
+            "127.0.0.1", port, "carol", input=self.pipe, output=DummyOutput(), first_retry=0.05
+        )
+        self.status: list[int] = []
+        self.thread = threading.Thread(
+            target=lambda: self.status.append(asyncio.run(self.app.run())), daemon=True
+        )
+        self.thread.start()
+
+    def type(self, keys: str) -> None:
+        self.pipe.send_text(keys)
+
+    def wait_for(self, want: str | Callable[[str], bool], count: int = 1) -> None:
+        def seen() -> bool:
+            lines = list(self.app.transcript)
+            match = (lambda t: t == want) if isinstance(want, str) else want
+            return sum(1 for line in lines if match(line)) >= count
+
+        wait_until(seen, what=f"{want!r} on the client; it has {self.app.transcript[-8:]}")
+
+    def finish(self) -> int:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "the client did not exit"
+        self._pipe_cm.__exit__(None, None, None)
+        return self.status[0]
+
+
+@contextmanager
+def _server(port: int = 0) -> Iterator[tuple[int, object]]:
+    config = make_config(server=ServerSettings(host="127.0.0.1", port=port))
+    with running_server(config) as server:
+        assert server.address
+        yield server.address[1], server
+
+
+def test_the_client_chats_completes_and_survives_a_restart() -> None:
+    with _server() as (port, _):
+        client = RunningClient(port)
+        client.wait_for("*** Welcome, carol! 1 user online (you). Type /help for commands.")
+        client.wait_for("*** 1 user online: carol")
+        wait_until(lambda: "who" in client.app.model.commands, what="commands learned")
+        assert not any(line.startswith("*** Commands") for line in client.app.transcript)
+        bob = LineClient(("127.0.0.1", port))
+        bob.register("bob")
+        client.wait_for("*** bob joined")
+        client.type("hello there\r")
+        bob.expect("<carol> hello there")
+        bob.send("hi carol")
+        client.wait_for("<bob> hi carol")
+        client.type("see you b\t\r")  # Tab completes the nickname
+        bob.expect("<carol> see you bob")
+        client.type("/gam\t\r")  # and a command
+        client.wait_for(lambda line: line.startswith("*** Unscramble: "))
+        bob.close()
+    # The server is gone: the client says so, and keeps trying.
+    client.wait_for(lambda line: line.startswith("*** Lost the connection to 127.0.0.1:"))
+    with _server(port):
+        client.wait_for(f"*** Reconnected to 127.0.0.1:{port}.")
+        client.wait_for("*** Welcome, carol! 1 user online (you). Type /help for commands.", 2)
+        dave = LineClient(("127.0.0.1", port))
+        dave.register("dave")
+        client.wait_for("*** dave joined")
+        client.type("back again\r")
+        dave.expect("<carol> back again")
+        client.type("/quit bye\r")
+        dave.expect("*** carol left (Quit: bye)")
+        assert client.finish() == 0
+
+
+def test_ctrl_d_leaves_cleanly() -> None:
+    with _server() as (port, _):
+        bob = LineClient(("127.0.0.1", port))
+        bob.register("bob")
+        client = RunningClient(port)
+        bob.expect("*** carol joined")
+        client.type("\x04")
+        bob.expect("*** carol left (Quit)")
+        assert client.finish() == 0
+
+
+def test_an_unreachable_server_is_one_line_and_status_1() -> None:
+    with _server() as (port, _):
+        pass  # the port was free a moment ago, and nothing listens on it now
+    started = time.monotonic()
+    result = run_chatd("connect", "127.0.0.1", str(port), "--nick", "carol")
+    assert result.returncode == 1
+    assert result.stderr == f"chatd connect: cannot reach 127.0.0.1:{port}: Connection refused\n"
+    assert time.monotonic() - started < WAIT
+
+
+def test_a_bad_nick_argument_is_one_line() -> None:
+    result = run_chatd("connect", "--nick", "no spaces")
+    assert result.returncode == 2
+    assert re.fullmatch(r"chatd: connect: --nick .*not a valid nickname.*\n", result.stderr)
