@@ -293,12 +293,15 @@ class ServerProcess:
         self._log.close()
 
 
-def run_chatd(*args: str, wait: float = WAIT) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m chatd ARGS`` to completion."""
+def run_chatd(
+    *args: str, wait: float = WAIT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m chatd ARGS`` to completion (``env`` is added to the environment)."""
     return subprocess.run(
         [sys.executable, "-m", "chatd", *args],
         capture_output=True,
         text=True,
         timeout=wait,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )

@@ -10,7 +10,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,24 +269,12 @@ def test_chatd_admin_users_json_as_a_subprocess(tmp_path: Path) -> None:
     try:
         alice = LineClient(server.address)
         alice.register("alice")
-        env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
-        done = subprocess.run(
-            [sys.executable, "-m", "chatd", "admin", "users", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-            env=env,
-        )
+        env = {"XDG_RUNTIME_DIR": str(tmp_path)}  # where the server put its socket
+        done = run_chatd("admin", "users", "--json", env=env)
         assert done.returncode == 0, done.stderr
         (user,) = json.loads(done.stdout)
         assert user["nick"] == "alice" and user["lines"] == 0
-        done = subprocess.run(
-            [sys.executable, "-m", "chatd", "admin", "kick", "bob"],
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-            env=env,
-        )
+        done = run_chatd("admin", "kick", "bob", env=env)
         assert done.returncode == 1
         assert done.stderr == "chatd admin: no user called 'bob' is online\n"
     finally:
