@@ -209,6 +209,12 @@ def test_a_folder_someone_else_owns_is_refused(tmp_path: Path) -> None:
         prepare_folder(folder / "admin.sock")
 
 
+def test_a_path_too_long_for_a_unix_socket_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / ("x" * 120) / "admin.sock"
+    with pytest.raises(SocketPathError, match=r"longer than a Unix socket allows \(107 bytes\)"):
+        prepare_folder(path)
+
+
 def test_a_folder_of_ours_that_others_can_enter_is_closed(tmp_path: Path) -> None:
     folder = tmp_path / "open"
     folder.mkdir()

@@ -33,8 +33,18 @@ def socket_path(config: Config, override: str | None = None) -> Path:
     return default_socket_path()
 
 
+#: sun_path holds 108 bytes on Linux, one of them the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+
 def prepare_folder(path: Path) -> None:
-    """Create the socket's folder 0700 if it is missing; refuse one another user owns."""
+    """Create the socket's folder 0700 if it is missing; refuse one another user owns,
+    and a path too long to be a Unix socket."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        raise SocketPathError(
+            f"admin socket path {path} is longer than a Unix socket allows"
+            f" ({MAX_SOCKET_PATH_BYTES} bytes); set [admin] socket to a shorter path"
+        )
     folder = path.parent
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
