@@ -136,7 +136,6 @@ class Server:
         applied = dataclasses.replace(new, server=old.server, admin=old.admin)
         self.config = applied
         self.plugins.set_config(applied)
-        self.hub.config = applied
         if self._chat is not None:  # for connections from now on
             self._chat.max_line_bytes = applied.limits.max_line_bytes
             self._chat.sendq_bytes = applied.limits.sendq_bytes

@@ -93,7 +93,6 @@ class Hub:
         stats: Stats | None = None,
     ) -> None:
         self.plugins = plugins
-        self.config: Config = plugins.config
         self.stats = stats if stats is not None else Stats(clock())
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
@@ -101,6 +100,11 @@ class Hub:
         self._named: dict[str, User] = {}  # _key(nick) -> user
         self._ids = itertools.count(1)
         plugins.attach(self)
+
+    @property
+    def config(self) -> Config:
+        """The settings in force: the plugin host's, which a reload replaces."""
+        return self.plugins.config
 
     # -- what the transport calls ------------------------------------------------
 
