@@ -158,6 +158,20 @@ def from_dict(data: dict[str, Any], *, source: Path | None = None) -> Config:
     return Config(**built, extra=extra, source=source)
 
 
+def changed_settings(old: Config, new: Config) -> list[tuple[str, str]]:
+    """What differs between two configs: (table, "[table] key") for each setting,
+    (table, "[table]") for a drop-in plugin's table, in file order."""
+    changed = [
+        (table, f"[{table}] {f.name}")
+        for table in sections()
+        for f in dataclasses.fields(getattr(new, table))
+        if getattr(getattr(new, table), f.name) != getattr(getattr(old, table), f.name)
+    ]
+    tables = sorted(set(new.extra) | set(old.extra))
+    changed += [(t, f"[{t}]") for t in tables if new.extra.get(t) != old.extra.get(t)]
+    return changed
+
+
 def check_extra(config: Config, plugin_names: set[str]) -> None:
     """Every table chatd does not know must belong to a loaded plugin."""
     for table in config.extra:

@@ -17,7 +17,7 @@ from typing import Final
 from chatd.admin import wire
 from chatd.admin.paths import prepare_folder, socket_path
 from chatd.admin.service import AdminService
-from chatd.config import Config, ConfigError, check_extra, load, sections
+from chatd.config import Config, ConfigError, changed_settings, check_extra, load
 from chatd.core.hub import Hub
 from chatd.core.plugins import PluginHost
 from chatd.core.reactor import Listener, Reactor, format_address
@@ -122,16 +122,9 @@ class Server:
         except ConfigError as exc:
             log.warning("reload: config: %s", exc)
             return [f"config: reload failed, kept the old settings: {exc}"]
-        changed = [
-            f"[{table}] {f.name}"
-            for table in sections()
-            for f in dataclasses.fields(getattr(new, table))
-            if getattr(getattr(new, table), f.name) != getattr(getattr(old, table), f.name)
-        ]
-        if new.extra != old.extra:
-            changed += [f"[{t}]" for t in sorted(set(new.extra) | set(old.extra))
-                        if new.extra.get(t) != old.extra.get(t)]  # fmt: skip
-        restart = [c for c in changed if c.split("]")[0][1:] in RESTART_ONLY]
+        changed = changed_settings(old, new)
+        now = [label for table, label in changed if table not in RESTART_ONLY]
+        restart = [label for table, label in changed if table in RESTART_ONLY]
         # What runs now keeps its address and socket; everything else takes effect.
         applied = dataclasses.replace(new, server=old.server, admin=old.admin)
         self.config = applied
@@ -142,7 +135,6 @@ class Server:
         if not changed:
             line = f"config: {source}: nothing changed"
         else:
-            now = [c for c in changed if c not in restart]
             line = f"config: {source}: changed {', '.join(now) or 'nothing that applies now'}"
             if restart:
                 line += f"; needs a restart: {', '.join(restart)}"

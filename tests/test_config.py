@@ -12,6 +12,7 @@ from chatd.config import (
     ConfigError,
     LimitSettings,
     ServerSettings,
+    changed_settings,
     default_of,
     from_dict,
     load,
@@ -89,3 +90,16 @@ def test_wrong_types_and_ranges_name_the_key(data: dict[str, object], message: s
     with pytest.raises(ConfigError) as caught:
         from_dict(data)
     assert message in str(caught.value)
+
+
+def test_changed_settings_names_each_setting_and_plugin_table() -> None:
+    old = from_dict({"roll": {"sides": 6}})
+    new = from_dict(
+        {"server": {"port": 7000}, "limits": {"sendq_bytes": 65536}, "roll": {"sides": 20}}
+    )
+    assert changed_settings(old, new) == [
+        ("server", "[server] port"),
+        ("limits", "[limits] sendq_bytes"),
+        ("roll", "[roll]"),
+    ]
+    assert changed_settings(new, new) == []
