@@ -173,15 +173,11 @@ class Hub:
 
     def say(self, user: User, text: str) -> None:
         """Chat: ``<nick> text`` to every named user but the sender, if plugins let it pass."""
-        passed = self.plugins.filter_message(user, text, False)
-        if passed is not None and user.state is State.NAMED:
-            self._fan_out(protocol.chat(user.nick, passed), user)
+        self._from_user(user, text, action=False)
 
     def emote(self, user: User, text: str) -> None:
-        """An action: ``* nick text`` to every named user but the sender."""
-        passed = self.plugins.filter_message(user, text, True)
-        if passed is not None and user.state is State.NAMED:
-            self._fan_out(protocol.action(user.nick, passed), user)
+        """An action: ``* nick text`` to every named user but the sender, likewise."""
+        self._from_user(user, text, action=True)
 
     def find(self, nick: str) -> User | None:
         return self._named.get(_key(nick))
@@ -258,6 +254,12 @@ class Hub:
         self.notify(user, f"Welcome, {text}! {online}. Type /help for commands.")
         self.announce(f"{text} joined", exclude=user)
         self.plugins.user_joined(user)
+
+    def _from_user(self, user: User, text: str, *, action: bool) -> None:
+        passed = self.plugins.filter_message(user, text, action)
+        if passed is not None and user.state is State.NAMED:
+            line = protocol.action if action else protocol.chat
+            self._fan_out(line(user.nick, passed), user)
 
     def _notify_lines(self, user: User, lines: list[str]) -> None:
         data = b"".join(protocol.encode_line(protocol.notice(line)) for line in lines)

@@ -257,6 +257,11 @@ class PluginHost:
                     log.exception("plugin %s: %s failed", name, hook)
                 yield name, None, exc
 
+    def _call_all(self, hook: str, **kwargs: Any) -> None:
+        """Call ``hook`` on every plugin for its effect; errors are logged by _each."""
+        for _ in self._each(hook, **kwargs):
+            pass
+
     def startup(self, only: set[str] | None = None) -> None:
         """Run ``chatd_startup``. A built-in plugin that fails stops the server (its
         settings are wrong: the error says which); any other is logged and stays."""
@@ -273,16 +278,13 @@ class PluginHost:
         return f"plugins: {', '.join(names)}; {len(self.commands)} commands"
 
     def shutdown(self, only: set[str] | None = None, plugins: PluginSet | None = None) -> None:
-        for _ in self._each("chatd_shutdown", only=only, plugins=plugins):
-            pass
+        self._call_all("chatd_shutdown", only=only, plugins=plugins)
 
     def user_joined(self, user: User) -> None:
-        for _ in self._each("chatd_user_joined", user=user):
-            pass
+        self._call_all("chatd_user_joined", user=user)
 
     def user_left(self, user: User, reason: str) -> None:
-        for _ in self._each("chatd_user_left", user_id=user.id, nick=user.nick, reason=reason):
-            pass
+        self._call_all("chatd_user_left", user_id=user.id, nick=user.nick, reason=reason)
 
     def user_status(self, user: User) -> list[str]:
         """What the plugins say ``user`` is doing, for operators."""
