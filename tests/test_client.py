@@ -20,7 +20,7 @@ from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from chatd.client.app import ChatApp, ChatCompleter
-from chatd.client.model import ClientModel, nick_style
+from chatd.client.model import ClientModel, is_quit, nick_style
 from chatd.config import ServerSettings
 from tests.helpers import WAIT, LineClient, make_config, run_chatd, running_server, wait_until
 
@@ -98,6 +98,12 @@ def test_after_a_reconnect_the_same_nick_is_claimed() -> None:
     model.reconnected()
     assert not model.registered
     assert _feed(model, *GREETING) == ["erin"]
+
+
+def test_quit_is_what_the_server_takes_for_quit() -> None:
+    assert is_quit("/quit") and is_quit("/QUIT bye now") and is_quit("/quit ")
+    # The server takes these as chat, so the client must not leave on them.
+    assert not is_quit("  /quit") and not is_quit("//quit") and not is_quit("/quitter")
 
 
 def test_lines_are_styled() -> None:

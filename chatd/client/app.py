@@ -24,7 +24,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
-from chatd.client.model import SERVER_STYLE, ClientModel, Fragments
+from chatd.client.model import SERVER_STYLE, ClientModel, Fragments, is_quit
 from chatd.tabcomplete import tab_bindings
 
 #: First wait before reconnecting, and the most it grows to (doubling each try).
@@ -192,7 +192,7 @@ class ChatApp:
             while True:
                 line = await self.session.prompt_async(self._prompt)
                 self.model.typed(line)
-                if line.strip().lower() in ("/quit",) or line.lower().startswith("/quit "):
+                if is_quit(line):
                     self._quitting = True
                     await self.send(line)
                     break

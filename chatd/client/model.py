@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Final
 
+from chatd.core.commands import Invocation, parse
 from chatd.core.protocol import sanitize
 
 Fragments = list[tuple[str, str]]  # prompt_toolkit (style, text) pairs
@@ -40,6 +41,12 @@ NICK_COLORS: Final = (
 )  # fmt: skip
 SERVER_STYLE: Final = "ansiyellow"
 ACTION_STYLE: Final = "italic"
+
+
+def is_quit(line: str) -> bool:
+    """Whether the server will take ``line`` as /quit (its own parser decides)."""
+    parsed = parse(line)
+    return isinstance(parsed, Invocation) and parsed.name == "quit"
 
 
 def nick_style(nick: str) -> str:

@@ -233,7 +233,8 @@ class Hub:
     # -- inside ----------------------------------------------------------------------
 
     def _register(self, user: User, text: str) -> None:
-        if text.lower() == "/quit" or text.lower().startswith("/quit "):
+        parsed = cmds.parse(text)
+        if isinstance(parsed, cmds.Invocation) and parsed.name == "quit":
             self.quit(user)
             return
         if not text:
