@@ -81,3 +81,26 @@ def test_a_failing_callback_is_logged_and_others_still_run(
 def test_call_every_rejects_a_non_positive_interval() -> None:
     with pytest.raises(ValueError, match="positive"):
         Timers(FakeClock()).call_every(0, lambda: None)
+
+
+def test_cancelled_timers_do_not_pile_up() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    keep = timers.call_later(1000, lambda: None)
+    for _ in range(10_000):
+        timers.call_later(60, lambda: None).cancel()
+    assert len(timers._heap) < 300  # compacted as it went, not 10,001 entries
+    assert len(timers) == 1 and not keep.cancelled
+
+
+def test_a_timer_cancelled_after_it_ran_changes_nothing() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[int] = []
+    done = timers.call_later(1, lambda: ran.append(1))
+    clock.advance(1)
+    timers.run_due()
+    done.cancel()
+    later = timers.call_later(1, lambda: ran.append(2))
+    clock.advance(1)
+    assert timers.run_due() == 1 and ran == [1, 2] and not later.cancelled

@@ -13,25 +13,42 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from typing import Final
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
 
+#: A heap this large, more than half cancelled, is rebuilt without the
+#: cancelled timers (as asyncio does): a server where every connection arms a
+#: timer and most cancel it early must not hold them all until they are due.
+_COMPACT_MIN: Final = 100
+
+
 class Timer:
     """A handle to a scheduled call; :meth:`cancel` it to stop it from running."""
 
-    __slots__ = ("callback", "cancelled", "interval", "when")
+    __slots__ = ("_owner", "callback", "cancelled", "interval", "when")
 
-    def __init__(self, when: float, callback: Callable[[], object], interval: float | None):
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[[], object],
+        interval: float | None,
+        owner: Timers | None = None,
+    ):
         self.when = when
         self.callback = callback
         self.interval = interval
         self.cancelled = False
+        self._owner = owner
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            if self._owner is not None:
+                self._owner._cancelled_one()
 
 
 class Timers:
@@ -41,40 +58,54 @@ class Timers:
         # order and stops heapq from ever comparing two Timer objects.
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
+        self._cancelled = 0  # cancelled timers still in the heap
 
     def __len__(self) -> int:
         return sum(1 for _, _, t in self._heap if not t.cancelled)
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback()`` once, ``delay`` seconds from now."""
-        return self._push(Timer(self.clock() + max(0.0, delay), callback, None))
+        return self._push(Timer(self.clock() + max(0.0, delay), callback, None, self))
 
     def call_every(self, interval: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback()`` every ``interval`` seconds, the first time one interval from now."""
         if interval <= 0:
             raise ValueError(f"call_every interval must be positive, got {interval!r}")
-        return self._push(Timer(self.clock() + interval, callback, interval))
+        return self._push(Timer(self.clock() + interval, callback, interval, self))
 
     def _push(self, timer: Timer) -> Timer:
         heapq.heappush(self._heap, (timer.when, next(self._seq), timer))
+        return timer
+
+    def _cancelled_one(self) -> None:
+        self._cancelled += 1
+        if self._cancelled > _COMPACT_MIN and 2 * self._cancelled > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
+    def _pop(self) -> Timer:
+        timer = heapq.heappop(self._heap)[2]
+        if timer.cancelled:
+            self._cancelled -= 1
         return timer
 
     def next_delay(self) -> float | None:
         """Seconds until the next timer is due (0 if one is), None if none is scheduled."""
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            self._pop()
+            heap = self._heap
         if not heap:
             return None
         return max(0.0, heap[0][0] - self.clock())
 
     def run_due(self) -> int:
         """Run every timer whose time has come; returns how many ran."""
-        heap = self._heap
         now = self.clock()
         ran = 0
-        while heap and heap[0][0] <= now:
-            _, _, timer = heapq.heappop(heap)
+        while self._heap and self._heap[0][0] <= now:
+            timer = self._pop()
             if timer.cancelled:
                 continue
             if timer.interval is not None:
@@ -84,6 +115,8 @@ class Timers:
                 if timer.when <= now:
                     timer.when = now + timer.interval
                 self._push(timer)
+            else:
+                timer._owner = None  # out of the heap: a late cancel() is not counted
             ran += 1
             try:
                 timer.callback()
