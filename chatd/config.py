@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
+from chatd.core.flood import DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE
 
 
 class ConfigError(Exception):
@@ -40,6 +41,12 @@ def default_of(setting: dataclasses.Field[Any]) -> Any:
 class ServerSettings:
     host: str = _setting("127.0.0.1", "Address to listen on; 0.0.0.0 or :: for every interface.")
     port: int = _setting(7777, "TCP port for chat; 0 picks a free one.", min=0, max=65535)
+    max_clients: int = _setting(
+        10000,
+        'Most chat connections at once; one more is told "server full" and closed.',
+        min=1,
+        max=1_000_000,
+    )
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,26 @@ class LimitSettings:
         DEFAULT_SENDQ_BYTES,
         "Unsent output a client may have queued before it is disconnected (sendq exceeded).",
         min=4096,
+    )
+    flood_burst: int = _setting(
+        DEFAULT_FLOOD_BURST,
+        "Lines a client may send at once before flood control slows it.",
+        min=1,
+        max=1_000_000,
+    )
+    flood_rate: float = _setting(
+        DEFAULT_FLOOD_RATE,
+        "Lines a second a client may send after its burst; 0 turns flood control off.",
+        min=0,
+    )
+    max_per_ip: int = _setting(
+        20, "Most chat connections from one IP address at once; 0 = no limit.", min=0
+    )
+    register_timeout: float = _setting(
+        60, "Seconds a connection may take to choose a nickname before it is closed.", min=1
+    )
+    idle_timeout: float = _setting(
+        0, "Seconds a named user may send nothing before being disconnected; 0 = never.", min=0
     )
 
 
@@ -158,17 +185,17 @@ def from_dict(data: dict[str, Any], *, source: Path | None = None) -> Config:
     return Config(**built, extra=extra, source=source)
 
 
-def changed_settings(old: Config, new: Config) -> list[tuple[str, str]]:
-    """What differs between two configs: (table, "[table] key") for each setting,
-    (table, "[table]") for a drop-in plugin's table, in file order."""
+def changed_settings(old: Config, new: Config) -> list[str]:
+    """What differs between two configs: "[table] key" for each setting,
+    "[table]" for a drop-in plugin's table, in file order."""
     changed = [
-        (table, f"[{table}] {f.name}")
+        f"[{table}] {f.name}"
         for table in sections()
         for f in dataclasses.fields(getattr(new, table))
         if getattr(getattr(new, table), f.name) != getattr(getattr(old, table), f.name)
     ]
     tables = sorted(set(new.extra) | set(old.extra))
-    changed += [(t, f"[{t}]") for t in tables if new.extra.get(t) != old.extra.get(t)]
+    changed += [f"[{t}]" for t in tables if new.extra.get(t) != old.extra.get(t)]
     return changed
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import resource
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +21,7 @@ from chatd.admin.service import AdminService
 from chatd.config import Config, ConfigError, changed_settings, check_extra, load
 from chatd.core.hub import Hub
 from chatd.core.plugins import PluginHost
-from chatd.core.reactor import Listener, Reactor, format_address
+from chatd.core.reactor import Limits, Listener, Reactor, format_address
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.plugins import BUILTIN_PLUGINS
@@ -30,8 +31,37 @@ log = logging.getLogger(__name__)
 #: Unsent output an admin connection may hold: a `users` reply for 10,000
 #: users is a few MiB of JSON, and operators are trusted.
 ADMIN_SENDQ_BYTES: Final = 64 * 1024 * 1024
-#: Settings that only take effect at startup; a config reload reports them.
-RESTART_ONLY: Final = ("server", "admin")
+#: Settings that only take effect at startup (a config reload reports them):
+#: where the chat port is, and everything about the admin socket.
+RESTART_ONLY: Final = ("[server] host", "[server] port", "[admin]")
+#: File descriptors kept beyond max_clients: listeners, the admin socket and its
+#: clients, the selector, the wake-up pair, word lists being read, the log.
+RESERVED_FDS: Final = 64
+
+
+def chat_limits(config: Config) -> Limits:
+    """What the chat listener allows, from the settings."""
+    limits = config.limits
+    return Limits(
+        max_line_bytes=limits.max_line_bytes,
+        sendq_bytes=limits.sendq_bytes,
+        flood_burst=limits.flood_burst,
+        flood_rate=limits.flood_rate,
+        max_connections=config.server.max_clients,
+        max_per_host=limits.max_per_ip,
+    )
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's soft limit on open files towards ``wanted`` (as far as the
+    hard limit allows: no privilege needed); returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if new > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+    return wanted if soft == resource.RLIM_INFINITY else soft
 
 
 class Server:
@@ -60,13 +90,21 @@ class Server:
 
     def listen(self) -> tuple[str, int]:
         """Bind the chat port; returns (host, port) as bound (port 0 picks one)."""
-        limits = self.config.limits
+        max_clients = self.config.server.max_clients
+        fds = raise_fd_limit(max_clients + RESERVED_FDS)
+        if fds < max_clients + RESERVED_FDS:
+            log.warning(
+                "[server] max_clients is %d, but this process may open only %d files"
+                " (ulimit -n): connections past about %d will wait until others leave",
+                max_clients,
+                fds,
+                max(0, fds - RESERVED_FDS),
+            )
         self._chat = self.reactor.listen(
             self.config.server.host,
             self.config.server.port,
             self.hub,
-            max_line_bytes=limits.max_line_bytes,
-            sendq_bytes=limits.sendq_bytes,
+            chat_limits(self.config),
             stats=self.stats,
         )
         host, port = self._chat.sock.getsockname()[:2]
@@ -88,8 +126,7 @@ class Server:
             str(path),
             self.admin,
             allowed_uids=frozenset({os.getuid(), 0}),
-            max_line_bytes=wire.MAX_REQUEST_BYTES,
-            sendq_bytes=ADMIN_SENDQ_BYTES,
+            limits=Limits(max_line_bytes=wire.MAX_REQUEST_BYTES, sendq_bytes=ADMIN_SENDQ_BYTES),
         )
         self.admin_path = path
         log.info("admin socket: %s", path)
@@ -120,18 +157,23 @@ class Server:
             new = load(source)
             check_extra(new, set(self.plugins.names))
         except ConfigError as exc:
-            log.warning("reload: config: %s", exc)
-            return [f"config: reload failed, kept the old settings: {exc}"]
+            line = f"config: reload failed, kept the old settings: {exc}"
+            log.warning("reload: %s", line)
+            return [line]
         changed = changed_settings(old, new)
-        now = [label for table, label in changed if table not in RESTART_ONLY]
-        restart = [label for table, label in changed if table in RESTART_ONLY]
+        now = [label for label in changed if not label.startswith(RESTART_ONLY)]
+        restart = [label for label in changed if label.startswith(RESTART_ONLY)]
         # What runs now keeps its address and socket; everything else takes effect.
-        applied = dataclasses.replace(new, server=old.server, admin=old.admin)
+        applied = dataclasses.replace(
+            new,
+            server=dataclasses.replace(new.server, host=old.server.host, port=old.server.port),
+            admin=old.admin,
+        )
         self.config = applied
         self.plugins.set_config(applied)
+        self.hub.limits_changed()
         if self._chat is not None:  # for connections from now on
-            self._chat.max_line_bytes = applied.limits.max_line_bytes
-            self._chat.sendq_bytes = applied.limits.sendq_bytes
+            self._chat.limits = chat_limits(applied)
         if not changed:
             line = f"config: {source}: nothing changed"
         else:

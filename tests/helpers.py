@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chatd.config import AdminSettings, Config, PluginSettings, ServerSettings
+from chatd.config import AdminSettings, Config, LimitSettings, PluginSettings, ServerSettings
 from chatd.core.hub import Hub, User
 from chatd.core.plugins import PluginHost
 from chatd.core.timers import Timers
@@ -74,10 +75,22 @@ class FakeLink:
 NO_DROPINS = PluginSettings(dirs=[])
 
 
+def lifted_limits(**values: object) -> LimitSettings:
+    """[limits] for tests: no flood control and no per-address limit (every test
+    client comes from 127.0.0.1 and many send in bursts), unless ``values`` say so."""
+    return LimitSettings(**{"flood_rate": 0, "max_per_ip": 0, **values})  # type: ignore[arg-type]
+
+
+#: The same as a chatd.toml table, for servers started as a process.
+LIFTED_LIMITS_TOML = "[limits]\nflood_rate = 0\nmax_per_ip = 0\n"
+
+
 def make_config(**tables: object) -> Config:
-    """Config for tests: 127.0.0.1, an ephemeral port, no drop-in folders, no admin socket."""
+    """Config for tests: 127.0.0.1, an ephemeral port, no drop-in folders, no admin
+    socket, and :func:`lifted_limits`."""
     base: dict[str, object] = {
         "server": ServerSettings(host="127.0.0.1", port=0),
+        "limits": lifted_limits(),
         "plugins": NO_DROPINS,
         "admin": AdminSettings(enabled=False),
     }
@@ -110,13 +123,31 @@ class HubFixture:
         return user, link
 
 
+def split_lines(data: bytes) -> tuple[list[str], bytes]:
+    """Received bytes -> the complete lines in them (decoded) and the unfinished rest."""
+    *lines, rest = data.split(b"\n")
+    return [line.decode("utf-8", "replace") for line in lines], rest
+
+
 class LineClient:
     """A chat client on a real socket that reads lines with deadlines."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=WAIT)
+    def __init__(self, address: tuple[str, int], source: str = "") -> None:
+        self.sock = socket.create_connection(
+            address, timeout=WAIT, source_address=(source, 0) if source else None
+        )
         self._buf = b""
         self.pending: list[str] = []  # received and not yet consumed by expect()
+
+    @classmethod
+    def adopt(cls, sock: socket.socket) -> LineClient:
+        """A LineClient for a socket connected some other way."""
+        client = cls.__new__(cls)
+        client.sock = sock
+        client._buf = b""
+        client.pending = []
+        sock.settimeout(WAIT)
+        return client
 
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode() + b"\n")
@@ -138,9 +169,8 @@ class LineClient:
             data = b""
         if not data:
             return False
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        self.pending.extend(line.decode("utf-8", "replace") for line in lines)
+        lines, self._buf = split_lines(self._buf + data)
+        self.pending += lines
         return True
 
     def expect(
@@ -210,6 +240,15 @@ class LineClient:
         self.sock.close()
 
 
+def non_reader(address: tuple[str, int], nick: str) -> socket.socket:
+    """A client that registers (without waiting for the prompt) and then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(address)
+    sock.sendall(nick.encode() + b"\n")
+    return sock
+
+
 def wait_until(condition: Callable[[], bool], wait: float = WAIT, what: str = "condition") -> None:
     deadline = time.monotonic() + wait
     while not condition():
@@ -246,11 +285,16 @@ def running_server(config: Config | None = None, **kwargs: object) -> Iterator[S
 DEFAULT_SERVE_ARGS = ("--host", "127.0.0.1", "--port", "0")
 
 
+def _limit_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 class ServerProcess:
     """``python -m chatd serve`` in a subprocess; its log goes to a file we poll."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        """Extra ``args`` go to ``chatd serve``; without --config it listens on 127.0.0.1:0."""
+    def __init__(self, tmp_path: Path, *args: str, max_files: int = 0) -> None:
+        """Extra ``args`` go to ``chatd serve``; without --config it listens on 127.0.0.1:0.
+        ``max_files`` sets the process's RLIMIT_NOFILE (soft and hard)."""
         self.log_path = tmp_path / "server.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         # rich must not wrap log lines; the admin socket goes under tmp_path
@@ -261,9 +305,19 @@ class ServerProcess:
             stdout=self._log,
             stderr=self._log,
             env=env,
+            preexec_fn=(lambda: _limit_files(max_files)) if max_files else None,
         )
         found = self.wait_log(re.compile(r"listening for chat on 127\.0\.0\.1:(\d+)"))
         self.address = ("127.0.0.1", int(found.group(1)))
+
+    def open_files(self) -> int:
+        """How many file descriptors the server process has open now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def log(self) -> str:
@@ -305,3 +359,164 @@ def run_chatd(
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
+
+
+class PumpedClient:
+    """A non-blocking client of a :class:`PumpedServer`; the pump reads for it."""
+
+    def __init__(self, address: tuple[str, int], source: str = "") -> None:
+        self.sock = socket.create_connection(
+            address, timeout=WAIT, source_address=(source, 0) if source else None
+        )
+        self.sock.setblocking(False)
+        self.lines: list[str] = []
+        self.closed = False  # the server closed (or reset) the connection
+        self._tail = b""
+
+    def send(self, text: str) -> None:
+        self.sock.setblocking(True)
+        self.sock.sendall(text.encode() + b"\n")
+        self.sock.setblocking(False)
+
+    def poll(self) -> None:
+        while not self.closed:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.closed = True
+                return
+            lines, self._tail = split_lines(self._tail + data)
+            self.lines += lines
+
+    def chat(self) -> list[str]:
+        """The chat lines received (``<nick> text``), in order."""
+        return [line for line in self.lines if line.startswith("<")]
+
+
+class PumpedServer:
+    """A real server on 127.0.0.1 whose loop the test turns by hand, on a fake clock.
+
+    Nothing runs unless the test pumps, and time moves only by ``clock.advance``,
+    so what a timer or the flood control does is seen exactly.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.clock = FakeClock()
+        self.server = Server(config, clock=self.clock, entry_points=False)
+        self.address = self.server.listen()
+        self.clients: list[PumpedClient] = []
+
+    def connect(self, nick: str = "", source: str = "") -> PumpedClient:
+        client = PumpedClient(self.address, source)
+        self.clients.append(client)
+        self.until(lambda: any("Choose a nickname" in line for line in client.lines), "greeting")
+        if nick:
+            client.send(nick)
+            self.until(lambda: any(f"Welcome, {nick}!" in line for line in client.lines), nick)
+        return client
+
+    def pump(self) -> None:
+        self.server.reactor.run_once(max_wait=0.002)
+        for client in self.clients:
+            client.poll()
+
+    def until(self, condition: Callable[[], bool], what: str = "condition") -> None:
+        deadline = time.monotonic() + WAIT
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            self.pump()
+
+    def settle(self, rounds: int = 50) -> None:
+        """Turn the loop a while, for tests that show that nothing (more) happens."""
+        for _ in range(rounds):
+            self.pump()
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.sock.close()
+        self.server.stop()
+        self.server.reactor.run()  # the graceful shutdown, then everything closed
+
+
+class Crowd:
+    """Registered clients that check what they receive: every chat line exactly
+    once, in each sender's order, never their own (lines are ``<nick> S N ...``:
+    sender index S, sequence number N)."""
+
+    def __init__(self, address: tuple[str, int], size: int, prefix: str = "c") -> None:
+        self.nicks = [f"{prefix}{i:03d}" for i in range(size)]
+        self.clients = [LineClient(address) for _ in range(size)]
+        for client, nick in zip(self.clients, self.nicks, strict=True):
+            client.register(nick)
+        for client in self.clients:
+            client.sock.setblocking(False)
+        self.sent = [0] * size  # lines each has sent
+        # expected[r][s]: the sequence number receiver r expects next from sender s
+        self.expected = [[0] * size for _ in range(size)]
+        self.notices: list[list[str]] = [[] for _ in range(size)]  # the *** lines
+        self._tails = [b""] * size
+
+    def send(self, s: int, count: int, payload: str = "") -> None:
+        """Sender ``s`` sends ``count`` lines in one write."""
+        first = self.sent[s]
+        data = "".join(f"{s} {n} {payload}\n" for n in range(first, first + count))
+        sock = self.clients[s].sock
+        sock.setblocking(True)
+        sock.sendall(data.encode())
+        sock.setblocking(False)
+        self.sent[s] += count
+
+    def caught_up(self) -> bool:
+        return all(
+            self.expected[r][s] == (0 if s == r else self.sent[s])
+            for r in range(len(self.clients))
+            for s in range(len(self.clients))
+        )
+
+    def read(self, wait: float = WAIT) -> None:
+        """Read until every client has every line sent so far; fails on any
+        line out of order, duplicated, or echoed to its sender."""
+        deadline = time.monotonic() + wait
+        while not self.caught_up():
+            if time.monotonic() > deadline:
+                behind = sum(
+                    (0 if s == r else self.sent[s]) - self.expected[r][s]
+                    for r in range(len(self.clients))
+                    for s in range(len(self.clients))
+                )
+                raise AssertionError(f"timed out: {behind} deliveries missing")
+            ready = False
+            for r, client in enumerate(self.clients):
+                try:
+                    data = client.sock.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                assert data, f"{self.nicks[r]} was disconnected"
+                ready = True
+                lines, self._tails[r] = split_lines(self._tails[r] + data)
+                for line in lines:
+                    self._check(r, line)
+            if not ready:
+                time.sleep(0.001)
+
+    def _check(self, r: int, line: str) -> None:
+        if not line.startswith("<"):
+            self.notices[r].append(line)
+            return
+        nick, s_text, n_text = line.split(" ")[:3]
+        s = int(s_text)
+        assert nick == f"<{self.nicks[s]}>", line
+        assert s != r, f"{self.nicks[r]} got its own line back: {line}"
+        assert int(n_text) == self.expected[r][s], (
+            f"{self.nicks[r]} got {line!r}, expected {self.expected[r][s]} from {self.nicks[s]}"
+        )
+        self.expected[r][s] += 1
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()

@@ -121,7 +121,7 @@ def test_a_bad_words_file_stops_startup_naming_key_and_file(tmp_path: Path) -> N
     )
 
 
-def test_sighup_reloads_a_new_dropin_without_dropping_anyone(tmp_path: Path) -> None:
+def test_sighup_reloads_config_and_dropins_without_dropping_anyone(tmp_path: Path) -> None:
     dropins = tmp_path / "plugins.d"
     dropins.mkdir()
     config = tmp_path / "chatd.toml"
@@ -138,11 +138,21 @@ def test_sighup_reloads_a_new_dropin_without_dropping_anyone(tmp_path: Path) -> 
             "def chatd_commands():\n"
             "    return [Command('shout', lambda ctx, a: ctx.reply(a.upper()))]\n"
         )
+        config.write_text(config.read_text() + "[limits]\nmax_per_ip = 7\n")
         server.proc.send_signal(signal.SIGHUP)
         server.wait_log(
             re.compile(r"reload: plugins: 4 -> 5 loaded, commands 11 -> 12 \(\+/shout\)")
         )
+        server.wait_log(re.compile(r"reload: config: .*: changed \[limits\] max_per_ip\s*$", re.M))
         alice.send("/shout hi")
         alice.expect("*** HI")
+        # A broken file keeps the settings in force, and the server goes on.
+        config.write_text("[limits]\nmax_per_ip = -1\n")
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_log(
+            re.compile(r"config: reload failed, kept the old settings: .*max_per_ip must be at")
+        )
+        alice.send("/shout still here")
+        alice.expect("*** STILL HERE")
     finally:
         server.stop()

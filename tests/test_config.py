@@ -97,9 +97,5 @@ def test_changed_settings_names_each_setting_and_plugin_table() -> None:
     new = from_dict(
         {"server": {"port": 7000}, "limits": {"sendq_bytes": 65536}, "roll": {"sides": 20}}
     )
-    assert changed_settings(old, new) == [
-        ("server", "[server] port"),
-        ("limits", "[limits] sendq_bytes"),
-        ("roll", "[roll]"),
-    ]
+    assert changed_settings(old, new) == ["[server] port", "[limits] sendq_bytes", "[roll]"]
     assert changed_settings(new, new) == []

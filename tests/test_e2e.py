@@ -7,9 +7,16 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from chatd.config import JumbleSettings, LimitSettings
+from chatd.config import JumbleSettings
 from chatd.server import Server
-from tests.helpers import LINGER_ZERO, LineClient, make_config, running_server, wait_until
+from tests.helpers import (
+    LINGER_ZERO,
+    LineClient,
+    make_config,
+    non_reader,
+    running_server,
+    wait_until,
+)
 
 Connect = Callable[..., LineClient]
 
@@ -89,22 +96,13 @@ def test_ctrl_c_in_nc_removes_the_user(connect: Connect) -> None:
     bob.expect("*** alice left (connection closed)")
 
 
-def _non_reader(address: tuple[str, int], nick: str) -> socket.socket:
-    """A client that registers (without waiting for the prompt) and then never reads."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(address)
-    sock.sendall(nick.encode() + b"\n")
-    return sock
-
-
 def _victim_queued(server: Server) -> bool:
     return any(len(c.outbuf) for c in server.reactor.connections if c.session.nick == "victim")
 
 
 def test_server_survives_a_client_that_disconnects_mid_broadcast(server: Server) -> None:
     assert server.address
-    small = _non_reader(server.address, "victim")
+    small = non_reader(server.address, "victim")
     alice, bob = LineClient(server.address), LineClient(server.address)
     alice.register("alice")
     bob.register("bob")
@@ -130,28 +128,6 @@ def test_server_survives_a_client_that_disconnects_mid_broadcast(server: Server)
     carol.register("carol")
     carol.send("still serving")
     alice.expect("<carol> still serving")
-
-
-def test_a_client_that_never_reads_delays_nobody_and_is_cut_at_its_sendq() -> None:
-    config = make_config(limits=LimitSettings(sendq_bytes=64 * 1024))
-    with running_server(config) as server:
-        assert server.address
-        stuck = _non_reader(server.address, "stuck")
-        alice, bob = LineClient(server.address), LineClient(server.address)
-        alice.register("alice")
-        bob.register("bob")
-        line = "y" * 200
-        # Rounds of 100 lines: bob keeps up; the stuck client falls behind until
-        # the kernel's buffers and its 64 KiB sendq are full.
-        for r in range(1000):
-            alice.send_raw("".join(f"{r}.{i} {line}\n" for i in range(100)).encode())
-            bob.expect(f"<alice> {r}.99 {line}")
-            if not any(c.session.nick == "stuck" for c in server.reactor.connections):
-                break
-        else:
-            raise AssertionError("the stuck client was never disconnected")
-        bob.expect("*** stuck left (sendq exceeded)")
-        stuck.close()
 
 
 def test_overlong_line_is_refused_and_the_connection_stays_usable(connect: Connect) -> None:

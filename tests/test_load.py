@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from tests.helpers import WAIT, ServerProcess
+from tests.helpers import LIFTED_LIMITS_TOML, WAIT, ServerProcess
 
 CLIENTS = 200
 LINES = 50
@@ -32,7 +32,11 @@ def _register(address: tuple[str, int], nick: str) -> socket.socket:
 
 
 def test_every_line_reaches_every_other_client_once_in_order(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path)
+    # 200 clients from one address, each sending 50 lines at once: no flood control
+    # and no per-address limit here (tests/test_limits.py tests those).
+    config = tmp_path / "chatd.toml"
+    config.write_text(f'[server]\nhost = "127.0.0.1"\nport = 0\n{LIFTED_LIMITS_TOML}')
+    server = ServerProcess(tmp_path, "--config", str(config))
     try:
         nicks = [f"u{i:03d}" for i in range(CLIENTS)]
         socks = [_register(server.address, nick) for nick in nicks]

@@ -60,7 +60,7 @@ def test_stats_table() -> None:
         stats_table(
             {
                 "uptime_seconds": 90061,
-                "connections": {"now": 3, "peak": 10, "total": 1234},
+                "connections": {"now": 3, "peak": 10, "total": 1234, "refused": 7},
                 "lines": {"in": 5000, "out": 123456},
                 "bytes": {"in": 99, "out": 1048576},
                 "commands": {"game": 4, "who": 1},
@@ -68,7 +68,7 @@ def test_stats_table() -> None:
         )
     )
     assert "1d 01h" in text
-    assert "3 now, 10 peak, 1234 total" in text
+    assert "3 now, 10 peak, 1234 total, 7 refused" in text
     assert "5,000 in, 123,456 out" in text
     assert "99 in, 1,048,576 out" in text
     assert "/game 4, /who 1" in text

@@ -56,7 +56,9 @@ def stats_table(stats: dict[str, Any]) -> Table:
     conns, lines, volume = stats["connections"], stats["lines"], stats["bytes"]
     table.add_row("uptime", duration(stats["uptime_seconds"]))
     table.add_row(
-        "connections", f"{conns['now']} now, {conns['peak']} peak, {conns['total']} total"
+        "connections",
+        f"{conns['now']} now, {conns['peak']} peak, {conns['total']} total,"
+        f" {conns['refused']} refused",
     )
     table.add_row("lines", f"{lines['in']:,} in, {lines['out']:,} out")
     table.add_row("bytes", f"{volume['in']:,} in, {volume['out']:,} out")

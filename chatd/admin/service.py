@@ -66,6 +66,12 @@ class AdminService:
     def line_too_long(self, session: AdminSession, limit: int) -> None:
         session.link.send(wire.encode(wire.error(f"request too long (over {limit} bytes)")))
 
+    def slowed(self, session: AdminSession, rate: float) -> None:
+        pass  # the admin socket has no flood control: operators are trusted
+
+    def refused(self, reason: str) -> bytes:
+        return wire.encode(wire.error(reason))
+
     def disconnect(self, session: AdminSession, reason: str) -> None:
         self.sessions.discard(session)
 

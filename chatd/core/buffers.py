@@ -1,14 +1,16 @@
 """Bounded byte buffers for one connection: lines in, queued bytes out.
 
 Rule: every byte a peer can make us hold is counted against a limit. The input
-buffer never holds more than one line's limit, whatever the peer sends; the
-output buffer refuses data past its limit and lets the caller decide what that
-means (the reactor disconnects: a client that does not read is not ours to
-buffer for). Nothing here does I/O.
+buffer holds what the reader has read and not yet taken (the reactor reads only
+as much as flood control lets it take), plus at most one line's limit of an
+unfinished line, whatever the peer sends; the output buffer refuses data past
+its limit and lets the caller decide what that means (the reactor disconnects:
+a client that does not read is not ours to buffer for). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from typing import Final
 
@@ -24,49 +26,76 @@ DEFAULT_MAX_LINE_BYTES: Final = 1024
 DEFAULT_SENDQ_BYTES: Final = 1024 * 1024
 
 
-class InputBuffer:
-    """Splits a byte stream into lines on b"\\n", holding at most one line's limit.
+class Overlong(enum.Enum):
+    """What :meth:`InputBuffer.next_line` gives for a line over the limit."""
 
-    ``feed()`` returns the complete lines it found, each without its b"\\n" and a
-    trailing b"\\r". A line over the limit comes out as ``None`` (one per overlong
-    line, so the caller can say so once) and is skipped up to its newline; the
-    bytes of such a line are dropped as they arrive, never stored.
+    LINE = "line"
+
+
+OVERLONG: Final = Overlong.LINE
+
+
+class InputBuffer:
+    """Splits a byte stream into lines on b"\\n", one line at a time.
+
+    ``feed()`` stores what arrived; ``next_line()`` takes the next complete line
+    out, without its b"\\n" and a trailing b"\\r", or returns None when no
+    complete line is there. Taking lines one at a time lets the reader stop
+    between two lines (flood control) and keep the rest for later.
+
+    A line over the limit comes out as :data:`OVERLONG` in its place (once per
+    overlong line, so the caller can say so once) and is skipped up to its
+    newline. Its bytes are dropped as they arrive, never stored: the buffer
+    holds the complete lines fed and not yet taken, plus an unfinished line of
+    at most ``max_line_bytes + 1`` bytes (a b"\\r" whose b"\\n" is on its way).
     """
 
-    __slots__ = ("_buf", "_discarding", "max_line_bytes")
+    __slots__ = ("_buf", "_discarding", "_overlong", "max_line_bytes")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.max_line_bytes = max_line_bytes
         self._buf = bytearray()
-        self._discarding = False
+        self._discarding = False  # dropping what arrives up to the next newline
+        # Where in _buf overlong lines were cut out, in order; a tuple because it
+        # is nearly always empty and () costs a connection nothing.
+        self._overlong: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[bytes | None]:
+    def feed(self, data: bytes) -> None:
+        if self._discarding:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return
+            self._discarding = False  # the overlong line ends here
+            data = data[nl + 1 :]
         buf = self._buf
         buf += data
-        out: list[bytes | None] = []
-        limit = self.max_line_bytes
-        start = 0
-        while (nl := buf.find(b"\n", start)) >= 0:
-            end = nl - 1 if nl > start and buf[nl - 1] == 0x0D else nl
-            if self._discarding:
-                self._discarding = False  # the overlong line ends here; it was reported
-            elif end - start > limit:
-                out.append(None)
-            else:
-                out.append(bytes(buf[start:end]))
-            start = nl + 1
-        del buf[:start]
-        # An unterminated tail may hold one more byte than the limit: a "\r" whose
-        # "\n" is still on its way.
-        if len(buf) > limit + 1 or (self._discarding and buf):
-            if not self._discarding:
-                out.append(None)
-                self._discarding = True
-            buf.clear()
-        return out
+        tail = buf.rfind(b"\n") + 1  # where the unfinished line starts
+        if len(buf) - tail > self.max_line_bytes + 1:
+            del buf[tail:]
+            self._overlong += (tail,)
+            self._discarding = True
+
+    def has_line(self) -> bool:
+        """Whether :meth:`next_line` would give a line now."""
+        return (bool(self._overlong) and self._overlong[0] == 0) or b"\n" in self._buf
+
+    def next_line(self) -> bytes | Overlong | None:
+        buf = self._buf
+        if self._overlong and self._overlong[0] == 0:
+            self._overlong = self._overlong[1:]
+            return OVERLONG
+        nl = buf.find(b"\n")
+        if nl < 0:
+            return None
+        end = nl - 1 if nl and buf[nl - 1] == 0x0D else nl
+        line: bytes | Overlong = bytes(buf[:end]) if end <= self.max_line_bytes else OVERLONG
+        del buf[: nl + 1]  # O(1): bytearray drops from the front by moving its start
+        if self._overlong:
+            self._overlong = tuple(at - nl - 1 for at in self._overlong)
+        return line
 
 
 class OutputBuffer:

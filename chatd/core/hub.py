@@ -22,6 +22,7 @@ every recipient's link.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
 import re
@@ -33,7 +34,7 @@ from chatd.core import commands as cmds
 from chatd.core import protocol
 from chatd.core.link import Link
 from chatd.core.stats import Stats
-from chatd.core.timers import Clock, Timers
+from chatd.core.timers import Clock, Timer, Timers
 
 if TYPE_CHECKING:
     from chatd.core.plugins import PluginHost
@@ -55,7 +56,16 @@ class State(enum.Enum):
 class User:
     """A connection and, once it has one, its nickname."""
 
-    __slots__ = ("connected_at", "id", "last_active", "lines", "link", "nick", "state")
+    __slots__ = (
+        "connected_at",
+        "deadline",
+        "id",
+        "last_active",
+        "lines",
+        "link",
+        "nick",
+        "state",
+    )
 
     def __init__(self, link: Link, connected_at: float, user_id: int) -> None:
         self.id = user_id
@@ -65,6 +75,8 @@ class User:
         self.connected_at = connected_at
         self.last_active = connected_at  # when it last sent a line
         self.lines = 0  # lines it sent once named
+        #: The register timeout while registering, the idle timeout once named.
+        self.deadline: Timer | None = None
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
@@ -113,6 +125,9 @@ class Hub:
         user = User(link, self.clock(), next(self._ids))
         self._connected.add(user)
         self._notify_lines(user, ["Welcome to chatd, a chat server for terminals.", NICK_PROMPT])
+        user.deadline = self.timers.call_later(
+            self.config.limits.register_timeout, functools.partial(self._register_overdue, user)
+        )
         return user
 
     def receive(self, user: User, text: str) -> None:
@@ -136,12 +151,25 @@ class Hub:
         if user.state is not State.GONE:
             self.notify(user, f"Line too long (over {limit} bytes); it was not sent.")
 
+    def slowed(self, user: User, rate: float) -> None:
+        """Flood control is holding ``user``'s lines back (told once per flood)."""
+        if user.state is not State.GONE:
+            self.notify(
+                user, f"You are sending too fast: your lines go out at {rate:g} a second now."
+            )
+
+    def refused(self, reason: str) -> bytes:
+        """The one line a connection that is turned away gets."""
+        return protocol.encode_line(protocol.notice(reason))
+
     def disconnect(self, user: User, reason: str) -> None:
         """``user``'s connection has ended. Safe to call more than once."""
         if user.state is State.GONE:
             return
         was_named = user.state is State.NAMED
         user.state = State.GONE
+        if user.deadline is not None:
+            user.deadline.cancel()
         self._connected.discard(user)
         if was_named:
             del self._named[_key(user.nick)]
@@ -199,6 +227,11 @@ class Hub:
         self.disconnect(user, why)
         user.link.close()
 
+    def limits_changed(self) -> None:
+        """The settings were reloaded: the idle timeout applies to everyone at once."""
+        for user in self._named.values():
+            self._arm_idle_timeout(user)
+
     def nicks(self) -> list[str]:
         return sorted((u.nick for u in self._named.values()), key=_key)
 
@@ -248,13 +281,46 @@ class Hub:
             return
         user.nick = text
         user.state = State.NAMED
+        user.last_active = self.clock()
         self._named[_key(text)] = user
+        self._arm_idle_timeout(user)
         log.info("%s joined from %s", text, user.link.peer)
         count = len(self._named)
         online = "1 user online (you)" if count == 1 else f"{count} users online"
         self.notify(user, f"Welcome, {text}! {online}. Type /help for commands.")
         self.announce(f"{text} joined", exclude=user)
         self.plugins.user_joined(user)
+
+    def _register_overdue(self, user: User) -> None:
+        if user.state is State.REGISTERING:
+            waited = self.clock() - user.connected_at
+            self.notify(user, f"Timed out: no nickname chosen in {waited:.0f} seconds.")
+            log.info("%s: closed, no nickname chosen in %.0fs", user.link.peer, waited)
+            self.disconnect(user, "registration timed out")
+            user.link.close()
+
+    def _arm_idle_timeout(self, user: User) -> None:
+        """(Re)schedule the idle check for when ``user`` would pass the idle timeout."""
+        if user.deadline is not None:
+            user.deadline.cancel()
+            user.deadline = None
+        idle = self.config.limits.idle_timeout
+        if idle > 0:
+            due = user.last_active + idle - self.clock()
+            user.deadline = self.timers.call_later(due, functools.partial(self._idle_check, user))
+
+    def _idle_check(self, user: User) -> None:
+        # One timer per user, moved only when it fires: a line from the user
+        # costs nothing here but the last_active stamp it sets anyway.
+        idle = self.config.limits.idle_timeout
+        if user.state is not State.NAMED or idle <= 0:
+            return
+        if self.clock() - user.last_active < idle:
+            self._arm_idle_timeout(user)
+            return
+        self.notify(user, f"Disconnected: nothing sent for {idle:g} seconds (idle timeout).")
+        self.disconnect(user, "idle timeout")
+        user.link.close()
 
     def _from_user(self, user: User, text: str, *, action: bool) -> None:
         passed = self.plugins.filter_message(user, text, action)

@@ -44,6 +44,16 @@ class Handler(Protocol):
         """A line over ``limit`` bytes arrived and was dropped."""
         ...
 
+    def slowed(self, session: Any, rate: float) -> None:
+        """Flood control has started holding this session's lines back to ``rate`` a
+        second (once per flood); none is lost."""
+        ...
+
+    def refused(self, reason: str) -> bytes:
+        """The line to send a connection turned away for ``reason`` ("server full")
+        before it is closed; the connection never reaches :meth:`connect`."""
+        ...
+
     def disconnect(self, session: Any, reason: str) -> None:
         """The connection has ended (or is ending). Called at least once; must be idempotent."""
         ...

@@ -10,7 +10,9 @@ How a loop iteration goes (after CPython asyncio's selector transports):
 
 1. select() until a socket is ready or the next timer is due;
 2. readable sockets: recv once in a large chunk, split and decode the lines,
-   give them to the hub; the hub queues output on the links it wants to reach;
+   give them to the hub; the hub queues output on the links it wants to reach.
+   With flood control, a connection out of tokens is not read again until it
+   has earned one (its unread input waits in the kernel);
 3. due timers run (they may queue output too);
 4. every connection that got output in this iteration is flushed with one
    sendmsg() over its queued chunks. Unsent bytes stay queued and the socket is
@@ -19,6 +21,10 @@ How a loop iteration goes (after CPython asyncio's selector transports):
 So a client gets one system call per loop iteration however many lines are
 queued for it, and a client that stops reading only grows its own queue, up to
 its sendq limit, at which point it is disconnected.
+
+Admission: a connection past the listener's max_connections or max_per_host
+gets one line from its handler (handler.refused) and is closed before the
+handler ever sees it.
 
 Closing: a requested close (quit, shutdown, end of input) stops reading, lets the
 queue drain for at most CLOSE_LINGER_SECONDS, then closes. An abort (a socket
@@ -37,15 +43,18 @@ import signal
 import socket
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from chatd.core import protocol
 from chatd.core.buffers import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_SENDQ_BYTES,
+    OVERLONG,
     InputBuffer,
     OutputBuffer,
 )
+from chatd.core.flood import TokenBucket
 from chatd.core.link import Handler
 from chatd.core.stats import Stats
 from chatd.core.timers import Timer, Timers
@@ -96,15 +105,30 @@ def _reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one listener allows each connection, and how many connections."""
+
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    sendq_bytes: int = DEFAULT_SENDQ_BYTES
+    flood_burst: int = 0  # lines at once; 0 with flood_rate 0: no flood control
+    flood_rate: float = 0.0  # lines a second after the burst
+    max_connections: int = 0  # 0: no limit
+    max_per_host: int = 0  # connections from one address; 0: no limit
+
+
 class Listener:
-    """A listening socket, what serves its connections, and their limits."""
+    """A listening socket, what serves its connections, their limits and counts."""
 
     __slots__ = (
         "allowed_uids",
+        "count",
+        "full",
         "handler",
-        "max_line_bytes",
+        "hosts",
+        "limits",
+        "noisy",
         "path",
-        "sendq_bytes",
         "sock",
         "stats",
     )
@@ -113,35 +137,40 @@ class Listener:
         self,
         sock: socket.socket,
         handler: Handler,
+        limits: Limits,
         *,
-        max_line_bytes: int,
-        sendq_bytes: int,
         stats: Stats | None,
         allowed_uids: frozenset[int] | None = None,
         path: str | None = None,
     ) -> None:
         self.sock = sock
         self.handler = handler
-        self.max_line_bytes = max_line_bytes  # for connections accepted from now on
-        self.sendq_bytes = sendq_bytes
+        self.limits = limits  # replaceable; applies to connections accepted from then on
         self.stats = stats
         self.allowed_uids = allowed_uids  # Unix sockets: peers' uids let in (SO_PEERCRED)
         self.path = path  # Unix sockets: the file, removed on close
+        self.count = 0  # connections open
+        self.hosts: dict[str, int] = {}  # address -> connections open from it
+        self.full = False  # refusing for max_connections (logged once per episode)
+        self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
 
 
 class Connection:
     """One client socket with its buffers. Implements :class:`~chatd.core.link.Link`."""
 
     __slots__ = (
+        "bucket",
         "closed",
         "closing",
         "dirty",
         "doomed",
+        "host",
         "inbuf",
         "linger",
         "listener",
         "mask",
         "outbuf",
+        "paused",
         "peer",
         "reactor",
         "reason",
@@ -152,14 +181,24 @@ class Connection:
     session: Any  # what the handler's connect() returned
 
     def __init__(
-        self, reactor: Reactor, sock: socket.socket, peer: str, listener: Listener
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        peer: str,
+        host: str,
+        listener: Listener,
+        bucket: TokenBucket | None,
     ) -> None:
         self.reactor = reactor
         self.sock = sock
         self.peer = peer
+        self.host = host  # the peer's address, counted against max_per_host
         self.listener = listener
-        self.inbuf = InputBuffer(listener.max_line_bytes)
-        self.outbuf = OutputBuffer(listener.sendq_bytes)
+        limits = listener.limits
+        self.inbuf = InputBuffer(limits.max_line_bytes)
+        self.outbuf = OutputBuffer(limits.sendq_bytes)
+        self.bucket = bucket  # flood control, or None
+        self.paused = False  # flood control has stopped reading for now
         self.mask = 0  # events registered with the selector now
         self.dirty = False  # queued for the end-of-iteration flush
         self.closing = False  # a close was requested: read no more, drain, close
@@ -215,19 +254,14 @@ class Reactor:
         host: str,
         port: int,
         handler: Handler,
+        limits: Limits = Limits(),
         *,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        sendq_bytes: int = DEFAULT_SENDQ_BYTES,
         stats: Stats | None = None,
     ) -> Listener:
         """Serve TCP connections on (host, port) with ``handler``."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
-        return self._add_listener(
-            Listener(
-                sock, handler, max_line_bytes=max_line_bytes, sendq_bytes=sendq_bytes, stats=stats
-            )
-        )
+        return self._add_listener(Listener(sock, handler, limits, stats=stats))
 
     def listen_unix(
         self,
@@ -235,8 +269,7 @@ class Reactor:
         handler: Handler,
         *,
         allowed_uids: frozenset[int],
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        sendq_bytes: int = DEFAULT_SENDQ_BYTES,
+        limits: Limits = Limits(),
     ) -> Listener:
         """Serve a Unix socket at ``path`` (mode 0600) to peers whose uid is allowed.
 
@@ -260,15 +293,7 @@ class Reactor:
         finally:
             os.umask(old_umask)
         sock.listen(BACKLOG)
-        listener = Listener(
-            sock,
-            handler,
-            max_line_bytes=max_line_bytes,
-            sendq_bytes=sendq_bytes,
-            stats=None,
-            allowed_uids=allowed_uids,
-            path=path,
-        )
+        listener = Listener(sock, handler, limits, stats=None, allowed_uids=allowed_uids, path=path)
         return self._add_listener(listener)
 
     def _add_listener(self, listener: Listener) -> Listener:
@@ -346,16 +371,61 @@ class Reactor:
                     log.warning("admin socket: refused a connection from uid %s", uid)
                     sock.close()
                     continue
-                peer = f"uid {uid}"
+                host = peer = f"uid {uid}"
             else:
+                host, peer = address[0], format_address(address)
+                refusal = self._refusal(listener, host)
+                if refusal:
+                    self._refuse(listener, sock, refusal)
+                    continue
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                peer = format_address(address)
-            conn = Connection(self, sock, peer, listener)
-            self.connections.add(conn)
-            if listener.stats is not None:
-                listener.stats.opened()
-            self._set_mask(conn, _READ)
-            conn.session = listener.handler.connect(conn)
+            self._admit(listener, sock, peer, host)
+
+    def _refusal(self, listener: Listener, host: str) -> str:
+        """Why a new connection from ``host`` is turned away, or "" if it is not."""
+        limits = listener.limits
+        if limits.max_connections and listener.count >= limits.max_connections:
+            if not listener.full:
+                listener.full = True
+                log.warning(
+                    "server full (%d connections): refusing new ones", limits.max_connections
+                )
+            return "server full"
+        if limits.max_per_host and listener.hosts.get(host, 0) >= limits.max_per_host:
+            if host not in listener.noisy:  # once until one of its connections ends
+                listener.noisy.add(host)
+                log.warning(
+                    "%s: refusing connections, %d open from there", host, limits.max_per_host
+                )
+            return f"too many connections from your address (at most {limits.max_per_host})"
+        return ""
+
+    def _refuse(self, listener: Listener, sock: socket.socket, reason: str) -> None:
+        """Tell a connection why it is turned away, in one line, and close it."""
+        if listener.stats is not None:
+            listener.stats.refused += 1
+        with contextlib.suppress(OSError):
+            # What the client already sent is read first: closing a socket with
+            # unread input sends a reset, which can destroy the line below
+            # before the client reads it.
+            sock.recv(RECV_BYTES)
+        with contextlib.suppress(OSError):  # a fresh socket's buffer takes one line
+            sock.send(listener.handler.refused(reason))
+        sock.close()
+
+    def _admit(self, listener: Listener, sock: socket.socket, peer: str, host: str) -> None:
+        limits = listener.limits
+        bucket = None
+        if limits.flood_rate > 0:
+            bucket = TokenBucket(limits.flood_burst, limits.flood_rate, self.timers.clock())
+        conn = Connection(self, sock, peer, host, listener, bucket)
+        self.connections.add(conn)
+        listener.count += 1
+        listener.hosts[host] = listener.hosts.get(host, 0) + 1
+        if listener.stats is not None:
+            listener.stats.opened()
+        self._set_mask(conn, _READ)
+        conn.session = listener.handler.connect(conn)
 
     def _pause_accepting(self, exc: OSError) -> None:
         # The listener stays readable while the backlog holds connections, so
@@ -385,32 +455,70 @@ class Reactor:
     def _on_client(self, conn: Connection, mask: int) -> None:
         if mask & _WRITE:
             self._write(conn)
-        if mask & _READ and not conn.closed and not conn.closing:
+        if mask & _READ and not (conn.closed or conn.closing or conn.paused):
             self._read(conn)
 
     def _read(self, conn: Connection) -> None:
+        size = RECV_BYTES
+        bucket = conn.bucket
+        if bucket is not None:
+            # Read no more than the lines it may send now can fill (at least
+            # one line's worth): what a flooder sends past that waits in the
+            # kernel, not in our memory.
+            bucket.ready(self.timers.clock())
+            room = conn.inbuf.max_line_bytes + 2
+            size = min(RECV_BYTES, max(1, bucket.allowance()) * room)
         try:
-            data = conn.sock.recv(RECV_BYTES)
+            data = conn.sock.recv(size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._abort(conn, _reason(exc))
             return
-        listener = conn.listener
-        handler, session = listener.handler, conn.session
         if not data:
             self._close(conn, "connection closed")
-            handler.disconnect(session, "connection closed")
+            conn.listener.handler.disconnect(conn.session, "connection closed")
             return
-        if listener.stats is not None:
-            listener.stats.bytes_in += len(data)
-        for raw in conn.inbuf.feed(data):
-            if conn.closing or conn.doomed:
-                break  # quit, or was cut off, part-way through what it sent
-            if raw is None:
-                handler.line_too_long(session, conn.inbuf.max_line_bytes)
+        if conn.listener.stats is not None:
+            conn.listener.stats.bytes_in += len(data)
+        conn.inbuf.feed(data)
+        self._take_lines(conn)
+
+    def _take_lines(self, conn: Connection) -> None:
+        """Hand the connection's complete lines to its handler, as its bucket allows."""
+        inbuf, bucket = conn.inbuf, conn.bucket
+        handler, session = conn.listener.handler, conn.session
+        while not (conn.closing or conn.doomed):  # it may quit, or be cut off, part-way
+            if bucket is not None and not bucket.ready(self.timers.clock()):
+                if inbuf.has_line():
+                    self._pause_reading(conn, bucket)
+                return
+            line = inbuf.next_line()
+            if line is None:
+                return
+            if bucket is not None:
+                bucket.take()
+            if line is OVERLONG:
+                handler.line_too_long(session, inbuf.max_line_bytes)
             else:
-                handler.receive(session, protocol.decode_line(raw))
+                handler.receive(session, protocol.decode_line(line))
+
+    def _pause_reading(self, conn: Connection, bucket: TokenBucket) -> None:
+        """Out of tokens: stop reading until the next one is earned (backpressure)."""
+        conn.paused = True
+        self._set_mask(conn, conn.mask & ~_READ)
+        self.timers.call_later(bucket.wait(), lambda: self._resume_reading(conn))
+        if not bucket.slowed:
+            bucket.slowed = True
+            conn.listener.handler.slowed(conn.session, bucket.rate)
+
+    def _resume_reading(self, conn: Connection) -> None:
+        if conn.closed or conn.closing:
+            return
+        conn.paused = False
+        self._take_lines(conn)
+        if not (conn.paused or conn.closing or conn.closed):
+            self._set_mask(conn, conn.mask | _READ)
 
     # -- writing -------------------------------------------------------------------
 
@@ -494,9 +602,19 @@ class Reactor:
         self._set_mask(conn, 0)
         conn.sock.close()
         self.connections.discard(conn)
-        if conn.listener.stats is not None:
-            conn.listener.stats.closed()
-        conn.listener.handler.disconnect(conn.session, conn.reason)
+        listener = conn.listener
+        listener.count -= 1
+        if listener.hosts[conn.host] == 1:
+            del listener.hosts[conn.host]
+        else:
+            listener.hosts[conn.host] -= 1
+        listener.noisy.discard(conn.host)
+        if listener.full and listener.count < (listener.limits.max_connections or 1 << 62):
+            listener.full = False
+            log.info("no longer full: accepting new connections")
+        if listener.stats is not None:
+            listener.stats.closed()
+        listener.handler.disconnect(conn.session, conn.reason)
 
     # -- stopping ------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class Stats:
     connections_now: int = 0
     connections_peak: int = 0
     connections_total: int = 0
+    refused: int = 0  # connections turned away (server full, too many from one address)
     lines_in: int = 0
     lines_out: int = 0
     bytes_in: int = 0
@@ -39,6 +40,7 @@ class Stats:
                 "now": self.connections_now,
                 "peak": self.connections_peak,
                 "total": self.connections_total,
+                "refused": self.refused,
             },
             "lines": {"in": self.lines_in, "out": self.lines_out},
             "bytes": {"in": self.bytes_in, "out": self.bytes_out},

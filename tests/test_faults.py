@@ -1,0 +1,133 @@
+"""Faults the server must survive: stuck readers, abrupt resets, running out of
+file descriptors. Each runs the real server and checks that everyone else is
+served, nothing accepted is lost, and nothing leaks."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+from tests.helpers import (
+    LIFTED_LIMITS_TOML,
+    LINGER_ZERO,
+    WAIT,
+    Crowd,
+    LineClient,
+    ServerProcess,
+    lifted_limits,
+    make_config,
+    non_reader,
+    running_server,
+    wait_until,
+)
+
+
+def _config_file(tmp_path: Path, extra: str = "") -> str:
+    path = tmp_path / "chatd.toml"
+    path.write_text(f'[server]\nhost = "127.0.0.1"\nport = 0\n{LIFTED_LIMITS_TOML}{extra}')
+    return str(path)
+
+
+def test_a_client_that_never_reads_is_cut_at_its_sendq_and_20_others_lose_nothing() -> None:
+    config = make_config(limits=lifted_limits(sendq_bytes=64 * 1024))
+    with running_server(config) as server:
+        assert server.address
+        stuck = non_reader(server.address, "stuck")
+        crowd = Crowd(server.address, 20)
+        payload = "y" * 200
+
+        def stuck_online() -> bool:
+            return any(c.session.nick == "stuck" for c in server.reactor.connections)
+
+        wait_until(stuck_online, what="the stuck client to register")
+        # Rounds in which 4 of the 20 send while all 20 read everything; the
+        # stuck client falls behind until the kernel's buffers and its 64 KiB
+        # sendq are full, and is cut off, in the middle of the chat.
+        rounds = 0
+        while stuck_online():
+            assert rounds < 2000, "the stuck client was never disconnected"
+            for sender in range(4):
+                crowd.send(sender, 25, payload)
+            crowd.read()
+            rounds += 1
+        for sender in range(4, 20):  # and the chat goes on
+            crowd.send(sender, 5)
+        crowd.read()
+        assert crowd.caught_up()
+        for notices in crowd.notices:
+            assert "*** stuck left (sendq exceeded)" in notices
+        stuck.close()
+        crowd.close()
+
+
+def test_1000_abrupt_resets_leak_no_descriptor_and_log_no_traceback(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, "--config", _config_file(tmp_path))
+    try:
+        watcher = LineClient(server.address)
+        watcher.register("watcher")
+        baseline = server.open_files()
+        n = 0
+        for batch in range(10):
+            socks = []
+            for i in range(100):
+                sock = socket.create_connection(server.address, timeout=WAIT)
+                socks.append(sock)
+                kind = i % 4
+                if kind == 1:  # half a nickname
+                    sock.sendall(b"hal")
+                elif kind >= 2:  # named; the last kind also has output queued
+                    sock.sendall(b"r%d\n" % n)
+                n += 1
+            # Some of the named ones have output waiting for them when they go.
+            watcher.send(f"batch {batch}: " + "x" * 500)
+            for sock in socks:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+                sock.close()
+        watcher.send("/who")
+        wait_until(lambda: server.open_files() == baseline, what="every descriptor closed")
+        watcher.expect("*** 1 user online: watcher")
+        assert "Traceback" not in server.log
+        assert "internal error" not in server.log
+    finally:
+        server.stop()
+
+
+def test_out_of_descriptors_pauses_accepting_without_spinning_then_recovers(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path, "--config", _config_file(tmp_path), max_files=40)
+    try:
+        inside: list[LineClient] = []
+        waiting: list[socket.socket] = []
+        # The kernel completes connections the server cannot accept (they wait
+        # in the backlog), so connecting never fails: the greeting does not come.
+        while not waiting:
+            client = LineClient(server.address)
+            try:
+                client.expect(re.compile("Choose a nickname"), wait=1.0)
+                inside.append(client)
+            except AssertionError:
+                waiting.append(client.sock)
+            assert len(inside) < 40, "never ran out of descriptors"
+        waiting += [socket.create_connection(server.address) for _ in range(5)]
+        server.wait_log(re.compile(r"accept failed: Too many open files; pausing new connections"))
+        # Out of descriptors with connections waiting: the loop must sleep, not spin.
+        cpu, start = server.cpu_seconds(), time.monotonic()
+        time.sleep(1.0)
+        used = (server.cpu_seconds() - cpu) / (time.monotonic() - start)
+        assert used < 0.3, f"the server used {used:.0%} of a CPU while out of descriptors"
+        assert server.log.count("pausing new connections") == 1  # once per episode
+        for client in inside:
+            client.close()
+        # Descriptors are free again: every waiting connection is served.
+        for sock in waiting:
+            client = LineClient.adopt(sock)
+            client.expect(re.compile("Choose a nickname"))
+        server.wait_log(re.compile("accepting connections again"))
+        late = LineClient(server.address)
+        late.register("late")
+        assert "Traceback" not in server.log
+    finally:
+        server.stop()
