@@ -80,8 +80,10 @@ class Server:
         self.timers = Timers(clock)
         self.stats = Stats(clock())
         self.plugins = PluginHost(config, builtins, entry_points=entry_points)
-        self.hub = Hub(self.plugins, self.timers, clock=clock, stats=self.stats)
         self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
+        self.hub = Hub(
+            self.plugins, self.timers, clock=clock, stats=self.stats, group=self.reactor.group()
+        )
         self.admin = AdminService(self)
         self.plugins.startup()
         self.address: tuple[str, int] | None = None

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from chatd.config import AdminSettings, Config, LimitSettings, PluginSettings, ServerSettings
+from chatd.core.fanout import Group
 from chatd.core.hub import Hub, User
 from chatd.core.plugins import PluginHost
 from chatd.core.timers import Timers
@@ -44,27 +45,45 @@ class FakeClock:
 
 
 class FakeLink:
-    """A hub Link that records what was sent, decoded into lines."""
+    """A hub Link that records what was sent, decoded into lines.
+
+    Reading it flushes its fan-out group first, as the reactor does at the end
+    of every loop iteration, so a test sees what a client would.
+    """
 
     def __init__(self, peer: str = "127.0.0.1:40000") -> None:
         self.peer = peer
         self.data = bytearray()
         self.closed = False
+        self.group: Group | None = None
+        self.group_pos = 0
         self._read = 0
 
     def send(self, data: bytes) -> None:
         assert isinstance(data, bytes)
-        self.data += data
+        if self.group is not None:
+            self.group.catch_up(self)
+        self.deliver(data)
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        if not self.closed:
+            self.data += data
 
     def close(self) -> None:
         self.closed = True
 
+    def _flush(self) -> None:
+        if self.group is not None:
+            self.group.flush()
+
     @property
     def lines(self) -> list[str]:
+        self._flush()
         return self.data.decode().splitlines()
 
     def take(self) -> list[str]:
         """Lines received since the last take()."""
+        self._flush()
         text = self.data[self._read :].decode()
         self._read = len(self.data)
         return text.splitlines()

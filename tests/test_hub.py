@@ -83,15 +83,19 @@ def test_chat_reaches_every_other_named_user_exactly_and_never_the_sender(fx: Hu
     assert pending.take() == []
 
 
-def test_fan_out_hands_every_recipient_the_same_bytes(fx: HubFixture) -> None:
+def test_fan_out_hands_every_recipient_the_same_bytes_once_per_batch(fx: HubFixture) -> None:
     sender, _ = fx.join("alice")
-    received: list[bytes] = []
+    received: list[bytes | memoryview] = []
     links = [fx.join(nick)[1] for nick in ("bob", "carol", "dave")]
     for link in links:
-        link.send = received.append  # type: ignore[method-assign]
+        link.deliver = received.append  # type: ignore[method-assign]
     fx.hub.receive(sender, "once")
+    fx.hub.receive(sender, "twice")
+    assert received == []  # nothing per recipient until the batch is handed out
+    fx.hub.group.flush()
     assert len(received) == 3
-    assert received[0] is received[1] is received[2]  # encoded once
+    assert received[0] is received[1] is received[2]  # one bytes object for all
+    assert received[0] == b"<alice> once\n<alice> twice\n"
 
 
 def test_empty_lines_are_ignored(fx: HubFixture) -> None:

@@ -116,7 +116,7 @@ class OutputBuffer:
     def __len__(self) -> int:
         return self._size
 
-    def append(self, data: bytes) -> bool:
+    def append(self, data: bytes | memoryview) -> bool:
         """Queue ``data``; False, and nothing queued, if that would pass the limit."""
         if self._size + len(data) > self.limit:
             return False

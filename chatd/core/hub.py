@@ -15,8 +15,9 @@ A user's life is two states and a table of what each accepts::
 Only NAMED users receive chat, take part in nickname uniqueness, and run
 commands; a REGISTERING user's every line is a nickname attempt (or /quit).
 
-Every outgoing line is encoded once, and the same bytes object is handed to
-every recipient's link.
+Every outgoing line is encoded once. A line for every named user is published
+to the hub's fan-out group (chatd.core.fanout), which hands each member the
+whole batch of an iteration at once: the hub never loops over recipients.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Final
 from chatd.config import Config
 from chatd.core import commands as cmds
 from chatd.core import protocol
+from chatd.core.fanout import Group
 from chatd.core.link import Link
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
@@ -103,8 +105,12 @@ class Hub:
         *,
         clock: Clock = time.monotonic,
         stats: Stats | None = None,
+        group: Group | None = None,
     ) -> None:
+        """``group`` is the fan-out group for named users; the reactor's, so that it
+        is flushed once per loop iteration (tests flush their own)."""
         self.plugins = plugins
+        self.group = group if group is not None else Group()
         self.stats = stats if stats is not None else Stats(clock())
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
@@ -172,6 +178,7 @@ class Hub:
             user.deadline.cancel()
         self._connected.discard(user)
         if was_named:
+            self.group.leave(user.link)
             del self._named[_key(user.nick)]
             log.info("%s left (%s)", user.nick, reason)
             self.announce(f"{user.nick} left ({reason})")
@@ -183,6 +190,8 @@ class Hub:
         for user in self._connected:
             user.link.send(data)
             user.link.close()
+            if user.state is State.NAMED:
+                self.group.leave(user.link)
             user.state = State.GONE  # no leave notices: everyone is going
         log.info("shutting down: %d connections told", len(self._connected))
         self._connected.clear()
@@ -283,6 +292,7 @@ class Hub:
         user.state = State.NAMED
         user.last_active = self.clock()
         self._named[_key(text)] = user
+        self.group.join(user.link)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", text, user.link.peer)
         count = len(self._named)
@@ -333,10 +343,8 @@ class Hub:
         user.link.send(data)
 
     def _fan_out(self, line: str, exclude: User | None) -> int:
-        data = protocol.encode_line(line)
-        for user in self._named.values():
-            if user is not exclude:
-                user.link.send(data)
-        sent = len(self._named) - (exclude is not None and exclude.state is State.NAMED)
+        skip = exclude.link if exclude is not None and exclude.state is State.NAMED else None
+        self.group.publish(protocol.encode_line(line), skip)
+        sent = len(self._named) - (skip is not None)
         self.stats.lines_out += sent
         return sent

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from chatd.core.fanout import Member
 
-class Link(Protocol):
-    """One connection as a handler sees it."""
+
+class Link(Member, Protocol):
+    """One connection as a handler sees it (and a member of a fan-out group)."""
 
     @property
     def peer(self) -> str:
@@ -21,7 +23,12 @@ class Link(Protocol):
         ...
 
     def send(self, data: bytes) -> None:
-        """Queue ``data`` (complete encoded lines) for the peer."""
+        """Queue ``data`` (complete encoded lines) for the peer, after whatever its
+        fan-out group published before (see :mod:`chatd.core.fanout`)."""
+        ...
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        """Queue broadcast data (what a fan-out group calls)."""
         ...
 
     def close(self) -> None:

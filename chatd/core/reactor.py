@@ -54,6 +54,7 @@ from chatd.core.buffers import (
     InputBuffer,
     OutputBuffer,
 )
+from chatd.core.fanout import Group
 from chatd.core.flood import TokenBucket
 from chatd.core.link import Handler
 from chatd.core.stats import Stats
@@ -164,6 +165,8 @@ class Connection:
         "closing",
         "dirty",
         "doomed",
+        "group",
+        "group_pos",
         "host",
         "inbuf",
         "linger",
@@ -199,6 +202,8 @@ class Connection:
         self.outbuf = OutputBuffer(limits.sendq_bytes)
         self.bucket = bucket  # flood control, or None
         self.paused = False  # flood control has stopped reading for now
+        self.group: Group | None = None  # the fan-out group it is in (chat: once named)
+        self.group_pos = 0
         self.mask = 0  # events registered with the selector now
         self.dirty = False  # queued for the end-of-iteration flush
         self.closing = False  # a close was requested: read no more, drain, close
@@ -210,6 +215,11 @@ class Connection:
     # -- the Link interface (called by the handler; never calls back into it) --
 
     def send(self, data: bytes) -> None:
+        if self.group is not None:
+            self.group.catch_up(self)  # what was broadcast before this goes first
+        self.deliver(data)
+
+    def deliver(self, data: bytes | memoryview) -> None:
         if self.closing or self.doomed:
             return
         if not self.outbuf.append(data):
@@ -236,6 +246,7 @@ class Reactor:
         self.selector = selectors.DefaultSelector()
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
+        self._groups: list[Group] = []
         self._listeners: list[Listener] = []
         self._accept_paused = False
         self._stopping = False
@@ -301,6 +312,12 @@ class Reactor:
         self._listeners.append(listener)
         self._watch_listener(listener)
         return listener
+
+    def group(self) -> Group:
+        """A new fan-out group whose lines this loop hands out once per iteration."""
+        group = Group()
+        self._groups.append(group)
+        return group
 
     def install_signal_handlers(self) -> None:
         """SIGINT and SIGTERM stop the server gracefully, SIGHUP reloads (main thread only)."""
@@ -524,6 +541,8 @@ class Reactor:
 
     def _flush(self) -> None:
         """Send what this iteration queued: one sendmsg per connection."""
+        for group in self._groups:
+            group.flush()
         while self._dirty:
             dirty, self._dirty = self._dirty, []
             for conn in dirty:
