@@ -1,4 +1,4 @@
-"""The ``chatd`` command: ``chatd serve | admin | connect``.
+"""The ``chatd`` command: ``chatd serve | admin | connect | bench``.
 
 Rule: argument parsing and process concerns (logging set-up, exit status,
 signals) live here; everything it runs is importable and testable without it.
@@ -129,6 +129,46 @@ def _connect(args: argparse.Namespace) -> int:
     return client_main(host, port, args.nick)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from chatd.admin.render import bench_table
+    from chatd.bench import Options, run
+
+    opts = Options(
+        host=args.host,
+        port=args.port,
+        clients=args.clients,
+        senders=args.senders,
+        duration=args.duration,
+        warmup=args.warmup,
+        window=args.window,
+        rate=args.rate,
+        pad=args.pad,
+        procs=args.procs,
+        checkers=args.checkers,
+    )
+    if not 0 < opts.senders < opts.clients:
+        return _fail("bench: --senders must be at least 1 and fewer than --clients")
+    if opts.duration <= 0 or opts.window < 1 or opts.procs < 1 or opts.rate < 0:
+        return _fail("bench: --duration must be positive, --window and --procs at least 1")
+    try:
+        summary = run(opts).summary()
+    except OSError as exc:
+        return _fail(f"bench: {opts.host}:{opts.port}: {exc.strerror or exc}")
+    if summary["ready"] == 0:
+        return _fail(f"bench: no client could connect to {opts.host}:{opts.port}")
+    summary["options"] = {"window": opts.window, "rate": opts.rate, "pad": opts.pad}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        Console().print(bench_table(summary))
+    ok = summary["delivery_ratio"] == 1.0 and not summary["order_errors"]
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatd", description="A chat server for people in a terminal."
@@ -173,6 +213,33 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("--nick", help="answer the nickname prompt with NICK")
     connect.add_argument("--config", type=Path, help="settings file, for the default host/port")
     connect.set_defaults(run=_connect)
+
+    bench = sub.add_parser(
+        "bench",
+        help="load-test a chat server",
+        description="Connect CLIENTS clients to a chatd-compatible server, let SENDERS of them"
+        " send for DURATION seconds, and report deliveries/s, delivery ratio and latency."
+        " Exit status 1 if a delivery was missing or out of order.",
+    )
+    bench.add_argument("host", nargs="?", default="127.0.0.1", help="server address")
+    bench.add_argument("port", nargs="?", type=int, default=7777, help="server port")
+    bench.add_argument("--clients", type=int, default=100, help="connections (100)")
+    bench.add_argument("--senders", type=int, default=4, help="how many of them send (4)")
+    bench.add_argument("--duration", type=float, default=5.0, help="measured seconds (5)")
+    bench.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (1)")
+    bench.add_argument(
+        "--window", type=int, default=64, help="lines a sender may have unacknowledged (64)"
+    )
+    bench.add_argument(
+        "--rate", type=float, default=0.0, help="lines a second per sender; 0 = window-bound"
+    )
+    bench.add_argument("--pad", type=int, default=0, help="extra bytes per line (0)")
+    bench.add_argument("--procs", type=int, default=1, help="processes to split clients over")
+    bench.add_argument(
+        "--checkers", type=int, default=4, help="clients per process that parse every line (4)"
+    )
+    bench.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -15,6 +15,7 @@ from tests.helpers import (
     WAIT,
     Crowd,
     LineClient,
+    PumpedServer,
     ServerProcess,
     lifted_limits,
     make_config,
@@ -131,3 +132,25 @@ def test_out_of_descriptors_pauses_accepting_without_spinning_then_recovers(
         assert "Traceback" not in server.log
     finally:
         server.stop()
+
+
+def test_a_client_cut_off_while_being_written_to_is_announced_in_that_iteration() -> None:
+    pumped = PumpedServer(make_config(limits=lifted_limits(sendq_bytes=4096)))
+    try:
+        bob = pumped.connect("bob")
+        alice = pumped.connect("alice")
+        alice.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        pumped.clients.remove(alice)  # nobody reads for alice from now on
+        turns = 0
+        while pumped.server.hub.find("alice") is not None:
+            assert turns < 10_000, "alice was never cut off"
+            bob.send("x" * 500)
+            pumped.pump()  # one loop iteration per line
+            turns += 1
+        # The loop is not turned again: the notice must already be on its way.
+        deadline = time.monotonic() + WAIT
+        while "*** alice left (sendq exceeded)" not in bob.lines:
+            assert time.monotonic() < deadline, f"not announced; bob got {bob.lines[-3:]}"
+            bob.poll()
+    finally:
+        pumped.close()

@@ -69,6 +69,29 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
+def bench_table(summary: dict[str, Any]) -> Table:
+    """A ``chatd bench`` result."""
+    table = Table(title="chatd bench", title_justify="left", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    lat = summary["latency_ms"]
+    table.add_row("clients", f"{summary['ready']} ready of {summary['clients']}")
+    table.add_row("senders", f"{summary['senders']}, {summary['msgs_per_s']:,.0f} lines/s")
+    table.add_row("deliveries/s", f"{summary['deliveries_per_s']:,.0f}")
+    table.add_row(
+        "delivery ratio",
+        f"{summary['delivery_ratio']} ({summary['deliveries']:,}"
+        f" of {summary['expected_deliveries']:,})",
+    )
+    table.add_row(
+        "latency p50 / p90 / p99",
+        f"{lat['p50']} / {lat['p90']} / {lat['p99']} ms ({lat['samples']:,} samples)",
+    )
+    table.add_row("order errors", f"{summary['order_errors']} in {summary['checked_lines']:,}")
+    table.add_row("bench CPU", f"{summary['bench_cpu']:.0%} of a core")
+    return table
+
+
 def result(cmd: str, value: Any) -> RenderableType:
     """How the console shows the result of ``cmd``."""
     if cmd == "users":

@@ -541,9 +541,14 @@ class Reactor:
 
     def _flush(self) -> None:
         """Send what this iteration queued: one sendmsg per connection."""
-        for group in self._groups:
-            group.flush()
-        while self._dirty:
+        # A connection that fails while being written to is reported to its
+        # handler at once, and what the handler says about it ("alice left")
+        # goes out in this same iteration: hence the loop.
+        while True:
+            for group in self._groups:
+                group.flush()
+            if not self._dirty:
+                return
             dirty, self._dirty = self._dirty, []
             for conn in dirty:
                 conn.dirty = False

@@ -1,0 +1,413 @@
+"""``chatd bench``: a load generator for any server that speaks chatd's line protocol.
+
+It connects N clients (each answers the first thing the server sends with its
+nickname, ``bench0000``...), lets S of them send ``m SENDER SEQ TIMESTAMP_NS``
+lines for a warm-up and a measured time, waits for the last deliveries, and
+reports deliveries per second, the delivery ratio and latency.
+
+Rule: the generator must be cheaper per delivery than the server, so it never
+looks at a line it does not have to:
+
+* every receiver counts lines in bulk (``recv_into`` one buffer, then
+  ``bytearray.count``): C speed, nothing per line in Python;
+* a few *checker* receivers (``--checkers``, spread over the clients, the last
+  client always among them) parse every line: they check that each sender's
+  lines arrive in order with none missing or repeated, and sample latency from
+  the timestamps (CLOCK_MONOTONIC is shared by every process on the machine);
+* a sender may have ``--window`` lines outstanding, not yet seen by the last
+  client (a server that sends to its clients in join order reaches it last);
+* at the end every delivery is accounted for: lines received by all clients
+  must equal lines sent x (clients - 1).
+
+With ``--procs P`` the clients are split over P processes, each running the same
+loop for its share (use it when one core cannot keep up: ``bench_cpu`` near 1.0
+in the result says so). Loopback only in the tests; the host is an argument.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import re
+import resource
+import selectors
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Connections being opened at once: below the server's listen backlog.
+MAX_PENDING = 64
+#: The line a sender sends; the server may wrap it ("<bench0001> m 1 5 ...").
+_MESSAGE = re.compile(rb"m (\d+) (\d+) (\d+)")
+_RECV_BYTES = 1 << 20
+#: The connect phase ends once no client has received anything for this long.
+QUIET_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class Options:
+    host: str = "127.0.0.1"
+    port: int = 7777
+    clients: int = 100
+    senders: int = 4
+    duration: float = 5.0
+    warmup: float = 1.0
+    window: int = 64
+    rate: float = 0.0  # lines a second per sender; 0: as fast as the window allows
+    pad: int = 0  # extra bytes per line
+    procs: int = 1
+    checkers: int = 4  # per process
+    prefix: str = "bench"
+    settle: float = 0.5
+    drain: float = 3.0
+    connect_timeout: float = 60.0
+
+
+@dataclass
+class Result:
+    """One run's figures; ``merge`` adds up the processes' shares."""
+
+    clients: int = 0
+    senders: int = 0
+    ready: int = 0
+    connect_failures: int = 0
+    duration_s: float = 0.0
+    messages_sent: int = 0  # inside the measured time
+    messages_sent_total: int = 0  # warm-up included
+    deliveries_in_window: int = 0  # lines received inside the measured time
+    deliveries_total: int = 0  # lines received from the start of sending to the end
+    checked_lines: int = 0  # lines the checkers parsed
+    order_errors: int = 0  # a checker saw a sender's line out of order, twice or skipped
+    self_echo: int = 0  # a checker got its own line back (checkers never send: always 0)
+    stray_lines: int = 0  # lines a checker got that were not bench messages
+    latencies_ns: list[int] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def merge(self, other: Result) -> None:
+        for name in (
+            "clients",
+            "senders",
+            "ready",
+            "connect_failures",
+            "messages_sent",
+            "messages_sent_total",
+            "deliveries_in_window",
+            "deliveries_total",
+            "checked_lines",
+            "order_errors",
+            "self_echo",
+            "stray_lines",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latencies_ns += other.latencies_ns
+        self.cpu_seconds += other.cpu_seconds
+        self.wall_seconds = max(self.wall_seconds, other.wall_seconds)
+        self.duration_s = other.duration_s
+
+    def summary(self) -> dict[str, Any]:
+        expected = self.messages_sent_total * max(0, self.ready - 1)
+        lat = sorted(self.latencies_ns)
+        return {
+            "clients": self.clients,
+            "ready": self.ready,
+            "connect_failures": self.connect_failures,
+            "senders": self.senders,
+            "duration_s": self.duration_s,
+            "messages_sent": self.messages_sent,
+            "msgs_per_s": round(self.messages_sent / self.duration_s, 1),
+            "deliveries_per_s": round(self.deliveries_in_window / self.duration_s, 1),
+            "deliveries": self.deliveries_total,
+            "expected_deliveries": expected,
+            "delivery_ratio": round(self.deliveries_total / expected, 6) if expected else 0.0,
+            "latency_ms": {
+                "p50": _percentile(lat, 50),
+                "p90": _percentile(lat, 90),
+                "p99": _percentile(lat, 99),
+                "max": round(lat[-1] / 1e6, 3) if lat else None,
+                "samples": len(lat),
+            },
+            "checked_lines": self.checked_lines,
+            "order_errors": self.order_errors,
+            "stray_lines": self.stray_lines,
+            "bench_cpu": round(self.cpu_seconds / self.wall_seconds, 3)
+            if self.wall_seconds
+            else 0.0,
+        }
+
+
+def _percentile(sorted_ns: list[int], pct: float) -> float | None:
+    if not sorted_ns:
+        return None
+    index = min(len(sorted_ns) - 1, math.ceil(pct / 100 * len(sorted_ns)) - 1)
+    return round(sorted_ns[max(0, index)] / 1e6, 3)
+
+
+class _Client:
+    __slots__ = ("checker", "index", "next_seq", "nick", "ready", "sender", "sent", "sock", "tail")
+
+    def __init__(self, index: int, nick: str, sock: socket.socket) -> None:
+        self.index = index
+        self.nick = nick
+        self.sock = sock
+        self.ready = False  # has answered the server's first line with its nickname
+        self.sender = False
+        self.checker = False
+        self.sent = 0  # lines it has sent
+        self.next_seq: dict[int, int] = {}  # checker: the next seq expected per sender
+        self.tail = b""  # checker: an unfinished line
+
+
+class _Worker:
+    """One process's share of the clients, on its own selectors loop."""
+
+    def __init__(self, opts: Options, indexes: range, sender_ids: set[int]) -> None:
+        self.opts = opts
+        self.indexes = indexes
+        self.sender_ids = sender_ids
+        self.sel = selectors.DefaultSelector()
+        self.clients: list[_Client] = []
+        self.result = Result(clients=len(indexes), senders=len(sender_ids))
+        self.buf = bytearray(_RECV_BYTES)
+        self.counting = False  # deliveries are counted from the start of sending
+        self.window_from = self.window_to = 0.0
+        self.acker: _Client | None = None
+
+    # -- connecting ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        deadline = time.monotonic() + self.opts.connect_timeout
+        todo = list(self.indexes)
+        pending = 0
+        while (todo or pending) and time.monotonic() < deadline:
+            while todo and pending < MAX_PENDING:
+                index = todo.pop(0)
+                try:
+                    sock = socket.create_connection((self.opts.host, self.opts.port), timeout=5)
+                except OSError:
+                    self.result.connect_failures += 1
+                    continue
+                sock.setblocking(False)
+                client = _Client(index, f"{self.opts.prefix}{index:04d}", sock)
+                self.clients.append(client)
+                self.sel.register(sock, selectors.EVENT_READ, client)
+                pending += 1
+            for key, _ in self.sel.select(0.05):
+                client = key.data
+                if self._receive(client) and not client.ready:
+                    client.sock.sendall(client.nick.encode() + b"\n")
+                    client.ready = True
+                    pending -= 1
+        # Every join is announced to everyone already in: read until that is over.
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < QUIET_SECONDS and time.monotonic() < deadline:
+            if self._poll(0.05):
+                quiet = time.monotonic()
+        ready = [c for c in self.clients if c.ready]
+        self.result.ready = len(ready)
+        for client in ready:
+            client.sender = client.index in self.sender_ids
+        listeners = [c for c in ready if not c.sender]
+        if listeners:
+            step = max(1, len(listeners) // max(1, self.opts.checkers))
+            for client in listeners[::step][: self.opts.checkers]:
+                client.checker = True
+            self.acker = listeners[-1]
+            self.acker.checker = True
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(self, start: float) -> Result:
+        """Settle, then send from ``start`` (a time.monotonic() shared by all workers)."""
+        opts = self.opts
+        cpu0 = time.process_time()
+        while time.monotonic() < start:  # settle: read and drop the join notices
+            self._poll(min(0.05, max(0.0, start - time.monotonic())))
+        self.counting = True
+        self.window_from = start + opts.warmup
+        self.window_to = self.window_from + opts.duration
+        senders = [c for c in self.clients if c.sender and c.ready]
+        while (now := time.monotonic()) < self.window_to:
+            for client in senders:
+                self._send(client, now - start)
+            self._poll(0.001)
+        self.result.messages_sent_total = sum(c.sent for c in senders)
+        expected = self._expected_total()
+        quiet_since = time.monotonic()
+        last = self.result.deliveries_total
+        while time.monotonic() < self.window_to + opts.drain:
+            self._poll(0.01)
+            if expected is not None and self.result.deliveries_total >= expected:
+                break
+            if self.result.deliveries_total != last:
+                last, quiet_since = self.result.deliveries_total, time.monotonic()
+            elif expected is None and time.monotonic() - quiet_since > 0.5:
+                break  # other processes' senders: stop when nothing more arrives
+        self.result.duration_s = opts.duration
+        self.result.cpu_seconds = time.process_time() - cpu0
+        self.result.wall_seconds = time.monotonic() - start
+        for client in self.clients:
+            client.sock.close()
+        self.sel.close()
+        return self.result
+
+    def _expected_total(self) -> int | None:
+        if self.opts.procs > 1:
+            return None  # the others' counts are not known here
+        sent = self.result.messages_sent_total
+        return sent * max(0, self.result.ready - 1)
+
+    def _send(self, client: _Client, elapsed: float) -> None:
+        opts = self.opts
+        budget = opts.window - (client.sent - self._acked(client.index))
+        if opts.rate > 0:
+            budget = min(budget, int(elapsed * opts.rate) + 1 - client.sent)
+        if budget <= 0:
+            return
+        now_ns = time.monotonic_ns()
+        pad = " " + "x" * opts.pad if opts.pad else ""
+        first = client.sent
+        data = "".join(
+            f"m {client.index} {seq} {now_ns}{pad}\n" for seq in range(first, first + budget)
+        ).encode()
+        try:
+            sent = client.sock.send(data)
+        except BlockingIOError:
+            return
+        whole = data.count(b"\n", 0, sent)  # a line cut in the middle is finished blocking
+        if sent < len(data) and data[sent - 1 : sent] != b"\n":
+            rest = data[sent : data.index(b"\n", sent) + 1]
+            client.sock.setblocking(True)
+            client.sock.sendall(rest)
+            client.sock.setblocking(False)
+            whole += 1
+        client.sent += whole
+        if self.window_from <= time.monotonic() < self.window_to:
+            self.result.messages_sent += whole
+
+    def _acked(self, sender: int) -> int:
+        if self.acker is None:
+            return 1 << 62  # nobody here to ack: rate- or send-buffer-bound
+        return self.acker.next_seq.get(sender, 0)
+
+    def _poll(self, timeout: float) -> bool:
+        """Read every client that has something; True if any had."""
+        events = self.sel.select(timeout)
+        for key, _ in events:
+            self._receive(key.data)
+        return bool(events)
+
+    def _receive(self, client: _Client) -> bool:
+        """Read what is there; True if anything was."""
+        try:
+            n = client.sock.recv_into(self.buf)
+        except BlockingIOError:
+            return False
+        except OSError:
+            n = 0
+        if n == 0:
+            self.sel.unregister(client.sock)
+            return False
+        if not self.counting:
+            return True
+        lines = self.buf.count(b"\n", 0, n)
+        result = self.result
+        result.deliveries_total += lines
+        now = time.monotonic()
+        if self.window_from <= now < self.window_to:
+            result.deliveries_in_window += lines
+        if client.checker:
+            self._check(client, bytes(self.buf[:n]), now)
+        return True
+
+    def _check(self, client: _Client, data: bytes, now: float) -> None:
+        *lines, client.tail = (client.tail + data).split(b"\n")
+        result = self.result
+        in_window = self.window_from <= now < self.window_to
+        now_ns = time.monotonic_ns()
+        expected = client.next_seq
+        for line in lines:
+            result.checked_lines += 1
+            match = _MESSAGE.search(line)
+            if match is None:
+                result.stray_lines += 1
+                continue
+            sender, seq = int(match[1]), int(match[2])
+            if sender == client.index:
+                result.self_echo += 1
+            if seq != expected.get(sender, 0):
+                result.order_errors += 1
+            expected[sender] = seq + 1
+            if in_window:
+                result.latencies_ns.append(now_ns - int(match[3]))
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, limit), hard))
+
+
+def _shares(opts: Options) -> list[tuple[range, set[int]]]:
+    """Each process's clients (contiguous ranges) and which of them send."""
+    per = math.ceil(opts.clients / opts.procs)
+    ranges = [range(i, min(i + per, opts.clients)) for i in range(0, opts.clients, per)]
+    # Senders are spread over the processes, the first clients of each range.
+    senders: list[set[int]] = [set() for _ in ranges]
+    for k in range(opts.senders):
+        which = k % len(ranges)
+        senders[which].add(ranges[which][k // len(ranges)])
+    return list(zip(ranges, senders, strict=True))
+
+
+def _worker_main(
+    opts: Options,
+    indexes: range,
+    sender_ids: set[int],
+    barrier: Any,
+    start: Any,
+    out: Any,
+) -> None:
+    worker = _Worker(opts, indexes, sender_ids)
+    _raise_fd_limit(len(indexes) + 64)
+    worker.connect()
+    barrier.wait()
+    out.put(worker.run(start.value))
+
+
+def run(opts: Options) -> Result:
+    """Run the benchmark; returns the merged result of every process."""
+    if opts.senders >= opts.clients:
+        raise ValueError("--senders must be smaller than --clients (someone has to listen)")
+    shares = _shares(opts)
+    if len(shares) == 1:
+        worker = _Worker(opts, *shares[0])
+        _raise_fd_limit(opts.clients + 64)
+        worker.connect()
+        return worker.run(time.monotonic() + opts.settle)
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Value("d", 0.0)
+    out = ctx.Queue()
+
+    def set_start() -> None:  # the barrier's action: once everyone has connected
+        start.value = time.monotonic() + opts.settle
+
+    barrier = ctx.Barrier(len(shares), action=set_start)
+    procs = [
+        ctx.Process(target=_worker_main, args=(opts, r, s, barrier, start, out)) for r, s in shares
+    ]
+    for proc in procs:
+        proc.start()
+    total = Result()
+    timeout = opts.connect_timeout + opts.settle + opts.warmup + opts.duration + opts.drain + 30
+    for _ in procs:
+        total.merge(out.get(timeout=timeout))
+    for proc in procs:
+        proc.join()
+    return total
+
+
+def options_dict(opts: Options) -> dict[str, Any]:
+    return asdict(opts)
