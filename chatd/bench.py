@@ -199,11 +199,7 @@ class _Worker:
                     client.sock.sendall(client.nick.encode() + b"\n")
                     client.ready = True
                     pending -= 1
-        # Every join is announced to everyone already in: read until that is over.
-        quiet = time.monotonic()
-        while time.monotonic() - quiet < QUIET_SECONDS and time.monotonic() < deadline:
-            if self._poll(0.05):
-                quiet = time.monotonic()
+        self.wait_quiet(deadline)
         ready = [c for c in self.clients if c.ready]
         self.result.ready = len(ready)
         for client in ready:
@@ -215,6 +211,13 @@ class _Worker:
                 client.checker = True
             self.acker = listeners[-1]
             self.acker.checker = True
+
+    def wait_quiet(self, deadline: float) -> None:
+        """Every join is announced to everyone already in: read until that is over."""
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < QUIET_SECONDS and time.monotonic() < deadline:
+            if self._poll(0.05):
+                quiet = time.monotonic()
 
     # -- running ---------------------------------------------------------------------
 
@@ -244,13 +247,18 @@ class _Worker:
                 last, quiet_since = self.result.deliveries_total, time.monotonic()
             elif expected is None and time.monotonic() - quiet_since > 0.5:
                 break  # other processes' senders: stop when nothing more arrives
+        self.counting = False
         self.result.duration_s = opts.duration
         self.result.cpu_seconds = time.process_time() - cpu0
         self.result.wall_seconds = time.monotonic() - start
+        return self.result
+
+    def close(self) -> None:
+        """Disconnect every client (after every process has stopped counting:
+        the server tells the others who left)."""
         for client in self.clients:
             client.sock.close()
         self.sel.close()
-        return self.result
 
     def _expected_total(self) -> int | None:
         if self.opts.procs > 1:
@@ -373,8 +381,13 @@ def _worker_main(
     worker = _Worker(opts, indexes, sender_ids)
     _raise_fd_limit(len(indexes) + 64)
     worker.connect()
-    barrier.wait()
-    out.put(worker.run(start.value))
+    barrier.wait()  # everyone has connected; the others' joins may still be arriving
+    worker.wait_quiet(time.monotonic() + opts.connect_timeout)
+    barrier.wait()  # its action sets the common start
+    result = worker.run(start.value)
+    barrier.wait()  # everyone has counted
+    worker.close()
+    out.put(result)
 
 
 def run(opts: Options) -> Result:
@@ -386,7 +399,9 @@ def run(opts: Options) -> Result:
         worker = _Worker(opts, *shares[0])
         _raise_fd_limit(opts.clients + 64)
         worker.connect()
-        return worker.run(time.monotonic() + opts.settle)
+        result = worker.run(time.monotonic() + opts.settle)
+        worker.close()
+        return result
     ctx = multiprocessing.get_context("fork")
     start = ctx.Value("d", 0.0)
     out = ctx.Queue()

@@ -62,8 +62,8 @@ def test_chatd_bench_json_in_two_processes() -> None:
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["ready"] == 40 and summary["delivery_ratio"] == 1.0
-    assert summary["order_errors"] == 0
+    assert summary["ready"] == 40 and summary["delivery_ratio"] == 1.0, summary
+    assert summary["order_errors"] == 0 and summary["stray_lines"] == 0, summary
 
 
 def test_chatd_bench_says_when_nobody_answers() -> None:
