@@ -302,8 +302,14 @@ class _Worker:
     def _poll(self, timeout: float) -> bool:
         """Read every client that has something; True if any had."""
         events = self.sel.select(timeout)
+        # Checkers first: their latency samples then time the server, not this
+        # loop's own pass over every other socket.
         for key, _ in events:
-            self._receive(key.data)
+            if key.data.checker:
+                self._receive(key.data)
+        for key, _ in events:
+            if not key.data.checker:
+                self._receive(key.data)
         return bool(events)
 
     def _receive(self, client: _Client) -> bool:

@@ -133,6 +133,10 @@ class OutputBuffer:
 
     def consume(self, sent: int) -> None:
         """Drop the first ``sent`` bytes, which the kernel has taken."""
+        if sent == self._size:  # all of it, the usual case
+            self._chunks.clear()
+            self._size = 0
+            return
         self._size -= sent
         chunks = self._chunks
         while sent:

@@ -563,7 +563,10 @@ class Reactor:
         out = conn.outbuf
         if out:
             try:
-                sent = conn.sock.sendmsg(out.peek(IOV_MAX))
+                chunks = out.peek(IOV_MAX)
+                # One chunk (a batch of broadcast lines, most of the time): send()
+                # costs less than building sendmsg()'s vector.
+                sent = conn.sock.send(chunks[0]) if len(chunks) == 1 else conn.sock.sendmsg(chunks)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
