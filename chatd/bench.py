@@ -29,12 +29,13 @@ from __future__ import annotations
 import math
 import multiprocessing
 import re
-import resource
 import selectors
 import socket
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from chatd.server import RESERVED_FDS, raise_fd_limit
 
 #: Connections being opened at once: below the server's listen backlog.
 MAX_PENDING = 64
@@ -79,7 +80,6 @@ class Result:
     deliveries_total: int = 0  # lines received from the start of sending to the end
     checked_lines: int = 0  # lines the checkers parsed
     order_errors: int = 0  # a checker saw a sender's line out of order, twice or skipped
-    self_echo: int = 0  # a checker got its own line back (checkers never send: always 0)
     stray_lines: int = 0  # lines a checker got that were not bench messages
     latencies_ns: list[int] = field(default_factory=list)
     cpu_seconds: float = 0.0
@@ -97,7 +97,6 @@ class Result:
             "deliveries_total",
             "checked_lines",
             "order_errors",
-            "self_echo",
             "stray_lines",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -348,20 +347,11 @@ class _Worker:
                 result.stray_lines += 1
                 continue
             sender, seq = int(match[1]), int(match[2])
-            if sender == client.index:
-                result.self_echo += 1
             if seq != expected.get(sender, 0):
                 result.order_errors += 1
             expected[sender] = seq + 1
             if in_window:
                 result.latencies_ns.append(now_ns - int(match[3]))
-
-
-def _raise_fd_limit(wanted: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < wanted:
-        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, limit), hard))
 
 
 def _shares(opts: Options) -> list[tuple[range, set[int]]]:
@@ -385,7 +375,7 @@ def _worker_main(
     out: Any,
 ) -> None:
     worker = _Worker(opts, indexes, sender_ids)
-    _raise_fd_limit(len(indexes) + 64)
+    raise_fd_limit(len(indexes) + RESERVED_FDS)
     worker.connect()
     barrier.wait()  # everyone has connected; the others' joins may still be arriving
     worker.wait_quiet(time.monotonic() + opts.connect_timeout)
@@ -403,7 +393,7 @@ def run(opts: Options) -> Result:
     shares = _shares(opts)
     if len(shares) == 1:
         worker = _Worker(opts, *shares[0])
-        _raise_fd_limit(opts.clients + 64)
+        raise_fd_limit(opts.clients + RESERVED_FDS)
         worker.connect()
         result = worker.run(time.monotonic() + opts.settle)
         worker.close()
