@@ -501,8 +501,16 @@ class Crowd:
     def read(self, wait: float = WAIT, skip: Collection[int] = ()) -> None:
         """Read until every client (but those in ``skip``) has every line sent so
         far; fails on any line out of order, duplicated, or echoed to its sender."""
+        self._read_until(lambda: self.caught_up(skip), wait, skip)
+
+    def read_until_notice(self, notice: str, skip: Collection[int] = ()) -> None:
+        """Read until every client (but those in ``skip``) has had the line ``notice``."""
+        others = [r for r in range(len(self.clients)) if r not in skip]
+        self._read_until(lambda: all(notice in self.notices[r] for r in others), WAIT, skip)
+
+    def _read_until(self, done: Callable[[], bool], wait: float, skip: Collection[int]) -> None:
         deadline = time.monotonic() + wait
-        while not self.caught_up(skip):
+        while not done():
             if time.monotonic() > deadline:
                 behind = sum(
                     (0 if s == r else self.sent[s]) - self.expected[r][s]
