@@ -69,6 +69,8 @@ class FakeLink:
         if not self.closed:
             self.data += data
 
+    deliver_batch = deliver
+
     def close(self) -> None:
         self.closed = True
 

@@ -19,6 +19,8 @@ class Sink:
         self.got += data
         self.calls += 1
 
+    deliver_batch = deliver
+
     def send(self, data: bytes) -> None:  # as Connection.send does
         if self.group is not None:
             self.group.catch_up(self)

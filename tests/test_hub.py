@@ -88,7 +88,7 @@ def test_fan_out_hands_every_recipient_the_same_bytes_once_per_batch(fx: HubFixt
     received: list[bytes | memoryview] = []
     links = [fx.join(nick)[1] for nick in ("bob", "carol", "dave")]
     for link in links:
-        link.deliver = received.append  # type: ignore[method-assign]
+        link.deliver_batch = received.append  # type: ignore[method-assign]
     fx.hub.receive(sender, "once")
     fx.hub.receive(sender, "twice")
     assert received == []  # nothing per recipient until the batch is handed out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import socket
 import struct
 import termios
 from pathlib import Path
@@ -20,6 +21,7 @@ from chatd.config import ServerSettings, load
 from chatd.core.reactor import Connection
 from chatd.server import Server
 from tests.helpers import (
+    LINGER_ZERO,
     LineClient,
     PumpedServer,
     lifted_limits,
@@ -104,6 +106,26 @@ def test_lines_sent_before_a_flooder_leaves_are_still_delivered(pumped: PumpedSe
         pumped.settle(5)
     pumped.until(lambda: "*** bob left (connection closed)" in alice.lines, "bob leaving")
     assert alice.chat() == [f"<bob> last words {i}" for i in range(8)]
+
+
+def test_a_flooder_that_resets_while_not_read_is_cut_off_by_the_next_broadcast(
+    pumped: PumpedServer,
+) -> None:
+    alice, bob, carol = (pumped.connect(nick) for nick in ("alice", "bob", "carol"))
+    bob.send("\n".join(f"flood {i}" for i in range(8)))
+    pumped.until(lambda: SLOWED in bob.lines, "the flood notice")
+    pumped.settle(5)
+    # The server reads bob no more for now, so only writing to him can find
+    # that he is gone; the clock stands still, so his reading never resumes.
+    bob.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+    bob.sock.close()
+    pumped.clients.remove(bob)
+    alice.send("anyone there?")
+    pumped.until(
+        lambda: any(line.startswith("*** bob left (") for line in carol.lines), "bob leaving"
+    )
+    assert "<alice> anyone there?" in carol.lines
+    assert pumped.server.hub.find("bob") is None
 
 
 def test_a_flood_holds_back_only_the_flooder() -> None:

@@ -7,7 +7,8 @@ delivering costs O(1) per member per loop iteration, never O(lines x members):
   batch of this iteration. No member is touched.
 * :meth:`Group.flush` (the reactor calls it once per iteration, before it
   writes) joins the batch into one bytes object and hands that same object to
-  every member. A member that sent lines in this batch gets memoryview slices
+  every member (``deliver_batch``: a connection with nothing queued writes it
+  out at once). A member that sent lines in this batch gets memoryview slices
   of it around its own lines instead (a sender never gets its own line back).
 * A member that is sent something of its own (a reply, a notice) in the middle
   of an iteration is first caught up with the batch so far
@@ -15,9 +16,9 @@ delivering costs O(1) per member per loop iteration, never O(lines x members):
   things happened, as if each line had been queued for each member at once.
 
 A member gets exactly the lines published while it is in: from the end of the
-batch when it joins, up to the moment it leaves. Nothing here does I/O: members are links
-(the reactor's connections, the tests' fake links) that queue what they are
-given. The batch lives for one iteration, so its memory is bounded by what the
+batch when it joins, up to the moment it leaves. Nothing here does I/O: members
+are links (the reactor's connections, the tests' fake links) that queue or
+write what they are given. The batch lives for one iteration, so its memory is bounded by what the
 loop read in that iteration.
 """
 
@@ -37,6 +38,11 @@ class Member(Protocol):
     group_pos: int  # how many of the group's lines it has been given
 
     def deliver(self, data: bytes | memoryview) -> None: ...
+
+    def deliver_batch(self, data: bytes) -> None:
+        """Like ``deliver``, for the whole batch at the end of a loop iteration:
+        a link with nothing queued ahead of it may write it out at once."""
+        ...
 
 
 class Group:
@@ -93,7 +99,7 @@ class Group:
         for member in self.members:
             start = member.group_pos - base
             if start == 0 and member not in own:
-                member.deliver(blob)  # the common case: the whole batch, shared
+                member.deliver_batch(blob)  # the common case: the whole batch, shared
             elif start < count:
                 if offsets is None:
                     offsets = list(accumulate(map(len, lines), initial=0))

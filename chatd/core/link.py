@@ -31,6 +31,11 @@ class Link(Member, Protocol):
         """Queue broadcast data (what a fan-out group calls)."""
         ...
 
+    def deliver_batch(self, data: bytes) -> None:
+        """A fan-out group's whole batch at the end of the loop iteration: written
+        at once if nothing is queued ahead of it, else queued like ``deliver``."""
+        ...
+
     def close(self) -> None:
         """Close after the queued output has gone (or a bounded time has passed)."""
         ...

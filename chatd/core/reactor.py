@@ -14,9 +14,11 @@ How a loop iteration goes (after CPython asyncio's selector transports):
    With flood control, a connection out of tokens is not read again until it
    has earned one (its unread input waits in the kernel);
 3. due timers run (they may queue output too);
-4. every connection that got output in this iteration is flushed with one
-   sendmsg() over its queued chunks. Unsent bytes stay queued and the socket is
-   registered for write readiness; once drained, it is unregistered again.
+4. the fan-out groups hand out this iteration's broadcast batch: a connection
+   with nothing queued gets it with one send() right there, no queueing; then
+   every other connection that got output is flushed with one sendmsg() over
+   its queued chunks. Unsent bytes stay queued and the socket is registered
+   for write readiness; once drained, it is unregistered again.
 
 So a client gets one system call per loop iteration however many lines are
 queued for it, and a client that stops reading only grows its own queue, up to
@@ -223,10 +225,16 @@ class Connection:
         if self.closing or self.doomed:
             return
         if not self.outbuf.append(data):
-            self.doomed = "sendq exceeded"
-        if not self.dirty:
+            self.reactor._doom(self, "sendq exceeded")
+        elif not self.dirty:
             self.dirty = True
             self.reactor._dirty.append(self)
+
+    def deliver_batch(self, data: bytes) -> None:
+        if self.dirty or self.closing or self.doomed or self.outbuf:
+            self.deliver(data)  # behind what is queued: the flush writes it all at once
+        else:
+            self.reactor._send_now(self, data)
 
     def close(self) -> None:
         self.reactor._close(self, "closed by server")
@@ -558,6 +566,34 @@ class Reactor:
                     self._abort(conn, conn.doomed)
                 else:
                     self._write(conn)
+
+    def _send_now(self, conn: Connection, data: bytes) -> None:
+        """Write ``data`` to a connection with nothing queued (a fan-out batch, in
+        the middle of a group's flush): the common case of a broadcast costs one
+        send() and no queueing. What the kernel does not take is queued. A failure
+        is dealt with in the flush's write pass, since closing a connection now
+        would change the group under the flush."""
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._doom(conn, _reason(exc))
+            return
+        if conn.listener.stats is not None:
+            conn.listener.stats.bytes_out += sent
+        if sent < len(data):  # the socket is full: queue the rest until it drains
+            if conn.outbuf.append(memoryview(data)[sent:]):
+                self._set_mask(conn, conn.mask | _WRITE)
+            else:
+                self._doom(conn, "sendq exceeded")
+
+    def _doom(self, conn: Connection, reason: str) -> None:
+        """Abort ``conn`` for ``reason`` in the flush's write pass."""
+        conn.doomed = reason
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
 
     def _write(self, conn: Connection) -> None:
         out = conn.outbuf
