@@ -10,12 +10,21 @@ looks at a line it does not have to:
 
 * every receiver counts lines in bulk (``recv_into`` one buffer, then
   ``bytearray.count``): C speed, nothing per line in Python;
+* latency is sampled once per read, on every receiver: the first line that
+  starts in what was read, the oldest in it (its timestamp against
+  CLOCK_MONOTONIC, which every process on the machine shares). At light load
+  a read holds one line, so every delivery is timed; under heavy load one line
+  per read is, and the sample leans to the slower lines of each read. Samples
+  are counted in a histogram of 10-microsecond steps, so memory stays bounded;
 * a few *checker* receivers (``--checkers``, spread over the clients, the last
   client always among them) parse every line: they check that each sender's
-  lines arrive in order with none missing or repeated, and sample latency from
-  the timestamps (CLOCK_MONOTONIC is shared by every process on the machine);
+  lines arrive in order with none missing or repeated;
 * a sender may have ``--window`` lines outstanding, not yet seen by the last
   client (a server that sends to its clients in join order reaches it last);
+* with ``--rate`` the senders take turns: sender k of S starts k/S of an
+  interval late, so S senders at R a second send one line every 1/(S x R)
+  seconds, not S lines at once (a burst would time the server's queue, not
+  its fan-out);
 * at the end every delivery is accounted for: lines received by all clients
   must equal lines sent x (clients - 1).
 
@@ -32,6 +41,7 @@ import re
 import selectors
 import socket
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +52,8 @@ MAX_PENDING = 64
 #: The line a sender sends; the server may wrap it ("<bench0001> m 1 5 ...").
 _MESSAGE = re.compile(rb"m (\d+) (\d+) (\d+)")
 _RECV_BYTES = 1 << 20
+#: Latency histogram step: samples are counted per 10 microseconds.
+_STEP_NS = 10_000
 #: The connect phase ends once no client has received anything for this long.
 QUIET_SECONDS = 0.3
 
@@ -81,7 +93,7 @@ class Result:
     checked_lines: int = 0  # lines the checkers parsed
     order_errors: int = 0  # a checker saw a sender's line out of order, twice or skipped
     stray_lines: int = 0  # lines a checker got that were not bench messages
-    latencies_ns: list[int] = field(default_factory=list)
+    latency: Counter[int] = field(default_factory=Counter)  # 10-us step -> samples
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -100,14 +112,15 @@ class Result:
             "stray_lines",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.latencies_ns += other.latencies_ns
+        self.latency.update(other.latency)
         self.cpu_seconds += other.cpu_seconds
         self.wall_seconds = max(self.wall_seconds, other.wall_seconds)
         self.duration_s = other.duration_s
 
     def summary(self) -> dict[str, Any]:
         expected = self.messages_sent_total * max(0, self.ready - 1)
-        lat = sorted(self.latencies_ns)
+        steps = sorted(self.latency.items())
+        samples = self.latency.total()
         return {
             "clients": self.clients,
             "ready": self.ready,
@@ -121,11 +134,11 @@ class Result:
             "expected_deliveries": expected,
             "delivery_ratio": round(self.deliveries_total / expected, 6) if expected else 0.0,
             "latency_ms": {
-                "p50": _percentile(lat, 50),
-                "p90": _percentile(lat, 90),
-                "p99": _percentile(lat, 99),
-                "max": round(lat[-1] / 1e6, 3) if lat else None,
-                "samples": len(lat),
+                "p50": _percentile(steps, samples, 50),
+                "p90": _percentile(steps, samples, 90),
+                "p99": _percentile(steps, samples, 99),
+                "max": _ms(steps[-1][0]) if steps else None,
+                "samples": samples,
             },
             "checked_lines": self.checked_lines,
             "order_errors": self.order_errors,
@@ -136,15 +149,36 @@ class Result:
         }
 
 
-def _percentile(sorted_ns: list[int], pct: float) -> float | None:
-    if not sorted_ns:
-        return None
-    index = min(len(sorted_ns) - 1, math.ceil(pct / 100 * len(sorted_ns)) - 1)
-    return round(sorted_ns[max(0, index)] / 1e6, 3)
+def _percentile(steps: list[tuple[int, int]], samples: int, pct: float) -> float | None:
+    """The ``pct`` percentile (nearest rank) of a sorted histogram, in milliseconds."""
+    rank = max(1, math.ceil(pct / 100 * samples))
+    seen = 0
+    for step, count in steps:
+        seen += count
+        if seen >= rank:
+            return _ms(step)
+    return None
+
+
+def _ms(step: int) -> float:
+    """A histogram step as milliseconds: the upper end of its 10 microseconds."""
+    return round((step + 1) * _STEP_NS / 1e6, 2)
 
 
 class _Client:
-    __slots__ = ("checker", "index", "next_seq", "nick", "ready", "sender", "sent", "sock", "tail")
+    __slots__ = (
+        "checker",
+        "fresh",
+        "index",
+        "next_seq",
+        "nick",
+        "phase",
+        "ready",
+        "sender",
+        "sent",
+        "sock",
+        "tail",
+    )
 
     def __init__(self, index: int, nick: str, sock: socket.socket) -> None:
         self.index = index
@@ -152,22 +186,24 @@ class _Client:
         self.sock = sock
         self.ready = False  # has answered the server's first line with its nickname
         self.sender = False
+        self.phase = 0.0  # sender: how far into each interval of --rate it sends
         self.checker = False
         self.sent = 0  # lines it has sent
         self.next_seq: dict[int, int] = {}  # checker: the next seq expected per sender
         self.tail = b""  # checker: an unfinished line
+        self.fresh = True  # the next read starts a line (the last one ended with one)
 
 
 class _Worker:
     """One process's share of the clients, on its own selectors loop."""
 
-    def __init__(self, opts: Options, indexes: range, sender_ids: set[int]) -> None:
+    def __init__(self, opts: Options, indexes: range, senders: dict[int, int]) -> None:
         self.opts = opts
         self.indexes = indexes
-        self.sender_ids = sender_ids
+        self.senders = senders  # client index -> which sender it is (0..S-1)
         self.sel = selectors.DefaultSelector()
         self.clients: list[_Client] = []
-        self.result = Result(clients=len(indexes), senders=len(sender_ids))
+        self.result = Result(clients=len(indexes), senders=len(senders))
         self.buf = bytearray(_RECV_BYTES)
         self.counting = False  # deliveries are counted from the start of sending
         self.window_from = self.window_to = 0.0
@@ -202,7 +238,9 @@ class _Worker:
         ready = [c for c in self.clients if c.ready]
         self.result.ready = len(ready)
         for client in ready:
-            client.sender = client.index in self.sender_ids
+            client.sender = client.index in self.senders
+            if client.sender:
+                client.phase = self.senders[client.index] / self.opts.senders
         listeners = [c for c in ready if not c.sender]
         if listeners:
             step = max(1, len(listeners) // max(1, self.opts.checkers))
@@ -269,7 +307,7 @@ class _Worker:
         opts = self.opts
         budget = opts.window - (client.sent - self._acked(client.index))
         if opts.rate > 0:
-            budget = min(budget, int(elapsed * opts.rate) + 1 - client.sent)
+            budget = min(budget, due(elapsed, opts.rate, client.phase) - client.sent)
         if budget <= 0:
             return
         now_ns = time.monotonic_ns()
@@ -301,14 +339,8 @@ class _Worker:
     def _poll(self, timeout: float) -> bool:
         """Read every client that has something; True if any had."""
         events = self.sel.select(timeout)
-        # Checkers first: their latency samples then time the server, not this
-        # loop's own pass over every other socket.
         for key, _ in events:
-            if key.data.checker:
-                self._receive(key.data)
-        for key, _ in events:
-            if not key.data.checker:
-                self._receive(key.data)
+            self._receive(key.data)
         return bool(events)
 
     def _receive(self, client: _Client) -> bool:
@@ -322,23 +354,29 @@ class _Worker:
         if n == 0:
             self.sel.unregister(client.sock)
             return False
+        buf = self.buf
+        fresh, client.fresh = client.fresh, buf[n - 1] == 0x0A
         if not self.counting:
             return True
-        lines = self.buf.count(b"\n", 0, n)
+        lines = buf.count(b"\n", 0, n)
         result = self.result
         result.deliveries_total += lines
-        now = time.monotonic()
-        if self.window_from <= now < self.window_to:
+        now_ns = time.monotonic_ns()
+        if lines and self.window_from <= now_ns * 1e-9 < self.window_to:
             result.deliveries_in_window += lines
+            # The latency sample: the first line that starts in this read
+            # (searched no further than the last complete line).
+            start = 0 if fresh else buf.index(b"\n", 0, n) + 1
+            match = _MESSAGE.search(buf, start, buf.rindex(b"\n", 0, n))
+            if match is not None:
+                result.latency[(now_ns - int(match[3])) // _STEP_NS] += 1
         if client.checker:
-            self._check(client, bytes(self.buf[:n]), now)
+            self._check(client, bytes(buf[:n]))
         return True
 
-    def _check(self, client: _Client, data: bytes, now: float) -> None:
+    def _check(self, client: _Client, data: bytes) -> None:
         *lines, client.tail = (client.tail + data).split(b"\n")
         result = self.result
-        in_window = self.window_from <= now < self.window_to
-        now_ns = time.monotonic_ns()
         expected = client.next_seq
         for line in lines:
             result.checked_lines += 1
@@ -350,31 +388,35 @@ class _Worker:
             if seq != expected.get(sender, 0):
                 result.order_errors += 1
             expected[sender] = seq + 1
-            if in_window:
-                result.latencies_ns.append(now_ns - int(match[3]))
 
 
-def _shares(opts: Options) -> list[tuple[range, set[int]]]:
-    """Each process's clients (contiguous ranges) and which of them send."""
+def due(elapsed: float, rate: float, phase: float) -> int:
+    """How many lines a sender at ``rate`` a second, starting ``phase`` of an
+    interval late, should have sent ``elapsed`` seconds after the start."""
+    return max(0, math.floor(elapsed * rate - phase) + 1)
+
+
+def _shares(opts: Options) -> list[tuple[range, dict[int, int]]]:
+    """Each process's clients (contiguous ranges), and which of them is sender k."""
     per = math.ceil(opts.clients / opts.procs)
     ranges = [range(i, min(i + per, opts.clients)) for i in range(0, opts.clients, per)]
     # Senders are spread over the processes, the first clients of each range.
-    senders: list[set[int]] = [set() for _ in ranges]
+    senders: list[dict[int, int]] = [{} for _ in ranges]
     for k in range(opts.senders):
         which = k % len(ranges)
-        senders[which].add(ranges[which][k // len(ranges)])
+        senders[which][ranges[which][k // len(ranges)]] = k
     return list(zip(ranges, senders, strict=True))
 
 
 def _worker_main(
     opts: Options,
     indexes: range,
-    sender_ids: set[int],
+    senders: dict[int, int],
     barrier: Any,
     start: Any,
     out: Any,
 ) -> None:
-    worker = _Worker(opts, indexes, sender_ids)
+    worker = _Worker(opts, indexes, senders)
     raise_fd_limit(len(indexes) + RESERVED_FDS)
     worker.connect()
     barrier.wait()  # everyone has connected; the others' joins may still be arriving

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+from collections import Counter
 
-from chatd.bench import Options, run
+from chatd.bench import Options, Result, due, run
 from tests.helpers import Crowd, make_config, run_chatd, running_server
 
 
@@ -50,6 +51,44 @@ def test_bench_counts_every_delivery_against_a_real_server() -> None:
     assert summary["order_errors"] == 0 and summary["stray_lines"] == 0
     assert summary["checked_lines"] > 0 and summary["latency_ms"]["samples"] > 0
     assert server.stats.lines_in >= summary["messages_sent"]
+
+
+def test_paced_light_load_times_every_delivery() -> None:
+    with running_server(make_config()) as server:
+        assert server.address
+        host, port = server.address
+        opts = Options(
+            host=host, port=port, clients=20, senders=2, rate=20, duration=1.0, warmup=0.2
+        )
+        summary = run(opts).summary()
+    assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
+    lat, in_window = summary["latency_ms"], summary["deliveries_per_s"] * opts.duration
+    # One sample per read, and at this pace a read holds one line (now and then two).
+    assert in_window / 2 < lat["samples"] <= in_window, summary
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"], lat
+
+
+def test_latency_percentiles_come_from_a_histogram_of_10_microsecond_steps() -> None:
+    result = Result(duration_s=1.0, latency=Counter({0: 50, 99: 49, 999: 1}))  # 10 us, 1, 10 ms
+    lat = result.summary()["latency_ms"]
+    assert (lat["p50"], lat["p90"], lat["p99"], lat["max"]) == (0.01, 1.0, 1.0, 10.0)
+    assert lat["samples"] == 100
+    assert Result(duration_s=1.0).summary()["latency_ms"]["p99"] is None
+
+
+def test_paced_senders_take_turns_instead_of_sending_at_once() -> None:
+    senders, rate = 10, 2.0
+    sent_at: list[int] = []  # milliseconds since the start
+    counts = [0] * senders
+    for ms in range(1000):
+        for k in range(senders):
+            now_due = due(ms / 1000, rate, k / senders)
+            sent_at += [ms] * (now_due - counts[k])
+            counts[k] = now_due
+    assert counts == [2] * senders  # R lines a second each
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    # one line every 1 / (S x R) seconds, in turn (to the millisecond this grid has)
+    assert len(gaps) == 19 and all(49 <= gap <= 51 for gap in gaps), gaps
 
 
 def test_chatd_bench_json_in_two_processes() -> None:
