@@ -5,7 +5,11 @@ Both servers are started here, each pinned to CPU 1 (the load generator to CPU
 other with the same `chatd bench` load, alternating, REPEATS times; the table
 shows medians and chatd's ratio to the reference.
 
-    python bench/compare.py [--quick] [--json FILE]
+    python bench/compare.py [--quick] [--c-server SOURCE] [--threaded-10k] [--json FILE]
+
+With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
+``cc -O2``; a built binary works too) the minimal C epoll server runs in the
+same rotation, for "what the kernel allows" beside the two.
 
 Scenarios: heavy fan-out (1,000 clients, 10 senders, 64 lines in flight each),
 light load (1,000 clients, 10 senders at 2 lines a second: 20 a second in all),
@@ -137,12 +141,24 @@ def hold_idle(server: Server, count: int, batch: int = 250) -> float:
             sock.close()
 
 
+def place_c_server(source: Path, tmp: Path) -> None:
+    """Put the C epoll server's binary at tmp/c_epoll_broadcast: built from
+    ``source``, or a link to it if it is a binary already."""
+    binary = tmp / "c_epoll_broadcast"
+    if source.suffix == ".c":
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(source)], check=True)
+    else:
+        binary.symlink_to(source.resolve())
+
+
 def start(name: str, port: int, tmp: Path) -> Server:
     if name == "chatd":
         config = tmp / "chatd.toml"
         config.write_text(CONFIG.format(port=port))
         argv = [sys.executable, "-m", "chatd", "serve", "--config", str(config)]
         return Server(name, [*argv, "--log-level", "WARNING"], port)
+    if name == "c-epoll":
+        return Server(name, [str(tmp / "c_epoll_broadcast"), "--port", str(port)], port)
     return Server(
         name, [sys.executable, str(HERE / "threaded_server.py"), "--port", str(port)], port
     )
@@ -153,6 +169,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one repeat, shorter runs")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument(
+        "--c-server",
+        type=Path,
+        metavar="SOURCE",
+        help="also measure the C epoll server: ../shared/bench/c_epoll_broadcast.c or its binary",
+    )
+    parser.add_argument(
         "--threaded-10k",
         action="store_true",
         help="run the 10,000-client part against the threaded reference too (about 10 minutes:"
@@ -160,13 +182,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     repeats, duration = (1, "2") if args.quick else (3, "5")
-    names = ["chatd", "threaded"]
+    names = ["chatd", "threaded", *(["c-epoll"] if args.c_server else [])]
     heavy = ["--clients", "1000", "--senders", "10", "--window", "64", "--duration", duration]
     light = [*heavy[:4], "--rate", "2", "--duration", duration]
     many = ["--clients", "10000", "--senders", "10", "--rate", "5", "--duration", duration]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in names}
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.c_server:
+            place_c_server(args.c_server, Path(tmp))
         for _ in range(repeats):
             for scenario, load in (("heavy", heavy), ("light", light)):
                 for name in names:
@@ -210,17 +234,22 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(f"repeats: {repeats} (medians); load: chatd bench, pinned as described in the docstring")
-    print("| measure | chatd | thread-per-client | chatd / threaded |")
-    print("|---|---|---|---|")
+    others = names[1:]
+    titles = {"threaded": "thread-per-client", "c-epoll": "C epoll"}
+    head = ["measure", "chatd", *(titles[n] for n in others), *(f"chatd / {n}" for n in others)]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+
+    def ratio(ours: float | None, theirs: float | None) -> str:
+        return f"{ours / theirs:.2f}x" if ours is not None and theirs else "-"
+
     for label, (scenario, *path), unit in rows:
-        ours, theirs = med("chatd", scenario, *path), med("threaded", scenario, *path)
-        ratio = f"{ours / theirs:.2f}x" if ours is not None and theirs else "-"
-        print(f"| {label} | {shown(ours, unit)} | {shown(theirs, unit)} | {ratio} |")
-    ours_kib, theirs_kib = memory["chatd"], memory.get("threaded")
-    theirs_text = f"{theirs_kib:.1f} KiB" if theirs_kib else "-"
-    ratio_text = f"{ours_kib / theirs_kib:.2f}x" if theirs_kib else "-"
-    label = "memory per idle connection (10,000 held)"
-    print(f"| {label} | {ours_kib:.1f} KiB | {theirs_text} | {ratio_text} |")
+        values = [med(name, scenario, *path) for name in names]
+        cells = [shown(v, unit) for v in values] + [ratio(values[0], v) for v in values[1:]]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    kib = [memory.get(name) for name in names]
+    cells = [f"{v:.1f} KiB" if v else "-" for v in kib] + [ratio(kib[0], v) for v in kib[1:]]
+    print("| memory per idle connection (10,000 held) | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "memory_kib": memory}, indent=1))
 
