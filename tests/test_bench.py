@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections import Counter
+from itertools import pairwise
 
 from chatd.bench import Options, Result, due, run
 from tests.helpers import Crowd, make_config, run_chatd, running_server
@@ -86,7 +87,7 @@ def test_paced_senders_take_turns_instead_of_sending_at_once() -> None:
             sent_at += [ms] * (now_due - counts[k])
             counts[k] = now_due
     assert counts == [2] * senders  # R lines a second each
-    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(sent_at)]
     # one line every 1 / (S x R) seconds, in turn (to the millisecond this grid has)
     assert len(gaps) == 19 and all(49 <= gap <= 51 for gap in gaps), gaps
 
