@@ -18,8 +18,8 @@ delivering costs O(1) per member per loop iteration, never O(lines x members):
 A member gets exactly the lines published while it is in: from the end of the
 batch when it joins, up to the moment it leaves. Nothing here does I/O: members
 are links (the reactor's connections, the tests' fake links) that queue or
-write what they are given. The batch lives for one iteration, so its memory is bounded by what the
-loop read in that iteration.
+write what they are given. The batch lives for one iteration, so its memory is
+bounded by what the loop read in that iteration.
 """
 
 from __future__ import annotations
