@@ -58,6 +58,19 @@ def test_without_a_nick_nothing_is_sent_for_the_user() -> None:
     assert _feed(model, *GREETING) == []
 
 
+def test_a_nickname_typed_at_the_prompt_is_sent_once() -> None:
+    model = ClientModel()
+    assert _feed(model, *GREETING) == []
+    model.typed("carol")  # the app sends it as typed
+    # taken: the prompt comes again, and the client must not send "carol" a second time
+    assert _feed(model, "*** The nickname carol is taken; choose another.", GREETING[1]) == []
+    model.typed("carol2")
+    assert _feed(model, GREETING[1]) == []
+    # but a new connection claims it again
+    model.reconnected()
+    assert _feed(model, *GREETING) == ["carol2"]
+
+
 def test_the_help_it_asked_for_is_learned_not_shown() -> None:
     model = ClientModel("carol")
     _feed(model, *GREETING, "*** Welcome, carol! 1 user online (you). Type /help for commands.")
@@ -160,11 +173,11 @@ def test_the_completer_offers_commands_and_nicks() -> None:
 class RunningClient:
     """A ChatApp on pipe input in a thread of its own."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, nick: str | None = "carol") -> None:
         self._pipe_cm = create_pipe_input()
         self.pipe = self._pipe_cm.__enter__()
         self.app = ChatApp(
-            "127.0.0.1", port, "carol", input=self.pipe, output=DummyOutput(), first_retry=0.05
+            "127.0.0.1", port, nick, input=self.pipe, output=DummyOutput(), first_retry=0.05
         )
         self.status: list[int] = []
         self.thread = threading.Thread(
@@ -229,6 +242,24 @@ def test_the_client_chats_completes_and_survives_a_restart() -> None:
         dave.expect("<carol> back again")
         client.type("/quit bye\r")
         dave.expect("*** carol left (Quit: bye)")
+        assert client.finish() == 0
+
+
+def test_the_app_sends_a_nickname_typed_by_hand_once() -> None:
+    with _server() as (port, _):
+        holder = LineClient(("127.0.0.1", port))
+        holder.register("carol")
+        client = RunningClient(port, nick=None)
+        prompt = GREETING[1]
+        client.wait_for(prompt)
+        client.type("carol\r")
+        client.wait_for(prompt, 2)  # after the refusal
+        client.type("carol2\r")
+        client.wait_for("*** Welcome, carol2! 2 users online. Type /help for commands.")
+        taken = "*** The nickname carol is taken; choose another."
+        assert client.app.transcript.count(taken) == 1
+        assert client.app.transcript.count(prompt) == 2
+        client.type("/quit\r")
         assert client.finish() == 0
 
 

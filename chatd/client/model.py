@@ -92,6 +92,9 @@ class ClientModel:
         """The user typed ``line`` (sent as it is)."""
         if not self.registered and line and not line.startswith("/"):
             self.wanted = line  # a nickname answered by hand: reclaim it after a reconnect
+            # ... but not on this connection: the user sent it already, and if it is
+            # taken the prompt that follows is theirs to answer.
+            self._nick_sent = True
 
     def receive(self, raw: str) -> Incoming:
         line = sanitize(raw).rstrip()
