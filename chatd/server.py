@@ -20,7 +20,7 @@ from chatd.admin.paths import prepare_folder, socket_path
 from chatd.admin.service import AdminService
 from chatd.config import Config, ConfigError, changed_settings, check_extra, load
 from chatd.core.hub import Hub
-from chatd.core.plugins import PluginHost
+from chatd.core.plugins import PluginHost, Report
 from chatd.core.reactor import Limits, Listener, Reactor, format_address
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
@@ -140,20 +140,21 @@ class Server:
         self.reactor.run()
         log.info("stopped")
 
-    def reload(self, what: str = "all") -> list[str]:
+    def reload(self, what: str = "all") -> Report:
         """Reload config, words, facts or plugins without a restart (loop thread only).
 
-        Returns one line per change or failure; whatever fails keeps what worked.
+        Returns one line per change or failure (``failed`` set if any part
+        failed); whatever fails keeps what worked.
         """
-        report = self._reload_config() if what in ("config", "all") else []
+        report = self._reload_config() if what in ("config", "all") else Report()
         if what != "config":
-            report += self.plugins.reload(what)
+            report.extend(self.plugins.reload(what))
         return report
 
-    def _reload_config(self) -> list[str]:
+    def _reload_config(self) -> Report:
         source = self.config.source
         if source is None:
-            return ["config: no file to reload (the server was started without --config)"]
+            return Report(["config: no file to reload (the server was started without --config)"])
         old = self.config
         try:
             new = load(source)
@@ -161,7 +162,7 @@ class Server:
         except ConfigError as exc:
             line = f"config: reload failed, kept the old settings: {exc}"
             log.warning("reload: %s", line)
-            return [line]
+            return Report([line], failed=True)
         changed = changed_settings(old, new)
         now = [label for label in changed if not label.startswith(RESTART_ONLY)]
         restart = [label for label in changed if label.startswith(RESTART_ONLY)]
@@ -183,7 +184,7 @@ class Server:
             if restart:
                 line += f"; needs a restart: {', '.join(restart)}"
         log.info("reload: %s", line)
-        return [line]
+        return Report([line])
 
     def stop(self, message: str | None = None) -> None:
         """Ask a running server to shut down gracefully; safe from any thread."""

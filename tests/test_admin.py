@@ -339,10 +339,11 @@ def test_reload_config_applies_what_it_can_and_names_what_needs_a_restart(
         alice.send("/game")
         alice.expect(re.compile(r"^\*\*\* Unscramble: .*, 30s\)\.$"))
         path.write_text(base + "[jumble]\nround_seconds = 'soon'\n")
-        (line,) = admin.call("reload", {"what": "config"})
-        assert line == (
-            f"config: reload failed, kept the old settings: {path}: [jumble] round_seconds"
-            " must be an integer, got 'soon'"
+        with pytest.raises(AdminFailed) as failed:
+            admin.call("reload", {"what": "config"})
+        assert str(failed.value) == (
+            f"reload failed: config: reload failed, kept the old settings: {path}:"
+            " [jumble] round_seconds must be an integer, got 'soon'"
         )
         assert server.config.jumble.round_seconds == 30
         admin.close()

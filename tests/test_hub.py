@@ -295,7 +295,7 @@ def test_a_plugin_that_raises_costs_only_its_own_reply(
     alice.take()
     with caplog.at_level(logging.ERROR):
         fx.hub.receive(alice_user, "/boom")
-    assert alice.take() == ["*** /boom failed (internal error)"]
+    assert alice.take() == ["*** /boom failed (internal error)."]
     assert "tests_boom_plugin" in caplog.text and "plugin bug" in caplog.text
     fx.hub.receive(alice_user, "still here")
     assert bob.take() == ["<alice> still here"]

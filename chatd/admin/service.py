@@ -122,7 +122,10 @@ class AdminService:
         what = args.get("what") or "all"
         if what not in wire.RELOAD_WHAT:
             raise AdminError(f"reload what? one of: {', '.join(wire.RELOAD_WHAT)}")
-        return self.server.reload(what)
+        report = self.server.reload(what)
+        if report.failed:  # what did change is in the message too
+            raise AdminError("reload failed: " + "; ".join(report))
+        return list(report)
 
     def stats(self, args: dict[str, Any]) -> dict[str, Any]:
         return self.server.stats.snapshot(self.server.clock())

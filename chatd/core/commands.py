@@ -9,11 +9,9 @@ the plugin manager as a whole and is never patched in place, so a failed
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import pluggy
 
 if TYPE_CHECKING:
     from chatd.core.context import Context
@@ -75,6 +73,22 @@ def parse(text: str) -> Invocation | str:
     return Invocation(name.lower(), args.strip())
 
 
+def check_declared(declared: object) -> list[Command]:
+    """What a ``chatd_commands`` implementation returned, checked: a list of Command.
+    Raises TypeError saying what it got instead."""
+    if isinstance(declared, str | bytes) or not isinstance(declared, Iterable):
+        raise TypeError(
+            f"chatd_commands must return a list of chatd.Command, got {type(declared).__name__}"
+        )
+    commands = list(declared)
+    for command in commands:
+        if not isinstance(command, Command):
+            raise TypeError(
+                f"chatd_commands returned {type(command).__name__}, not a chatd.Command"
+            )
+    return commands
+
+
 class CommandTable:
     """Command name -> (Command, the name of the plugin that declared it)."""
 
@@ -82,43 +96,23 @@ class CommandTable:
         self._entries = entries
 
     @classmethod
-    def from_plugins(
-        cls, pm: pluggy.PluginManager, origins: Mapping[str, str] | None = None
+    def build(
+        cls,
+        declared: Iterable[tuple[str, Iterable[Command]]],
+        who: Callable[[str], str] = lambda name: f"plugin {name}",
     ) -> CommandTable:
-        """Collect every plugin's ``chatd_commands``; ``origins`` adds where each came from."""
-        origins = origins or {}
-
-        def who(name: str) -> str:
-            origin = origins.get(name, "built-in")
-            return f"plugin {name}" if origin == "built-in" else f"plugin {name} ({origin})"
-
+        """The table for ``(plugin name, its commands)`` pairs in load order; raises
+        CommandError, naming both plugins (``who(name)``), when two declare one name."""
         entries: dict[str, tuple[Command, str]] = {}
-        for impl in pm.hook.chatd_commands.get_hookimpls():
-            plugin_name = impl.plugin_name
-            try:
-                declared = impl.function()
-            except Exception as exc:
-                raise CommandError(
-                    f"{who(plugin_name)}: chatd_commands failed: {type(exc).__name__}: {exc}"
-                ) from exc
-            if not isinstance(declared, Iterable):
-                raise CommandError(
-                    f"{who(plugin_name)}: chatd_commands must return a list of Command,"
-                    f" got {type(declared).__name__}"
-                )
-            for command in declared:
-                if not isinstance(command, Command):
-                    raise CommandError(
-                        f"{who(plugin_name)}: chatd_commands returned"
-                        f" {type(command).__name__}, not a chatd.Command"
-                    )
+        for plugin, commands in declared:
+            for command in commands:
                 if command.name in entries:
                     other = entries[command.name][1]
                     raise CommandError(
                         f"command /{command.name} is declared by both {who(other)}"
-                        f" and {who(plugin_name)}; disable one of them in [plugins] disabled"
+                        f" and {who(plugin)}; disable one of them in [plugins] disabled"
                     )
-                entries[command.name] = (command, plugin_name)
+                entries[command.name] = (command, plugin)
         return cls(entries)
 
     def __contains__(self, name: str) -> bool:

@@ -24,22 +24,23 @@ and skipped, never passed on to the caller or the other plugins.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
 from chatd import hookspecs
 from chatd.config import Config, ConfigError, check_extra
-from chatd.core.commands import CommandError, CommandTable, Invocation
+from chatd.core.commands import Command, CommandError, CommandTable, Invocation, check_declared
 from chatd.core.context import Chat, Context, Drop
 from chatd.plugins import BUILTIN_PLUGINS
 
@@ -66,6 +67,24 @@ class PluginSet:
     commands: CommandTable
     origins: dict[str, str]  # plugin name -> where it came from, for messages
     problems: list[str]  # files and entry points skipped, one line each
+
+
+class Report(list[str]):
+    """What a reload did, one line each, for the operator; ``failed`` when any
+    part of it was refused or failed (``chatd admin reload`` then exits 1)."""
+
+    def __init__(self, lines: Iterable[str] = (), *, failed: bool = False) -> None:
+        super().__init__(lines)
+        self.failed = failed
+
+    def fail(self, line: str) -> None:
+        self.append(line)
+        self.failed = True
+
+    def extend(self, lines: Iterable[str]) -> None:
+        super().extend(lines)
+        if isinstance(lines, Report) and lines.failed:
+            self.failed = True
 
 
 def _manager() -> pluggy.PluginManager:
@@ -103,6 +122,13 @@ def import_file(path: Path) -> ModuleType:
     return module
 
 
+#: What a plugin may raise without taking the server down: any exception, and
+#: also ``sys.exit()`` and KeyboardInterrupt raised by plugin code (the server's
+#: own SIGINT never arrives as KeyboardInterrupt: its handler only wakes the loop).
+#: GeneratorExit is left out on purpose: it is Python's, not a plugin's.
+PLUGIN_FAILURES: Final = (Exception, SystemExit, KeyboardInterrupt)
+
+
 def _describe(exc: BaseException) -> str:
     """An exception as one line for an operator. A ValueError is a plugin saying
     its data is bad, in words meant for people: it is shown as it is."""
@@ -110,7 +136,21 @@ def _describe(exc: BaseException) -> str:
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
     if type(exc) is ValueError or isinstance(exc, PluginError):
         return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): a plugin may not stop the server"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _declared_commands(pm: pluggy.PluginManager, plugin: object) -> list[Command]:
+    """The commands ``plugin`` declares through ``chatd_commands``; PluginError if
+    that hook fails or returns something that is not a list of Command."""
+    for impl in pm.hook.chatd_commands.get_hookimpls():
+        if impl.plugin is plugin:
+            try:
+                return check_declared(impl.function())
+            except PLUGIN_FAILURES as exc:
+                raise PluginError(f"chatd_commands failed: {_describe(exc)}") from exc
+    return []
 
 
 def load_plugins(
@@ -118,24 +158,48 @@ def load_plugins(
     builtins: Iterable[str] = BUILTIN_PLUGINS,
     *,
     entry_points: bool = True,
+    previous: PluginSet | None = None,
 ) -> PluginSet:
-    """Build a complete plugin set; raises PluginError or CommandError if it can't."""
+    """Build a complete plugin set; raises PluginError or CommandError if it can't.
+
+    A built-in that fails is fatal; an entry point or a file that fails is
+    skipped with a line in ``problems``, unless ``previous`` (the set in force,
+    on a reload) has a working version of it: that one is kept instead.
+    """
     pm = _manager()
     disabled = set(config.plugins.disabled)
     origins: dict[str, str] = {}
+    declared: dict[str, list[Command]] = {}
     problems: list[str] = []
 
     def add(name: str, plugin: object, origin: str) -> None:
         if name in origins:
             raise PluginError(f"a plugin named {name} is already loaded ({origins[name]})")
         pm.register(plugin, name=name)
-        unknown = _unknown_hooks(pm, plugin)
-        if unknown:
+        try:
+            unknown = _unknown_hooks(pm, plugin)
+            if unknown:
+                raise PluginError(
+                    f"unknown hook {', '.join(unknown)}; chatd's hooks are: {_hook_names()}"
+                )
+            declared[name] = _declared_commands(pm, plugin)
+        except BaseException:
             pm.unregister(plugin)
-            raise PluginError(
-                f"unknown hook {', '.join(unknown)}; chatd's hooks are: {_hook_names()}"
-            )
+            raise
         origins[name] = origin
+
+    def add_or_keep(name: str, load: Callable[[], object], origin: str, what: str) -> None:
+        try:
+            add(name, load(), origin)
+            return
+        except PLUGIN_FAILURES as exc:
+            why = _describe(exc)
+        old = previous.pm.get_plugin(name) if previous is not None else None
+        if old is not None and previous is not None and previous.origins.get(name) == origin:
+            add(name, old, origin)  # it worked before: it still does
+            problems.append(f"{what} failed to load, kept the previous version: {why}")
+        else:
+            problems.append(f"{what} skipped: {why}")
 
     for module_name in builtins:
         name = module_name.rpartition(".")[2]
@@ -151,10 +215,7 @@ def load_plugins(
             if ep.name in disabled:
                 continue
             origin = f"entry point {ep.name} = {ep.value}"
-            try:
-                add(ep.name, ep.load(), origin)
-            except Exception as exc:
-                problems.append(f"plugin {ep.name} ({origin}) skipped: {_describe(exc)}")
+            add_or_keep(ep.name, ep.load, origin, f"plugin {ep.name} ({origin})")
 
     for folder in config.plugins.dirs:
         directory = config.path(folder)
@@ -165,12 +226,15 @@ def load_plugins(
         for path in sorted(directory.glob("*.py")):
             if path.name.startswith("_") or path.stem in disabled:
                 continue
-            try:
-                add(path.stem, import_file(path), str(path))
-            except Exception as exc:
-                problems.append(f"plugin file {path} skipped: {_describe(exc)}")
+            add_or_keep(
+                path.stem, functools.partial(import_file, path), str(path), f"plugin file {path}"
+            )
 
-    commands = CommandTable.from_plugins(pm, origins)
+    def who(name: str) -> str:
+        origin = origins.get(name, "built-in")
+        return f"plugin {name}" if origin == "built-in" else f"plugin {name} ({origin})"
+
+    commands = CommandTable.build(declared.items(), who)
     return PluginSet(pm, commands, origins, problems)
 
 
@@ -230,7 +294,7 @@ class PluginHost:
         plugins: PluginSet | None = None,
         log_errors: bool = True,
         **kwargs: Any,
-    ) -> Iterator[tuple[str, Any, Exception | None]]:
+    ) -> Iterator[tuple[str, Any, BaseException | None]]:
         """Call ``hook`` on each plugin in load order: (name, result, error).
 
         An error is logged with its traceback unless ``log_errors`` is False
@@ -251,11 +315,13 @@ class PluginHost:
                 else:
                     args[arg] = kwargs[arg]
             try:
-                yield name, impl.function(**args), None
-            except Exception as exc:
+                result = impl.function(**args)
+            except PLUGIN_FAILURES as exc:
                 if log_errors:
-                    log.exception("plugin %s: %s failed", name, hook)
+                    log.error("plugin %s: %s failed", name, hook, exc_info=exc)
                 yield name, None, exc
+            else:
+                yield name, result, None
 
     def _call_all(self, hook: str, **kwargs: Any) -> None:
         """Call ``hook`` on every plugin for its effect; errors are logged by _each."""
@@ -322,42 +388,58 @@ class PluginHost:
         self.hub.stats.commands[command.name] += 1
         try:
             command.handler(Context(self.chat(plugin), user), invocation.args)
-        except Exception:
-            log.exception("plugin %s: /%s failed for %s", plugin, command.name, user.nick)
-            self.hub.notify(user, f"/{command.name} failed (internal error)")
+        except PLUGIN_FAILURES as exc:
+            log.error("plugin %s: /%s failed for %s", plugin, command.name, user.nick, exc_info=exc)
+            self.hub.notify(user, f"/{command.name} failed (internal error).")
 
     # -- reloading -----------------------------------------------------------------
 
-    def reload(self, what: str = "all") -> list[str]:
+    def reload(self, what: str = "all") -> Report:
         """Reload ``what`` (one of RELOAD_TOPICS) while users stay connected.
 
-        Returns one line per change or failure, for the operator. Whatever
-        fails keeps what was working before.
+        Returns one line per change or failure, for the operator; ``failed`` is
+        set when anything was refused or failed. Whatever fails keeps what was
+        working before.
         """
         if what not in RELOAD_TOPICS:
-            return [f"nothing to reload called {what!r}; choose one of {', '.join(RELOAD_TOPICS)}"]
-        report: list[str] = []
+            return Report(
+                [f"nothing to reload called {what!r}; choose one of {', '.join(RELOAD_TOPICS)}"],
+                failed=True,
+            )
+        report = Report()
         if what in ("plugins", "all"):
             report.extend(self._reload_plugins())
-        failed = False
         for name, result, error in self._each("chatd_reload", what=what, log_errors=False):
             if error is not None:
-                failed = True
-                report.append(f"{name}: reload failed, kept the old data: {_describe(error)}")
+                report.fail(f"{name}: reload failed, kept the old data: {_describe(error)}")
                 log.debug("plugin %s: chatd_reload failed", name, exc_info=error)
             elif result:
                 report.append(f"{name}: {result}")
         for line in report:
-            log.log(logging.WARNING if failed else logging.INFO, "reload: %s", line)
-        return report or [f"reload {what}: nothing to reload"]
+            log.log(logging.WARNING if report.failed else logging.INFO, "reload: %s", line)
+        return report or Report([f"reload {what}: nothing to reload"])
 
-    def _reload_plugins(self) -> list[str]:
+    def _reload_plugins(self) -> Report:
         old = self.set
         try:
-            new = load_plugins(self.config, self._builtins, entry_points=self._entry_points)
+            new = load_plugins(
+                self.config, self._builtins, entry_points=self._entry_points, previous=old
+            )
             check_extra(self.config, set(new.origins))
         except (PluginError, CommandError, ConfigError) as exc:
-            return [f"plugins: reload refused, kept the previous {len(old.origins)} plugins: {exc}"]
+            return Report(
+                [f"plugins: reload refused, kept the previous {len(old.origins)} plugins: {exc}"],
+                failed=True,
+            )
+        except OSError as exc:  # a plugin folder that can't be listed (out of fds, say)
+            where = f" {exc.filename}" if exc.filename else ""
+            return Report(
+                [
+                    f"plugins: reload failed, kept the previous {len(old.origins)} plugins:"
+                    f" cannot read{where}: {exc.strerror or exc}"
+                ],
+                failed=True,
+            )
         gone = {n for n in old.origins if old.pm.get_plugin(n) is not new.pm.get_plugin(n)}
         fresh = {n for n in new.origins if old.pm.get_plugin(n) is not new.pm.get_plugin(n)}
         self.shutdown(only=gone & set(old.origins), plugins=old)
@@ -373,4 +455,7 @@ class PluginHost:
             f" commands {len(old_cmds)} -> {len(new_cmds)}"
             + (f" ({' '.join(changes)})" if changes else "")
         ]
-        return lines + [f"plugins: {p}" for p in new.problems]
+        report = Report(lines)
+        for problem in new.problems:
+            report.fail(f"plugins: {problem}")
+        return report
