@@ -10,10 +10,11 @@ repo's chatd.toml and the README's settings table list exactly these fields
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Final, get_type_hints
 
 from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
 from chatd.core.flood import DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE
@@ -23,8 +24,69 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says where and why, in one line."""
 
 
-def _setting(default: Any, doc: str, *, min: int | None = None, max: int | None = None) -> Any:
-    meta = {"doc": doc, "min": min, "max": max}
+# -- the range of every number ---------------------------------------------------
+# Every int and float setting has a least and a most value, named here with the
+# reason for it, and a float must also be finite: nan passes every comparison
+# (and would close every connection at once as a timeout), inf overflows the
+# timers. A setting whose 0 means "off" takes 0 or a value in its range.
+
+#: TCP ports are 16 bits; 0 asks the kernel for a free one.
+MAX_PORT: Final = 65535
+#: One loop in one process: past a million sockets Linux's default per-process
+#: ceiling (fs.nr_open = 1048576) refuses the descriptors anyway.
+MAX_CLIENTS: Final = 1_000_000
+#: Room for a nickname, a prompt and a few words: a shorter line limit would
+#: refuse ordinary chat.
+MIN_LINE_BYTES: Final = 64
+#: A line is something a person types; a MiB is already a paste no terminal
+#: shows well, and the reader holds up to a burst of lines this long per client.
+MAX_LINE_BYTES: Final = 1024 * 1024
+#: A few screens of output: a smaller queue cuts off clients that are merely
+#: slow (a full-size line to a reader on a busy link).
+MIN_SENDQ_BYTES: Final = 4096
+#: A busy room (100 lines a second of 100 bytes) fills a GiB in about a day: a
+#: client that far behind is gone, not slow, and max_clients of them must fit
+#: in memory.
+MAX_SENDQ_BYTES: Final = 1024 * 1024 * 1024
+#: A burst of a million lines is flood control off in all but name (to turn it
+#: off, say ``flood_rate = 0``); the reader still reads at most 64 KiB at once.
+MAX_FLOOD_BURST: Final = 1_000_000
+#: The slowest flood control that is still chat: one line every 100 seconds.
+#: Slower would leave a client's lines waiting for hours (and its wake-up timer
+#: years away); 0 turns flood control off.
+MIN_FLOOD_RATE: Final = 0.01
+#: A million lines a second is more than the loop can take from everyone
+#: together, so a higher rate would mean nothing.
+MAX_FLOOD_RATE: Final = 1_000_000
+#: More connections from one address than connections at all means nothing.
+MAX_PER_IP: Final = MAX_CLIENTS
+#: An hour is far past anyone typing a nickname: a connection still nameless
+#: then is a slowloris or forgotten. At least a second, so a client can answer.
+MIN_REGISTER_SECONDS: Final = 1
+MAX_REGISTER_SECONDS: Final = 3600
+#: Idle timeouts are for clearing away dead connections: under a second would
+#: cut people off between keystrokes, and a week outlasts any weekend away
+#: (longer is the same as never, 0). It also stays well inside the 24.8 days a
+#: poll timeout in milliseconds can hold (2**31 ms).
+MIN_IDLE_SECONDS: Final = 1
+MAX_IDLE_SECONDS: Final = 7 * 24 * 3600
+#: A jumble round needs a few seconds to read the puzzle; an hour is longer
+#: than anyone stares at six letters.
+MIN_ROUND_SECONDS: Final = 5
+MAX_ROUND_SECONDS: Final = 3600
+
+
+def _setting(
+    default: Any,
+    doc: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    off: float | None = None,
+) -> Any:
+    """A setting's field. Numbers take ``min`` to ``max``, or ``off`` (its "turned
+    off" value, outside that range) when it has one."""
+    meta = {"doc": doc, "min": min, "max": max, "off": off}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -37,15 +99,25 @@ def default_of(setting: dataclasses.Field[Any]) -> Any:
     return setting.default
 
 
+def allowed(setting: dataclasses.Field[Any]) -> str | None:
+    """A number setting's range in words, e.g. "1 to 3600" or "0, or 1 to 604800";
+    None for a setting that is not a number."""
+    meta = setting.metadata
+    if meta.get("min") is None:
+        return None
+    span = f"{meta['min']} to {meta['max']}"
+    return span if meta.get("off") is None else f"{meta['off']}, or {span}"
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", "Address to listen on; 0.0.0.0 or :: for every interface.")
-    port: int = _setting(7777, "TCP port for chat; 0 picks a free one.", min=0, max=65535)
+    port: int = _setting(7777, "TCP port for chat; 0 picks a free one.", min=0, max=MAX_PORT)
     max_clients: int = _setting(
         10000,
         'Most chat connections at once; one more is told "server full" and closed.',
         min=1,
-        max=1_000_000,
+        max=MAX_CLIENTS,
     )
 
 
@@ -54,33 +126,46 @@ class LimitSettings:
     max_line_bytes: int = _setting(
         DEFAULT_MAX_LINE_BYTES,
         "Longest line a client may send; a longer one is refused with a message.",
-        min=64,
-        max=1024 * 1024,
+        min=MIN_LINE_BYTES,
+        max=MAX_LINE_BYTES,
     )
     sendq_bytes: int = _setting(
         DEFAULT_SENDQ_BYTES,
         "Unsent output a client may have queued before it is disconnected (sendq exceeded).",
-        min=4096,
+        min=MIN_SENDQ_BYTES,
+        max=MAX_SENDQ_BYTES,
     )
     flood_burst: int = _setting(
         DEFAULT_FLOOD_BURST,
         "Lines a client may send at once before flood control slows it.",
         min=1,
-        max=1_000_000,
+        max=MAX_FLOOD_BURST,
     )
     flood_rate: float = _setting(
         DEFAULT_FLOOD_RATE,
         "Lines a second a client may send after its burst; 0 turns flood control off.",
-        min=0,
+        min=MIN_FLOOD_RATE,
+        max=MAX_FLOOD_RATE,
+        off=0,
     )
     max_per_ip: int = _setting(
-        20, "Most chat connections from one IP address at once; 0 = no limit.", min=0
+        20,
+        "Most chat connections from one IP address at once; 0 = no limit.",
+        min=0,
+        max=MAX_PER_IP,
     )
     register_timeout: float = _setting(
-        60, "Seconds a connection may take to choose a nickname before it is closed.", min=1
+        60,
+        "Seconds a connection may take to choose a nickname before it is closed.",
+        min=MIN_REGISTER_SECONDS,
+        max=MAX_REGISTER_SECONDS,
     )
     idle_timeout: float = _setting(
-        0, "Seconds a named user may send nothing before being disconnected; 0 = never.", min=0
+        0,
+        "Seconds a named user may send nothing before being disconnected; 0 = never.",
+        min=MIN_IDLE_SECONDS,
+        max=MAX_IDLE_SECONDS,
+        off=0,
     )
 
 
@@ -106,7 +191,9 @@ class PluginSettings:
 @dataclass(frozen=True)
 class JumbleSettings:
     words_file: str = _setting("", "Word list, one word a line; empty = the bundled list.")
-    round_seconds: int = _setting(60, "Seconds a jumble round lasts.", min=5, max=3600)
+    round_seconds: int = _setting(
+        60, "Seconds a jumble round lasts.", min=MIN_ROUND_SECONDS, max=MAX_ROUND_SECONDS
+    )
 
 
 @dataclass(frozen=True)
@@ -211,13 +298,14 @@ def check_extra(config: Config, plugin_names: set[str]) -> None:
 
 
 def with_overrides(config: Config, table: str, **values: Any) -> Config:
-    """``config`` with some keys of one table replaced (None values are ignored)."""
+    """``config`` with some keys of one table replaced (None values are ignored),
+    from the command line: they are checked as a file's values are."""
     values = {k: v for k, v in values.items() if v is not None}
     if not values:
         return config
     current = getattr(config, table)
     merged = {**dataclasses.asdict(current), **values}
-    section = _build_section(type(current), merged, f"[{table}]")
+    section = _build_section(type(current), merged, f"command line: [{table}]")
     return dataclasses.replace(config, **{table: section})
 
 
@@ -249,8 +337,13 @@ def _check(value: Any, expected: Any, meta: Any, where: str) -> None:
         ok = True
     if not ok:
         raise ConfigError(f"{where} must be {_TYPE_NAMES.get(expected, expected)}, got {value!r}")
-    low, high = meta.get("min"), meta.get("max")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    low, high, off = meta.get("min"), meta.get("max"), meta.get("off")
+    if off is not None and value == off:
+        return
     if low is not None and value < low:
-        raise ConfigError(f"{where} must be at least {low}, got {value!r}")
+        least = f"{off} or at least {low}" if off is not None else f"at least {low}"
+        raise ConfigError(f"{where} must be {least}, got {value!r}")
     if high is not None and value > high:
         raise ConfigError(f"{where} must be at most {high}, got {value!r}")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
@@ -12,6 +14,7 @@ from chatd.config import (
     ConfigError,
     LimitSettings,
     ServerSettings,
+    allowed,
     changed_settings,
     default_of,
     from_dict,
@@ -25,6 +28,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _every_setting() -> list[tuple[str, dataclasses.Field[object]]]:
     return [(table, f) for table, cls in sections().items() for f in dataclasses.fields(cls)]
+
+
+def _number_settings() -> list[tuple[str, dataclasses.Field[object], type]]:
+    """(table, field, int or float) for every number setting."""
+    found = []
+    for table, cls in sections().items():
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] in (int, float):
+                found.append((table, f, hints[f.name]))
+    return found
+
+
+def _ids(settings: list[tuple[str, dataclasses.Field[object], type]]) -> list[str]:
+    return [f"{table}.{f.name}" for table, f, _ in settings]
+
+
+NUMBERS = _number_settings()
+FLOATS = [s for s in NUMBERS if s[2] is float]
 
 
 def test_no_file_means_built_in_defaults() -> None:
@@ -77,6 +99,26 @@ def test_overrides_replace_keys_and_ignore_none() -> None:
 
 
 @pytest.mark.parametrize(
+    ("table", "values", "message"),
+    [
+        ("server", {"port": 65536}, "command line: [server] port must be at most 65535, got 65536"),
+        ("server", {"port": -1}, "command line: [server] port must be at least 0, got -1"),
+        (
+            "limits",
+            {"idle_timeout": math.inf},
+            "command line: [limits] idle_timeout must be a finite number, got inf",
+        ),
+    ],
+)
+def test_overrides_from_the_command_line_are_checked_as_the_file_is(
+    table: str, values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        with_overrides(Config(), table, **values)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"server": {"port": True}}, "config: [server] port must be an integer, got True"),
@@ -90,6 +132,101 @@ def test_wrong_types_and_ranges_name_the_key(data: dict[str, object], message: s
     with pytest.raises(ConfigError) as caught:
         from_dict(data)
     assert message in str(caught.value)
+
+
+def test_every_number_setting_has_a_least_and_a_most_value() -> None:
+    assert len(NUMBERS) >= 10
+    for table, f, _ in NUMBERS:
+        low, high, off = (f.metadata.get(k) for k in ("min", "max", "off"))
+        assert low is not None and high is not None, f"[{table}] {f.name} has no range"
+        assert low <= high
+        assert off is None or not low <= off <= high
+        default = default_of(f)
+        assert default == off or low <= default <= high, f"[{table}] {f.name}"
+
+
+def test_the_repo_chatd_toml_states_every_number_settings_range() -> None:
+    lines = (ROOT / "chatd.toml").read_text().splitlines()
+    for table, f, _ in NUMBERS:
+        start = lines.index(f"[{table}]")
+        at = next(i for i in range(start, len(lines)) if lines[i].startswith(f"{f.name} = "))
+        comment = []
+        while lines[at - 1].startswith("# "):
+            at -= 1
+            comment.insert(0, lines[at].removeprefix("# "))
+        assert f"({allowed(f)}" in " ".join(comment), f"[{table}] {f.name}: {comment}"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("table", "f", "kind"), FLOATS, ids=_ids(FLOATS))
+def test_nan_and_inf_are_refused_for_every_float_setting(
+    table: str, f: dataclasses.Field[object], kind: type, value: float
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_dict({table: {f.name: value}})
+    assert str(caught.value) == (
+        f"config: [{table}] {f.name} must be a finite number, got {value!r}"
+    )
+
+
+def test_nan_in_a_file_is_one_line_naming_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "chatd.toml"
+    for text in ("nan", "+nan", "-nan"):
+        path.write_text(f"[limits]\nidle_timeout = {text}\n")
+        with pytest.raises(ConfigError) as caught:
+            load(path)
+        assert str(caught.value) == (
+            f"{path}: [limits] idle_timeout must be a finite number, got nan"
+        )
+    path.write_text("[limits]\nregister_timeout = inf\n")
+    with pytest.raises(ConfigError, match=r"register_timeout must be a finite number, got inf$"):
+        load(path)
+
+
+@pytest.mark.parametrize(("table", "f", "kind"), NUMBERS, ids=_ids(NUMBERS))
+def test_every_number_setting_takes_its_range_and_refuses_past_it(
+    table: str, f: dataclasses.Field[object], kind: type
+) -> None:
+    low, high, off = (f.metadata[k] for k in ("min", "max", "off"))
+    for good in (low, high) if off is None else (off, low, high):
+        assert getattr(getattr(from_dict({table: {f.name: good}}), table), f.name) == good
+    under = low - 1 if kind is int or off is None else low / 2
+    over = high + 1
+    least = f"at least {low}" if off is None else f"{off} or at least {low}"
+    for bad, message in ((under, f"must be {least}"), (over, f"must be at most {high}")):
+        with pytest.raises(ConfigError) as caught:
+            from_dict({table: {f.name: bad}})
+        assert str(caught.value) == f"config: [{table}] {f.name} {message}, got {bad!r}"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        # Past what a poll timeout in milliseconds holds: these killed the server.
+        ("idle_timeout", 2147484, "must be at most 604800"),
+        ("register_timeout", 2147484, "must be at most 3600"),
+        # A timer due at once, again and again; a slowed client woken in aeons.
+        ("idle_timeout", 0.001, "must be 0 or at least 1"),
+        ("flood_rate", 1e-300, "must be 0 or at least 0.01"),
+        ("flood_rate", 10**400, "must be at most 1000000"),
+        ("sendq_bytes", 2**63, "must be at most 1073741824"),
+        ("max_per_ip", 10**9, "must be at most 1000000"),
+    ],
+    ids=[
+        "idle-2147484",
+        "register-2147484",
+        "idle-1ms",
+        "rate-1e-300",
+        "rate-1e400",
+        "sendq-2**63",
+        "per-ip-1e9",
+    ],
+)
+def test_values_past_what_the_server_can_use_are_refused(
+    key: str, value: float, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"[limits] {key} {message}, got ")):
+        from_dict({"limits": {key: value}})
 
 
 def test_changed_settings_names_each_setting_and_plugin_table() -> None:
