@@ -202,11 +202,12 @@ class Hub:
 
     def notify(self, user: User, text: str) -> None:
         """Send ``*** line`` for each line of ``text`` to one user."""
-        self._notify_lines(user, text.split("\n"))
+        user.link.send(protocol.encode_notices(text))
 
     def announce(self, text: str, *, exclude: User | None = None) -> int:
-        """Send ``*** text`` to every named user but ``exclude``; returns how many got it."""
-        return self._fan_out(protocol.notice(text), exclude)
+        """Send ``*** line`` for each line of ``text`` to every named user but
+        ``exclude``; returns how many got it."""
+        return self._fan_out(protocol.encode_notices(text), exclude)
 
     def say(self, user: User, text: str) -> None:
         """Chat: ``<nick> text`` to every named user but the sender, if plugins let it pass."""
@@ -230,6 +231,7 @@ class Hub:
         """An operator removes ``user``: it is told why, the others see it leave."""
         if user.state is State.GONE:
             return
+        reason = protocol.one_line(reason)  # it goes into a sentence, and into the log
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
         self.notify(user, f"You have been {why}.")
         log.info("%s was %s", user.nick or user.link.peer, why)
@@ -336,15 +338,15 @@ class Hub:
         passed = self.plugins.filter_message(user, text, action)
         if passed is not None and user.state is State.NAMED:
             line = protocol.action if action else protocol.chat
-            self._fan_out(line(user.nick, passed), user)
+            self._fan_out(protocol.encode_line(line(user.nick, passed)), user)
 
     def _notify_lines(self, user: User, lines: list[str]) -> None:
-        data = b"".join(protocol.encode_line(protocol.notice(line)) for line in lines)
-        user.link.send(data)
+        self.notify(user, "\n".join(lines))
 
-    def _fan_out(self, line: str, exclude: User | None) -> int:
+    def _fan_out(self, data: bytes, exclude: User | None) -> int:
+        """Publish ``data`` (complete encoded lines) to every named user but ``exclude``."""
         skip = exclude.link if exclude is not None and exclude.state is State.NAMED else None
-        self.group.publish(protocol.encode_line(line), skip)
+        self.group.publish(data, skip)
         sent = len(self._named) - (skip is not None)
         self.stats.lines_out += sent
         return sent

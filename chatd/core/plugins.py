@@ -40,6 +40,7 @@ import pluggy
 
 from chatd import hookspecs
 from chatd.config import Config, ConfigError, check_extra
+from chatd.core import protocol
 from chatd.core.commands import Command, CommandError, CommandTable, Invocation, check_declared
 from chatd.core.context import Chat, Context, Drop
 from chatd.plugins import BUILTIN_PLUGINS
@@ -369,7 +370,7 @@ class PluginHost:
         """The text to deliver, or None when a plugin dropped it (the sender was told)."""
         for _, result, _ in self._each("chatd_message", user=user, text=text, action=action):
             if isinstance(result, Drop):
-                self.hub.notify(user, f"Not sent: {result.reason}")
+                self.hub.notify(user, f"Not sent: {protocol.one_line(str(result.reason))}")
                 return None
             if isinstance(result, str):
                 text = result

@@ -5,7 +5,10 @@ the wire. Everything a user sends passes through :func:`decode_line`, which
 guarantees that no control character or terminal escape sequence survives, so
 nothing one client sends can reach another client's terminal as a command.
 Everything the server sends is made by :func:`encode_line` from one of the
-formatters below. No I/O here.
+formatters below, and the formatters sanitize what they are given again,
+whoever produced it (a user, a plugin, an operator): the edge that renders is
+the one that guarantees no control byte and no line break leaves the server,
+so every line starts with its own prefix. No I/O here.
 
 The wire format, in full (the README documents the same):
 
@@ -38,6 +41,9 @@ _ESCAPE_SEQUENCE = re.compile(
 )
 # What is left after that: every C0 control, DEL and every C1 control.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Where text a plugin or an operator gives is cut into lines (or joined, for
+# what must be one line): what terminals and str.splitlines() take as a break.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def sanitize(text: str) -> str:
@@ -53,23 +59,45 @@ def sanitize(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def one_line(text: str) -> str:
+    """``text`` as one safe line: line breaks become spaces, then :func:`sanitize`.
+    Clean text (the common case) costs one C-level scan."""
+    if text.isprintable():
+        return text
+    return sanitize(_LINE_BREAK.sub(" ", text))
+
+
+def lines_of(text: str) -> list[str]:
+    """``text`` cut at its line breaks into safe lines (for multi-line replies)."""
+    if text.isprintable():
+        return [text]
+    return [sanitize(line).rstrip() for line in _LINE_BREAK.split(text)]
+
+
 def decode_line(raw: bytes) -> str:
     """A line as received (without its line ending) -> clean text, trailing space removed."""
     return sanitize(raw.decode("utf-8", "replace")).rstrip()
 
 
 def encode_line(text: str) -> bytes:
-    """One outgoing line, encoded once and shared by every recipient."""
+    """One outgoing line, encoded once and shared by every recipient. ``text``
+    comes from a formatter below, so it is one clean line."""
     return (text + "\n").encode("utf-8")
 
 
 def chat(nick: str, text: str) -> str:
-    return f"<{nick}> {text}"
+    return f"<{nick}> {one_line(text)}"
 
 
 def action(nick: str, text: str) -> str:
-    return f"* {nick} {text}"
+    return f"* {nick} {one_line(text)}"
 
 
 def notice(text: str) -> str:
-    return SERVER_PREFIX + text
+    return SERVER_PREFIX + one_line(text)
+
+
+def encode_notices(text: str) -> bytes:
+    """``*** line`` for each line of ``text``, encoded: a multi-line reply or
+    announcement never puts a line on the wire without its prefix."""
+    return b"".join(encode_line(SERVER_PREFIX + line) for line in lines_of(text))
