@@ -242,18 +242,31 @@ def sections() -> dict[str, type[Any]]:
 
 
 def load(path: Path | None) -> Config:
-    """Read settings from ``path``, or the built-in defaults when it is None."""
+    """Read settings from ``path``, or the built-in defaults when it is None.
+
+    Whatever is wrong with the file is a ConfigError naming it, in one line:
+    chatd serve, admin and connect all load through here and print just that.
+    """
     if path is None:
         return Config()
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables by recursion: a few
+        # hundred levels exhaust the stack. No setting nests more than a list.
+        raise ConfigError(
+            f"{path}: not valid TOML for chatd: arrays or tables nested too deeply"
+        ) from None
     return from_dict(data, source=path)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 import tomllib
 from pathlib import Path
 from typing import get_type_hints
@@ -227,6 +228,41 @@ def test_values_past_what_the_server_can_use_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"[limits] {key} {message}, got ")):
         from_dict({"limits": {key: value}})
+
+
+def test_a_config_that_is_not_utf8_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "chatd.toml"
+    path.write_bytes(b'[server]\nhost = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == f"{path}: not UTF-8 (byte 20); save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "a = " + "[" * 100_000 + "]" * 100_000,
+        "a = " + "[" * 2_000 + "]" * 2_000,
+        "a = " + "{b = " * 5_000 + "1" + "}" * 5_000,
+    ],
+    ids=["arrays-100000", "arrays-2000", "inline-tables-5000"],
+)
+def test_a_deeply_nested_config_is_one_error_naming_the_file(tmp_path: Path, toml: str) -> None:
+    path = tmp_path / "chatd.toml"
+    path.write_text(toml + "\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert time.monotonic() - started < 5
+    assert str(caught.value) == (
+        f"{path}: not valid TOML for chatd: arrays or tables nested too deeply"
+    )
+
+
+def test_a_config_that_is_a_folder_is_one_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: cannot read: Is a directory"
 
 
 def test_changed_settings_names_each_setting_and_plugin_table() -> None:
