@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from chatd.config import JumbleSettings
-from chatd.plugins.jumble import shuffle
+from chatd.plugins import jumble
+from chatd.plugins.jumble import MAX_SCORES, add_score, shuffle
 from tests.helpers import HubFixture, make_config
 
 
@@ -51,7 +52,7 @@ def test_wrong_then_right(tmp_path: Path) -> None:
     fx.hub.receive(alice_user, "/guess plant")
     assert alice.take() == ["*** PLANT is not it. Keep trying, or /hint, or /giveup."]
     fx.hub.receive(alice_user, "/guess")
-    assert alice.take() == ["*** Usage: /guess WORD"]
+    assert alice.take() == ["*** Usage: /guess WORD (your answer, one word)."]
     fx.hub.receive(alice_user, "/guess planet")
     assert alice.take()[0].startswith("*** Correct! PLANET")
 
@@ -83,10 +84,41 @@ def test_hints_reveal_letters_and_lower_the_points(tmp_path: Path) -> None:
     ]
     for _ in range(10):  # more hints than letters: stops at all but one
         fx.hub.receive(alice_user, "/hint")
-    assert alice.take()[-1].startswith("*** Hint: P L A N E _ (")
-    assert alice.take() == []
+    replies = alice.take()
+    assert replies[3].startswith("*** Hint: P L A N E _ (")
+    assert replies[4:] == [NO_MORE_HINTS] * 6
     fx.hub.receive(alice_user, "/guess planet")
     assert alice.take()[0].startswith("*** Correct! PLANET in 0.0s: 1 point (total 1).")
+
+
+NO_MORE_HINTS = "*** No more hints: only the last letter is left. /guess WORD or /giveup."
+
+
+def test_a_fifth_hint_on_a_five_letter_word_says_there_are_no_more(tmp_path: Path) -> None:
+    fx = _fx(tmp_path, "plant")
+    alice_user, alice = fx.join("alice")
+    fx.hub.receive(alice_user, "/game")
+    puzzle = " ".join(_puzzle(alice.take()[0]))
+    for _ in range(4):
+        fx.hub.receive(alice_user, "/hint")
+    assert alice.take()[-1] == f"*** Hint: P L A N _ (puzzle {puzzle}; now worth 1 point)."
+    fx.hub.receive(alice_user, "/hint")
+    assert alice.take() == [NO_MORE_HINTS]
+    fx.hub.receive(alice_user, "/hint")
+    assert alice.take() == [NO_MORE_HINTS]
+    fx.hub.receive(alice_user, "/guess plant")
+    assert alice.take()[0] == "*** Correct! PLANT in 0.0s: 1 point (total 1)."
+
+
+def test_a_two_letter_word_has_one_hint(tmp_path: Path) -> None:
+    fx = _fx(tmp_path, "ox")
+    alice_user, alice = fx.join("alice")
+    fx.hub.receive(alice_user, "/game")
+    alice.take()
+    fx.hub.receive(alice_user, "/hint")
+    assert alice.take() == ["*** Hint: O _ (puzzle X O; now worth 1 point)."]
+    fx.hub.receive(alice_user, "/hint")
+    assert alice.take() == [NO_MORE_HINTS]
 
 
 def test_giving_up_reveals_the_word(tmp_path: Path) -> None:
@@ -168,7 +200,71 @@ def test_scores_rank_the_players(tmp_path: Path) -> None:
         fx.hub.receive(user, "/game")
         fx.hub.receive(user, "/guess planet")
     fx.hub.receive(alice_user, "/scores")
-    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. alice 6"
+    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. alice 6."
+
+
+def test_the_score_table_keeps_the_players_who_scored_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jumble, "MAX_SCORES", 3)
+    fx = _fx(tmp_path, "planet")
+    users = {nick: fx.join(nick) for nick in ("alice", "bob", "carol", "dave")}
+
+    def solve(nick: str, seconds: float = 10) -> None:
+        user, link = users[nick]
+        fx.hub.receive(user, "/game")
+        fx.clock.advance(seconds)
+        fx.hub.receive(user, "/guess planet")
+        link.take()
+
+    for nick in ("alice", "bob", "alice", "carol"):  # alice 12, bob 6, carol 6
+        solve(nick)
+    alice = users["alice"][1]
+    fx.hub.receive(users["alice"][0], "/scores")
+    assert alice.take()[-1] == "*** Top players: 1. alice 12, 2. bob 6, 3. carol 6."
+    solve("bob")  # bob scored last now: alice is the least recent
+    solve("dave")  # a fourth player: alice's entry makes room, though it is the best
+    fx.hub.receive(users["alice"][0], "/scores")
+    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. carol 6, 3. dave 6."
+    assert list(fx.plugins.states["jumble"]["scores"]) == ["carol", "bob", "dave"]
+    solve("alice")  # alice starts again from nothing
+    fx.hub.receive(users["alice"][0], "/scores")
+    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. alice 6, 3. dave 6."
+
+
+def test_the_score_table_is_bounded_by_max_scores() -> None:
+    assert MAX_SCORES == 1000
+    table: dict[str, list[object]] = {}
+    for i in range(20_000):
+        add_score(table, f"nick{i}", 1 + i % 7)
+    assert len(table) == MAX_SCORES
+    assert next(iter(table)) == "nick19000"  # the least recent kept
+    assert add_score(table, "NICK19000", 5) == 1 + 19000 % 7 + 5  # one entry, any case
+    assert list(table)[-1] == "nick19000" and table["nick19000"][0] == "NICK19000"
+    assert next(iter(table)) == "nick19001"
+
+
+def test_every_jumble_line_is_a_sentence(tmp_path: Path) -> None:
+    fx = _fx(tmp_path, "planet", seconds=30)
+    alice_user, alice = fx.join("alice")
+    _, bob = fx.join("bob")
+    for line in (
+        "/guess x", "/hint", "/giveup", "/scores",
+        "/game", "/game", "/guess", "/guess two words", "/guess plant",
+        *["/hint"] * 6, "/guess planet", "/scores",
+        "/game", "/giveup", "/game",
+    ):  # fmt: skip
+        fx.hub.receive(alice_user, line)
+    fx.clock.advance(30)
+    fx.timers.run_due()
+    told = alice.take()
+    assert told[-1] == "*** Time's up! The word was PLANET."
+    assert len(told) >= 20
+    for line in told:
+        text = line.removeprefix("*** ")
+        assert text != line and text[0].isupper() and text.endswith("."), line
+    # What the others see starts with the player's name, as a join notice does.
+    assert bob.take() == ["*** alice solved a jumble in 0.0s. /game to play."]
 
 
 def test_words_reload_and_a_round_in_progress_keeps_its_word(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@
 Every player has a round of their own, independent of everyone else's. A round
 ends when it is solved, given up, or after ``[jumble] round_seconds``. Points
 are the word's length less two for each hint (at least one); /scores shows the
-best players since the server started.
+best players among the last :data:`MAX_SCORES` to score (the table is bounded:
+the player who scored least recently makes room for a new one).
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,13 @@ from chatd import Chat, Command, Context, hookimpl
 BUNDLED_WORDS = Path(__file__).with_name("data") / "words.txt"
 #: How many players /scores lists.
 TOP = 10
+#: Most players the score table keeps. Anyone may take a nickname, so without a
+#: bound it grows by one entry per nickname that ever scored, for as long as the
+#: server runs. A thousand is far more regular players than a top ten needs,
+#: costs a few hundred KB at most, and /scores ranks it in well under a
+#: millisecond. Past it the entry that scored least recently is dropped: a
+#: player who keeps playing keeps their score. (Until scores move to the store.)
+MAX_SCORES = 1000
 
 
 @dataclass
@@ -108,7 +117,7 @@ def guess(ctx: Context, args: str) -> None:
         return
     attempt = args.strip().lower()
     if not attempt or " " in attempt:
-        ctx.reply("Usage: /guess WORD")
+        ctx.reply("Usage: /guess WORD (your answer, one word).")
         return
     # Another word from the list with the same letters counts too: the puzzle
     # can't tell the player which of them was meant.
@@ -120,13 +129,10 @@ def guess(ctx: Context, args: str) -> None:
         return
     _end(ctx)
     took = ctx.now() - rnd.started
-    scores: dict[str, list[Any]] = ctx.state["scores"]
-    entry = scores.setdefault(ctx.nick.lower(), [ctx.nick, 0])
-    entry[0] = ctx.nick
-    entry[1] += rnd.points
+    total = add_score(ctx.state["scores"], ctx.nick, rnd.points)
     plural = "s" if rnd.points != 1 else ""
     ctx.reply(
-        f"Correct! {attempt.upper()} in {took:.1f}s: {rnd.points} point{plural} (total {entry[1]})."
+        f"Correct! {attempt.upper()} in {took:.1f}s: {rnd.points} point{plural} (total {total})."
     )
     ctx.announce(f"{ctx.nick} solved a jumble in {took:.1f}s. /game to play.")
 
@@ -136,8 +142,10 @@ def hint(ctx: Context, args: str) -> None:
     if rnd is None:
         ctx.reply("No puzzle running: /game starts one.")
         return
-    if rnd.hints < len(rnd.word) - 1:
-        rnd.hints += 1
+    if rnd.hints >= len(rnd.word) - 1:
+        ctx.reply("No more hints: only the last letter is left. /guess WORD or /giveup.")
+        return
+    rnd.hints += 1
     shown = rnd.word[: rnd.hints].upper() + "_" * (len(rnd.word) - rnd.hints)
     ctx.reply(
         f"Hint: {' '.join(shown)} (puzzle {_show(rnd.puzzle)}; now worth {rnd.points}"
@@ -153,13 +161,28 @@ def giveup(ctx: Context, args: str) -> None:
     ctx.reply(f"The word was {rnd.word.upper()}. /game for another.")
 
 
+def add_score(table: dict[str, list[Any]], nick: str, points: int) -> int:
+    """Add ``points`` to ``nick``'s score (one entry per nickname, any case) and
+    return the new total. The entry moves to the end: the table is in order of
+    last scoring, and past :data:`MAX_SCORES` the first (least recent) goes."""
+    entry = table.pop(nick.lower(), None) or [nick, 0]
+    entry[0] = nick
+    entry[1] += points
+    table[nick.lower()] = entry
+    while len(table) > MAX_SCORES:
+        del table[next(iter(table))]
+    total: int = entry[1]
+    return total
+
+
 def scores(ctx: Context, args: str) -> None:
     table: dict[str, list[Any]] = ctx.state["scores"]
     if not table:
         ctx.reply("No one has solved a jumble yet. /game to be the first.")
         return
-    best = sorted(table.values(), key=lambda e: (-e[1], e[0].lower()))[:TOP]
-    ctx.reply("Top players: " + ", ".join(f"{i}. {n} {p}" for i, (n, p) in enumerate(best, 1)))
+    best = heapq.nsmallest(TOP, table.values(), key=lambda e: (-e[1], e[0].lower()))
+    ranks = ", ".join(f"{i}. {n} {p}" for i, (n, p) in enumerate(best, 1))
+    ctx.reply(f"Top players: {ranks}.")
 
 
 @hookimpl
@@ -169,7 +192,12 @@ def chatd_commands() -> list[Command]:
         Command("guess", guess, "/guess WORD", "Answer your jumble."),
         Command("hint", hint, "/hint", "Reveal one more letter of your jumble (fewer points)."),
         Command("giveup", giveup, "/giveup", "End your jumble and see the word."),
-        Command("scores", scores, "/scores", "The best jumble players since the server started."),
+        Command(
+            "scores",
+            scores,
+            "/scores",
+            f"The best jumble players (among the last {MAX_SCORES} to score).",
+        ),
     ]
 
 
