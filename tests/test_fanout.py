@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -111,3 +113,33 @@ def test_any_sequence_gives_each_member_what_per_recipient_queueing_would(
             group.flush()
     group.flush()
     assert [bytes(s.got) for s in sinks] == [bytes(m) for m in model]
+
+
+def _catch_up_seconds(lines: int) -> float:
+    """How long a member that sent ``lines`` lines in one iteration (every other
+    line of the batch: the worst case for runs) takes to be caught up, best of 5."""
+    best = float("inf")
+    for _ in range(5):
+        group = Group()
+        sender, other = Sink(), Sink()
+        group.join(sender)
+        group.join(other)
+        for _ in range(lines):
+            group.publish(b"x\n", sender)
+            group.publish(b"y\n", other)
+        started = time.perf_counter()
+        sender.send(b"*** reply\n")  # a /who after a paste: catch-up, then the reply
+        other.send(b"*** reply\n")
+        best = min(best, time.perf_counter() - started)
+        assert bytes(sender.got) == b"y\n" * lines + b"*** reply\n"
+        assert bytes(other.got) == b"x\n" * lines + b"*** reply\n"
+    return best
+
+
+def test_catching_up_is_linear_in_the_lines_of_the_iteration() -> None:
+    # Issue 12, item 5: 30,000 lines from one user plus a /who stalled everyone
+    # 5.5 s, the catch-up being quadratic in the sender's own lines. Ten times
+    # the lines must cost about ten times as much, not a hundred; measured as a
+    # ratio in one run, so the machine's speed does not matter.
+    small, large = _catch_up_seconds(2_000), _catch_up_seconds(20_000)
+    assert large / small < 40, (small, large)

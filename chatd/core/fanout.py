@@ -24,6 +24,7 @@ bounded by what the loop read in that iteration.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from itertools import accumulate
 from typing import Protocol
@@ -75,15 +76,28 @@ class Group:
         self._lines.append(data)
 
     def catch_up(self, member: Member) -> None:
-        """Hand ``member`` what was published since it was last given anything."""
+        """Hand ``member`` what was published since it was last given anything.
+
+        Linear in the lines it is given: the runs between its own lines (an
+        ascending list) go out joined, one ``deliver`` a run, so a member that
+        sent 30,000 lines in one iteration and then gets a reply costs one pass.
+        """
         start = member.group_pos - self._base
         lines = self._lines
-        if start < len(lines):
-            own = self._own.get(member, ())
-            for i in range(start, len(lines)):
-                if i not in own:
-                    member.deliver(lines[i])
-            member.group_pos = self._base + len(lines)
+        end = len(lines)
+        if start >= end:
+            return
+        own = self._own.get(member)
+        if own is None:
+            member.deliver(b"".join(lines[start:]) if end - start > 1 else lines[start])
+        else:
+            for i in own[bisect.bisect_left(own, start) :]:
+                if i > start:
+                    member.deliver(b"".join(lines[start:i]))
+                start = i + 1
+            if start < end:
+                member.deliver(b"".join(lines[start:]))
+        member.group_pos = self._base + end
 
     def flush(self) -> None:
         """Hand every member the lines of this iteration it has not had yet."""
