@@ -22,6 +22,7 @@ from chatd.config import FactSettings, JumbleSettings
 from chatd.core import datafiles
 from chatd.core.datafiles import DataFileError, read_list
 from chatd.core.plugins import PluginError
+from chatd.plugins.fact import as_sentence
 from chatd.server import Server
 from tests.helpers import WAIT, HubFixture, make_config
 
@@ -186,3 +187,35 @@ def test_a_facts_file_turned_fifo_keeps_the_old_facts_on_reload(tmp_path: Path) 
     alice_user, alice = fx.join("alice")
     fx.hub.receive(alice_user, "/fact")
     assert alice.take() == ["*** Fact: Old fact."]
+
+
+def test_a_fact_is_told_as_a_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "facts.txt"
+    path.write_text("Honey keeps for ages\n")
+    fx = HubFixture(config=make_config(fact=FactSettings(facts_file=str(path))))
+    alice_user, alice = fx.join("alice")
+    fx.hub.receive(alice_user, "/fact")
+    assert alice.take() == ["*** Fact: Honey keeps for ages."]
+
+
+@pytest.mark.parametrize(
+    ("text", "told"),
+    [
+        ("No stop", "No stop."),
+        ("A stop.", "A stop."),
+        ("Really?", "Really?"),
+        ("Wow!", "Wow!"),
+        ('He said "hi."', 'He said "hi."'),
+        ("(An aside.)", "(An aside.)"),
+        ("And so on\u2026", "And so on\u2026"),
+    ],
+)
+def test_as_sentence(text: str, told: str) -> None:
+    assert as_sentence(text) == told
+
+
+def test_every_bundled_fact_is_a_sentence() -> None:
+    fx = HubFixture()
+    for fact in fx.plugins.states["fact"]["facts"]:
+        assert fact[0].isupper() or fact[0].isdigit(), fact
+        assert as_sentence(fact) == fact, fact

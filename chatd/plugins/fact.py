@@ -1,4 +1,8 @@
-"""/fact: a piece of trivia. No fact comes twice until every one has been told."""
+"""/fact: a piece of trivia. No fact comes twice until every one has been told.
+
+Like every server line, a fact is told as a sentence: one that does not end as
+a sentence does (a line of an operator's list, say) gets a full stop.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,14 @@ from pathlib import Path
 from chatd import Chat, Command, Context, hookimpl
 
 BUNDLED_FACTS = Path(__file__).with_name("data") / "facts.txt"
+#: How a line may end and still be a finished sentence (a quote or bracket may
+#: close it).
+SENTENCE_ENDS = (".", "!", "?", '."', '!"', '?"', ".)", "!)", "?)", "…")
+
+
+def as_sentence(text: str) -> str:
+    """``text`` with a full stop, unless it already ends as a sentence does."""
+    return text if text.endswith(SENTENCE_ENDS) else text + "."
 
 
 def load_facts(chat: Chat) -> tuple[list[str], Path]:
@@ -27,7 +39,7 @@ def fact(ctx: Context, args: str) -> None:
             deck[0], deck[-1] = deck[-1], deck[0]
     told = deck.pop()
     ctx.state["last"] = told
-    ctx.reply(f"Fact: {told}")
+    ctx.reply(f"Fact: {as_sentence(told)}")
 
 
 @hookimpl
