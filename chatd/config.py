@@ -318,7 +318,7 @@ def with_overrides(config: Config, table: str, **values: Any) -> Config:
         return config
     current = getattr(config, table)
     merged = {**dataclasses.asdict(current), **values}
-    section = _build_section(type(current), merged, f"command line: [{table}]")
+    section = _build_section(type(current), merged, f"[{table}]")
     return dataclasses.replace(config, **{table: section})
 
 

@@ -102,12 +102,12 @@ def test_overrides_replace_keys_and_ignore_none() -> None:
 @pytest.mark.parametrize(
     ("table", "values", "message"),
     [
-        ("server", {"port": 65536}, "command line: [server] port must be at most 65535, got 65536"),
-        ("server", {"port": -1}, "command line: [server] port must be at least 0, got -1"),
+        ("server", {"port": 65536}, "[server] port must be at most 65535, got 65536"),
+        ("server", {"port": -1}, "[server] port must be at least 0, got -1"),
         (
             "limits",
             {"idle_timeout": math.inf},
-            "command line: [limits] idle_timeout must be a finite number, got inf",
+            "[limits] idle_timeout must be a finite number, got inf",
         ),
     ],
 )
