@@ -108,24 +108,41 @@ def test_lines_sent_before_a_flooder_leaves_are_still_delivered(pumped: PumpedSe
     assert alice.chat() == [f"<bob> last words {i}" for i in range(8)]
 
 
-def test_a_flooder_that_resets_while_not_read_is_cut_off_by_the_next_broadcast(
+def test_a_flooder_that_resets_while_others_chat_still_has_every_line_delivered(
     pumped: PumpedServer,
 ) -> None:
+    # Issue 12, item 3: a paste of 30 lines, then a reset while someone else
+    # chats. The server read all 30 in its first recv; only the burst had gone
+    # out when the next broadcast's write to the flooder failed, and the rest
+    # was thrown away with the connection.
     alice, bob, carol = (pumped.connect(nick) for nick in ("alice", "bob", "carol"))
-    bob.send("\n".join(f"flood {i}" for i in range(8)))
+    bob.send("\n".join(f"paste {i}" for i in range(30)))
     pumped.until(lambda: SLOWED in bob.lines, "the flood notice")
     pumped.settle(5)
+    conn = _connection(pumped.server, "bob")
+    assert conn.inbuf.has_line() and _kernel_holds(conn) == 0  # all read, most unsent
     # The server reads bob no more for now, so only writing to him can find
-    # that he is gone; the clock stands still, so his reading never resumes.
+    # that he is gone.
     bob.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
     bob.sock.close()
     pumped.clients.remove(bob)
     alice.send("anyone there?")
-    pumped.until(
-        lambda: any(line.startswith("*** bob left (") for line in carol.lines), "bob leaving"
+    pumped.until(lambda: "<alice> anyone there?" in carol.lines, "alice's line")
+    pumped.settle(5)
+    assert conn.gone and conn.sock.fileno() == -1  # its descriptor is freed at once
+    assert pumped.server.hub.find("bob") is not None  # his lines are not done
+    for _ in range(30):
+        pumped.clock.advance(0.5)
+        pumped.settle(3)
+    pumped.until(lambda: "*** bob left (connection reset by peer)" in carol.lines, "bob leaving")
+    paste = [f"<bob> paste {i}" for i in range(30)]
+    assert [line for line in carol.chat() if line.startswith("<bob>")] == paste
+    assert [line for line in alice.chat() if line.startswith("<bob>")] == paste
+    assert carol.lines.index("*** bob left (connection reset by peer)") > carol.lines.index(
+        paste[-1]
     )
-    assert "<alice> anyone there?" in carol.lines
     assert pumped.server.hub.find("bob") is None
+    assert conn not in pumped.server.reactor.connections
 
 
 def test_a_flood_holds_back_only_the_flooder() -> None:
