@@ -156,3 +156,51 @@ def test_sighup_reloads_config_and_dropins_without_dropping_anyone(tmp_path: Pat
         alice.expect("*** STILL HERE")
     finally:
         server.stop()
+
+
+# -- issue 12: a config file that cannot be read, a list file that is no file --
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'[server]\nhost = "caf\xe9"\n', "not UTF-8 (byte 20); save it as UTF-8"),
+        (
+            b"a = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+            "not valid TOML for chatd: arrays or tables nested too deeply",
+        ),
+    ],
+    ids=["not-utf8", "nested-100000"],
+)
+@pytest.mark.parametrize(
+    ("command", "prefix"),
+    [(["serve"], "chatd"), (["admin", "users"], "chatd admin"), (["connect"], "chatd")],
+    ids=["serve", "admin", "connect"],
+)
+def test_a_config_chatd_cannot_read_is_one_line_and_status_2(
+    tmp_path: Path, command: list[str], prefix: str, content: bytes, message: str
+) -> None:
+    config = tmp_path / "chatd.toml"
+    config.write_bytes(content)
+    result = run_chatd(
+        command[0], "--config", str(config), *command[1:], env={"XDG_RUNTIME_DIR": str(tmp_path)}
+    )
+    assert "Traceback" not in result.stderr
+    assert result.stderr == f"{prefix}: {config}: {message}\n"
+    assert result.returncode == 2
+
+
+def test_a_words_file_that_is_a_fifo_stops_startup_at_once(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "words.fifo"
+    os.mkfifo(fifo)
+    config = tmp_path / "chatd.toml"
+    config.write_text('[server]\nport = 0\n[jumble]\nwords_file = "words.fifo"\n')
+    # run_chatd's deadline bounds the test: a server that waits on the FIFO is killed.
+    result = run_chatd("serve", "--config", str(config), env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert result.stderr == (
+        f"chatd: plugin jumble: [jumble] words_file: {fifo}: is a FIFO (named pipe),"
+        " not a regular file; name a plain text file\n"
+    )
+    assert result.returncode == 2
