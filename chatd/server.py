@@ -119,17 +119,24 @@ class Server:
     def listen_admin(self) -> Path:
         """Serve the admin API on its Unix socket, to this user and root only.
 
-        Raises SocketPathError for an unsafe folder, FileExistsError when another
-        server answers on the socket, OSError otherwise.
+        Raises SocketPathError, naming the socket's path, for whatever stops it:
+        an unsafe folder, something at the path that is not a stale socket of
+        ours, another server answering there, or any error from listening.
         """
+        from chatd.admin.paths import check_leftover, serve_error
+
         path = socket_path(self.config)
         prepare_folder(path)
-        self.reactor.listen_unix(
-            str(path),
-            self.admin,
-            allowed_uids=frozenset({os.getuid(), 0}),
-            limits=Limits(max_line_bytes=wire.MAX_REQUEST_BYTES, sendq_bytes=ADMIN_SENDQ_BYTES),
-        )
+        check_leftover(path)
+        try:
+            self.reactor.listen_unix(
+                str(path),
+                self.admin,
+                allowed_uids=frozenset({os.getuid(), 0}),
+                limits=Limits(max_line_bytes=wire.MAX_REQUEST_BYTES, sendq_bytes=ADMIN_SENDQ_BYTES),
+            )
+        except OSError as exc:
+            raise serve_error(path, exc) from None
         self.admin_path = path
         log.info("admin socket: %s", path)
         return path

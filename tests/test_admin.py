@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -11,7 +12,8 @@ import socket
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,10 +195,157 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> No
     with running_server(config) as first:
         assert first.admin_path == path
         AdminClient(path).close()
-        second = Server(config, entry_points=False)
-        with pytest.raises(FileExistsError):
-            second.listen()
-        second.reactor._close_all()
+        assert _refusal(path) == (
+            f"another chatd is serving the admin socket {path}; stop it,"
+            " or give this one its own [admin] socket"
+        )
+        AdminClient(path).close()  # and the first one still serves
+
+
+def _refusal(path: Path) -> str:
+    """The one line a server gives when it must not serve the admin socket at ``path``."""
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(path)))
+    server = Server(config, entry_points=False)
+    try:
+        with pytest.raises(SocketPathError) as refused:
+            server.listen()
+    finally:
+        server.reactor._close_all()
+    return str(refused.value)
+
+
+def _serve_args(tmp_path: Path, socket_path: str) -> tuple[str, ...]:
+    """``chatd serve`` arguments for a config in ``tmp_path`` whose admin socket is
+    ``socket_path`` (relative to the config), logging only warnings and worse."""
+    config = tmp_path / "chatd.toml"
+    config.write_text(
+        '[server]\nhost = "127.0.0.1"\nport = 0\n'
+        f"[admin]\nsocket = {json.dumps(socket_path)}\n[plugins]\ndirs = []\n"
+    )
+    return ("serve", "--config", str(config), "--log-level", "WARNING")
+
+
+def test_the_config_file_at_the_socket_path_survives_and_is_named(tmp_path: Path) -> None:
+    args = _serve_args(tmp_path, "chatd.toml")  # the careless operator's setting
+    config = tmp_path / "chatd.toml"
+    before = config.read_bytes()
+    result = run_chatd(*args)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"chatd: admin socket path {config} is a regular file, not a socket, and chatd"
+        " replaces only a socket a stopped server left: move it away or set"
+        " [admin] socket to another path\n"
+    )
+    assert config.read_bytes() == before
+
+
+def test_a_dangling_symbolic_link_at_the_socket_path_is_named_not_the_chat_port(
+    tmp_path: Path,
+) -> None:
+    link = tmp_path / "admin.sock"
+    link.symlink_to(tmp_path / "gone")
+    result = run_chatd(*_serve_args(tmp_path, "admin.sock"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"chatd: admin socket path {link} is a symbolic link to {tmp_path / 'gone'}, which"
+        " does not exist, not a socket, and chatd replaces only a socket a stopped server"
+        " left: move it away or set [admin] socket to another path\n"
+    )
+    assert os.readlink(link) == str(tmp_path / "gone")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+    (path / "inside").write_text("kept")
+
+
+def _link_to_a_file(path: Path) -> None:
+    (path.parent / "precious").write_text("kept")
+    path.symlink_to(path.parent / "precious")
+
+
+def _link_to_a_stale_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(path.parent / "stale.sock"))
+    path.symlink_to(path.parent / "stale.sock")
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (_fifo, "a FIFO"),
+        (_folder, "a folder"),
+        (_link_to_a_file, "a symbolic link to {folder}/precious"),
+        (_link_to_a_stale_socket, "a symbolic link to {folder}/stale.sock"),
+    ],
+)
+def test_only_a_socket_at_the_socket_path_may_be_replaced(
+    tmp_path: Path, make: Callable[[Path], None], kind: str
+) -> None:
+    path = tmp_path / "admin.sock"
+    make(path)
+    before = {p: (p.lstat().st_ino, p.lstat().st_mode) for p in tmp_path.rglob("*")}
+    assert _refusal(path) == (
+        f"admin socket path {path} is {kind.format(folder=tmp_path)}, not a socket, and chatd"
+        " replaces only a socket a stopped server left: move it away or set"
+        " [admin] socket to another path"
+    )
+    assert {p: (p.lstat().st_ino, p.lstat().st_mode) for p in tmp_path.rglob("*")} == before
+
+
+def test_the_reactor_itself_never_removes_what_is_not_a_socket(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("kept")
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    server = Server(make_config(), entry_points=False)
+    try:
+        for target in (path, tmp_path / "link"):
+            with pytest.raises(FileExistsError) as refused:
+                server.reactor.listen_unix(
+                    str(target), server.admin, allowed_uids=frozenset({os.getuid()})
+                )
+            assert refused.value.errno == errno.EEXIST and refused.value.filename == str(target)
+    finally:
+        server.reactor._close_all()
+    assert path.read_text() == "kept" and (tmp_path / "link").is_symlink()
+
+
+def test_a_socket_of_another_user_is_not_replaced(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to give the socket to another user")
+    path = tmp_path / "admin.sock"
+    with socket.socket(socket.AF_UNIX) as theirs:
+        theirs.bind(str(path))
+    os.chown(path, 65534, 65534)
+    assert _refusal(path) == (
+        f"admin socket {path} is a socket of uid 65534, not of this user (uid 0); remove it"
+        " if no server uses it, or set [admin] socket to another path"
+    )
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_a_live_server_with_a_full_backlog_is_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sock"
+    with socket.socket(socket.AF_UNIX) as busy:
+        busy.bind(str(path))
+        busy.listen(0)  # room for one pending connection, never accepted
+        waiting = socket.socket(socket.AF_UNIX)
+        waiting.connect(str(path))
+        lines: list[str] = []
+        probe = threading.Thread(target=lambda: lines.append(_refusal(path)), daemon=True)
+        probe.start()
+        probe.join(WAIT)  # a blocking probe would wait here for an accept that never comes
+        waiting.close()
+    assert not probe.is_alive(), "the probe blocked on a full backlog"
+    assert lines == [
+        f"another chatd is serving the admin socket {path}; stop it,"
+        " or give this one its own [admin] socket"
+    ]
+    assert stat.S_ISSOCK(path.lstat().st_mode)
 
 
 def test_a_folder_someone_else_owns_is_refused(tmp_path: Path) -> None:
@@ -215,12 +364,71 @@ def test_a_path_too_long_for_a_unix_socket_is_one_line(tmp_path: Path) -> None:
         prepare_folder(path)
 
 
-def test_a_folder_of_ours_that_others_can_enter_is_closed(tmp_path: Path) -> None:
+def test_a_folder_of_ours_that_others_can_enter_is_used_as_it_is(tmp_path: Path) -> None:
     folder = tmp_path / "open"
     folder.mkdir()
-    folder.chmod(0o755)
+    folder.chmod(0o755)  # others may look, not write; the socket itself is 0600
     prepare_folder(folder / "admin.sock")
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_a_sticky_folder_open_to_all_keeps_its_mode_and_serves(tmp_path: Path) -> None:
+    folder = tmp_path / "tmp"  # as /tmp is: anyone may add, only an owner may remove
+    folder.mkdir()
+    folder.chmod(0o1777)
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(folder / "a.sock")))
+    with running_server(config) as server:
+        assert server.admin_path
+        admin = AdminClient(server.admin_path, timeout=WAIT)
+        assert admin.call("stats")["connections"]["now"] == 0
+        admin.close()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_folder_others_can_write_is_refused_and_left_alone(tmp_path: Path, mode: int) -> None:
+    folder = tmp_path / "open"
+    folder.mkdir()
+    folder.chmod(mode)
+    assert _refusal(folder / "a.sock") == (
+        f"admin socket folder {folder} can be written by other users (mode {mode:04o}), who"
+        f" could replace the socket; make it private (chmod 700 {folder}) or set"
+        " [admin] socket to a path in a folder of your own"
+    )
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+    assert list(folder.iterdir()) == []
+
+
+def test_a_sticky_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to give the folder to another user")
+    folder = tmp_path / "theirs"  # its owner may remove whatever is in it
+    folder.mkdir()
+    folder.chmod(0o1777)
+    os.chown(folder, 65534, 65534)
+    with pytest.raises(SocketPathError, match=r"belongs to uid 65534, not to this user"):
+        prepare_folder(folder / "admin.sock")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
+
+
+def test_a_folder_that_is_a_link_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to give the link to another user")
+    (tmp_path / "real").mkdir(mode=0o700)
+    link = tmp_path / "run"  # its owner could point it elsewhere once we have checked
+    link.symlink_to(tmp_path / "real")
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(SocketPathError, match=r"is a symbolic link of uid 65534"):
+        prepare_folder(link / "admin.sock")
+
+
+def test_a_folder_that_is_a_link_of_ours_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir(mode=0o700)
+    (tmp_path / "run").symlink_to(tmp_path / "real")
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "run/a.sock")))
+    with running_server(config):
+        assert stat.S_ISSOCK((tmp_path / "real" / "a.sock").lstat().st_mode)
 
 
 def test_another_user_is_refused_by_peer_credentials(caplog: pytest.LogCaptureFixture) -> None:

@@ -30,10 +30,8 @@ handler ever sees it.
 
 Closing: a requested close (quit, shutdown, end of input) stops reading, lets the
 queue drain for at most CLOSE_LINGER_SECONDS, then closes. An abort (a socket
-error, sendq exceeded) closes the socket at once and drops the queue; lines
-already read from it are still handed to the handler, at flood control's pace,
-before it hears the connection ended. BlockingIOError means "not now"; any
-other socket error ends that one connection, never the loop.
+error, sendq exceeded) closes at once and drops the queue. BlockingIOError means
+"not now"; any other socket error ends that one connection, never the loop.
 """
 
 from __future__ import annotations
@@ -104,25 +102,10 @@ def _peer_uid(sock: socket.socket) -> int:
     return int(uid)
 
 
-#: Socket errors as the leave reasons the README lists. A broken pipe is the
-#: peer gone before we wrote (it reset, or closed and then got our data): to the
-#: others that is a reset.
-_REASONS: Final = {
-    errno.ECONNRESET: "connection reset by peer",
-    errno.EPIPE: "connection reset by peer",
-    errno.ECONNABORTED: "connection reset by peer",
-    errno.ETIMEDOUT: "connection timed out",
-    errno.EHOSTUNREACH: "connection timed out",
-    errno.ENETUNREACH: "connection timed out",
-}
-
-
 def _reason(exc: OSError) -> str:
     """A socket error as a leave reason: "connection reset by peer"."""
-    if exc.errno in _REASONS:
-        return _REASONS[exc.errno]
     text = exc.strerror or type(exc).__name__
-    return "connection error: " + text[:1].lower() + text[1:]
+    return text[:1].lower() + text[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +167,6 @@ class Connection:
         "closing",
         "dirty",
         "doomed",
-        "gone",
         "group",
         "group_pos",
         "host",
@@ -229,9 +211,6 @@ class Connection:
         self.closing = False  # a close was requested: read no more, drain, close
         self.closed = False
         self.doomed = ""  # set: abort at the next flush, for this reason
-        #: The socket is closed, but lines read from it are still being handled
-        #: (at flood control's pace): the session ends when they are done.
-        self.gone = False
         self.reason = ""  # why it is closing, told to the handler at the end
         self.linger: Timer | None = None
 
@@ -243,7 +222,7 @@ class Connection:
         self.deliver(data)
 
     def deliver(self, data: bytes | memoryview) -> None:
-        if self.closing or self.doomed or self.gone:
+        if self.closing or self.doomed:
             return
         if not self.outbuf.append(data):
             self.reactor._doom(self, "sendq exceeded")
@@ -252,7 +231,7 @@ class Connection:
             self.reactor._dirty.append(self)
 
     def deliver_batch(self, data: bytes) -> None:
-        if self.dirty or self.closing or self.doomed or self.gone or self.outbuf:
+        if self.dirty or self.closing or self.doomed or self.outbuf:
             self.deliver(data)  # behind what is queued: the flush writes it all at once
         else:
             self.reactor._send_now(self, data)
@@ -313,26 +292,45 @@ class Reactor:
     ) -> Listener:
         """Serve a Unix socket at ``path`` (mode 0600) to peers whose uid is allowed.
 
-        A socket file left by a server that is gone is replaced; one that a
-        live server answers on raises FileExistsError.
+        Only a socket that no server answers on (a stopped server's leftover) is
+        ever removed from ``path``. A live one raises FileExistsError (EADDRINUSE);
+        anything else there, a symbolic link included, FileExistsError (EEXIST).
         """
-        if os.path.exists(path):
+        import stat  # here, not at the top, only while others edit the rest of this file
+
+        try:
+            mode: int | None = os.lstat(path).st_mode  # a symbolic link is not followed
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISSOCK(mode):
+            raise FileExistsError(errno.EEXIST, "something that is not a socket is there", path)
+        if mode is not None:
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.setblocking(False)  # a live server with a full backlog must not block us
             try:
                 probe.connect(path)
-            except (ConnectionRefusedError, FileNotFoundError):
+                answered = True
+            except BlockingIOError:  # its backlog is full: alive all the same
+                answered = True
+            except ConnectionRefusedError:
+                answered = False
                 os.unlink(path)  # stale: nobody is listening
-            else:
-                raise FileExistsError(errno.EADDRINUSE, "another server is answering there", path)
+            except FileNotFoundError:
+                answered = False  # gone since we looked
             finally:
                 probe.close()
+            if answered:
+                raise FileExistsError(errno.EADDRINUSE, "another server is answering there", path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the file is created 0600, never wider for a moment
         try:
             sock.bind(path)
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()  # not left for the garbage collector
+            raise
         finally:
             os.umask(old_umask)
-        sock.listen(BACKLOG)
         listener = Listener(sock, handler, limits, stats=None, allowed_uids=allowed_uids, path=path)
         return self._add_listener(listener)
 
@@ -519,7 +517,7 @@ class Reactor:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._abort(conn, _reason(exc), keep_input=True)
+            self._abort(conn, _reason(exc))
             return
         if not data:
             self._close(conn, "connection closed")
@@ -563,9 +561,7 @@ class Reactor:
             return
         conn.paused = False
         self._take_lines(conn)
-        if conn.gone:
-            self._end_if_handled(conn)
-        elif not (conn.paused or conn.closing or conn.closed):
+        if not (conn.paused or conn.closing or conn.closed):
             self._set_mask(conn, conn.mask | _READ)
 
     # -- writing -------------------------------------------------------------------
@@ -586,7 +582,7 @@ class Reactor:
                 if conn.closed:
                     continue
                 if conn.doomed:
-                    self._abort(conn, conn.doomed, keep_input=True)
+                    self._abort(conn, conn.doomed)
                 else:
                     self._write(conn)
 
@@ -629,7 +625,7 @@ class Reactor:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                self._abort(conn, _reason(exc), keep_input=True)
+                self._abort(conn, _reason(exc))
                 return
             out.consume(sent)
             if conn.listener.stats is not None:
@@ -668,14 +664,8 @@ class Reactor:
             conn.dirty = True
             self._dirty.append(conn)
 
-    def _abort(self, conn: Connection, reason: str, *, keep_input: bool = False) -> None:
-        """Close now and drop whatever was queued for the peer.
-
-        With ``keep_input`` (the socket failed: a reset, a broken pipe, sendq
-        exceeded), lines already read from it and not yet handled are still
-        handled, at the pace flood control allows, before the handler hears
-        that the connection ended: a line the server has read is never lost.
-        """
+    def _abort(self, conn: Connection, reason: str) -> None:
+        """Close now and drop whatever was queued."""
         if conn.closed:
             return
         if reason == "sendq exceeded":
@@ -703,29 +693,8 @@ class Reactor:
         listener.noisy.discard(conn.host)
         if listener.full and listener.count < (listener.limits.max_connections or 1 << 62):
             listener.full = False
-        if keep_input and not (conn.gone or conn.closing or self._stopping):
-            if conn.inbuf.has_line():
-                self._orphan(conn)
-                return
             log.info("no longer full: accepting new connections")
         if listener.stats is not None:
-    def _orphan(self, conn: Connection) -> None:
-        """The socket is gone but read lines wait: close it, go on with the lines."""
-        conn.gone = True
-        conn.doomed = ""  # its lines are still to be taken
-        self._set_mask(conn, 0)
-        conn.sock.close()  # the descriptor is free at once
-        if not conn.paused:  # else the resume timer takes them, as before
-            # Taken in the next iteration, not now: this may be the middle of a
-            # flush, which must not call back into the handler with lines.
-            conn.paused = True
-            self.timers.call_later(0, lambda: self._resume_reading(conn))
-
-    def _end_if_handled(self, conn: Connection) -> None:
-        """End a gone connection once no line of it waits (or it quit meanwhile)."""
-        if not (conn.closed or conn.closing or conn.paused):
-            self._finish(conn)
-
             listener.stats.closed()
         listener.handler.disconnect(conn.session, conn.reason)
 
