@@ -251,3 +251,17 @@ def test_max_per_ip_refuses_a_further_connection_from_the_same_address() -> None
         second.close()
         wait_until(lambda: server.stats.connections_now == 2, what="a free place")
         LineClient(server.address).register("bob")
+
+
+def test_a_timer_of_any_length_does_not_stop_the_loop() -> None:
+    # Issue 12, item 1: a register or idle timeout of 2147484 s or more made
+    # select() raise OverflowError at the first connection, killing the server.
+    # The settings are checked now, but the loop must not depend on that.
+    config = make_config(limits=lifted_limits(register_timeout=1e12, idle_timeout=float("inf")))
+    with running_server(config) as server:
+        assert server.address
+        alice, bob = LineClient(server.address), LineClient(server.address)
+        alice.register("alice")
+        bob.register("bob")
+        alice.send("still here")
+        bob.expect("<alice> still here")

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from chatd.core.timers import Timers
+from chatd.core.timers import MAX_DELAY, Timers
 from tests.helpers import FakeClock
 
 
@@ -104,3 +104,22 @@ def test_a_timer_cancelled_after_it_ran_changes_nothing() -> None:
     later = timers.call_later(1, lambda: ran.append(2))
     clock.advance(1)
     assert timers.run_due() == 1 and ran == [1, 2] and not later.cancelled
+
+
+def test_any_delay_is_taken_and_none_breaks_the_heap() -> None:
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[str] = []
+    timers.call_later(float("inf"), lambda: ran.append("never"))
+    timers.call_later(1e308, lambda: ran.append("never either"))
+    timers.call_later(-5, lambda: ran.append("now"))
+    with pytest.raises(ValueError, match="nan"):
+        timers.call_later(float("nan"), lambda: ran.append("nan"))
+    with pytest.raises(ValueError, match="nan"):
+        timers.call_every(float("nan"), lambda: ran.append("nan"))
+    assert timers.next_delay() == 0
+    assert timers.run_due() == 1 and ran == ["now"]
+    assert timers.next_delay() == MAX_DELAY  # as far as a timer goes: finite
+    timers.call_later(1, lambda: ran.append("soon"))
+    clock.advance(1)
+    assert timers.run_due() == 1 and ran == ["now", "soon"]

@@ -77,6 +77,10 @@ CLOSE_LINGER_SECONDS: Final = 5.0
 SHUTDOWN_FLUSH_SECONDS: Final = 3.0
 #: When accept() fails for want of file descriptors, wait this long before trying
 #: again instead of spinning on a listener that stays readable.
+#: The longest one select() waits when a timer is due later than that: epoll
+#: takes its timeout in int milliseconds (about 24 days at most), and waking an
+#: idle server once an hour to look at its timers again costs nothing.
+MAX_SELECT_SECONDS: Final = 3600.0
 ACCEPT_RETRY_SECONDS: Final = 0.5
 #: Most buffers one sendmsg() takes (Linux: 1024).
 IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
@@ -396,6 +400,8 @@ class Reactor:
     def _on_accept(self, listener: Listener) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
+        if timeout is not None:
+            timeout = min(timeout, MAX_SELECT_SECONDS)
                 sock, address = listener.sock.accept()
             except BlockingIOError:
                 return
@@ -703,6 +709,10 @@ class Reactor:
     def _on_wake(self, mask: int) -> None:
         try:
             data = self._wake_r.recv(4096)
+        lines_wait = keep_input and conn.inbuf.has_line()
+        if lines_wait and not (conn.gone or conn.closing or self._stopping):
+            self._orphan(conn)
+            return
         except (BlockingIOError, InterruptedError):
             return
         for signum in data:

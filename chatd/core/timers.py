@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Final
@@ -20,10 +21,22 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
+#: The longest delay a timer takes: anything longer (inf included) is this. A
+#: year is "never" for a chat server, and it keeps every deadline a float that
+#: the loop can wait on (select() refuses timeouts past ~24 days).
+MAX_DELAY: Final = 365 * 24 * 3600.0
+
 #: A heap this large, more than half cancelled, is rebuilt without the
 #: cancelled timers (as asyncio does): a server where every connection arms a
 #: timer and most cancel it early must not hold them all until they are due.
 _COMPACT_MIN: Final = 100
+
+
+def _bounded(delay: float, what: str) -> float:
+    """``delay`` within [0, MAX_DELAY]; a NaN would break the heap's order."""
+    if math.isnan(delay):
+        raise ValueError(f"{what} must be a number of seconds, got nan")
+    return min(max(0.0, float(delay)), MAX_DELAY)
 
 
 class Timer:
@@ -64,13 +77,17 @@ class Timers:
         return sum(1 for _, _, t in self._heap if not t.cancelled)
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
-        """Run ``callback()`` once, ``delay`` seconds from now."""
-        return self._push(Timer(self.clock() + max(0.0, delay), callback, None, self))
+        """Run ``callback()`` once, ``delay`` seconds from now (a negative delay is
+        now, one past MAX_DELAY is MAX_DELAY; NaN is a ValueError)."""
+        return self._push(
+            Timer(self.clock() + _bounded(delay, "call_later delay"), callback, None, self)
+        )
 
     def call_every(self, interval: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback()`` every ``interval`` seconds, the first time one interval from now."""
-        if interval <= 0:
+        if not interval > 0:  # NaN too
             raise ValueError(f"call_every interval must be positive, got {interval!r}")
+        interval = _bounded(interval, "call_every interval")
         return self._push(Timer(self.clock() + interval, callback, interval, self))
 
     def _push(self, timer: Timer) -> Timer:
