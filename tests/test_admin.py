@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from chatd.admin import wire
 from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
 from chatd.admin.paths import SocketPathError, prepare_folder
 from chatd.config import AdminSettings, JumbleSettings
@@ -172,6 +173,35 @@ def test_bad_requests_get_errors_and_the_connection_stays_usable(admin_server: S
     assert errors[5] == "say: 'text' must be a string"
     assert errors[6] == "request too long (over 65536 bytes)"
     assert replies[7]["result"]["connections"]["now"] == 0
+
+
+def test_a_request_nested_too_deep_is_an_error_and_nothing_to_log(
+    admin_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert admin_server.admin_path
+    deep = b"[" * 32000 + b"]" * 32000  # under the 64 KiB a request may be
+    with caplog.at_level(logging.INFO):
+        replies = _raw(admin_server.admin_path, deep + b'\n{"cmd": "stats"}\n', replies=2)
+    assert replies[0] == {
+        "ok": False,
+        "error": f"request nested too deep (at most {wire.MAX_NESTING} levels)",
+    }
+    assert replies[1]["ok"]  # the connection stays usable
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_client_survives_a_reply_nested_too_deep(tmp_path: Path) -> None:
+    path = tmp_path / "fake.sock"
+    with socket.socket(socket.AF_UNIX) as fake:  # a broken or hostile server
+        fake.bind(str(path))
+        fake.listen()
+        client = AdminClient(path, timeout=WAIT)
+        conn, _ = fake.accept()
+        with conn:
+            conn.sendall(b'{"ok": true, "result": ' + b"[" * 32000 + b"]" * 32000 + b"}\n")
+            with pytest.raises(wire.WireError, match=r"^the server sent a reply nested too deep"):
+                client.call("stats")
+        client.close()
 
 
 def test_shutdown_is_the_graceful_path(tmp_path: Path) -> None:

@@ -54,3 +54,30 @@ def test_command_lines_become_requests(words: list[str], expected: dict[str, obj
 def test_bad_command_lines(words: list[str], message: str) -> None:
     with pytest.raises(wire.WireError, match=message.replace("[", r"\[").replace("]", r"\]")):
         wire.from_words(words)
+
+
+def test_nesting_past_the_limit_is_a_clear_error_not_a_recursion_error() -> None:
+    deep = "[" * 32000 + "]" * 32000  # fits in one request line (64 KiB)
+    too_deep = rf"nested too deep \(at most {wire.MAX_NESTING} levels\)"
+    with pytest.raises(wire.WireError, match=rf"^request {too_deep}$"):
+        wire.parse_request(deep)
+    with pytest.raises(wire.WireError, match=rf"^the server sent a reply {too_deep}$"):
+        wire.parse_response('{"ok": true, "result": ' + deep + "}")
+    at_limit = "[" * wire.MAX_NESTING + "]" * wire.MAX_NESTING
+    with pytest.raises(wire.WireError, match="a request is a JSON object"):
+        wire.parse_request(at_limit)  # deep, but within the limit: judged on its shape
+    with pytest.raises(wire.WireError, match=rf"^request {too_deep}$"):
+        wire.parse_request("[" + at_limit + "]")
+    with pytest.raises(wire.WireError, match=rf"^request {too_deep}$"):
+        wire.parse_request("{" * 40000)  # never closed: too deep all the same
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 30000, '\\"' + "{[" * 20000, "\\\\" * 100 + "]" * 100, '"' + "[" * 100],
+)
+def test_brackets_inside_strings_do_not_count_as_nesting(text: str) -> None:
+    line = json.dumps({"cmd": "say", "args": {"text": text}})
+    assert wire.parse_request(line) == wire.Request("say", {"text": text})
+    reply = json.dumps({"ok": True, "result": [{"text": text}]})
+    assert wire.parse_response(reply)["result"] == [{"text": text}]
