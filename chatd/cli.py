@@ -56,18 +56,20 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         server.listen()
-    except SocketPathError as exc:
+    except SocketPathError as exc:  # the admin socket: the message names its path
         return _fail(str(exc))
-    except FileExistsError as exc:
-        return _fail(
-            f"another chatd is serving the admin socket {exc.filename}; stop it,"
-            " or give this one its own [admin] socket"
-        )
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        if exc.filename:  # the admin socket
-            return _fail(f"cannot serve the admin socket {exc.filename}: {reason}")
+    except OSError as exc:  # the chat port
         where = f"{config.server.host}:{config.server.port}"
+        # A host name that does not resolve is a socket.gaierror (by name here: the
+        # reactor alone imports socket), which create_server re-raises as a plain
+        # OSError with the gaierror as its context; its errno is getaddrinfo's
+        # (EAI_NONAME is -2), which os.strerror does not know.
+        if "gaierror" in (type(exc).__name__, type(exc.__context__).__name__):
+            return _fail(
+                f"cannot listen on {where}: the host name could not be resolved;"
+                " set [server] host to an address of this machine"
+            )
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return _fail(f"cannot listen on {where}: {reason}")
     server.reactor.install_signal_handlers()
     server.run()

@@ -158,6 +158,19 @@ def test_sighup_reloads_config_and_dropins_without_dropping_anyone(tmp_path: Pat
         server.stop()
 
 
+def test_a_host_that_does_not_resolve_is_one_line_saying_so(tmp_path: Path) -> None:
+    # .invalid never resolves (RFC 6761); the admin socket would go under tmp_path
+    result = run_chatd(
+        "serve", "--host", "no.such.host.invalid", "--port", "0",
+        env={"XDG_RUNTIME_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "chatd: cannot listen on no.such.host.invalid:0: the host name could not be resolved;"
+        " set [server] host to an address of this machine"
+    )
+
+
 # -- issue 12: a config file that cannot be read, a list file that is no file --
 
 
