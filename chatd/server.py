@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from chatd.admin import wire
-from chatd.admin.paths import prepare_folder, socket_path
+from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
 from chatd.admin.service import AdminService
 from chatd.config import Config, ConfigError, changed_settings, check_extra, load
 from chatd.core.hub import Hub
@@ -123,8 +123,6 @@ class Server:
         an unsafe folder, something at the path that is not a stale socket of
         ours, another server answering there, or any error from listening.
         """
-        from chatd.admin.paths import check_leftover, serve_error
-
         path = socket_path(self.config)
         prepare_folder(path)
         check_leftover(path)

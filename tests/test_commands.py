@@ -68,7 +68,8 @@ def test_two_plugins_claiming_one_name_is_an_error_naming_both(plugin_modules: l
 def test_a_plugin_returning_junk_is_named(plugin_modules: list[str]) -> None:
     _register("plug_junk", ["roll"])
     plugin_modules.append("plug_junk")
-    with pytest.raises(CommandError, match=r"plugin plug_junk: .*str, not a chatd\.Command"):
+    # A built-in: fatal. (A drop-in is skipped instead: tests/test_plugin_failures.py.)
+    with pytest.raises(PluginError, match=r"plugin plug_junk: .*str, not a chatd\.Command"):
         load_plugins(make_config(), ("plug_junk",), entry_points=False)
 
 

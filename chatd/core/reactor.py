@@ -30,8 +30,10 @@ handler ever sees it.
 
 Closing: a requested close (quit, shutdown, end of input) stops reading, lets the
 queue drain for at most CLOSE_LINGER_SECONDS, then closes. An abort (a socket
-error, sendq exceeded) closes at once and drops the queue. BlockingIOError means
-"not now"; any other socket error ends that one connection, never the loop.
+error, sendq exceeded) closes the socket at once and drops the queue; lines
+already read from it are still handed to the handler, at flood control's pace,
+before it hears the connection ended. BlockingIOError means "not now"; any
+other socket error ends that one connection, never the loop.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,12 +78,12 @@ BACKLOG: Final = 1024
 CLOSE_LINGER_SECONDS: Final = 5.0
 #: How long shutdown waits for every client's output to drain.
 SHUTDOWN_FLUSH_SECONDS: Final = 3.0
-#: When accept() fails for want of file descriptors, wait this long before trying
-#: again instead of spinning on a listener that stays readable.
 #: The longest one select() waits when a timer is due later than that: epoll
 #: takes its timeout in int milliseconds (about 24 days at most), and waking an
 #: idle server once an hour to look at its timers again costs nothing.
 MAX_SELECT_SECONDS: Final = 3600.0
+#: When accept() fails for want of file descriptors, wait this long before trying
+#: again instead of spinning on a listener that stays readable.
 ACCEPT_RETRY_SECONDS: Final = 0.5
 #: Most buffers one sendmsg() takes (Linux: 1024).
 IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
@@ -106,10 +109,25 @@ def _peer_uid(sock: socket.socket) -> int:
     return int(uid)
 
 
+#: Socket errors as the leave reasons the README lists. A broken pipe is the
+#: peer gone before we wrote (it reset, or closed and then got our data): to the
+#: others that is a reset.
+_REASONS: Final = {
+    errno.ECONNRESET: "connection reset by peer",
+    errno.EPIPE: "connection reset by peer",
+    errno.ECONNABORTED: "connection reset by peer",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.EHOSTUNREACH: "connection timed out",
+    errno.ENETUNREACH: "connection timed out",
+}
+
+
 def _reason(exc: OSError) -> str:
     """A socket error as a leave reason: "connection reset by peer"."""
+    if exc.errno in _REASONS:
+        return _REASONS[exc.errno]
     text = exc.strerror or type(exc).__name__
-    return text[:1].lower() + text[1:]
+    return "connection error: " + text[:1].lower() + text[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +189,7 @@ class Connection:
         "closing",
         "dirty",
         "doomed",
+        "gone",
         "group",
         "group_pos",
         "host",
@@ -215,6 +234,9 @@ class Connection:
         self.closing = False  # a close was requested: read no more, drain, close
         self.closed = False
         self.doomed = ""  # set: abort at the next flush, for this reason
+        #: The socket is closed, but lines read from it are still being handled
+        #: (at flood control's pace): the session ends when they are done.
+        self.gone = False
         self.reason = ""  # why it is closing, told to the handler at the end
         self.linger: Timer | None = None
 
@@ -226,7 +248,7 @@ class Connection:
         self.deliver(data)
 
     def deliver(self, data: bytes | memoryview) -> None:
-        if self.closing or self.doomed:
+        if self.closing or self.doomed or self.gone:
             return
         if not self.outbuf.append(data):
             self.reactor._doom(self, "sendq exceeded")
@@ -235,7 +257,7 @@ class Connection:
             self.reactor._dirty.append(self)
 
     def deliver_batch(self, data: bytes) -> None:
-        if self.dirty or self.closing or self.doomed or self.outbuf:
+        if self.dirty or self.closing or self.doomed or self.gone or self.outbuf:
             self.deliver(data)  # behind what is queued: the flush writes it all at once
         else:
             self.reactor._send_now(self, data)
@@ -300,8 +322,6 @@ class Reactor:
         ever removed from ``path``. A live one raises FileExistsError (EADDRINUSE);
         anything else there, a symbolic link included, FileExistsError (EEXIST).
         """
-        import stat  # here, not at the top, only while others edit the rest of this file
-
         try:
             mode: int | None = os.lstat(path).st_mode  # a symbolic link is not followed
         except FileNotFoundError:
@@ -379,6 +399,8 @@ class Reactor:
         timeout = self.timers.next_delay()
         if max_wait is not None:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
+        if timeout is not None:
+            timeout = min(timeout, MAX_SELECT_SECONDS)
         for key, mask in self.selector.select(timeout):
             target = key.data
             try:
@@ -400,8 +422,6 @@ class Reactor:
     def _on_accept(self, listener: Listener) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-        if timeout is not None:
-            timeout = min(timeout, MAX_SELECT_SECONDS)
                 sock, address = listener.sock.accept()
             except BlockingIOError:
                 return
@@ -523,7 +543,7 @@ class Reactor:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._abort(conn, _reason(exc))
+            self._abort(conn, _reason(exc), keep_input=True)
             return
         if not data:
             self._close(conn, "connection closed")
@@ -567,7 +587,9 @@ class Reactor:
             return
         conn.paused = False
         self._take_lines(conn)
-        if not (conn.paused or conn.closing or conn.closed):
+        if conn.gone:
+            self._end_if_handled(conn)
+        elif not (conn.paused or conn.closing or conn.closed):
             self._set_mask(conn, conn.mask | _READ)
 
     # -- writing -------------------------------------------------------------------
@@ -588,7 +610,7 @@ class Reactor:
                 if conn.closed:
                     continue
                 if conn.doomed:
-                    self._abort(conn, conn.doomed)
+                    self._abort(conn, conn.doomed, keep_input=True)
                 else:
                     self._write(conn)
 
@@ -631,7 +653,7 @@ class Reactor:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                self._abort(conn, _reason(exc))
+                self._abort(conn, _reason(exc), keep_input=True)
                 return
             out.consume(sent)
             if conn.listener.stats is not None:
@@ -670,8 +692,14 @@ class Reactor:
             conn.dirty = True
             self._dirty.append(conn)
 
-    def _abort(self, conn: Connection, reason: str) -> None:
-        """Close now and drop whatever was queued."""
+    def _abort(self, conn: Connection, reason: str, *, keep_input: bool = False) -> None:
+        """Close now and drop whatever was queued for the peer.
+
+        With ``keep_input`` (the socket failed: a reset, a broken pipe, sendq
+        exceeded), lines already read from it and not yet handled are still
+        handled, at the pace flood control allows, before the handler hears
+        that the connection ended: a line the server has read is never lost.
+        """
         if conn.closed:
             return
         if reason == "sendq exceeded":
@@ -680,7 +708,28 @@ class Reactor:
             )
         conn.outbuf.clear()
         conn.reason = reason
+        lines_wait = keep_input and conn.inbuf.has_line()
+        if lines_wait and not (conn.gone or conn.closing or self._stopping):
+            self._orphan(conn)
+            return
         self._finish(conn)
+
+    def _orphan(self, conn: Connection) -> None:
+        """The socket is gone but read lines wait: close it, go on with the lines."""
+        conn.gone = True
+        conn.doomed = ""  # its lines are still to be taken
+        self._set_mask(conn, 0)
+        conn.sock.close()  # the descriptor is free at once
+        if not conn.paused:  # else the resume timer takes them, as before
+            # Taken in the next iteration, not now: this may be the middle of a
+            # flush, which must not call back into the handler with lines.
+            conn.paused = True
+            self.timers.call_later(0, lambda: self._resume_reading(conn))
+
+    def _end_if_handled(self, conn: Connection) -> None:
+        """End a gone connection once no line of it waits (or it quit meanwhile)."""
+        if not (conn.closed or conn.closing or conn.paused):
+            self._finish(conn)
 
     def _finish(self, conn: Connection) -> None:
         conn.closed = True
@@ -709,10 +758,6 @@ class Reactor:
     def _on_wake(self, mask: int) -> None:
         try:
             data = self._wake_r.recv(4096)
-        lines_wait = keep_input and conn.inbuf.has_line()
-        if lines_wait and not (conn.gone or conn.closing or self._stopping):
-            self._orphan(conn)
-            return
         except (BlockingIOError, InterruptedError):
             return
         for signum in data:
