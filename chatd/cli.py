@@ -21,16 +21,9 @@ log = logging.getLogger("chatd")
 
 
 def _setup_logging(level: str) -> None:
-    from rich.console import Console
-    from rich.logging import RichHandler
+    from chatd import logs
 
-    handler = RichHandler(
-        console=Console(stderr=True),
-        show_path=False,
-        omit_repeated_times=False,
-        log_time_format="%Y-%m-%d %H:%M:%S",
-    )
-    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    logs.setup(level)
 
 
 def _fail(message: str) -> int:

@@ -320,8 +320,8 @@ class ServerProcess:
         ``max_files`` sets the process's RLIMIT_NOFILE (soft and hard)."""
         self.log_path = tmp_path / "server.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        # rich must not wrap log lines; the admin socket goes under tmp_path
-        env = {**os.environ, "COLUMNS": "200", "XDG_RUNTIME_DIR": str(tmp_path)}
+        # the admin socket goes under tmp_path
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chatd", "serve", *(args or DEFAULT_SERVE_ARGS)],
             stdin=subprocess.DEVNULL,
