@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prompt_toolkit import print_formatted_text
 from prompt_toolkit.completion import CompleteEvent
@@ -19,10 +21,19 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from chatd.client.app import ChatApp, ChatCompleter
+from chatd.admin.client import AdminClient
+from chatd.client.app import HELD_NOTICE, ChatApp, ChatCompleter
 from chatd.client.model import ClientModel, is_quit, nick_style
-from chatd.config import ServerSettings
-from tests.helpers import WAIT, LineClient, make_config, run_chatd, running_server, wait_until
+from chatd.config import AdminSettings, Config, ServerSettings
+from tests.helpers import (
+    WAIT,
+    LineClient,
+    lifted_limits,
+    make_config,
+    run_chatd,
+    running_server,
+    wait_until,
+)
 
 # -- the model, without sockets ------------------------------------------------------
 
@@ -111,6 +122,50 @@ def test_after_a_reconnect_the_same_nick_is_claimed() -> None:
     model.reconnected()
     assert not model.registered
     assert _feed(model, *GREETING) == ["erin"]
+
+
+SENT_AWAY_LINES = {
+    "*** You have been kicked by an operator.": "kicked",
+    "*** You have been kicked by an operator: spam.": "kicked",
+    "*** You have been kicked by an operator: no. really: stop.": "kicked",
+    "*** You have been banned by an operator for 10m.": "banned",
+    "*** You have been banned by an operator for 2h: flooding.": "banned",
+    "*** You are banned from this server for another 1d.": "banned",
+    "*** You are banned from this server for another 1h30m.": "banned",
+    "*** Disconnected: nothing sent for 300 seconds (idle timeout).": "idle",
+    "*** Disconnected: nothing sent for 0.5 seconds (idle timeout).": "idle",
+    "*** Timed out: no nickname chosen in 60 seconds.": "unnamed",
+}
+
+
+def test_the_server_s_last_words_say_whether_to_reconnect() -> None:
+    model = ClientModel("carol")
+    _feed(model, *GREETING, "*** Welcome, carol! 1 user online (you). Type /help for commands.")
+    assert model.sent_away is None
+    for line, why in SENT_AWAY_LINES.items():
+        model.receive(line + "\r\n")
+        assert model.sent_away == why, line
+    for line in (
+        "*** Server shutting down. Goodbye!",
+        "*** Server shutting down: new version.",
+        "*** Goodbye, carol.",
+        "<bob> *** You have been kicked by an operator.",  # chat can't send anyone away
+        "*** Announcement: You have been kicked by an operator.",
+        "*** You have been kicked by an operator",  # not the server's sentence
+        "*** You have been banned by an operator for ever.",
+    ):
+        model.receive(line)
+        assert model.sent_away is None, line
+
+
+def test_only_the_last_line_before_the_close_sends_the_client_away() -> None:
+    model = ClientModel("carol")
+    model.receive("*** You have been kicked by an operator.")
+    model.receive("<bob> just kidding")  # a plugin's announcement, then the chat goes on
+    assert model.sent_away is None
+    model.receive("*** You have been kicked by an operator.")
+    model.reconnected()
+    assert model.sent_away is None
 
 
 def test_quit_is_what_the_server_takes_for_quit() -> None:
@@ -261,6 +316,133 @@ def test_the_app_sends_a_nickname_typed_by_hand_once() -> None:
         assert client.app.transcript.count(prompt) == 2
         client.type("/quit\r")
         assert client.finish() == 0
+
+
+HELD = f"*** {HELD_NOTICE}"
+#: How long a client that was sent away is watched for a reconnect it must not make.
+#: Its retry delay is 0.05 s, so one that does reconnect does so well within it.
+STAYS_AWAY_SECONDS = 1.0
+
+
+def _holds(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """``condition`` is true every time it is polled for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert condition(), what
+        time.sleep(0.01)
+
+
+@contextmanager
+def _admin_server(tmp_path: Path, config: Config) -> Iterator[tuple[int, AdminClient]]:
+    with running_server(config) as server:
+        assert server.address and server.admin_path
+        admin = AdminClient(server.admin_path, timeout=WAIT)
+        try:
+            yield server.address[1], admin
+        finally:
+            admin.close()
+
+
+def _connections(admin: AdminClient) -> int:
+    total: int = admin.call("stats")["connections"]["total"]
+    return total
+
+
+def test_a_kicked_client_waits_for_the_user_to_reconnect(tmp_path: Path) -> None:
+    config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "a.sock")))
+    with _admin_server(tmp_path, config) as (port, admin):
+        client = RunningClient(port)
+        welcome = "*** Welcome, carol! 1 user online (you). Type /help for commands."
+        client.wait_for(welcome)
+        # Kicked only once the /who and /help it sends on joining are answered: a
+        # server that closes with input unread resets the connection, and the reset
+        # can destroy the kick notice before the client reads it.
+        client.wait_for("*** 1 user online: carol")
+        wait_until(lambda: "who" in client.app.model.commands, what="commands learned")
+        before = _connections(admin)
+        assert admin.call("kick", {"nick": "carol", "reason": "spam"}) == "kicked carol"
+        client.wait_for(HELD)
+        last_words = ["*** You have been kicked by an operator: spam.", HELD]
+        assert client.app.transcript[-2:] == last_words
+        _holds(
+            lambda: _connections(admin) == before and client.app.transcript[-2:] == last_words,
+            STAYS_AWAY_SECONDS,
+            f"the kicked client came back: {client.app.transcript[-4:]}",
+        )
+        client.type("\r")  # Enter: connect again, and claim the same nickname
+        client.wait_for(f"*** Reconnected to 127.0.0.1:{port}.")
+        client.wait_for(welcome, 2)
+        assert _connections(admin) == before + 1
+        client.type("/quit\r")
+        assert client.finish() == 0
+
+
+def test_an_idle_timeout_is_not_undone_and_ctrl_d_then_leaves(tmp_path: Path) -> None:
+    config = make_config(
+        admin=AdminSettings(enabled=True, socket=str(tmp_path / "a.sock")),
+        limits=lifted_limits(idle_timeout=0.5),
+    )
+    with _admin_server(tmp_path, config) as (port, admin):
+        client = RunningClient(port)
+        client.wait_for(HELD)
+        last_words = ["*** Disconnected: nothing sent for 0.5 seconds (idle timeout).", HELD]
+        assert client.app.transcript[-2:] == last_words
+        before = _connections(admin)
+        _holds(
+            lambda: _connections(admin) == before and client.app.transcript[-2:] == last_words,
+            STAYS_AWAY_SECONDS,
+            f"the idle client came back: {client.app.transcript[-4:]}",
+        )
+        client.type("\x04")
+        assert client.finish() == 0
+        assert _connections(admin) == before
+
+
+class BanningServer:
+    """Not chatd: a listener that answers each connection with the line a chatd that
+    bans the address sends, then closes it; it counts the connections."""
+
+    LINE = b"*** You are banned from this server for another 10m.\n"
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)  # so that close() is seen soon
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            with conn:
+                conn.sendall(self.LINE)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self.sock.close()
+
+
+def test_a_banned_client_waits_and_enter_tries_again() -> None:
+    server = BanningServer()
+    try:
+        client = RunningClient(server.port)
+        client.wait_for(HELD)
+        assert client.app.transcript == [BanningServer.LINE.decode().rstrip(), HELD]
+        _holds(lambda: server.accepted == 1, STAYS_AWAY_SECONDS, "the banned client came back")
+        client.type("\r")
+        client.wait_for(HELD, 2)  # banned again: and again it waits
+        assert server.accepted == 2
+        client.type("/quit\r")
+        assert client.finish() == 0
+    finally:
+        server.close()
 
 
 def test_ctrl_d_leaves_cleanly() -> None:

@@ -5,7 +5,9 @@ print_formatted_text does that while a prompt runs), so what the user is typing
 is never torn; every line shown comes through the sans-IO ClientModel, which has
 already removed anything a terminal would take as a command. When the server
 goes away the client says so and reconnects with capped exponential backoff,
-claiming the same nickname again.
+claiming the same nickname again; but when the server sent it away for good
+(kicked, banned, timed out: the model's SENT_AWAY), it waits for the user to
+press Enter, so that it never undoes an operator's decision by itself.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ CONNECT_TIMEOUT_SECONDS: Final = 10.0
 QUIT_WAIT_SECONDS: Final = 2.0
 #: The longest line read from a server; a chatd server sends far shorter ones.
 MAX_LINE_BYTES: Final = 1024 * 1024
+#: Said under the server's last line when it sent us away for good.
+HELD_NOTICE: Final = (
+    "Disconnected by the server; not reconnecting."
+    " Press Enter to connect again, or Ctrl-D to leave."
+)
 
 
 class ChatCompleter(Completer):
@@ -83,6 +90,9 @@ class ChatApp:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._quitting = False
+        #: While the server has sent us away: what the user's Enter (connect
+        #: again) or leaving sets; None the rest of the time.
+        self._held: asyncio.Event | None = None
 
     @property
     def session(self) -> PromptSession[str]:
@@ -156,17 +166,37 @@ class ChatApp:
             self._drop()
             if self._quitting:
                 return
-            await self._reconnect()
+            if self.model.sent_away:
+                if not await self._wait_for_user():
+                    return
+                self.say(f"Connecting to {self.where}.")
+                await self._reconnect(0.0)
+            else:
+                self.say(f"Lost the connection to {self.where}; reconnecting.")
+                await self._reconnect(self.first_retry)
 
-    async def _reconnect(self) -> None:
-        delay = self.first_retry
-        self.say(f"Lost the connection to {self.where}; reconnecting.")
+    async def _wait_for_user(self) -> bool:
+        """Kicked, banned or timed out: reconnecting by ourselves would undo that.
+
+        True when the user asks to connect again, False when they leave.
+        """
+        self._held = asyncio.Event()
+        self.say(HELD_NOTICE)
+        await self._held.wait()
+        self._held = None
+        return not self._quitting
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.set()
+
+    async def _reconnect(self, delay: float) -> None:
         while not self._quitting:
             await asyncio.sleep(delay)
             try:
                 await self._connect()
             except (OSError, TimeoutError):
-                delay = min(delay * 2, self.max_retry)
+                delay = min(delay * 2, self.max_retry) if delay else self.first_retry
                 self.say(f"No answer from {self.where}; trying again in {delay:.0f}s.")
                 continue
             self.model.reconnected()
@@ -191,15 +221,22 @@ class ChatApp:
         try:
             while True:
                 line = await self.session.prompt_async(self._prompt)
-                self.model.typed(line)
                 if is_quit(line):
                     self._quitting = True
+                    self._release()
                     await self.send(line)
                     break
+                if self._held is not None:  # the user's go-ahead to connect again
+                    self._release()
+                    if line:
+                        self.say("Not connected: that line was not sent.")
+                    continue
+                self.model.typed(line)
                 if not await self.send(line) and line:
                     self.say("Not connected: that line was not sent.")
         except (EOFError, KeyboardInterrupt):
             self._quitting = True
+            self._release()
             await self.send("/quit")
         try:
             await asyncio.wait_for(reading, QUIT_WAIT_SECONDS)

@@ -1,9 +1,10 @@
 """The client's understanding of the chat, sans-IO: server lines in, display and replies out.
 
 Rule: it speaks exactly the line protocol that nc users see and adds nothing to
-it. Everything it learns (its nickname, who is online, which commands exist)
-it reads from ordinary server lines. Every line passes :func:`sanitize` before
-anything else, so no byte from the server reaches the terminal as a command.
+it. Everything it learns (its nickname, who is online, which commands exist,
+whether the server sent it away for good) it reads from ordinary server lines.
+Every line passes :func:`sanitize` before anything else, so no byte from the
+server reaches the terminal as a command.
 """
 
 from __future__ import annotations
@@ -31,6 +32,34 @@ HELP_ITEM = re.compile(r"^\*\*\*   /([a-z][a-z0-9_-]*)")
 HELP_FOOT = re.compile(r"^\*\*\* Anything else you type")
 CHAT = re.compile(rf"^<({_NICK})> (.*)$")
 ACTION = re.compile(rf"^\* ({_NICK}) (.*)$")
+
+#: The server's last words that mean "stay away", by why: kicked or banned by an
+#: operator, or timed out (silent too long once named, or never named). When one
+#: of these is the last line before the server closes, the client does not
+#: reconnect by itself, since that would undo the kick, the ban or the timeout
+#: at once; it waits for the user. Any other close (a restart, ``*** Server
+#: shutting down...``, a lost connection) reconnects as before. Only the line
+#: right before the close counts, so the same words said earlier and followed by
+#: more lines (a plugin's announcement, say) change nothing. A DURATION is what
+#: the server writes for a ban: ``10m``, ``2h``, ``1d``, ``1h30m``.
+_DURATION: Final = r"\d+[a-z]+(?: ?\d+[a-z]+)*"
+#: (why, the line after ``*** `` and before its final full stop), tried in order.
+SENT_AWAY: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
+    (why, re.compile(rf"^\*\*\* {text}\.$"))
+    for why, text in (
+        ("kicked", r"You have been kicked by an operator(?:: .*)?"),
+        ("banned", rf"You have been banned by an operator for {_DURATION}(?:: .*)?"),
+        ("banned", rf"You are banned from this server for another {_DURATION}"),
+        ("idle", r"Disconnected: nothing sent for \S+ seconds \(idle timeout\)"),
+        ("unnamed", r"Timed out: no nickname chosen in \S+ seconds"),
+    )
+)
+
+
+def sent_away(line: str) -> str | None:
+    """Why ``line`` (clean) sends the client away for good, from :data:`SENT_AWAY`; or None."""
+    return next((why for why, pattern in SENT_AWAY if pattern.match(line)), None)
+
 
 #: Nickname colors: picked by a stable hash of the name, so a person keeps
 #: their color across lines, sessions and machines.
@@ -74,6 +103,9 @@ class ClientModel:
         self._nick_sent = False
         self._hidden_help = False  # a /help we sent ourselves: learn from it, show nothing
         self._who_continues = False
+        #: Why the last line received sends us away for good (see SENT_AWAY), or None:
+        #: asked when the connection closes, to decide whether to reconnect by itself.
+        self.sent_away: str | None = None
 
     def reconnected(self) -> None:
         """A new connection: claim the nickname we had again."""
@@ -83,6 +115,7 @@ class ClientModel:
         self.nicks.clear()
         self._nick_sent = False
         self._hidden_help = self._who_continues = False
+        self.sent_away = None
 
     @property
     def registered(self) -> bool:
@@ -99,6 +132,7 @@ class ClientModel:
     def receive(self, raw: str) -> Incoming:
         line = sanitize(raw).rstrip()
         incoming = Incoming(line, fragments=self.look(line))
+        self.sent_away = sent_away(line)
         if PROMPT.match(line):
             if self.wanted and not self._nick_sent:
                 self._nick_sent = True  # once: if it is taken, the user picks another
