@@ -115,7 +115,7 @@ class ServerSettings:
     port: int = _setting(7777, "TCP port for chat; 0 picks a free one.", min=0, max=MAX_PORT)
     max_clients: int = _setting(
         10000,
-        'Most chat connections at once; one more is told "server full" and closed.',
+        'Most chat connections at once; one more is told "Server full." and closed.',
         min=1,
         max=MAX_CLIENTS,
     )

@@ -19,6 +19,7 @@ from chatd.admin import wire
 from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
 from chatd.admin.service import AdminService
 from chatd.config import Config, ConfigError, changed_settings, check_extra, load
+from chatd.core import protocol
 from chatd.core.hub import Hub
 from chatd.core.plugins import PluginHost, Report
 from chatd.core.reactor import Limits, Listener, Reactor, format_address
@@ -194,5 +195,5 @@ class Server:
     def stop(self, message: str | None = None) -> None:
         """Ask a running server to shut down gracefully; safe from any thread."""
         if message:
-            self.reactor.shutdown_message = f"Server shutting down: {message}"
+            self.reactor.shutdown_message = f"Server shutting down: {protocol.sentence(message)}"
         self.reactor.request_stop()

@@ -20,7 +20,7 @@ DICE = re.compile(r"(\d*)d(\d+)", re.IGNORECASE)
 def roll(ctx: Context, args: str) -> None:
     match = DICE.fullmatch(args or "1d6")
     if match is None:
-        ctx.reply("Usage: /roll [NdM], for example /roll 2d6 or /roll d20")
+        ctx.reply("Usage: /roll [NdM], for example /roll 2d6 or /roll d20.")
         return
     count, sides = int(match[1] or 1), int(match[2])
     if not (1 <= count <= MAX_DICE and 2 <= sides <= MAX_SIDES):

@@ -211,7 +211,7 @@ def test_shutdown_is_the_graceful_path(tmp_path: Path) -> None:
         assert server.admin_path
         admin = AdminClient(server.admin_path)
         assert admin.call("shutdown", {"message": "back in 5"}) == "shutting down"
-        assert alice.wait_closed()[-1] == "*** Server shutting down: back in 5"
+        assert alice.wait_closed()[-1] == "*** Server shutting down: back in 5."
         admin.close()
     assert not (tmp_path / "a.sock").exists()  # removed on the way out
 

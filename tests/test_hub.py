@@ -29,7 +29,7 @@ def test_greeting_ends_with_the_nickname_prompt(fx: HubFixture) -> None:
     assert link.lines[-1] == PROMPT
 
 
-@pytest.mark.parametrize("bad", ["bad name", "x" * 17, "émile", "a.b", "<alice>", "/nick"])
+@pytest.mark.parametrize("bad", ["bad name", "x" * 17, "émile", "a.b", "<alice>"])
 def test_invalid_nickname_gets_a_reason_and_the_prompt_again(fx: HubFixture, bad: str) -> None:
     link = FakeLink()
     user = fx.hub.connect(link)
@@ -117,7 +117,7 @@ def test_unknown_command_names_help(fx: HubFixture) -> None:
     fx.hub.receive(alice_user, "/frobnicate now")
     assert alice.take() == ["*** Unknown command /frobnicate. Type /help for the list of commands."]
     fx.hub.receive(alice_user, "/")
-    assert alice.take() == ["*** Unknown command /. Type /help for the list of commands."]
+    assert alice.take() == ["*** Type a command name after the /; /help lists them (// sends a /)."]
 
 
 def test_commands_are_case_insensitive(fx: HubFixture) -> None:
@@ -184,7 +184,7 @@ def test_nick_change_follows_the_same_rules(fx: HubFixture) -> None:
     fx.hub.receive(alice_user, "/nick BOB")
     assert alice.take() == ["*** The nickname BOB is taken; choose another."]
     fx.hub.receive(alice_user, "/nick no way")
-    assert alice.take() == ["*** Usage: /nick NEWNAME"]
+    assert alice.take() == ["*** Usage: /nick NEWNAME (1-16 letters, digits, _ or -)."]
     fx.hub.receive(alice_user, "/nick bad!")
     assert "not a valid nickname" in alice.take()[0]
     fx.hub.receive(alice_user, "/nick alice")
@@ -337,3 +337,25 @@ def test_context_gives_plugins_what_the_api_promises(fx: HubFixture) -> None:
     fx.clock.advance(3)
     fx.timers.run_due()
     assert alice.take() == ["*** later"]
+
+
+def test_at_the_nickname_prompt_commands_get_clear_answers(fx: HubFixture) -> None:
+    link = FakeLink()
+    user = fx.hub.connect(link)
+    link.take()
+    fx.hub.receive(user, "/who")
+    assert link.take() == ["*** Choose a nickname first; then /who works.", PROMPT]
+    fx.hub.receive(user, "/")
+    assert link.take() == ["*** Choose a nickname first; then a command works.", PROMPT]
+    fx.hub.receive(user, "/quit")
+    assert link.take() == ["*** Goodbye."]
+    assert link.closed
+
+
+def test_shutdown_counts_connections_in_words(
+    fx: HubFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    fx.join("alice")
+    with caplog.at_level(logging.INFO):
+        fx.hub.shutdown("Server shutting down. Goodbye!")
+    assert "shutting down: 1 connection told" in caplog.text

@@ -228,7 +228,7 @@ def test_max_clients_refuses_with_a_message_until_someone_leaves(
         inside[0].register("alice")
         for _ in range(2):
             extra = LineClient(server.address)
-            assert extra.wait_closed() == ["*** server full"]
+            assert extra.wait_closed() == ["*** Server full."]
         assert server.stats.refused == 2
         assert caplog.text.count("server full (3 connections): refusing new ones") == 1
         inside[1].close()
@@ -243,7 +243,7 @@ def test_max_per_ip_refuses_a_further_connection_from_the_same_address() -> None
         assert server.address
         first, second = LineClient(server.address), LineClient(server.address)
         third = LineClient(server.address)
-        assert third.wait_closed() == ["*** too many connections from your address (at most 2)"]
+        assert third.wait_closed() == ["*** Too many connections from your address (at most 2)."]
         # Another address is counted on its own (all of 127/8 is loopback on Linux).
         other = LineClient(server.address, source="127.0.0.2")
         other.register("carol")

@@ -222,7 +222,7 @@ def test_a_file_broken_by_an_edit_keeps_its_previous_version_on_reload(
     ]
     assert "nospam" in fx.plugins.names
     fx.hub.receive(alice_user, "buy spam")  # the filter still filters
-    assert alice.take() == ["*** Not sent: no spam here"]
+    assert alice.take() == ["*** Not sent: no spam here."]
     assert bob.take() == []
     # Fixed: the new version is loaded.
     path.write_text(textwrap.dedent(FILTER.format(word="eggs")))

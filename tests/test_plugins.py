@@ -278,7 +278,7 @@ def test_chatd_message_rewrites_or_drops(recorder: tuple[HubFixture, list[object
     fx.hub.receive(alice_user, "/me waves")
     fx.hub.receive(alice_user, "darn it")
     assert bob.take() == ["<alice> nice color", "* alice waves (action)"]
-    assert alice.take() == ["*** Not sent: please keep it friendly"]
+    assert alice.take() == ["*** Not sent: please keep it friendly."]
     assert fx.plugins.states["recorder"]["seen"] == 3
 
 
@@ -350,7 +350,7 @@ def test_the_example_roll_plugin(tmp_path: Path) -> None:
         fx.hub.receive(alice_user, bad)
         assert alice.take() == ["*** Roll 1 to 100 dice of 2 to 1000 sides."]
     fx.hub.receive(alice_user, "/roll lots")
-    assert alice.take() == ["*** Usage: /roll [NdM], for example /roll 2d6 or /roll d20"]
+    assert alice.take() == ["*** Usage: /roll [NdM], for example /roll 2d6 or /roll d20."]
     sys.modules.pop("chatd_plugin_roll", None)
 
 

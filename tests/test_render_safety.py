@@ -119,13 +119,13 @@ def test_every_path_to_the_wire_is_sanitized(tmp_path: Path, plugin_dir: Path) -
     assert count(bob_lines, f"<alice> {clean}") == 3  # typed, ctx.say, the rewrite
     assert count(bob_lines, rf"\* alice {clean}") == 1  # ctx.emote
     assert count(bob_lines, rf"\*\*\* carol left \(kicked by an operator: {clean}\)") == 1
-    assert count(bob_lines, rf"\*\*\* Server shutting down: {clean}") == 1
+    assert count(bob_lines, rf"\*\*\* Server shutting down: {clean}\.") == 1
     # A multi-line reply or announcement keeps each line's prefix.
     assert bob_lines.count("*** Announcement: ared") == 1  # admin say
     assert bob_lines.count("*** <root> forged chat line") == 2  # admin say, ctx.announce
     # ctx.reply, ctx.announce, chat.send, admin say
     assert seen["alice"].count("*** <root> forged chat line") == 4
-    assert count(seen["alice"], rf"\*\*\* Not sent: {clean}") == 1  # a Drop reason
+    assert count(seen["alice"], rf"\*\*\* Not sent: {clean}\.") == 1  # a Drop reason
     assert count(seen["carol"], rf"\*\*\* You have been kicked by an operator: {clean}\.") == 1
 
 

@@ -193,7 +193,8 @@ class Hub:
             if user.state is State.NAMED:
                 self.group.leave(user.link)
             user.state = State.GONE  # no leave notices: everyone is going
-        log.info("shutting down: %d connections told", len(self._connected))
+        told = len(self._connected)
+        log.info("shutting down: %d connection%s told", told, "" if told == 1 else "s")
         self._connected.clear()
         self._named.clear()
         self.plugins.shutdown()
@@ -269,8 +270,7 @@ class Hub:
         """The user leaves on purpose: say goodbye, tell the others, close."""
         if user.state is State.GONE:
             return
-        if user.nick:
-            self.notify(user, f"Goodbye, {user.nick}.")
+        self.notify(user, f"Goodbye, {user.nick}." if user.nick else "Goodbye.")
         self.disconnect(user, f"Quit: {reason}" if reason else "Quit")
         user.link.close()
 
@@ -278,8 +278,14 @@ class Hub:
 
     def _register(self, user: User, text: str) -> None:
         parsed = cmds.parse(text)
-        if isinstance(parsed, cmds.Invocation) and parsed.name == "quit":
-            self.quit(user)
+        if isinstance(parsed, cmds.Invocation):
+            if parsed.name == "quit":
+                self.quit(user)
+            else:  # "/who" is no nickname: say so, not that it is an invalid one
+                command = f"/{parsed.name}" if parsed.name else "a command"
+                self._notify_lines(
+                    user, [f"Choose a nickname first; then {command} works.", NICK_PROMPT]
+                )
             return
         if not text:
             self._notify_lines(user, [NICK_PROMPT])

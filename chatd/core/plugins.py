@@ -370,7 +370,8 @@ class PluginHost:
         """The text to deliver, or None when a plugin dropped it (the sender was told)."""
         for _, result, _ in self._each("chatd_message", user=user, text=text, action=action):
             if isinstance(result, Drop):
-                self.hub.notify(user, f"Not sent: {protocol.one_line(str(result.reason))}")
+                reason = protocol.sentence(protocol.one_line(str(result.reason)))
+                self.hub.notify(user, f"Not sent: {reason}")
                 return None
             if isinstance(result, str):
                 text = result
@@ -379,6 +380,11 @@ class PluginHost:
     def run_command(self, user: User, invocation: Invocation) -> None:
         """Run one command for ``user``; a failing plugin costs only its own reply."""
         table = self.commands
+        if not invocation.name:  # "/" alone, or "/ text"
+            self.hub.notify(
+                user, "Type a command name after the /; /help lists them (// sends a /)."
+            )
+            return
         command = table.get(invocation.name)
         if command is None:
             self.hub.notify(

@@ -74,6 +74,19 @@ def lines_of(text: str) -> list[str]:
     return [sanitize(line).rstrip() for line in _LINE_BREAK.split(text)]
 
 
+#: How a sentence may end (before closing quotes and brackets); a line without
+#: one gets a full stop from sentence().
+SENTENCE_ENDS: Final = (".", "!", "?", "…")
+_CLOSERS: Final = "\"')]\u00bb\u201d\u2019"  # " ' ) ] and the typographic closing quotes
+
+
+def sentence(text: str) -> str:
+    """``text`` ending as a sentence: a full stop added unless it has an ending."""
+    if not text or text.rstrip(_CLOSERS).endswith(SENTENCE_ENDS):
+        return text
+    return text + "."
+
+
 def decode_line(raw: bytes) -> str:
     """A line as received (without its line ending) -> clean text, trailing space removed."""
     return sanitize(raw.decode("utf-8", "replace")).rstrip()

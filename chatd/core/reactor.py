@@ -460,14 +460,14 @@ class Reactor:
                 log.warning(
                     "server full (%d connections): refusing new ones", limits.max_connections
                 )
-            return "server full"
+            return "Server full."
         if limits.max_per_host and listener.hosts.get(host, 0) >= limits.max_per_host:
             if host not in listener.noisy:  # once until one of its connections ends
                 listener.noisy.add(host)
                 log.warning(
                     "%s: refusing connections, %d open from there", host, limits.max_per_host
                 )
-            return f"too many connections from your address (at most {limits.max_per_host})"
+            return f"Too many connections from your address (at most {limits.max_per_host})."
         return ""
 
     def _refuse(self, listener: Listener, sock: socket.socket, reason: str) -> None:

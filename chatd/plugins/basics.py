@@ -23,7 +23,7 @@ def who(ctx: Context, args: str) -> None:
 
 def nick(ctx: Context, args: str) -> None:
     if not args or " " in args:
-        ctx.reply("Usage: /nick NEWNAME")
+        ctx.reply("Usage: /nick NEWNAME (1-16 letters, digits, _ or -).")
         return
     problem = ctx.rename(args)
     if problem:
@@ -32,7 +32,7 @@ def nick(ctx: Context, args: str) -> None:
 
 def me(ctx: Context, args: str) -> None:
     if not args:
-        ctx.reply("Usage: /me ACTION  (others see: * yourname ACTION)")
+        ctx.reply("Usage: /me ACTION (others see: * yourname ACTION).")
         return
     ctx.emote(args)
 

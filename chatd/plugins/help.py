@@ -11,7 +11,9 @@ def help_command(ctx: Context, args: str) -> None:
         if match is None:
             ctx.reply(f"No command /{name}. Type /help for the list of commands.")
         else:
-            ctx.reply(f"Usage: {match.usage}  -  {match.help}" if match.help else match.usage)
+            ctx.reply(
+                f"Usage: {match.usage}  -  {match.help}" if match.help else f"Usage: {match.usage}."
+            )
         return
     width = max(len(c.name) for c in commands) + 1
     lines = ["Commands (/help NAME shows how to use one):"]
