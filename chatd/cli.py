@@ -115,10 +115,15 @@ def _connect(args: argparse.Namespace) -> int:
         config = load(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
-    host = args.host or config.server.host
-    port = args.port if args.port is not None else config.server.port
+    host, port_text = args.host, args.port
+    if port_text is None and host is not None and host.isascii() and host.isdigit():
+        host, port_text = None, host  # a lone number is the port, not a host
+    host = host or config.server.host
+    port_text = port_text if port_text is not None else str(config.server.port)
+    number = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    port = int(port_text) if number else 0
     if not 0 < port < 65536:
-        return _fail(f"connect: {port} is not a TCP port (1-65535)")
+        return _fail(f"connect: port {port_text} is not a TCP port; give a number from 1 to 65535")
     if args.nick and (problem := nick_problem(args.nick)):
         return _fail(f"connect: --nick {problem}")
     return client_main(host, port, args.nick)
@@ -203,8 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat on a chatd server (default: [server] host and port from --config,"
         " else 127.0.0.1 7777). Tab completes /commands and nicknames; Ctrl-D or /quit leaves.",
     )
-    connect.add_argument("host", nargs="?", help="server address")
-    connect.add_argument("port", nargs="?", type=int, help="server port")
+    # HOST and PORT are read in _connect: a lone number is the port, and a bad
+    # port is one line there rather than argparse's usage and error.
+    connect.add_argument("host", nargs="?", help="server address; a lone number is the port")
+    connect.add_argument("port", nargs="?", help="server port")
     connect.add_argument("--nick", help="answer the nickname prompt with NICK")
     connect.add_argument("--config", type=Path, help="settings file, for the default host/port")
     connect.set_defaults(run=_connect)

@@ -217,3 +217,57 @@ def test_a_words_file_that_is_a_fifo_stops_startup_at_once(tmp_path: Path) -> No
         " not a regular file; name a plain text file\n"
     )
     assert result.returncode == 2
+
+
+def _free_port() -> int:
+    """An ephemeral port that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_connect_takes_a_lone_number_for_the_port(tmp_path: Path) -> None:
+    port = _free_port()
+    result = run_chatd("connect", str(port), "--nick", "carol")
+    assert result.stderr == f"chatd connect: cannot reach 127.0.0.1:{port}: Connection refused\n"
+    assert result.returncode == 1
+    # the host then comes from --config, as it does with no argument at all
+    config = tmp_path / "chatd.toml"
+    config.write_text('[server]\nhost = "127.0.0.2"\nport = 1\n')
+    result = run_chatd("connect", str(port), "--config", str(config))
+    assert result.stderr.startswith(f"chatd connect: cannot reach 127.0.0.2:{port}: ")
+    assert result.stderr.count("\n") == 1 and result.returncode == 1
+
+
+def test_connect_host_alone_and_host_and_port_still_work(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "chatd.toml"
+    config.write_text(f'[server]\nhost = "127.0.0.2"\nport = {port}\n')
+    result = run_chatd("connect", "127.0.0.1", "--config", str(config))
+    assert result.stderr == f"chatd connect: cannot reach 127.0.0.1:{port}: Connection refused\n"
+    result = run_chatd("connect", "127.0.0.1", str(port), "--config", str(config))
+    assert result.stderr == f"chatd connect: cannot reach 127.0.0.1:{port}: Connection refused\n"
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("127.0.0.1", "abc"), ("127.0.0.1", "0"), ("127.0.0.1", "65536"), ("99999",), ("::1", "-5")],
+)
+def test_connect_with_a_bad_port_is_one_line(args: tuple[str, ...]) -> None:
+    result = run_chatd("connect", *args)
+    bad = args[-1]
+    assert result.stderr == (
+        f"chatd: connect: port {bad} is not a TCP port; give a number from 1 to 65535\n"
+    )
+    assert result.returncode == 2
+
+
+def test_connect_to_a_host_that_does_not_resolve_says_so() -> None:
+    result = run_chatd("connect", "no-such-host.invalid", "7777")
+    assert result.stderr == (
+        "chatd connect: cannot resolve the host name 'no-such-host.invalid';"
+        " check it, or give an IP address\n"
+    )
+    assert result.returncode == 1

@@ -203,6 +203,18 @@ class ChatApp:
             self.say(f"Reconnected to {self.where}.")
             return
 
+    async def _unreachable(self, exc: OSError) -> str:
+        """Why the first connection failed, in words (a lookup error's errno is no errno)."""
+        if isinstance(exc, TimeoutError):
+            return f"cannot reach {self.where}: no answer in {CONNECT_TIMEOUT_SECONDS:g} s"
+        try:
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.getaddrinfo(self.host, self.port), CONNECT_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError):
+            return f"cannot resolve the host name {self.host!r}; check it, or give an IP address"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"cannot reach {self.where}: {reason}"
+
     # -- the program ---------------------------------------------------------------
 
     def _prompt(self) -> str:
@@ -213,9 +225,7 @@ class ChatApp:
         try:
             await self._connect()
         except (OSError, TimeoutError) as exc:
-            errno = exc.errno if isinstance(exc, OSError) else None
-            reason = os.strerror(errno) if errno else "no answer in time"
-            print(f"chatd connect: cannot reach {self.where}: {reason}", file=sys.stderr)
+            print(f"chatd connect: {await self._unreachable(exc)}", file=sys.stderr)
             return 1
         reading = asyncio.create_task(self._read_forever())
         try:
