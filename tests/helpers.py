@@ -55,6 +55,7 @@ class FakeLink:
 
     def __init__(self, peer: str = "127.0.0.1:40000") -> None:
         self.peer = peer
+        self.host = peer.rpartition(":")[0]
         self.data = bytearray()
         self.closed = False
         self.group: Group | None = None

@@ -119,7 +119,10 @@ def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
         doc = Document(text, len(text))
         return [c.text for c in completer.get_completions(doc, CompleteEvent())]
 
-    assert complete("") == ["users", "kick", "reload", "stats", "say", "shutdown", "help", "quit"]
+    assert complete("") == [
+        "users", "kick", "ban", "unban", "bans", "reload", "stats", "say", "shutdown", "help",
+        "quit",
+    ]  # fmt: skip
     assert complete("s") == ["stats", "say", "shutdown"]
     assert complete("kick ") == ["Albert", "alice"]
     assert complete("kick AL") == ["Albert", "alice"]

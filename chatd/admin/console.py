@@ -71,7 +71,7 @@ class AdminCompleter(Completer):
             return
         word = "" if before.endswith(" ") else words[-1]
         command = words[0].lower()
-        if command == "kick":
+        if command in ("kick", "ban", "unban"):
             options = self.nicks()
         elif command == "reload":
             options = list(wire.RELOAD_WHAT)

@@ -92,10 +92,25 @@ def bench_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def bans_table(bans: list[dict[str, Any]]) -> RenderableType:
+    if not bans:
+        return Text("no bans in force")
+    table = Table(title=f"{len(bans)} ban{'s' if len(bans) != 1 else ''}", title_justify="left")
+    table.add_column("target", style="bold")
+    table.add_column("kind")
+    table.add_column("left", justify="right")
+    table.add_column("reason")
+    for ban in bans:
+        table.add_row(ban["target"], ban["kind"], duration(ban["seconds_left"]), ban["reason"])
+    return table
+
+
 def result(cmd: str, value: Any) -> RenderableType:
     """How the console shows the result of ``cmd``."""
     if cmd == "users":
         return users_table(value)
+    if cmd == "bans":
+        return bans_table(value)
     if cmd == "stats":
         return stats_table(value)
     if isinstance(value, list):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatd.admin import wire
+from chatd.core.bans import BanError, parse_duration
+from chatd.core.hub import nick_problem
 from chatd.core.link import Link
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Commands that change nothing: not logged at INFO.
-READ_ONLY = frozenset({"users", "stats"})
+READ_ONLY = frozenset({"users", "stats", "bans"})
 
 
 class AdminError(Exception):
@@ -43,6 +45,9 @@ class AdminService:
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "users": self.users,
             "kick": self.kick,
+            "ban": self.ban,
+            "unban": self.unban,
+            "bans": self.bans,
             "reload": self.reload,
             "stats": self.stats,
             "say": self.say,
@@ -117,6 +122,33 @@ class AdminService:
             raise AdminError(f"no user called {args['nick']!r} is online")
         self.server.hub.kick(user, args.get("reason", ""))
         return f"kicked {user.nick}"
+
+    def ban(self, args: dict[str, Any]) -> str:
+        try:
+            seconds = parse_duration(args["duration"])
+        except BanError as exc:
+            raise AdminError(str(exc)) from None
+        if problem := nick_problem(args["nick"]):
+            raise AdminError(problem)
+        return self.server.hub.ban(args["nick"], seconds, args.get("reason", ""))
+
+    def unban(self, args: dict[str, Any]) -> str:
+        lifted = self.server.hub.bans.remove(args["target"])
+        if not lifted:
+            raise AdminError(f"no ban on {args['target']!r}")
+        return "lifted the ban on " + " and ".join(f"{b.kind} {b.key}" for b in lifted)
+
+    def bans(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        now = self.server.clock()
+        return [
+            {
+                "kind": ban.kind,
+                "target": ban.key,
+                "seconds_left": round(ban.until - now, 1),
+                "reason": ban.reason,
+            }
+            for ban in self.server.hub.bans.active(now)
+        ]
 
     def reload(self, args: dict[str, Any]) -> list[str]:
         what = args.get("what") or "all"

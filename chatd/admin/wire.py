@@ -45,6 +45,15 @@ COMMANDS: Final = {
             "kick", ("nick", "reason"), 1, "kick NICK [REASON]", "Disconnect a user, saying why."
         ),
         CommandSpec(
+            "ban",
+            ("nick", "duration", "reason"),
+            2,
+            "ban NICK DURATION [REASON]",
+            "Keep NICK (and, if online, its address) out for DURATION (10m, 2h, 1d).",
+        ),
+        CommandSpec("unban", ("target",), 1, "unban NICK|ADDRESS", "Lift the bans on it."),
+        CommandSpec("bans", (), 0, "bans", "The bans in force and how long each has left."),
+        CommandSpec(
             "reload",
             ("what",),
             0,

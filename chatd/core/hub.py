@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Final
 from chatd.config import Config
 from chatd.core import commands as cmds
 from chatd.core import protocol
+from chatd.core.bans import Bans, format_duration
 from chatd.core.fanout import Group
 from chatd.core.link import Link
 from chatd.core.stats import Stats
@@ -117,6 +118,8 @@ class Hub:
         self._connected: set[User] = set()
         self._named: dict[str, User] = {}  # _key(nick) -> user
         self._ids = itertools.count(1)
+        #: Nicknames and addresses operators keep out for a while (chatd admin ban).
+        self.bans = Bans()
         plugins.attach(self)
 
     @property
@@ -129,6 +132,14 @@ class Hub:
     def connect(self, link: Link) -> User:
         """A new connection: greet it and ask for a nickname."""
         user = User(link, self.clock(), next(self._ids))
+        ban = self.bans.find("address", link.host, user.connected_at)
+        if ban is not None:
+            left = format_duration(ban.until - user.connected_at)
+            self.notify(user, f"You are banned from this server for another {left}.")
+            log.info("%s: refused, its address is banned for another %s", link.peer, left)
+            user.state = State.GONE
+            link.close()
+            return user
         self._connected.add(user)
         self._notify_lines(user, ["Welcome to chatd, a chat server for terminals.", NICK_PROMPT])
         user.deadline = self.timers.call_later(
@@ -239,6 +250,26 @@ class Hub:
         self.disconnect(user, why)
         user.link.close()
 
+    def ban(self, nick: str, seconds: float, reason: str = "") -> str:
+        """An operator keeps ``nick`` out for ``seconds``, and the address it is
+        on, if it is online (it is told and disconnected). Returns what was done."""
+        reason = protocol.one_line(reason)
+        until = self.clock() + seconds
+        length = format_duration(seconds)
+        self.bans.add("nick", nick, until, reason)
+        user = self.find(nick)
+        if user is None:
+            log.info("%s was banned by an operator for %s", nick, length)
+            return f"banned the nickname {nick} for {length}"
+        self.bans.add("address", user.link.host, until, reason)
+        why = f"banned by an operator: {reason}" if reason else "banned by an operator"
+        told = f"You have been banned by an operator for {length}"
+        self.notify(user, f"{told}: {reason}." if reason else f"{told}.")
+        log.info("%s was banned by an operator for %s, and %s", user.nick, length, user.link.host)
+        self.disconnect(user, why)
+        user.link.close()
+        return f"banned {user.nick} and the address {user.link.host} for {length}"
+
     def limits_changed(self) -> None:
         """The settings were reloaded: the idle timeout applies to everyone at once."""
         for user in self._named.values():
@@ -249,7 +280,7 @@ class Hub:
 
     def rename(self, user: User, new_nick: str) -> str | None:
         """Change a named user's nickname; returns why not, or None when done."""
-        problem = nick_problem(new_nick)
+        problem = nick_problem(new_nick) or self._banned_nick(new_nick)
         if problem:
             return problem
         if new_nick == user.nick:
@@ -290,7 +321,7 @@ class Hub:
         if not text:
             self._notify_lines(user, [NICK_PROMPT])
             return
-        problem = nick_problem(text)
+        problem = nick_problem(text) or self._banned_nick(text)
         if problem is None and _key(text) in self._named:
             problem = f"The nickname {text} is taken; choose another."
         if problem:
@@ -308,6 +339,13 @@ class Hub:
         self.notify(user, f"Welcome, {text}! {online}. Type /help for commands.")
         self.announce(f"{text} joined", exclude=user)
         self.plugins.user_joined(user)
+
+    def _banned_nick(self, nick: str) -> str | None:
+        ban = self.bans.find("nick", nick, self.clock())
+        if ban is None:
+            return None
+        left = format_duration(ban.until - self.clock())
+        return f"The nickname {nick} is banned for another {left}; choose another."
 
     def _register_overdue(self, user: User) -> None:
         if user.state is State.REGISTERING:

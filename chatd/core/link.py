@@ -22,6 +22,11 @@ class Link(Member, Protocol):
         """Where the connection comes from, for logs and operators ("127.0.0.1:5555")."""
         ...
 
+    @property
+    def host(self) -> str:
+        """The peer's address without its port ("127.0.0.1"): what a ban names."""
+        ...
+
     def send(self, data: bytes) -> None:
         """Queue ``data`` (complete encoded lines) for the peer, after whatever its
         fan-out group published before (see :mod:`chatd.core.fanout`)."""
