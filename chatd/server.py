@@ -53,6 +53,15 @@ def chat_limits(config: Config) -> Limits:
     )
 
 
+def _open_fds() -> int:
+    """How many file descriptors this process has open (Linux's /proc; elsewhere
+    the reserve chatd assumes)."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the one listdir opened
+    except OSError:
+        return RESERVED_FDS
+
+
 def raise_fd_limit(wanted: int) -> int:
     """Raise this process's soft limit on open files towards ``wanted`` (as far as the
     hard limit allows: no privilege needed); returns the limit in force."""
@@ -95,14 +104,6 @@ class Server:
         """Bind the chat port; returns (host, port) as bound (port 0 picks one)."""
         max_clients = self.config.server.max_clients
         fds = raise_fd_limit(max_clients + RESERVED_FDS)
-        if fds < max_clients + RESERVED_FDS:
-            log.warning(
-                "[server] max_clients is %d, but this process may open only %d files"
-                " (ulimit -n): connections past about %d will wait until others leave",
-                max_clients,
-                fds,
-                max(0, fds - RESERVED_FDS),
-            )
         self._chat = self.reactor.listen(
             self.config.server.host,
             self.config.server.port,
@@ -115,6 +116,18 @@ class Server:
         log.info("listening for chat on %s", format_address(self.address))
         if self.config.admin.enabled:
             self.listen_admin()
+        # Counted now that everything but the clients is open: what is left is
+        # theirs, less one for each admin connection (an operator's is taken
+        # from the reserve the reactor holds, when all else is taken).
+        room = fds - _open_fds()
+        if room < max_clients:
+            log.warning(
+                "[server] max_clients is %d, but this process may open only %d files"
+                " (ulimit -n): connections past about %d will wait until others leave",
+                max_clients,
+                fds,
+                max(0, room),
+            )
         return self.address
 
     def listen_admin(self) -> Path:

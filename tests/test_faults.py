@@ -4,11 +4,14 @@ served, nothing accepted is lost, and nothing leaks."""
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import socket
 import time
 from pathlib import Path
 
+from chatd.core.reactor import ACCEPT_RETRY_SECONDS
 from tests.helpers import (
     LIFTED_LIMITS_TOML,
     LINGER_ZERO,
@@ -20,6 +23,7 @@ from tests.helpers import (
     lifted_limits,
     make_config,
     non_reader,
+    run_chatd,
     running_server,
     wait_until,
 )
@@ -152,5 +156,95 @@ def test_a_client_cut_off_while_being_written_to_is_announced_in_that_iteration(
         while "*** alice left (sendq exceeded)" not in bob.lines:
             assert time.monotonic() < deadline, f"not announced; bob got {bob.lines[-3:]}"
             bob.poll()
+    finally:
+        pumped.close()
+
+
+def test_out_of_descriptors_the_admin_socket_still_answers_and_nothing_breaks(
+    tmp_path: Path,
+) -> None:
+    # Issue 12, item 7: with chat and admin connections both waiting, every
+    # retry logged a KeyError traceback, admin requests went unanswered, SIGHUP
+    # aborted the reload with an OSError traceback, and the startup warning
+    # said "connections past about 0 will wait" while about 30 were served.
+    server = ServerProcess(tmp_path, "--config", _config_file(tmp_path), max_files=40)
+    admin_path = str(tmp_path / "chatd" / "admin.sock")
+    inside: list[LineClient] = []
+    waiting: list[socket.socket] = []
+    held: list[socket.socket] = []
+    try:
+        promised = int(server.wait_log(re.compile(r"connections past about (\d+) will wait"))[1])
+        while not waiting:
+            client = LineClient(server.address)
+            try:
+                client.expect(re.compile("Choose a nickname"), wait=1.0)
+                inside.append(client)
+            except AssertionError:
+                waiting.append(client.sock)
+            assert len(inside) < 40, "never ran out of descriptors"
+        assert abs(len(inside) - promised) <= 2, (len(inside), promised)
+        server.wait_log(re.compile(r"pausing new connections"))
+        # An operator still gets in: the server keeps a descriptor for that.
+        done = run_chatd("admin", "--socket", admin_path, "--json", "stats")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["connections"]["now"] == len(inside)
+        # A reload while out of descriptors says what it could not read.
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_log(re.compile(r"reload: jumble: reload failed, kept the old data"))
+        # Two operators at once while the chat waits too: the second waits
+        # with it, and nothing is a traceback.
+        for _ in range(2):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(WAIT)
+            sock.connect(admin_path)
+            held.append(sock)
+        held[0].sendall(b'{"cmd": "stats"}\n')
+        assert b'"ok":true' in held[0].recv(65536)
+        waiting.append(socket.create_connection(server.address))
+        time.sleep(ACCEPT_RETRY_SECONDS * 3)  # a few retries while out of descriptors
+        for client in inside:
+            client.close()
+        for sock in waiting:
+            LineClient.adopt(sock).expect(re.compile("Choose a nickname"))
+        held[1].sendall(b'{"cmd": "users"}\n')
+        assert held[1].recv(65536).startswith(b'{"ok":true')
+        assert "Traceback" not in server.log, server.log
+        assert server.log.count("pausing new connections") == 1
+    finally:
+        for sock in held + waiting:
+            sock.close()
+        server.stop()
+
+
+def test_a_kicked_client_that_was_still_typing_gets_the_notice_in_full() -> None:
+    # A requested close with unread input used to close() at once, which sends
+    # a reset instead of a FIN: the kernel then drops what it has not yet
+    # delivered, the kick notice last, and the client sees only "connection
+    # reset" (so chatd connect reconnected, undoing the kick).
+    pumped = PumpedServer(make_config())
+    try:
+        bob = pumped.connect("bob")
+        alice = socket.socket()
+        alice.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        alice.connect(pumped.address)
+        alice.sendall(b"alice\n")
+        pumped.until(lambda: pumped.server.hub.find("alice") is not None, "alice")
+        for i in range(100):  # more than alice's window: the rest waits in the kernel
+            bob.send(f"{i} " + "x" * 500)
+        sender = pumped.server.hub.find("bob")
+        assert sender is not None
+        pumped.until(lambda: sender.lines == 100, "bob's lines handled")
+        user = pumped.server.hub.find("alice")
+        assert user is not None
+        pumped.server.hub.kick(user, "spam")
+        alice.sendall(b"one more line\n")  # still typing: unread when the server closes
+        pumped.until(lambda: user.link.closed, "alice's connection closed")  # type: ignore[attr-defined]
+        received = b""
+        alice.settimeout(WAIT)
+        while chunk := alice.recv(65536):
+            received += chunk
+        lines = received.decode().splitlines()
+        assert lines[-1] == "*** You have been kicked by an operator: spam."
+        assert sum(1 for line in lines if line.startswith("<bob> ")) == 100
     finally:
         pumped.close()

@@ -95,6 +95,31 @@ _WRITE = selectors.EVENT_WRITE
 _OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+#: Reads a closing connection's unread input may take before it is closed.
+CLOSE_DRAIN_READS: Final = 16
+
+
+def _drain_and_shut(sock: socket.socket) -> None:
+    """Before a requested close: send FIN, then read what the peer sent and we
+    will never handle. Closing a socket with unread input sends a reset instead
+    of a FIN, and the reset can destroy our last line (a goodbye, a kick
+    notice) before the peer reads it. Bounded: a peer still sending can't hold
+    the loop here."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        for _ in range(CLOSE_DRAIN_READS):
+            if not sock.recv(RECV_BYTES):
+                break
+
+
+def _open_spare() -> int | None:
+    """A descriptor to hold in reserve (see Reactor._spare), or None if none is free."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
 def format_address(address: object) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
@@ -154,8 +179,10 @@ class Listener:
         "limits",
         "noisy",
         "path",
+        "paused",
         "sock",
         "stats",
+        "watched",
     )
 
     def __init__(
@@ -178,6 +205,8 @@ class Listener:
         self.hosts: dict[str, int] = {}  # address -> connections open from it
         self.full = False  # refusing for max_connections (logged once per episode)
         self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
+        self.watched = False  # registered with the selector
+        self.paused = False  # accept() found no descriptor free: a retry is scheduled
 
 
 class Connection:
@@ -282,8 +311,13 @@ class Reactor:
         self._dirty: list[Connection] = []
         self._groups: list[Group] = []
         self._listeners: list[Listener] = []
-        self._accept_paused = False
+        self._accept_paused = False  # some listener is paused for want of descriptors
         self._stopping = False
+        # One descriptor held in reserve for the admin socket: when the chat has
+        # taken every descriptor, it is given up so an operator's connection can
+        # be accepted, and taken back as soon as a descriptor is free again
+        # (before the chat listener may accept more).
+        self._spare: int | None = _open_spare()
         # A socket pair that wakes select(): signal numbers arrive on it through
         # signal.set_wakeup_fd, and request_stop() writes to it from any thread.
         self._wake_r, self._wake_w = socket.socketpair()
@@ -426,14 +460,17 @@ class Reactor:
             except BlockingIOError:
                 return
             except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
-                    self._pause_accepting(exc)
-                else:  # ECONNABORTED and friends: that one attempt only
+                if exc.errno not in _OUT_OF_FDS:  # ECONNABORTED and friends: that one only
                     log.warning("accept failed: %s", exc.strerror)
+                elif listener.path and self._spare is not None:
+                    os.close(self._spare)  # the admin socket gets the reserve
+                    self._spare = None
+                    continue
+                else:
+                    self._pause_accepting(listener, exc)
                 return
             if self._accept_paused:
-                self._accept_paused = False
-                log.info("accepting connections again")
+                self._resume_accepting()
             sock.setblocking(False)
             if sock.family == socket.AF_UNIX:
                 uid = _peer_uid(sock)
@@ -497,10 +534,11 @@ class Reactor:
         self._set_mask(conn, _READ)
         conn.session = listener.handler.connect(conn)
 
-    def _pause_accepting(self, exc: OSError) -> None:
+    def _pause_accepting(self, listener: Listener, exc: OSError) -> None:
         # The listener stays readable while the backlog holds connections, so
-        # retrying at once would spin the loop at full CPU. Stop listening for a
-        # moment instead; say so once per episode, not once per retry.
+        # retrying at once would spin the loop at full CPU. Stop watching it for
+        # a moment instead (only it: the others may still have room, the admin
+        # socket its reserve); say so once per episode, not once per retry.
         if not self._accept_paused:
             self._accept_paused = True
             log.error(
@@ -508,17 +546,37 @@ class Reactor:
                 exc.strerror,
                 ACCEPT_RETRY_SECONDS,
             )
-        for listener in self._listeners:
-            self.selector.unregister(listener.sock)
-        self.timers.call_later(ACCEPT_RETRY_SECONDS, self._register_listeners)
+        self._unwatch_listener(listener)
+        if not listener.paused:  # one retry pending per listener
+            listener.paused = True
+            self.timers.call_later(ACCEPT_RETRY_SECONDS, lambda: self._retry_accepting(listener))
 
-    def _register_listeners(self) -> None:
-        if not self._stopping:
-            for listener in self._listeners:
-                self._watch_listener(listener)
+    def _retry_accepting(self, listener: Listener) -> None:
+        if self._stopping or listener not in self._listeners:
+            return
+        if self._spare is None and (spare := _open_spare()) is not None:
+            self._spare = spare  # the admin socket's reserve comes first
+        if self._spare is None:  # still no descriptor free: try again later
+            self.timers.call_later(ACCEPT_RETRY_SECONDS, lambda: self._retry_accepting(listener))
+            return
+        listener.paused = False
+        self._watch_listener(listener)
+
+    def _resume_accepting(self) -> None:
+        """An accept worked: the episode is over once no listener waits to retry."""
+        if not any(listener.paused for listener in self._listeners):
+            self._accept_paused = False
+            log.info("accepting connections again")
 
     def _watch_listener(self, listener: Listener) -> None:
-        self.selector.register(listener.sock, _READ, lambda mask: self._on_accept(listener))
+        if not listener.watched:
+            self.selector.register(listener.sock, _READ, lambda mask: self._on_accept(listener))
+            listener.watched = True
+
+    def _unwatch_listener(self, listener: Listener) -> None:
+        if listener.watched:
+            self.selector.unregister(listener.sock)
+            listener.watched = False
 
     # -- reading -------------------------------------------------------------------
 
@@ -661,7 +719,7 @@ class Reactor:
         if out:
             self._set_mask(conn, conn.mask | _WRITE)
         elif conn.closing:
-            self._finish(conn)
+            self._finish(conn, graceful=True)
         elif conn.mask & _WRITE:
             self._set_mask(conn, conn.mask & ~_WRITE)
 
@@ -731,13 +789,17 @@ class Reactor:
         if not (conn.closed or conn.closing or conn.paused):
             self._finish(conn)
 
-    def _finish(self, conn: Connection) -> None:
+    def _finish(self, conn: Connection, *, graceful: bool = False) -> None:
         conn.closed = True
         conn.closing = True
         if conn.linger is not None:
             conn.linger.cancel()
         self._set_mask(conn, 0)
+        if graceful and not conn.gone:
+            _drain_and_shut(conn.sock)
         conn.sock.close()
+        if self._spare is None:  # a descriptor is free: the admin's reserve first
+            self._spare = _open_spare()
         self.connections.discard(conn)
         listener = conn.listener
         listener.count -= 1
@@ -785,8 +847,7 @@ class Reactor:
 
     def _close_listeners(self) -> None:
         for listener in self._listeners:
-            with contextlib.suppress(KeyError):  # not registered while accepting is paused
-                self.selector.unregister(listener.sock)
+            self._unwatch_listener(listener)
             listener.sock.close()
             if listener.path:
                 with contextlib.suppress(FileNotFoundError):
@@ -805,3 +866,6 @@ class Reactor:
         self.selector.close()
         self._wake_r.close()
         self._wake_w.close()
+        if self._spare is not None:
+            os.close(self._spare)
+            self._spare = None
