@@ -73,8 +73,9 @@ def chatd_reload(chat: Chat, what: str) -> str | None:
     should carry on.
 
     :param chat: this plugin's view of the chat.
-    :param what: ``"words"``, ``"facts"``, ``"plugins"`` or ``"all"``; ignore a
-        topic that is not yours.
+    :param what: ``"words"``, ``"facts"``, ``"plugins"``, ``"config"`` (the
+        settings file was read again: ``chat.config`` has the new table) or
+        ``"all"``; ignore a topic that is not yours.
     :return: one line for the operator saying what changed (for example
         ``"words: 200 -> 180"``), or None when ``what`` is not yours. Raise an
         exception to report failure; its message is shown, the old data stays.

@@ -165,9 +165,13 @@ class Server:
         Returns one line per change or failure (``failed`` set if any part
         failed); whatever fails keeps what worked.
         """
-        report = self._reload_config() if what in ("config", "all") else Report()
-        if what != "config":
-            report.extend(self.plugins.reload(what))
+        if what == "config":
+            report = self._reload_config()
+            if not report.failed:  # the plugins hear of settings that took effect
+                report.extend(self.plugins.run_reload_hooks("config"))
+            return report
+        report = self._reload_config() if what == "all" else Report()
+        report.extend(self.plugins.reload(what))
         return report
 
     def _reload_config(self) -> Report:

@@ -294,7 +294,7 @@ def test_chatd_reload_reports_and_state_survives(recorder: tuple[HubFixture, lis
     (words,) = fx.plugins.reload("words")  # not the recorder's topic: it says nothing
     assert words.startswith("jumble: words: 224 -> 224")
     assert fx.plugins.reload("bogus") == [
-        "nothing to reload called 'bogus'; choose one of words, facts, plugins, all"
+        "nothing to reload called 'bogus'; choose one of words, facts, plugins, config, all"
     ]
 
 
@@ -404,3 +404,36 @@ def test_chatd_user_status_tells_operators_about_games(tmp_path: Path) -> None:
     fx.clock.advance(15)
     # The operator sees that a round runs, not its answer.
     assert fx.plugins.user_status(alice_user) == ["jumble (6 letters), 45s left"]
+
+
+def test_chatd_reload_hears_of_a_config_reload(dropin_dir: Path, tmp_path: Path) -> None:
+    from chatd.config import load
+    from tests.helpers import PumpedServer
+
+    _write(
+        dropin_dir,
+        "cfg.py",
+        """
+        from chatd import hookimpl
+
+        @hookimpl
+        def chatd_reload(chat, what):
+            return f"saw {what}, greeting {chat.config.get('greeting')!r}"
+        """,
+    )
+    path = tmp_path / "chatd.toml"
+    base = f'[server]\nport = 0\n[admin]\nenabled = false\n[plugins]\ndirs = ["{dropin_dir}"]\n'
+    path.write_text(base + '[cfg]\ngreeting = "hi"\n')
+    pumped = PumpedServer(load(path))
+    try:
+        path.write_text(base + '[cfg]\ngreeting = "hello"\n')
+        report = pumped.server.reload("config")
+        assert list(report) == [
+            f"config: {path}: changed [cfg]",
+            "cfg: saw config, greeting 'hello'",
+        ]
+        path.write_text(base + "[cfg]\ngreeting = \n")  # broken: the plugins hear nothing
+        report = pumped.server.reload("config")
+        assert report.failed and len(report) == 1
+    finally:
+        pumped.close()

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "chatd"
 #: Prefix of the module names drop-in files are imported under.
 DROPIN_MODULE_PREFIX = "chatd_plugin_"
-RELOAD_TOPICS = ("words", "facts", "plugins", "all")
+RELOAD_TOPICS = ("words", "facts", "plugins", "config", "all")
 
 
 class PluginError(Exception):
@@ -416,15 +416,24 @@ class PluginHost:
         report = Report()
         if what in ("plugins", "all"):
             report.extend(self._reload_plugins())
+        report.extend(self.run_reload_hooks(what, log_lines=False))
+        for line in report:
+            log.log(logging.WARNING if report.failed else logging.INFO, "reload: %s", line)
+        return report or Report([f"reload {what}: nothing to reload"])
+
+    def run_reload_hooks(self, what: str, *, log_lines: bool = True) -> Report:
+        """Every plugin's ``chatd_reload(what)``: what each says it changed, or why it failed."""
+        report = Report()
         for name, result, error in self._each("chatd_reload", what=what, log_errors=False):
             if error is not None:
                 report.fail(f"{name}: reload failed, kept the old data: {_describe(error)}")
                 log.debug("plugin %s: chatd_reload failed", name, exc_info=error)
             elif result:
                 report.append(f"{name}: {result}")
-        for line in report:
-            log.log(logging.WARNING if report.failed else logging.INFO, "reload: %s", line)
-        return report or Report([f"reload {what}: nothing to reload"])
+        if log_lines:
+            for line in report:
+                log.log(logging.WARNING if report.failed else logging.INFO, "reload: %s", line)
+        return report
 
     def _reload_plugins(self) -> Report:
         old = self.set
