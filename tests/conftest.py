@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from chatd.server import Server
 from tests.helpers import LineClient, running_server
+
+
+@pytest.fixture
+def dropin_dir(tmp_path: Path) -> Iterator[Path]:
+    """A plugins.d folder for the test; the modules its files became are dropped after."""
+    folder = tmp_path / "plugins.d"
+    folder.mkdir()
+    yield folder
+    for name in [m for m in sys.modules if m.startswith("chatd_plugin_")]:
+        del sys.modules[name]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import resource
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -145,6 +146,14 @@ class HubFixture:
         for each in self.links:
             each.take()
         return user, link
+
+
+def write_plugin(folder: Path, name: str, body: str) -> Path:
+    """Write a drop-in plugin file (``body`` dedented) into ``folder``."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(body))
+    return path
 
 
 def split_lines(data: bytes) -> tuple[list[str], bytes]:

@@ -99,23 +99,29 @@ def test_1000_abrupt_resets_leak_no_descriptor_and_log_no_traceback(tmp_path: Pa
         server.stop()
 
 
+def _fill_until_out_of_descriptors(
+    server: ServerProcess, most: int
+) -> tuple[list[LineClient], list[socket.socket]]:
+    """Connect until one connection is not served: (those served, the one waiting).
+    The kernel completes connections the server cannot accept (they wait in the
+    backlog), so connecting never fails: the greeting just does not come."""
+    inside: list[LineClient] = []
+    while True:
+        client = LineClient(server.address)
+        try:
+            client.expect(re.compile("Choose a nickname"), wait=1.0)
+        except AssertionError:
+            return inside, [client.sock]
+        inside.append(client)
+        assert len(inside) < most, "never ran out of descriptors"
+
+
 def test_out_of_descriptors_pauses_accepting_without_spinning_then_recovers(
     tmp_path: Path,
 ) -> None:
     server = ServerProcess(tmp_path, "--config", _config_file(tmp_path), max_files=40)
     try:
-        inside: list[LineClient] = []
-        waiting: list[socket.socket] = []
-        # The kernel completes connections the server cannot accept (they wait
-        # in the backlog), so connecting never fails: the greeting does not come.
-        while not waiting:
-            client = LineClient(server.address)
-            try:
-                client.expect(re.compile("Choose a nickname"), wait=1.0)
-                inside.append(client)
-            except AssertionError:
-                waiting.append(client.sock)
-            assert len(inside) < 40, "never ran out of descriptors"
+        inside, waiting = _fill_until_out_of_descriptors(server, 40)
         waiting += [socket.create_connection(server.address) for _ in range(5)]
         server.wait_log(re.compile(r"accept failed: Too many open files; pausing new connections"))
         # Out of descriptors with connections waiting: the loop must sleep, not spin.
@@ -169,19 +175,11 @@ def test_out_of_descriptors_the_admin_socket_still_answers_and_nothing_breaks(
     # said "connections past about 0 will wait" while about 30 were served.
     server = ServerProcess(tmp_path, "--config", _config_file(tmp_path), max_files=40)
     admin_path = str(tmp_path / "chatd" / "admin.sock")
-    inside: list[LineClient] = []
     waiting: list[socket.socket] = []
     held: list[socket.socket] = []
     try:
         promised = int(server.wait_log(re.compile(r"connections past about (\d+) will wait"))[1])
-        while not waiting:
-            client = LineClient(server.address)
-            try:
-                client.expect(re.compile("Choose a nickname"), wait=1.0)
-                inside.append(client)
-            except AssertionError:
-                waiting.append(client.sock)
-            assert len(inside) < 40, "never ran out of descriptors"
+        inside, waiting = _fill_until_out_of_descriptors(server, 40)
         assert abs(len(inside) - promised) <= 2, (len(inside), promised)
         server.wait_log(re.compile(r"pausing new connections"))
         # An operator still gets in: the server keeps a descriptor for that.

@@ -12,7 +12,6 @@ import re
 import signal
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,9 @@ from tests.helpers import (
     ServerProcess,
     make_config,
     run_chatd,
+)
+from tests.helpers import (
+    write_plugin as _write,
 )
 
 ECHO = """
@@ -62,20 +64,14 @@ EXITS = """
 """
 
 
-def _write(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-@pytest.fixture
-def dropin_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "plugins.d"
-    folder.mkdir()
-    yield folder
-    for name in [m for m in sys.modules if m.startswith("chatd_plugin_")]:
-        del sys.modules[name]
+def _config(tmp_path: Path, dropin_dir: Path, extra: str = "", admin: str = "") -> str:
+    """A chatd.toml for a server process that loads the drop-ins in ``dropin_dir``."""
+    path = tmp_path / "chatd.toml"
+    path.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = 0\n{extra}[plugins]\ndirs = ["{dropin_dir}"]\n'
+        f"[admin]\n{admin or 'enabled = false'}\n"
+    )
+    return str(path)
 
 
 def _dropins(folder: Path) -> HubFixture:
@@ -107,12 +103,7 @@ def test_sys_exit_in_a_command_does_not_stop_a_real_server(
     tmp_path: Path, dropin_dir: Path
 ) -> None:
     _write(dropin_dir, "exits.py", EXITS)
-    config = tmp_path / "chatd.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = 0\n{LIFTED_LIMITS_TOML}'
-        f'[plugins]\ndirs = ["{dropin_dir}"]\n[admin]\nenabled = false\n'
-    )
-    server = ServerProcess(tmp_path, "--config", str(config))
+    server = ServerProcess(tmp_path, "--config", _config(tmp_path, dropin_dir, LIFTED_LIMITS_TOML))
     try:
         alice, bob = LineClient(server.address), LineClient(server.address)
         alice.register("alice")
@@ -133,12 +124,7 @@ def test_sys_exit_in_a_command_does_not_stop_a_real_server(
 def test_sys_exit_at_import_skips_the_file_and_names_it(tmp_path: Path, dropin_dir: Path) -> None:
     path = _write(dropin_dir, "quitter.py", "import sys\nsys.exit(3)\n")
     _write(dropin_dir, "echo.py", ECHO.format(word="echo"))
-    config = tmp_path / "chatd.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = 0\n[plugins]\ndirs = ["{dropin_dir}"]\n'
-        "[admin]\nenabled = false\n"
-    )
-    server = ServerProcess(tmp_path, "--config", str(config))
+    server = ServerProcess(tmp_path, "--config", _config(tmp_path, dropin_dir))
     try:
         server.wait_log(re.compile(re.escape(f"plugin file {path} skipped: SystemExit(3)")))
         alice = LineClient(server.address)
@@ -235,11 +221,7 @@ def test_a_file_broken_by_an_edit_keeps_its_previous_version_on_reload(
 def test_a_failed_reload_exits_non_zero_from_chatd_admin(tmp_path: Path, dropin_dir: Path) -> None:
     path = _write(dropin_dir, "echo.py", ECHO.format(word="echo"))
     sock = tmp_path / "admin.sock"
-    config = tmp_path / "chatd.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = 0\n[plugins]\ndirs = ["{dropin_dir}"]\n'
-        f'[admin]\nsocket = "{sock}"\n'
-    )
+    config = Path(_config(tmp_path, dropin_dir, admin=f'socket = "{sock}"\n'))
     server = ServerProcess(tmp_path, "--config", str(config))
     try:
         done = run_chatd("admin", "--socket", str(sock), "reload", "plugins")

@@ -10,7 +10,6 @@ import itertools
 import logging
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,9 @@ from chatd.config import FactSettings, PluginSettings, from_dict
 from chatd.core.commands import CommandError
 from chatd.core.plugins import PluginError, PluginHost
 from tests.helpers import HubFixture, make_config
+from tests.helpers import write_plugin as _write
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _write(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def _dropins(folder: Path, **tables: object) -> HubFixture:
@@ -44,15 +37,6 @@ ECHO = """
     def chatd_commands():
         return [Command("echo", echo, "/echo TEXT", "Say it back.")]
 """
-
-
-@pytest.fixture
-def dropin_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "plugins.d"
-    folder.mkdir()
-    yield folder
-    for name in [m for m in sys.modules if m.startswith("chatd_plugin_")]:
-        del sys.modules[name]
 
 
 def test_a_dropin_file_is_loaded_and_its_command_works(dropin_dir: Path) -> None:
