@@ -13,7 +13,15 @@ from chatd.admin import render
 from chatd.admin.client import AdminClient, AdminFailed
 from chatd.config import AdminSettings
 from chatd.core.bans import MAX_BANS, BanError, Bans, format_duration, parse_duration
-from tests.helpers import WAIT, FakeLink, HubFixture, LineClient, make_config, running_server
+from tests.helpers import (
+    WAIT,
+    FakeLink,
+    HubFixture,
+    LineClient,
+    lifted_limits,
+    make_config,
+    running_server,
+)
 
 PROMPT = re.compile(r"^\*\*\* Choose a nickname \(")
 
@@ -127,3 +135,30 @@ def test_ban_unban_and_bans_over_the_admin_socket(tmp_path: Path) -> None:
             assert admin.call("bans") == []
         finally:
             admin.close()
+
+
+def test_chatd_connect_reads_the_servers_own_words_as_stay_away() -> None:
+    # The client does not reconnect after these lines; they must be the ones
+    # the server really sends, not a copy of them that could drift.
+    from chatd.client.model import sent_away
+
+    fx = HubFixture(config=make_config(limits=lifted_limits(idle_timeout=30)))
+    _, banned = fx.join("alice")
+    bob, kicked = fx.join("bob")
+    _, idle = fx.join("carol")
+    fx.hub.ban("alice", 5400, "spam")
+    fx.hub.kick(bob)
+    refused = FakeLink("127.0.0.1:40001")
+    fx.hub.connect(refused)
+    unnamed = FakeLink("10.0.0.9:1")
+    fx.hub.connect(unnamed)
+    fx.clock.advance(61)  # past the idle and the register timeouts
+    fx.timers.run_due()
+    last = {name: link.lines[-1] for name, link in (
+        ("banned", banned), ("kicked", kicked), ("refused", refused), ("idle", idle),
+        ("unnamed", unnamed),
+    )}  # fmt: skip
+    assert {name: sent_away(line) for name, line in last.items()} == {
+        "banned": "banned", "kicked": "kicked", "refused": "banned", "idle": "idle",
+        "unnamed": "unnamed",
+    }, last  # fmt: skip
