@@ -74,6 +74,23 @@ MAX_IDLE_SECONDS: Final = 7 * 24 * 3600
 #: than anyone stares at six letters.
 MIN_ROUND_SECONDS: Final = 5
 MAX_ROUND_SECONDS: Final = 3600
+#: A plugin call slower than a minute is stuck, not slow; under a millisecond
+#: every call would count as slow.
+MIN_SLOW_CALL_MS: Final = 1
+MAX_SLOW_CALL_MS: Final = 60_000
+#: The breaker's memory: from a second to a day.
+MIN_BREAKER_WINDOW: Final = 1
+MAX_BREAKER_WINDOW: Final = 86_400
+#: How many slow calls or errors trip the breaker; past a thousand it never would.
+MAX_BREAKER_COUNT: Final = 1000
+#: A plugin call's deadline: 10 ms lets no command do real work, an hour is a
+#: server that stopped; 0 turns the deadline off.
+MIN_CALL_TIMEOUT: Final = 0.01
+MAX_CALL_TIMEOUT: Final = 3600
+#: How long the loop may stand still before the watchdog says where: a second
+#: at least (a busy loop iteration is milliseconds), an hour at most; 0 = off.
+MIN_STALL_SECONDS: Final = 1
+MAX_STALL_SECONDS: Final = 3600
 
 
 def _setting(
@@ -186,6 +203,44 @@ class PluginSettings:
         "Folders whose *.py files are loaded as plugins, relative to this file.",
     )
     disabled: list[str] = _setting([], "Plugin names not to load (built-in ones too).")
+    slow_call_ms: float = _setting(
+        100,
+        "A plugin call taking longer than this many milliseconds is logged as slow.",
+        min=MIN_SLOW_CALL_MS,
+        max=MAX_SLOW_CALL_MS,
+    )
+    breaker_window: float = _setting(
+        60,
+        "Seconds over which a plugin's slow calls and errors are counted.",
+        min=MIN_BREAKER_WINDOW,
+        max=MAX_BREAKER_WINDOW,
+    )
+    breaker_slow: int = _setting(
+        3,
+        "Slow calls within the window that switch a plugin off.",
+        min=1,
+        max=MAX_BREAKER_COUNT,
+    )
+    breaker_errors: int = _setting(
+        5,
+        "Errors within the window that switch a plugin off.",
+        min=1,
+        max=MAX_BREAKER_COUNT,
+    )
+    call_timeout: float = _setting(
+        2.0,
+        "Seconds a plugin call may run before it is interrupted; 0 = never.",
+        min=MIN_CALL_TIMEOUT,
+        max=MAX_CALL_TIMEOUT,
+        off=0,
+    )
+    stall_seconds: float = _setting(
+        10,
+        "Seconds the loop may stand still before the watchdog logs where it is stuck; 0 = off.",
+        min=MIN_STALL_SECONDS,
+        max=MAX_STALL_SECONDS,
+        off=0,
+    )
 
 
 @dataclass(frozen=True)

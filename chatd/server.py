@@ -25,6 +25,7 @@ from chatd.core.plugins import PluginHost, Report
 from chatd.core.reactor import Limits, Listener, Reactor, format_address
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
+from chatd.core.watchdog import Watchdog
 from chatd.plugins import BUILTIN_PLUGINS
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,21 @@ class Server:
     def run(self) -> None:
         """Serve until stopped; returns after a graceful shutdown."""
         log.info("%s", self.plugins.describe())
-        self.reactor.run()
+        guard = self.plugins.guard
+        # The deadline needs SIGALRM, so only a server run in the main thread has it.
+        if not guard.deadline.install() and self.config.plugins.call_timeout > 0:
+            log.info("plugin calls are timed but not cut off: not run in the main thread")
+        watchdog = Watchdog(
+            self.config.plugins.stall_seconds,
+            last_turn=lambda: self.reactor.turned,
+            running=lambda: guard.current,
+        )
+        watchdog.start()
+        try:
+            self.reactor.run()
+        finally:
+            watchdog.stop()
+            guard.deadline.uninstall()
         log.info("stopped")
 
     def reload(self, what: str = "all") -> Report:

@@ -94,7 +94,7 @@ def test_sys_exit_and_keyboard_interrupt_in_a_command_cost_only_its_reply(
         "*** /interrupt failed (internal error).",
     ]
     assert bob.take() == ["<alice> exit please"]  # a failing filter is skipped
-    assert "plugin exits: /leave failed for alice" in caplog.text
+    assert "plugin exits: /leave for alice failed" in caplog.text
     assert "SystemExit" in caplog.text and "KeyboardInterrupt" in caplog.text
     assert not alice.closed and not bob.closed
 

@@ -97,11 +97,25 @@ class Chat:
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback()`` once after ``delay`` seconds; ``.cancel()`` the result to stop it."""
-        return self._hub.timers.call_later(delay, callback)
+        return self._hub.timers.call_later(delay, self._guarded(callback))
 
     def call_every(self, interval: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback()`` every ``interval`` seconds until cancelled."""
-        return self._hub.timers.call_every(interval, callback)
+        return self._hub.timers.call_every(interval, self._guarded(callback))
+
+    def _guarded(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """``callback`` run as this plugin's code: timed, cut off at the deadline,
+        skipped while the plugin is switched off."""
+        guard, name = self._hub.plugins.guard, self.name
+        what = f"timer {getattr(callback, '__qualname__', 'callback')}"
+
+        def run() -> None:
+            if guard.enabled(name):
+                _, error = guard.run(name, what, callback)
+                if error is not None:
+                    self.log.error("%s failed: %s", what, error, exc_info=error)
+
+        return run
 
 
 class Context(Chat):

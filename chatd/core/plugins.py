@@ -43,6 +43,13 @@ from chatd.config import Config, ConfigError, check_extra
 from chatd.core import protocol
 from chatd.core.commands import Command, CommandError, CommandTable, Invocation, check_declared
 from chatd.core.context import Chat, Context, Drop
+from chatd.core.guard import (
+    PLUGIN_FAILURES,
+    Guard,
+    GuardSettings,
+    PluginTimeout,
+    where_stopped,
+)
 from chatd.plugins import BUILTIN_PLUGINS
 
 if TYPE_CHECKING:
@@ -88,6 +95,28 @@ class Report(list[str]):
             self.failed = True
 
 
+def _log_failure(name: str, what: str, error: BaseException) -> None:
+    """A plugin call that failed, for the operator: a timeout as one line naming
+    the file and line it was stopped at; anything else with its traceback."""
+    if isinstance(error, PluginTimeout):
+        where = where_stopped(error)
+        log.error("plugin %s: %s %s, stopped at %s", name, what, error, where)
+    else:
+        log.error("plugin %s: %s failed", name, what, exc_info=error)
+
+
+def guard_settings(config: Config) -> GuardSettings:
+    """What the guard reads from ``[plugins]``."""
+    plugins = config.plugins
+    return GuardSettings(
+        slow_call_ms=plugins.slow_call_ms,
+        breaker_window=plugins.breaker_window,
+        breaker_slow=plugins.breaker_slow,
+        breaker_errors=plugins.breaker_errors,
+        call_timeout=plugins.call_timeout,
+    )
+
+
 def _manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -123,11 +152,12 @@ def import_file(path: Path) -> ModuleType:
     return module
 
 
-#: What a plugin may raise without taking the server down: any exception, and
-#: also ``sys.exit()`` and KeyboardInterrupt raised by plugin code (the server's
-#: own SIGINT never arrives as KeyboardInterrupt: its handler only wakes the loop).
-#: GeneratorExit is left out on purpose: it is Python's, not a plugin's.
-PLUGIN_FAILURES: Final = (Exception, SystemExit, KeyboardInterrupt)
+#: What a hook may return besides None; anything else is a plugin error.
+RESULT_TYPES: Final[dict[str, tuple[type, ...]]] = {
+    "chatd_message": (str, Drop),
+    "chatd_reload": (str,),
+    "chatd_user_status": (str,),
+}
 
 
 def _describe(exc: BaseException) -> str:
@@ -255,6 +285,9 @@ class PluginHost:
         self._hub: Hub | None = None
         self.states: dict[str, dict[str, Any]] = {}
         self._chats: dict[str, Chat] = {}
+        #: Times, counts and cuts off every plugin call; switches off a plugin
+        #: that keeps failing (chatd.core.guard).
+        self.guard = Guard(guard_settings(config))
         self.set = load_plugins(config, self._builtins, entry_points=entry_points)
         for problem in self.set.problems:
             log.error("%s", problem)
@@ -270,6 +303,7 @@ class PluginHost:
 
     def attach(self, hub: Hub) -> None:
         self._hub = hub
+        self.guard.clock = hub.clock  # the breaker's window runs on the server's clock
 
     @property
     def hub(self) -> Hub:
@@ -302,9 +336,11 @@ class PluginHost:
         (the caller reports it in its own words).
         """
         pset = plugins or self.set
+        guard = self.guard
+        allowed = RESULT_TYPES.get(hook)
         for impl in getattr(pset.pm.hook, hook).get_hookimpls():
             name = impl.plugin_name
-            if only is not None and name not in only:
+            if (only is not None and name not in only) or not guard.enabled(name):
                 continue
             args: dict[str, Any] = {}
             for arg in impl.argnames:
@@ -315,14 +351,17 @@ class PluginHost:
                     args[arg] = Context(self.chat(name), user)
                 else:
                     args[arg] = kwargs[arg]
-            try:
-                result = impl.function(**args)
-            except PLUGIN_FAILURES as exc:
+            result, error = guard.run(name, hook, impl.function, **args)
+            if error is not None:
                 if log_errors:
-                    log.error("plugin %s: %s failed", name, hook, exc_info=exc)
-                yield name, None, exc
-            else:
-                yield name, result, None
+                    _log_failure(name, hook, error)
+                yield name, None, error
+                continue
+            if result is not None and allowed is not None and not isinstance(result, allowed):
+                want = " or ".join(t.__name__ for t in allowed)
+                guard.bad_result(name, hook, f"{type(result).__name__}, not None or {want}")
+                result = None
+            yield name, result, None
 
     def _call_all(self, hook: str, **kwargs: Any) -> None:
         """Call ``hook`` on every plugin for its effect; errors are logged by _each."""
@@ -365,6 +404,7 @@ class PluginHost:
         """New settings: each plugin's ``chat.config`` reads them from now on."""
         self.config = config
         self._chats.clear()
+        self.guard.settings = guard_settings(config)
 
     def filter_message(self, user: User, text: str, action: bool) -> str | None:
         """The text to deliver, or None when a plugin dropped it (the sender was told)."""
@@ -393,10 +433,17 @@ class PluginHost:
             return
         plugin = table.plugin_of(command.name)
         self.hub.stats.commands[command.name] += 1
-        try:
-            command.handler(Context(self.chat(plugin), user), invocation.args)
-        except PLUGIN_FAILURES as exc:
-            log.error("plugin %s: /%s failed for %s", plugin, command.name, user.nick, exc_info=exc)
+        if not self.guard.enabled(plugin):
+            self.hub.notify(
+                user,
+                f"/{command.name} is switched off: it failed repeatedly."
+                " An operator can turn it back on.",
+            )
+            return
+        ctx = Context(self.chat(plugin), user)
+        _, error = self.guard.run(plugin, f"/{command.name}", command.handler, ctx, invocation.args)
+        if error is not None:
+            _log_failure(plugin, f"/{command.name} for {user.nick}", error)
             self.hub.notify(user, f"/{command.name} failed (internal error).")
 
     # -- reloading -----------------------------------------------------------------
@@ -461,6 +508,9 @@ class PluginHost:
         self.shutdown(only=gone & set(old.origins), plugins=old)
         self.set = new
         self._chats.clear()
+        for name in fresh:  # a new version of a file starts on, with clean counters
+            self.guard.fresh(name)
+        self.guard.forget(set(new.origins))
         self.startup(only=fresh)
         old_cmds = {c.name for c in old.commands}
         new_cmds = {c.name for c in new.commands}

@@ -47,6 +47,7 @@ import signal
 import socket
 import stat
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -325,6 +326,8 @@ class Reactor:
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, _READ, self._on_wake)
         self._old_signals: dict[int, object] = {}
+        #: When the loop last turned (time.monotonic()): the stall watchdog reads it.
+        self.turned = time.monotonic()
 
     # -- setting up ------------------------------------------------------------
 
@@ -430,6 +433,7 @@ class Reactor:
             self._close_all()
 
     def run_once(self, max_wait: float | None = None) -> None:
+        self.turned = time.monotonic()  # for the stall watchdog, in its own thread
         timeout = self.timers.next_delay()
         if max_wait is not None:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
