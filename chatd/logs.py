@@ -40,7 +40,9 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}")
+    code = ord(char)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -87,11 +89,18 @@ class SafeStreamHandler(logging.StreamHandler[TextIO]):
         if self.broken:
             return
         try:
-            self.stream.write(self.format(record) + self.terminator)
+            text = self.format(record)
+        except Exception as exc:  # a bad call ("%d" given a str): that record only
+            text = one_line(
+                f"{logging.getLevelName(record.levelno)} unloggable record from {record.name}"
+                f" ({type(exc).__name__}: {exc}): {record.msg!r} % {record.args!r}"
+            )
+        try:
+            self.stream.write(text + self.terminator)
             self.flush()
         except RecursionError:
             raise
-        except Exception:
+        except Exception:  # the stream is gone: stop writing, quietly
             self._give_up()
 
     def flush(self) -> None:

@@ -195,6 +195,8 @@ class Server:
             return Report(["config: no file to reload (the server was started without --config)"])
         old = self.config
         try:
+            if not source.is_file():  # a FIFO (--config <(...)) would block the loop here
+                raise ConfigError(f"{source}: not a regular file, so it cannot be read again")
             new = load(source)
             check_extra(new, set(self.plugins.names))
         except ConfigError as exc:

@@ -219,3 +219,24 @@ def test_every_bundled_fact_is_a_sentence() -> None:
     for fact in fx.plugins.states["fact"]["facts"]:
         assert fact[0].isupper() or fact[0].isdigit(), fact
         assert as_sentence(fact) == fact, fact
+
+
+def test_a_config_file_replaced_by_a_fifo_is_not_read_on_reload(tmp_path: Path) -> None:
+    # Found in review: SIGHUP then blocked the loop until someone wrote to it.
+    from chatd.config import load
+    from tests.helpers import PumpedServer
+
+    path = tmp_path / "chatd.toml"
+    path.write_text("[server]\nport = 0\n[admin]\nenabled = false\n[plugins]\ndirs = []\n")
+    pumped = PumpedServer(load(path))
+    try:
+        path.unlink()
+        os.mkfifo(path)
+        report = pumped.server.reload("config")
+        assert report.failed
+        assert list(report) == [
+            f"config: reload failed, kept the old settings: {path}: not a regular file,"
+            " so it cannot be read again"
+        ]
+    finally:
+        pumped.close()

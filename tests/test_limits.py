@@ -8,8 +8,10 @@ connection-limit tests run a server in a thread on real time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
+import os
 import socket
 import struct
 import termios
@@ -265,3 +267,15 @@ def test_a_timer_of_any_length_does_not_stop_the_loop() -> None:
         bob.register("bob")
         alice.send("still here")
         bob.expect("<alice> still here")
+
+
+def test_socket_errors_read_as_the_leave_reasons_the_readme_lists() -> None:
+    from chatd.core.reactor import _reason
+
+    def err(code: int) -> OSError:
+        return OSError(code, os.strerror(code))
+
+    assert _reason(err(errno.ECONNRESET)) == "connection reset by peer"
+    assert _reason(err(errno.EPIPE)) == "connection reset by peer"  # a broken pipe
+    assert _reason(err(errno.ETIMEDOUT)) == "connection timed out"
+    assert _reason(err(errno.EACCES)) == "connection error: permission denied"

@@ -152,3 +152,25 @@ def test_a_log_reader_that_goes_away_does_not_take_the_server_down(tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait(WAIT)
+
+
+def test_a_record_that_cannot_be_formatted_costs_only_itself() -> None:
+    # Found in review: ctx.log.info("%d items", "x") silenced the whole log.
+    stream = io.StringIO()
+    handler = logs.SafeStreamHandler(stream)
+    handler.setFormatter(logs.PlainFormatter())
+    logger = logging.getLogger("tests.logs.bad")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("%d items", "x")
+        logger.warning("still logging")
+    finally:
+        logger.removeHandler(handler)
+    first, second = stream.getvalue().splitlines()
+    assert "unloggable record from tests.logs.bad" in first and "'%d items'" in first
+    assert second.endswith("WARNING still logging") and not handler.broken
+
+
+def test_unicode_line_separators_are_escaped_readably() -> None:
+    assert logs.one_line("a\u2028b\x85c\x1b") == "a\\u2028b\\x85c\\x1b"

@@ -8,6 +8,7 @@ KeyboardInterrupt raised by plugin code must not stop the server either.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -259,3 +260,64 @@ def test_an_admin_reload_that_fails_is_an_error_response(tmp_path: Path, dropin_
                 admin.call("reload", {"what": "plugins"})
         finally:
             admin.close()
+
+
+ANYTHING = """
+    import asyncio
+    import sys
+    from chatd import Command, hookimpl
+
+    class Mine(BaseException):
+        pass
+
+    def later(ctx, args):
+        ctx.call_later(0, lambda: sys.exit(4))
+        ctx.call_later(0, lambda: (_ for _ in ()).throw(KeyboardInterrupt))
+        ctx.reply("scheduled")
+
+    def cancel(ctx, args):
+        raise asyncio.CancelledError
+
+    def custom(ctx, args):
+        raise Mine("mine")
+
+    def leave(ctx, args):
+        ctx.quit("bye\\nsecond <root> line")
+
+    @hookimpl
+    def chatd_commands():
+        return [Command(n, f) for n, f in
+                (("later", later), ("cancel", cancel), ("custom", custom), ("leave", leave))]
+"""
+
+
+def test_any_base_exception_from_a_command_or_a_timer_is_the_plugins(dropin_dir: Path) -> None:
+    # Found in review: a timer callback raising SystemExit, and a command
+    # raising CancelledError or a BaseException of its own, stopped the server.
+    _write(dropin_dir, "anything.py", ANYTHING)
+    fx = _dropins(dropin_dir)
+    alice_user, alice = fx.join("alice")
+    _, bob = fx.join("bob")
+    fx.hub.receive(alice_user, "/later")
+    fx.clock.advance(1)
+    assert fx.timers.run_due() == 2  # nothing escaped the timers
+    fx.hub.receive(alice_user, "/cancel")
+    fx.hub.receive(alice_user, "/custom")
+    assert alice.take() == [
+        "*** scheduled",
+        "*** /cancel failed (internal error).",
+        "*** /custom failed (internal error).",
+    ]
+    assert fx.plugins.guard.records["anything"].errors == 4
+    # A line break in a plugin's quit reason is a space, not a second line.
+    fx.hub.receive(alice_user, "/leave")
+    assert bob.take() == ["*** alice left (Quit: bye second <root> line)"]
+
+
+def test_a_fifo_in_a_plugin_folder_is_skipped_not_read(dropin_dir: Path) -> None:
+    os.mkfifo(dropin_dir / "pipe.py")  # reading it would block the loop
+    _write(dropin_dir, "echo.py", ECHO.format(word="echo"))
+    fx = _dropins(dropin_dir)
+    assert "pipe" not in fx.plugins.names and "echo" in fx.plugins.names
+    report = fx.plugins.reload("plugins")
+    assert f"plugins: plugin file {dropin_dir / 'pipe.py'} skipped: not a regular file" in report

@@ -79,3 +79,110 @@ def test_other_results_are_text() -> None:
         "words: 1 -> 2\nfacts: 3 -> 3\n"
     )
     assert _text(result("kick", "kicked alice")) == "kicked alice\n"
+
+
+def _plugin(name: str, source: str = "built-in", **fields: object) -> dict[str, object]:
+    """A ``plugins`` item as the server sends it: on, nothing counted, unless ``fields``."""
+    base = {
+        "name": name, "source": source, "commands": [], "calls": 0, "errors": 0,
+        "slow_calls": 0, "slowest_ms": 0.0, "slowest": "", "state": "on", "why": "",
+    }  # fmt: skip
+    return {**base, **fields}
+
+
+def _rows(text: str) -> list[list[str]]:
+    """The body rows of a boxed table with lines between rows, each cell's
+    lines joined with their spaces taken out (a folded or wrapped cell reads
+    whole again)."""
+    rows: list[list[str]] = []
+    body = text.split("┩", 1)[1]
+    for line in body.splitlines():
+        if line.startswith(("├", "└")) or "│" not in line:
+            rows.append([])
+            continue
+        cells = ["".join(cell.split()) for cell in line.split("│")[1:-1]]
+        if not rows or not rows[-1]:
+            rows.append(cells)
+        else:
+            rows[-1] = [a + b for a, b in zip(rows[-1], cells, strict=True)]
+    return [row for row in rows if row]
+
+
+def _squeezed(*cells: str) -> list[str]:
+    return ["".join(cell.split()) for cell in cells]
+
+
+PATH = "/home/operator/chatd/plugins.d/roll.py"
+
+
+def test_plugins_table_shows_every_field_and_the_whole_path_at_80_columns() -> None:
+    plugins = [
+        _plugin(
+            "jumble",
+            commands=["game", "guess"],
+            calls=1234,
+            slowest_ms=0.42,
+            slowest="chatd_user_status",
+        ),
+        _plugin(
+            "roll",
+            PATH,
+            commands=["roll"],
+            calls=12,
+            errors=7,
+            slow_calls=3,
+            slowest_ms=2001.25,
+            slowest="/roll",
+            state="switched off",
+            why="3 slow calls in 60s",
+        ),
+        _plugin("quiet", "entry point quiet = chatd_quiet:plugin", state="off", why="by hand"),
+    ]
+    text = _text(plugins_table(plugins))
+    lines = text.splitlines()
+    assert lines[0].strip() == "3 plugins: 1 on, 1 off, 1 switched off"
+    assert all(len(line) <= 80 for line in lines)
+    assert re.search(r"┃ plugin +┃ commands +┃ calls ┃ errors ┃ slow ┃ slowest +┃ state +┃", text)
+    # Long cells fold or wrap onto more lines; nothing is cut off.
+    assert _rows(text) == [
+        _squeezed(
+            "jumble built-in", "/game /guess", "1,234", "0", "0", "0.4 ms chatd_user_status", "on"
+        ),
+        _squeezed(
+            f"roll {PATH}",
+            "/roll",
+            "12",
+            "7",
+            "3",
+            "2,001.2 ms /roll",
+            "switched off: 3 slow calls in 60s",
+        ),
+        _squeezed(
+            "quiet entry point quiet = chatd_quiet:plugin", "-", "0", "0", "0", "-", "off: by hand"
+        ),
+    ]
+
+
+def test_plugins_table_is_safe_from_markup_and_counts_one_plugin_alone() -> None:
+    text = _text(plugins_table([_plugin("odd", "/srv/[bold]odd[/bold].py")]), width=120)
+    assert text.splitlines()[0].strip() == "1 plugin, all on"
+    assert "/srv/[bold]odd[/bold].py" in text
+    assert _text(plugins_table([])).splitlines()[0].strip() == "0 plugins"
+    assert "plugins, all on" in _text(result("plugins", [_plugin("a"), _plugin("b")]))
+
+
+def test_operator_and_plugin_words_are_shown_not_read_as_markup() -> None:
+    # Found in review: a ban reason "[/bold] x" made `chatd admin bans` crash.
+    out = io.StringIO()
+    console = Console(file=out, width=100)
+    console.print(
+        result(
+            "bans", [{"kind": "nick", "target": "bob", "seconds_left": 60, "reason": "[/bold] x"}]
+        )
+    )
+    user = {
+        "nick": "bob", "address": "a", "connected_seconds": 1, "idle_seconds": 1, "lines": 0,
+        "game": "[red]jumble",
+    }  # fmt: skip
+    console.print(result("users", [user]))
+    assert "[/bold] x" in out.getvalue() and "[red]jumble" in out.getvalue()

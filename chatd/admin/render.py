@@ -44,7 +44,7 @@ def users_table(users: list[dict[str, Any]]) -> Table:
             duration(user["connected_seconds"]),
             duration(user["idle_seconds"]),
             str(user["lines"]),
-            user["game"] or "",
+            Text(user["game"] or ""),  # a plugin's words: shown, never read as markup
         )
     return table
 
@@ -101,7 +101,61 @@ def bans_table(bans: list[dict[str, Any]]) -> RenderableType:
     table.add_column("left", justify="right")
     table.add_column("reason")
     for ban in bans:
-        table.add_row(ban["target"], ban["kind"], duration(ban["seconds_left"]), ban["reason"])
+        table.add_row(  # the operator's words: shown, never read as markup
+            Text(ban["target"]), ban["kind"], duration(ban["seconds_left"]), Text(ban["reason"])
+        )
+    return table
+
+
+#: How a plugin's state is shown: off by an operator is a choice, switched off
+#: by the breaker is a fault to look into.
+STATE_STYLES = {"on": "green", "off": "yellow", "switched off": "bold red"}
+
+
+def _plugin_state(plugin: dict[str, Any]) -> Text:
+    state = plugin["state"]
+    text = Text(state, style=STATE_STYLES.get(state, ""))
+    if plugin["why"]:
+        text.append(f": {plugin['why']}")
+    return text
+
+
+def _plugins_title(plugins: list[dict[str, Any]]) -> str:
+    """The title: "5 plugins, all on" or "5 plugins: 3 on, 1 off, 1 switched off"."""
+    title = f"{len(plugins)} plugin{'s' if len(plugins) != 1 else ''}"
+    states = Counter(p["state"] for p in plugins)
+    if set(states) <= {"on"}:
+        return f"{title}, all on" if plugins else title
+    order = [*STATE_STYLES, *sorted(set(states) - set(STATE_STYLES))]
+    return f"{title}: " + ", ".join(f"{states[s]} {s}" for s in order if states[s])
+
+
+def plugins_table(plugins: list[dict[str, Any]]) -> Table:
+    """``plugins``: one row per plugin, its source under its name. Names, sources
+    and reasons come from files and packages, so they are Text, never read as
+    rich markup; long ones fold, never cut off (the path is what an operator needs)."""
+    table = Table(title=_plugins_title(plugins), title_justify="left", show_lines=True)
+    table.add_column("plugin", overflow="fold")
+    table.add_column("commands", overflow="fold")
+    table.add_column("calls", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("slow", justify="right")
+    table.add_column("slowest", overflow="fold")
+    table.add_column("state", overflow="fold")
+    for plugin in plugins:
+        name = Text(plugin["name"], style="bold")
+        name.append(f"\n{plugin['source']}", style="dim")
+        calls = plugin["calls"]
+        slowest = f"{plugin['slowest_ms']:,.1f} ms {plugin['slowest']}" if calls else "-"
+        table.add_row(
+            name,
+            Text(" ".join(f"/{c}" for c in plugin["commands"]) or "-"),
+            f"{calls:,}",
+            f"{plugin['errors']:,}",
+            f"{plugin['slow_calls']:,}",
+            Text(slowest),
+            _plugin_state(plugin),
+        )
     return table
 
 

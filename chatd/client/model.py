@@ -43,9 +43,10 @@ ACTION = re.compile(rf"^\* ({_NICK}) (.*)$")
 #: more lines (a plugin's announcement, say) change nothing. A DURATION is what
 #: the server writes for a ban: ``10m``, ``2h``, ``1d``, ``1h30m``.
 _DURATION: Final = r"\d+[a-z]+(?: ?\d+[a-z]+)*"
-#: (why, the line after ``*** `` and before its final full stop), tried in order.
+#: (why, the line after ``*** `` and before its end: a full stop, or whatever
+#: ended the operator's reason), tried in order.
 SENT_AWAY: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
-    (why, re.compile(rf"^\*\*\* {text}\.$"))
+    (why, re.compile(rf"^\*\*\* {text}(?:\.|(?<=[!?\u2026\"')\]]))$"))
     for why, text in (
         ("kicked", r"You have been kicked by an operator(?:: .*)?"),
         ("banned", rf"You have been banned by an operator for {_DURATION}(?:: .*)?"),

@@ -42,11 +42,12 @@ from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
-#: What a plugin may raise without taking the server down: any exception, and
-#: also ``sys.exit()`` and KeyboardInterrupt raised by plugin code (the server's
-#: own SIGINT never arrives as KeyboardInterrupt: its handler only wakes the loop).
-#: GeneratorExit is left out on purpose: it is Python's, not a plugin's.
-PLUGIN_FAILURES: Final = (Exception, SystemExit, KeyboardInterrupt)
+#: What a plugin may raise without taking the server down: anything at all,
+#: ``sys.exit()``, KeyboardInterrupt, asyncio.CancelledError and a class of its
+#: own deriving from BaseException included. The server's own shutdown never
+#: travels as an exception (SIGINT and SIGTERM only wake the loop), so nothing
+#: a plugin raises can be the server's.
+PLUGIN_FAILURES: Final = (BaseException,)
 
 ON: Final = "on"
 OFF: Final = "off"  # by an operator
@@ -259,7 +260,7 @@ class Guard:
         deadline.enter(self.settings.call_timeout)
         try:
             result = fn(*args, **kwargs)
-        except (*PLUGIN_FAILURES, PluginTimeout) as exc:
+        except PLUGIN_FAILURES as exc:  # PluginTimeout included
             error = exc
         finally:
             deadline.leave()

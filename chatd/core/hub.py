@@ -245,7 +245,7 @@ class Hub:
             return
         reason = protocol.one_line(reason)  # it goes into a sentence, and into the log
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
-        self.notify(user, f"You have been {why}.")
+        self.notify(user, protocol.sentence(f"You have been {why}"))
         log.info("%s was %s", user.nick or user.link.peer, why)
         self.disconnect(user, why)
         user.link.close()
@@ -264,7 +264,7 @@ class Hub:
         self.bans.add("address", user.link.host, until, reason)
         why = f"banned by an operator: {reason}" if reason else "banned by an operator"
         told = f"You have been banned by an operator for {length}"
-        self.notify(user, f"{told}: {reason}." if reason else f"{told}.")
+        self.notify(user, protocol.sentence(f"{told}: {reason}" if reason else told))
         log.info("%s was banned by an operator for %s, and %s", user.nick, length, user.link.host)
         self.disconnect(user, why)
         user.link.close()
@@ -302,6 +302,7 @@ class Hub:
         if user.state is State.GONE:
             return
         self.notify(user, f"Goodbye, {user.nick}." if user.nick else "Goodbye.")
+        reason = protocol.one_line(reason)  # a plugin's ctx.quit may pass anything
         self.disconnect(user, f"Quit: {reason}" if reason else "Quit")
         user.link.close()
 

@@ -257,6 +257,9 @@ def load_plugins(
         for path in sorted(directory.glob("*.py")):
             if path.name.startswith("_") or path.stem in disabled:
                 continue
+            if not path.is_file():  # a FIFO would block the loop until written to
+                problems.append(f"plugin file {path} skipped: not a regular file")
+                continue
             add_or_keep(
                 path.stem, functools.partial(import_file, path), str(path), f"plugin file {path}"
             )
