@@ -62,7 +62,7 @@ def test_the_breaker_opens_after_breaker_slow_slow_calls_in_the_window(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     guard, clock, ticks = _guard(slow_call_ms=100, breaker_slow=3, breaker_window=60)
-    ticks.step = 0.1  # every call takes 200 ms
+    ticks.step = 0.15  # every call takes 150 ms
     guard.run("nap", "/nap", lambda: None)
     clock.advance(61)  # the first falls out of the window
     guard.run("nap", "/nap", lambda: None)
