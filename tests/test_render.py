@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console, RenderableType
 
-from chatd.admin.render import duration, result, stats_table, users_table
+from chatd.admin.render import duration, plugins_table, result, stats_table, users_table
 
 
 def _text(renderable: RenderableType, width: int = 80) -> str:

@@ -6,6 +6,7 @@ COMMAND`` print what these return, and tests render them to a string.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich.console import RenderableType
@@ -167,6 +168,8 @@ def result(cmd: str, value: Any) -> RenderableType:
         return bans_table(value)
     if cmd == "stats":
         return stats_table(value)
+    if cmd == "plugins":
+        return plugins_table(value)
     if isinstance(value, list):
         return Text("\n".join(str(v) for v in value))
     return Text(str(value))
