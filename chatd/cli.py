@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="operator console, or one operator command",
         description="Without COMMAND: an interactive console. With one: run it and exit."
         " Commands: users, kick NICK [REASON], ban NICK DURATION [REASON], unban NICK|ADDRESS,"
-        " bans, reload [words|facts|plugins|config|all],"
+        " bans, reload [words|facts|plugins|config|all], plugins, plugin on|off NAME,"
         " stats, say TEXT, shutdown [MESSAGE].",
     )
     admin.add_argument("--socket", help="the admin socket (default: [admin] socket, or the usual)")

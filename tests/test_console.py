@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
@@ -19,6 +20,7 @@ from rich.console import Console
 from chatd.admin.client import AdminClient
 from chatd.admin.console import AdminCompleter, run_console
 from chatd.config import AdminSettings
+from chatd.plugins import BUILTIN_PLUGINS
 from chatd.server import Server
 from tests.helpers import WAIT, LineClient, make_config, running_server
 
@@ -120,8 +122,8 @@ def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
         return [c.text for c in completer.get_completions(doc, CompleteEvent())]
 
     assert complete("") == [
-        "users", "kick", "ban", "unban", "bans", "reload", "stats", "say", "shutdown", "help",
-        "quit",
+        "users", "kick", "ban", "unban", "bans", "reload", "plugins", "plugin", "stats", "say",
+        "shutdown", "help", "quit",
     ]  # fmt: skip
     assert complete("s") == ["stats", "say", "shutdown"]
     assert complete("kick ") == ["Albert", "alice"]
@@ -129,3 +131,64 @@ def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
     assert complete("reload w") == ["words"]
     assert complete("kick alice ") == []
     assert complete("stats ") == []
+
+
+def test_the_completer_offers_on_off_then_the_plugin_names_from_the_server(
+    server: Server,
+) -> None:
+    assert server.admin_path
+    completer = AdminCompleter(AdminClient(server.admin_path, timeout=WAIT))
+
+    def complete(text: str) -> list[str]:
+        doc = Document(text, len(text))
+        return [c.text for c in completer.get_completions(doc, CompleteEvent())]
+
+    assert complete("p") == ["plugins", "plugin"]
+    assert complete("plugin ") == ["on", "off"]
+    assert complete("plugin of") == ["off"]
+    assert complete("plugin off ") == [m.rpartition(".")[2] for m in BUILTIN_PLUGINS]
+    assert complete("plugin ON J") == ["jumble"]
+    assert complete("plugin off jumble ") == []
+    assert complete("plugin toggle ") == []
+    assert complete("plugins ") == []
+
+
+class CountingClient(AdminClient):
+    """A real admin client that notes each command it sends."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, timeout=WAIT)
+        self.sent: list[str] = []
+
+    def call(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+        self.sent.append(cmd)
+        return super().call(cmd, args)
+
+
+def test_names_for_completion_are_asked_once_per_burst_of_tabs(server: Server) -> None:
+    assert server.admin_path
+    client = CountingClient(server.admin_path)
+    completer = AdminCompleter(client)
+    for text in ("plugin on ", "plugin on j", "plugin off b", "kick ", "ban a", "unban "):
+        list(completer.get_completions(Document(text, len(text)), CompleteEvent()))
+    assert client.sent == ["plugins", "users"]
+    client.close()
+
+
+def test_tab_completes_a_plugin_name_and_the_plugin_is_switched(
+    server: Server, tmp_path: Path
+) -> None:
+    alice = _chatter(server, "alice")
+    # "plugin of<Tab>" -> "plugin off"; " ju<Tab>" -> the only plugin starting with ju.
+    status, out = _console(server, "plugin of\t ju\t\rplugins\r\x04", tmp_path)
+    assert status == 0
+    assert "plugin jumble is off" in out
+    assert "4 plugins: 3 on, 1 off" in out  # the plugins table that followed
+    alice.send("/game")
+    alice.expect(
+        "*** /game is switched off: it failed repeatedly. An operator can turn it back on."
+    )
+    status, out = _console(server, "plugin on jum\t\r\x04", tmp_path)
+    assert "plugin jumble is on" in out
+    alice.send("/game")
+    alice.expect(re.compile(r"^\*\*\* Unscramble"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -34,6 +35,8 @@ def test_responses() -> None:
         ),
         (["reload"], {"cmd": "reload", "args": {}}),
         (["say", "hello", "all"], {"cmd": "say", "args": {"text": "hello all"}}),
+        (["plugins"], {"cmd": "plugins", "args": {}}),
+        (["plugin", "off", "roll"], {"cmd": "plugin", "args": {"action": "off", "name": "roll"}}),
     ],
 )
 def test_command_lines_become_requests(words: list[str], expected: dict[str, object]) -> None:
@@ -49,10 +52,12 @@ def test_command_lines_become_requests(words: list[str], expected: dict[str, obj
         (["say"], "usage: say TEXT"),
         (["stats", "now"], "stats takes no arguments"),
         (["dance"], "unknown command 'dance'"),
+        (["plugin", "off"], "usage: plugin on|off NAME"),
+        (["plugins", "all"], "plugins takes no arguments"),
     ],
 )
 def test_bad_command_lines(words: list[str], message: str) -> None:
-    with pytest.raises(wire.WireError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(wire.WireError, match=re.escape(message)):
         wire.from_words(words)
 
 

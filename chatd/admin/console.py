@@ -1,9 +1,10 @@
 """The interactive admin console: a prompt_toolkit prompt, rich output.
 
 Rule: the console is a loop of prompt -> request -> rendered result. It keeps
-no state of the server's; what it completes (nicknames) it asks the server for
-when Tab is pressed. Output is printed between prompts, never while one is
-shown (every result answers a command just typed), so no patch_stdout is needed.
+no state of the server's; what it completes (nicknames, plugin names) it asks
+the server for when Tab is pressed, and reuses for a moment. Output is printed
+between prompts, never while one is shown (every result answers a command just
+typed), so no patch_stdout is needed.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from chatd.admin import render, wire
 from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
 from chatd.tabcomplete import tab_bindings
 
-#: Nicknames fetched for completion are reused for this long, so that a burst
-#: of Tab presses costs one request.
-NICK_CACHE_SECONDS = 2.0
+#: Nicknames and plugin names fetched for completion are reused for this long,
+#: so that a burst of Tab presses costs one request.
+COMPLETION_CACHE_SECONDS = 2.0
 CONSOLE_COMMANDS = ("help", "quit")
+#: Commands whose first argument is a nickname.
+NICK_COMMANDS = ("kick", "ban", "unban")
 
 
 def history_path() -> Path:
@@ -40,21 +43,45 @@ def history_path() -> Path:
 
 
 class AdminCompleter(Completer):
-    """Command names first; then nicknames (asked from the server) or reload topics."""
+    """Command names first; then what the command's next word can be: nicknames
+    or plugin names (asked from the server), reload topics, on/off."""
 
     def __init__(self, client: AdminClient) -> None:
         self.client = client
-        self._nicks: list[str] = []
-        self._fetched = float("-inf")
+        # command -> (when fetched, the names it gave)
+        self._answers: dict[str, tuple[float, list[str]]] = {}
+
+    def _names(self, cmd: str, key: str) -> list[str]:
+        """``key`` of each item ``cmd`` returns, fetched at most every
+        COMPLETION_CACHE_SECONDS; nothing when the server can't say."""
+        now = time.monotonic()
+        fetched, names = self._answers.get(cmd, (float("-inf"), []))
+        if now - fetched > COMPLETION_CACHE_SECONDS:
+            try:
+                names = [item[key] for item in self.client.call(cmd)]
+            except (AdminUnavailable, AdminFailed, wire.WireError):
+                names = []
+            self._answers[cmd] = (now, names)
+        return names
 
     def nicks(self) -> list[str]:
-        if time.monotonic() - self._fetched > NICK_CACHE_SECONDS:
-            try:
-                self._nicks = [u["nick"] for u in self.client.call("users")]
-            except (AdminUnavailable, AdminFailed, wire.WireError):
-                self._nicks = []
-            self._fetched = time.monotonic()
-        return self._nicks
+        return self._names("users", "nick")
+
+    def plugins(self) -> list[str]:
+        return self._names("plugins", "name")
+
+    def options(self, command: str, done: list[str]) -> list[str]:
+        """What may follow ``command`` and the arguments ``done`` already typed."""
+        if not done:
+            if command in NICK_COMMANDS:
+                return self.nicks()
+            if command == "reload":
+                return list(wire.RELOAD_WHAT)
+            if command == "plugin":
+                return list(wire.PLUGIN_ACTIONS)
+        elif len(done) == 1 and command == "plugin" and done[0].lower() in wire.PLUGIN_ACTIONS:
+            return self.plugins()
+        return []
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -67,17 +94,9 @@ class AdminCompleter(Completer):
                 if name.startswith(word.lower()):
                     yield Completion(name, -len(word))
             return
-        if len(words) > 2 or (len(words) == 2 and before.endswith(" ")):
-            return
         word = "" if before.endswith(" ") else words[-1]
-        command = words[0].lower()
-        if command in ("kick", "ban", "unban"):
-            options = self.nicks()
-        elif command == "reload":
-            options = list(wire.RELOAD_WHAT)
-        else:
-            return
-        for option in options:
+        done = words[1:] if before.endswith(" ") else words[1:-1]
+        for option in self.options(words[0].lower(), done):
             if option.lower().startswith(word.lower()):
                 yield Completion(option, -len(word))
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatd.admin import wire
 from chatd.core.bans import BanError, parse_duration
+from chatd.core.guard import ON, PluginRecord
 from chatd.core.hub import nick_problem
 from chatd.core.link import Link
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Commands that change nothing: not logged at INFO.
-READ_ONLY = frozenset({"users", "stats", "bans"})
+READ_ONLY = frozenset({"users", "stats", "bans", "plugins"})
 
 
 class AdminError(Exception):
@@ -49,6 +50,8 @@ class AdminService:
             "unban": self.unban,
             "bans": self.bans,
             "reload": self.reload,
+            "plugins": self.plugins,
+            "plugin": self.plugin,
             "stats": self.stats,
             "say": self.say,
             "shutdown": self.shutdown_server,
@@ -158,6 +161,43 @@ class AdminService:
         if report.failed:  # what did change is in the message too
             raise AdminError("reload failed: " + "; ".join(report))
         return list(report)
+
+    def plugins(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every loaded plugin in load order, with its counters and state."""
+        host = self.server.plugins
+        commands: dict[str, list[str]] = {name: [] for name in host.set.origins}
+        for command in host.commands:  # sorted by name
+            commands[host.commands.plugin_of(command.name)].append(command.name)
+        records = host.guard.records
+        return [
+            {
+                "name": name,
+                "source": origin,
+                "commands": commands[name],
+                # A plugin never called yet has no record: it is on, with zeros.
+                **(records.get(name) or PluginRecord(name)).snapshot(),
+            }
+            for name, origin in host.set.origins.items()
+        ]
+
+    def plugin(self, args: dict[str, Any]) -> str:
+        action, name = args["action"].lower(), args["name"]
+        if action not in wire.PLUGIN_ACTIONS:
+            spec = wire.COMMANDS["plugin"]
+            raise AdminError(f"plugin: {action!r} is neither on nor off; usage: {spec.usage}")
+        host = self.server.plugins
+        if name not in host.set.origins:
+            raise AdminError(
+                f"no plugin called {name!r} is loaded; loaded plugins: {', '.join(host.names)}"
+            )
+        record = host.guard.records.get(name)
+        state = record.state if record is not None else ON
+        on = action == "on"
+        if (state == ON) == on:  # already as asked: say so, change nothing
+            why = f" ({record.why})" if record is not None and record.why else ""
+            return f"plugin {name} is already {state}{why}"
+        host.guard.switch(name, on)
+        return f"plugin {name} is {action}"
 
     def stats(self, args: dict[str, Any]) -> dict[str, Any]:
         return self.server.stats.snapshot(self.server.clock())

@@ -26,6 +26,8 @@ MAX_REQUEST_BYTES: Final = 64 * 1024
 MAX_NESTING: Final = 32
 
 RELOAD_WHAT: Final = ("words", "facts", "plugins", "config", "all")
+#: What ``plugin ACTION NAME`` may do; the service checks it, the console completes it.
+PLUGIN_ACTIONS: Final = ("on", "off")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,20 @@ COMMANDS: Final = {
             0,
             "reload [words|facts|plugins|config|all]",
             "Reload without a restart (default all) and say what changed.",
+        ),
+        CommandSpec(
+            "plugins",
+            (),
+            0,
+            "plugins",
+            "Every plugin: where from, its commands, calls, errors, slow calls, state.",
+        ),
+        CommandSpec(
+            "plugin",
+            ("action", "name"),
+            2,
+            "plugin on|off NAME",
+            "Turn a plugin on or off now (on also undoes a switch-off).",
         ),
         CommandSpec("stats", (), 0, "stats", "Uptime, connections, lines, bytes, commands."),
         CommandSpec("say", ("text",), 1, "say TEXT", "Announce TEXT to every user."),
