@@ -1,5 +1,8 @@
 """Test helpers: a fake link for sans-IO hub tests, a real server and real clients.
 
+The sans-IO parts are chatd.testing's (the kit plugin authors get), under the
+names and with the few extras these tests use.
+
 Every wait here is bounded by a deadline; nothing sleeps for a fixed time.
 """
 
@@ -18,11 +21,9 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from chatd import testing
 from chatd.config import AdminSettings, Config, LimitSettings, PluginSettings, ServerSettings
-from chatd.core.fanout import Group
-from chatd.core.hub import Hub, User
-from chatd.core.plugins import PluginHost
-from chatd.core.timers import Timers
+from chatd.core.hub import User
 from chatd.plugins import BUILTIN_PLUGINS
 from chatd.server import Server
 
@@ -34,65 +35,25 @@ WAIT = 10.0
 LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.step = 0.0  # seconds that pass each time it is read (0: only advance() moves it)
+class FakeClock(testing.FakeClock):
+    """The kit's clock, and ``step``: seconds that pass each time it is read (0:
+    only advance() moves it), for a loop that must see time pass on its own."""
+
+    def __init__(self, now: float = testing.START_TIME) -> None:
+        super().__init__(now)
+        self.step = 0.0
 
     def __call__(self) -> float:
         self.now += self.step
         return self.now
 
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
-
-class FakeLink:
-    """A hub Link that records what was sent, decoded into lines.
-
-    Reading it flushes its fan-out group first, as the reactor does at the end
-    of every loop iteration, so a test sees what a client would.
-    """
-
-    def __init__(self, peer: str = "127.0.0.1:40000") -> None:
-        self.peer = peer
-        self.host = peer.rpartition(":")[0]
-        self.data = bytearray()
-        self.closed = False
-        self.group: Group | None = None
-        self.group_pos = 0
-        self._read = 0
-
-    def send(self, data: bytes) -> None:
-        assert isinstance(data, bytes)
-        if self.group is not None:
-            self.group.catch_up(self)
-        self.deliver(data)
-
-    def deliver(self, data: bytes | memoryview) -> None:
-        if not self.closed:
-            self.data += data
-
-    deliver_batch = deliver
-
-    def close(self) -> None:
-        self.closed = True
-
-    def _flush(self) -> None:
-        if self.group is not None:
-            self.group.flush()
+class FakeLink(testing.FakeLink):
+    """The kit's link; ``lines`` is every line received, ``take()`` those since the last."""
 
     @property
     def lines(self) -> list[str]:
-        self._flush()
-        return self.data.decode().splitlines()
-
-    def take(self) -> list[str]:
-        """Lines received since the last take()."""
-        self._flush()
-        text = self.data[self._read :].decode()
-        self._read = len(self.data)
-        return text.splitlines()
+        return self.all_lines
 
 
 #: Settings for tests: no drop-in folders, so the repo's plugins.d stays out of
@@ -123,17 +84,21 @@ def make_config(**tables: object) -> Config:
 
 
 class HubFixture:
-    """A hub with the built-in plugins, a fake clock, and helpers to add users."""
+    """A hub with the built-in plugins, a fake clock, and helpers to add users: the
+    kit's ChatHarness (not strict: these tests look at failures themselves), for
+    tests that drive the hub directly."""
 
     def __init__(
         self, builtins: tuple[str, ...] = BUILTIN_PLUGINS, config: Config | None = None
     ) -> None:
-        self.clock = FakeClock()
-        self.timers = Timers(self.clock)
-        self.config = config or make_config()
-        self.plugins = PluginHost(self.config, builtins, entry_points=False)
-        self.hub = Hub(self.plugins, self.timers, clock=self.clock)
-        self.plugins.startup()
+        self.chat = testing.ChatHarness(
+            builtins, builtins=False, config=config or make_config(), strict=False
+        )
+        self.clock = self.chat.clock
+        self.timers = self.chat.timers
+        self.config = self.chat.config
+        self.plugins = self.chat.plugins
+        self.hub = self.chat.hub
         self.links: list[FakeLink] = []
 
     def join(self, nick: str) -> tuple[User, FakeLink]:
