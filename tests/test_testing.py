@@ -468,3 +468,11 @@ def test_a_plugin_packages_tests_get_the_fixture_by_name(tmp_path: Path) -> None
     off = _pytest_in(tmp_path, "-p", "no:chatd")  # the plugin's name, as documented
     assert off.returncode == 1 and "fixture 'chat_harness' not found" in off.stdout
 
+
+def test_the_readme_shows_tests_test_roll_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.partition("\n### Testing a plugin\n")[2]
+    assert section, "README.md has no '### Testing a plugin' section"
+    block = section.partition("```python\n")[2].partition("```\n")[0]
+    example = (ROOT / "tests" / "test_roll_example.py").read_text().split('"""', 2)[2]
+    assert block == example.lstrip("\n"), "README's example and tests/test_roll_example.py differ"
