@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
+from chatd.core import plugincall
+
 log = logging.getLogger(__name__)
 
 #: What a plugin may raise without taking the server down: anything at all,
@@ -60,6 +62,7 @@ RETRY_SECONDS: Final = 0.01
 #: but the built-in plugins, which are plugins like any other.
 _CHATD_DIR: Final = os.path.dirname(os.path.dirname(__file__)) + os.sep
 _PLUGINS_DIR: Final = os.path.join(_CHATD_DIR, "plugins") + os.sep
+_BOUNDARY: Final = plugincall.__file__
 
 
 class PluginTimeout(BaseException):
@@ -171,7 +174,8 @@ class Deadline:
 
 def where_stopped(error: BaseException) -> str:
     """Where a PluginTimeout interrupted the plugin: "plugins.d/x.py line 10 in spin"."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__]
+    skip = (__file__, _BOUNDARY)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename not in skip]
     if not frames:
         return "an unknown place"
     last = frames[-1]
@@ -180,15 +184,13 @@ def where_stopped(error: BaseException) -> str:
 
 def _in_chatd(frame: FrameType | None) -> bool:
     """Whether chatd's own code is running at ``frame``, or called what is: walk
-    out to the plugin call (Guard.run, in this file) and look for it."""
-    if frame is not None and frame.f_code.co_filename == __file__:
-        return True  # the guard itself, before or after the call
+    out to the plugin call (chatd.core.plugincall's frame) and look for it."""
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename == __file__:
+        if filename == _BOUNDARY:
             return False  # reached the plugin call: nothing of ours in between
         if filename.startswith(_CHATD_DIR) and not filename.startswith(_PLUGINS_DIR):
-            return True
+            return True  # the guard itself, or the hub a plugin called
         frame = frame.f_back
     return False
 
@@ -259,7 +261,7 @@ class Guard:
         result: Any = None
         deadline.enter(self.settings.call_timeout)
         try:
-            result = fn(*args, **kwargs)
+            result = plugincall.call(fn, args, kwargs)
         except PLUGIN_FAILURES as exc:  # PluginTimeout included
             error = exc
         finally:
