@@ -123,3 +123,20 @@ def test_any_delay_is_taken_and_none_breaks_the_heap() -> None:
     timers.call_later(1, lambda: ran.append("soon"))
     clock.advance(1)
     assert timers.run_due() == 1 and ran == ["now", "soon"]
+
+
+def test_a_timer_that_re_arms_itself_with_no_delay_waits_for_the_next_pass() -> None:
+    # Found while building the plugin test kit: call_later(0, itself) spun
+    # inside one run_due forever, and the loop never turned.
+    clock = FakeClock()
+    timers = Timers(clock)
+    ran: list[int] = []
+
+    def again() -> None:
+        ran.append(1)
+        timers.call_later(0, again)
+
+    timers.call_later(0, again)
+    timers.call_later(0, lambda: ran.append(2))
+    assert timers.run_due() == 2 and ran == [1, 2]
+    assert timers.run_due() == 1 and ran == [1, 2, 1]

@@ -121,7 +121,15 @@ class Timers:
         """Run every timer whose time has come; returns how many ran."""
         now = self.clock()
         ran = 0
+        # Timers scheduled by the callbacks of this pass wait for the next one
+        # (as asyncio's do): a callback that re-arms itself with no delay must
+        # not keep the loop inside this pass forever.
+        last = next(self._seq)
+        later: list[tuple[float, int, Timer]] = []
         while self._heap and self._heap[0][0] <= now:
+            if self._heap[0][1] > last:
+                later.append(heapq.heappop(self._heap))
+                continue
             timer = self._pop()
             if timer.cancelled:
                 continue
@@ -139,4 +147,6 @@ class Timers:
                 timer.callback()
             except Exception:
                 log.exception("timer callback %r failed", timer.callback)
+        for entry in later:
+            heapq.heappush(self._heap, entry)
         return ran
