@@ -54,6 +54,7 @@ FLAKY = """
 """
 
 SWITCHED_OFF = "*** /{} is switched off: it failed repeatedly. An operator can turn it back on."
+TURNED_OFF = "*** /{} is switched off: an operator turned it off. An operator can turn it back on."
 FIELDS = {
     "name", "source", "commands", "calls", "errors", "slow_calls", "slowest_ms", "slowest",
     "state", "why",
@@ -160,9 +161,9 @@ def test_an_operator_turns_a_plugin_off_and_on(
     dice = _plugin(admin, "dice")
     assert (dice["state"], dice["why"]) == ("off", "turned off by an operator")
     alice.send("/dice")
-    alice.expect(SWITCHED_OFF.format("dice"))
+    alice.expect(TURNED_OFF.format("dice"))
     alice.send("/d6")
-    alice.expect(SWITCHED_OFF.format("d6"))
+    alice.expect(TURNED_OFF.format("d6"))
     alice.send("ping dice")  # and its hooks are skipped
     bob.expect("<alice> ping dice")
     assert _switch(admin, "OFF", "dice") == "plugin dice is already off (turned off by an operator)"
@@ -214,7 +215,7 @@ def test_chatd_admin_plugins_json_and_plugin_off_as_subprocesses(
         assert (done.returncode, done.stdout, done.stderr) == (0, "plugin dice is off\n", "")
         server.wait_log(re.compile(r"plugin dice: turned off by an operator"))
         alice.send("/dice")
-        alice.expect(SWITCHED_OFF.format("dice"))
+        alice.expect(TURNED_OFF.format("dice"))
         # The table, on a terminal wide enough for one line a row.
         done = run_chatd("admin", "--socket", str(sock), "plugins", env={"COLUMNS": "200"})
         assert done.returncode == 0, done.stderr

@@ -186,7 +186,7 @@ def test_tab_completes_a_plugin_name_and_the_plugin_is_switched(
     assert "4 plugins: 3 on, 1 off" in out  # the plugins table that followed
     alice.send("/game")
     alice.expect(
-        "*** /game is switched off: it failed repeatedly. An operator can turn it back on."
+        "*** /game is switched off: an operator turned it off. An operator can turn it back on."
     )
     status, out = _console(server, "plugin on jum\t\r\x04", tmp_path)
     assert "plugin jumble is on" in out

@@ -137,7 +137,7 @@ def test_a_plugins_hooks_are_skipped_and_commands_answer_while_it_is_off(
     fx.hub.receive(alice_user, "/shout hey")
     assert bob.take() == ["<alice> hi"]
     assert alice.take() == [
-        "*** /shout is switched off: it failed repeatedly. An operator can turn it back on."
+        "*** /shout is switched off: an operator turned it off. An operator can turn it back on."
     ]
 
 

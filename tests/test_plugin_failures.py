@@ -321,3 +321,21 @@ def test_a_fifo_in_a_plugin_folder_is_skipped_not_read(dropin_dir: Path) -> None
     assert "pipe" not in fx.plugins.names and "echo" in fx.plugins.names
     report = fx.plugins.reload("plugins")
     assert f"plugins: plugin file {dropin_dir / 'pipe.py'} skipped: not a regular file" in report
+
+
+def test_a_reload_brings_back_only_a_new_version_and_never_overrules_an_operator(
+    dropin_dir: Path,
+) -> None:
+    path = _write(dropin_dir, "echo.py", ECHO.format(word="echo"))
+    _write(dropin_dir, "shout.py", ECHO.replace('"echo"', '"shout"').format(word="SHOUT"))
+    fx = _dropins(dropin_dir)
+    guard = fx.plugins.guard
+    guard.record("echo").state = "switched off"  # as the breaker leaves it
+    guard.switch("shout", False)
+    fx.plugins.reload("plugins")  # the same files again: no news
+    assert not guard.enabled("echo") and not guard.enabled("shout")
+    path.write_text(textwrap.dedent(ECHO.format(word="fixed")))
+    _write(dropin_dir, "shout.py", ECHO.replace('"echo"', '"shout"').format(word="LOUDER"))
+    fx.plugins.reload("plugins")
+    assert guard.enabled("echo")  # a new version comes back on
+    assert not guard.enabled("shout")  # the operator said off

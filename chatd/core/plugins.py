@@ -24,7 +24,9 @@ and skipped, never passed on to the caller or the other plugins.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -44,6 +46,7 @@ from chatd.core import protocol
 from chatd.core.commands import Command, CommandError, CommandTable, Invocation, check_declared
 from chatd.core.context import Chat, Context, Drop
 from chatd.core.guard import (
+    OFF,
     PLUGIN_FAILURES,
     Guard,
     GuardSettings,
@@ -75,6 +78,9 @@ class PluginSet:
     commands: CommandTable
     origins: dict[str, str]  # plugin name -> where it came from, for messages
     problems: list[str]  # files and entry points skipped, one line each
+    #: drop-in name -> a digest of its file as loaded: a reload re-imports every
+    #: file, and only one whose bytes changed is a new version (for the guard)
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Report(list[str]):
@@ -103,6 +109,13 @@ def _log_failure(name: str, what: str, error: BaseException) -> None:
         log.error("plugin %s: %s %s, stopped at %s", name, what, error, where)
     else:
         log.error("plugin %s: %s failed", name, what, exc_info=error)
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def guard_settings(config: Config) -> GuardSettings:
@@ -269,7 +282,10 @@ def load_plugins(
         return f"plugin {name}" if origin == "built-in" else f"plugin {name} ({origin})"
 
     commands = CommandTable.build(declared.items(), who)
-    return PluginSet(pm, commands, origins, problems)
+    versions = {
+        name: _digest(Path(origin)) for name, origin in origins.items() if origin.endswith(".py")
+    }
+    return PluginSet(pm, commands, origins, problems, versions)
 
 
 class PluginHost:
@@ -437,10 +453,14 @@ class PluginHost:
         plugin = table.plugin_of(command.name)
         self.hub.stats.commands[command.name] += 1
         if not self.guard.enabled(plugin):
+            record = self.guard.records.get(plugin)
+            why = (
+                "an operator turned it off"
+                if record and record.state == OFF
+                else ("it failed repeatedly")
+            )
             self.hub.notify(
-                user,
-                f"/{command.name} is switched off: it failed repeatedly."
-                " An operator can turn it back on.",
+                user, f"/{command.name} is switched off: {why}. An operator can turn it back on."
             )
             return
         ctx = Context(self.chat(plugin), user)
@@ -511,8 +531,13 @@ class PluginHost:
         self.shutdown(only=gone & set(old.origins), plugins=old)
         self.set = new
         self._chats.clear()
-        for name in fresh:  # a new version of a file starts on, with clean counters
-            self.guard.fresh(name)
+        for name in fresh:
+            # A new version of a file starts on with clean counters, unless an
+            # operator turned it off; the same file imported again is no news.
+            record = self.guard.records.get(name)
+            changed = old.versions.get(name) != new.versions.get(name)
+            if changed and (record is None or record.state != OFF):
+                self.guard.fresh(name)
         self.guard.forget(set(new.origins))
         self.startup(only=fresh)
         old_cmds = {c.name for c in old.commands}
