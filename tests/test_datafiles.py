@@ -138,21 +138,21 @@ def test_a_file_past_the_size_limit_is_refused(
 # -- the plugins' list files -----------------------------------------------------
 
 
-def test_a_words_file_that_is_a_fifo_stops_startup_naming_the_key(fifo: Path) -> None:
-    config = make_config(jumble=JumbleSettings(words_file=str(fifo)))
+@pytest.mark.parametrize(
+    ("plugin", "key", "settings"),
+    [
+        ("jumble", "words_file", lambda path: {"jumble": JumbleSettings(words_file=path)}),
+        ("fact", "facts_file", lambda path: {"fact": FactSettings(facts_file=path)}),
+    ],
+)
+def test_a_list_file_that_is_a_fifo_stops_startup_naming_the_key(
+    fifo: Path, plugin: str, key: str, settings: Callable[[str], dict[str, object]]
+) -> None:
+    config = make_config(**settings(str(fifo)))
     with pytest.raises(PluginError) as caught:
         bounded(fifo, lambda: Server(config, entry_points=False))
     assert str(caught.value) == (
-        f"plugin jumble: [jumble] words_file: {fifo}: is a FIFO (named pipe), {NOT_REGULAR}"
-    )
-
-
-def test_a_facts_file_that_is_a_fifo_stops_startup_naming_the_key(fifo: Path) -> None:
-    config = make_config(fact=FactSettings(facts_file=str(fifo)))
-    with pytest.raises(PluginError) as caught:
-        bounded(fifo, lambda: Server(config, entry_points=False))
-    assert str(caught.value) == (
-        f"plugin fact: [fact] facts_file: {fifo}: is a FIFO (named pipe), {NOT_REGULAR}"
+        f"plugin {plugin}: [{plugin}] {key}: {fifo}: is a FIFO (named pipe), {NOT_REGULAR}"
     )
 
 

@@ -10,6 +10,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from chatd import logs
@@ -18,14 +20,23 @@ from tests.helpers import WAIT, LineClient, ServerProcess
 RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 
-def _record(message: str, *args: object, exc: bool = False) -> str:
+@contextmanager
+def _plain_log(name: str) -> Iterator[tuple[logging.Logger, io.StringIO, logs.SafeStreamHandler]]:
+    """A logger whose records go, formatted as the server's, to a string."""
     stream = io.StringIO()
     handler = logs.SafeStreamHandler(stream)
     handler.setFormatter(logs.PlainFormatter())
-    logger = logging.getLogger("tests.logs")
+    logger = logging.getLogger(name)
     logger.propagate = False
     logger.addHandler(handler)
     try:
+        yield logger, stream, handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _record(message: str, *args: object, exc: bool = False) -> str:
+    with _plain_log("tests.logs") as (logger, stream, _):
         if exc:
             try:
                 raise ValueError("bad\nvalue")
@@ -33,8 +44,6 @@ def _record(message: str, *args: object, exc: bool = False) -> str:
                 logger.exception(message, *args)
         else:
             logger.warning(message, *args)
-    finally:
-        logger.removeHandler(handler)
     return stream.getvalue()
 
 
@@ -156,17 +165,9 @@ def test_a_log_reader_that_goes_away_does_not_take_the_server_down(tmp_path: Pat
 
 def test_a_record_that_cannot_be_formatted_costs_only_itself() -> None:
     # Found in review: ctx.log.info("%d items", "x") silenced the whole log.
-    stream = io.StringIO()
-    handler = logs.SafeStreamHandler(stream)
-    handler.setFormatter(logs.PlainFormatter())
-    logger = logging.getLogger("tests.logs.bad")
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
+    with _plain_log("tests.logs.bad") as (logger, stream, handler):
         logger.warning("%d items", "x")
         logger.warning("still logging")
-    finally:
-        logger.removeHandler(handler)
     first, second = stream.getvalue().splitlines()
     assert "unloggable record from tests.logs.bad" in first and "'%d items'" in first
     assert second.endswith("WARNING still logging") and not handler.broken

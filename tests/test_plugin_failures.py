@@ -30,17 +30,7 @@ from tests.helpers import (
 from tests.helpers import (
     write_plugin as _write,
 )
-
-ECHO = """
-    from chatd import Command, Context, hookimpl
-
-    def echo(ctx: Context, args: str) -> None:
-        ctx.reply("{word}: " + args)
-
-    @hookimpl
-    def chatd_commands():
-        return [Command("echo", echo, "/echo TEXT", "Say it back.")]
-"""
+from tests.test_plugins import ECHO
 
 #: A plugin whose commands end the way a careless plugin might.
 EXITS = """
