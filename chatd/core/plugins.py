@@ -119,15 +119,9 @@ def _digest(path: Path) -> str:
 
 
 def guard_settings(config: Config) -> GuardSettings:
-    """What the guard reads from ``[plugins]``."""
-    plugins = config.plugins
-    return GuardSettings(
-        slow_call_ms=plugins.slow_call_ms,
-        breaker_window=plugins.breaker_window,
-        breaker_slow=plugins.breaker_slow,
-        breaker_errors=plugins.breaker_errors,
-        call_timeout=plugins.call_timeout,
-    )
+    """What the guard reads from ``[plugins]``: its fields are settings of that table."""
+    fields = dataclasses.fields(GuardSettings)
+    return GuardSettings(**{f.name: getattr(config.plugins, f.name) for f in fields})
 
 
 def _manager() -> pluggy.PluginManager:
