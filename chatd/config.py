@@ -18,6 +18,12 @@ from typing import Any, Final, get_type_hints
 
 from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
 from chatd.core.flood import DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE
+from chatd.core.rooms import (
+    DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_ROOMS_PER_USER,
+    DEFAULT_MAX_TOPIC_CHARS,
+    room_problem,
+)
 
 
 class ConfigError(Exception):
@@ -91,6 +97,16 @@ MAX_CALL_TIMEOUT: Final = 3600
 #: at least (a busy loop iteration is milliseconds), an hour at most; 0 = off.
 MIN_STALL_SECONDS: Final = 1
 MAX_STALL_SECONDS: Final = 3600
+#: Rooms on one server: each costs a few hundred bytes while quiet; a million is
+#: past any community one loop serves.
+MAX_ROOMS: Final = 1_000_000
+#: Rooms one user may be in: the default room needs one; a thousand is past any
+#: client's window list.
+MAX_ROOMS_PER_USER: Final = 1000
+#: A topic shorter than 20 characters says nothing; longer than the longest line
+#: a client may send could never be typed.
+MIN_TOPIC_CHARS: Final = 20
+MAX_TOPIC_CHARS: Final = MAX_LINE_BYTES
 
 
 def _setting(
@@ -187,6 +203,36 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class RoomSettings:
+    default: str = _setting(
+        "#lobby", "The room every user is in once named; it is never removed, and has no operator."
+    )
+    max_rooms: int = _setting(
+        DEFAULT_MAX_ROOMS,
+        "Most rooms at once; a /join that would make one more is refused.",
+        min=1,
+        max=MAX_ROOMS,
+    )
+    max_rooms_per_user: int = _setting(
+        DEFAULT_MAX_ROOMS_PER_USER,
+        "Most rooms one user may be in at once.",
+        min=1,
+        max=MAX_ROOMS_PER_USER,
+    )
+    max_topic_chars: int = _setting(
+        DEFAULT_MAX_TOPIC_CHARS,
+        "Longest room topic, in characters.",
+        min=MIN_TOPIC_CHARS,
+        max=MAX_TOPIC_CHARS,
+    )
+
+    def __post_init__(self) -> None:
+        problem = room_problem(self.default)
+        if problem:
+            raise ValueError(f"default: {problem}")
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     enabled: bool = _setting(True, "Serve the operator API on a local Unix socket.")
     socket: str = _setting(
@@ -260,6 +306,7 @@ class FactSettings:
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    rooms: RoomSettings = field(default_factory=RoomSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     jumble: JumbleSettings = field(default_factory=JumbleSettings)
@@ -384,7 +431,10 @@ def _build_section(cls: type[Any], values: dict[str, Any], where: str) -> Any:
         if key not in fields:
             raise ConfigError(f"{where} unknown key {key!r}; known keys: {', '.join(fields)}")
         _check(value, hints[key], fields[key].metadata, f"{where} {key}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a check across the table's keys (__post_init__)
+        raise ConfigError(f"{where} {exc}") from None
 
 
 _TYPE_NAMES = {

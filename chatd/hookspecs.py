@@ -126,12 +126,13 @@ def chatd_user_status(chat: Chat, user_id: int) -> str | None:
 
 
 @hookspec
-def chatd_message(ctx: Context, text: str, action: bool) -> str | Drop | None:
-    """A user's chat line (or ``/me`` action) is about to be delivered.
+def chatd_message(ctx: Context, room: str, text: str, action: bool) -> str | Drop | None:
+    """A user's chat line (or ``/me`` action) is about to be delivered to a room.
 
     Plugins are asked in turn; each sees the text as the previous one left it.
 
-    :param ctx: the sender as the caller.
+    :param ctx: the sender as the caller (``ctx.room`` is ``room`` too).
+    :param room: the room it goes to (``"#lobby"``).
     :param text: the clean text of the line.
     :param action: True for ``/me`` actions.
     :return: None to let the text pass unchanged; a str to deliver that text

@@ -19,7 +19,6 @@ from chatd.admin import wire
 from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
 from chatd.admin.service import AdminService
 from chatd.config import Config, ConfigError, changed_settings, check_extra, load
-from chatd.core import protocol
 from chatd.core.hub import Hub
 from chatd.core.plugins import PluginHost, Report
 from chatd.core.reactor import Limits, Listener, Reactor, format_address
@@ -27,6 +26,7 @@ from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.core.watchdog import Watchdog
 from chatd.plugins import BUILTIN_PLUGINS
+from chatd.wire.text import sentence
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,9 @@ class Server:
         self.plugins = PluginHost(config, builtins, entry_points=entry_points)
         self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
         self.hub = Hub(
-            self.plugins, self.timers, clock=clock, stats=self.stats, group=self.reactor.group()
+            self.plugins, self.timers, clock=clock, stats=self.stats, fanout=self.reactor.fanout
         )
+        self.plugins.attach(self.hub)
         self.admin = AdminService(self)
         self.plugins.startup()
         self.address: tuple[str, int] | None = None
@@ -229,5 +230,5 @@ class Server:
     def stop(self, message: str | None = None) -> None:
         """Ask a running server to shut down gracefully; safe from any thread."""
         if message:
-            self.reactor.shutdown_message = f"Server shutting down: {protocol.sentence(message)}"
+            self.reactor.shutdown_message = f"Server shutting down: {sentence(message)}"
         self.reactor.request_stop()

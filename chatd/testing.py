@@ -48,14 +48,14 @@ from types import TracebackType
 from typing import Any, Final, TypeAlias
 
 from chatd.config import MAX_SLOW_CALL_MS, Config, check_extra, from_dict
-from chatd.core import protocol
 from chatd.core.buffers import OVERLONG, InputBuffer
-from chatd.core.fanout import Group
+from chatd.core.fanout import Group, catch_up
 from chatd.core.guard import Guard, GuardSettings, PluginTimeout, where_stopped
 from chatd.core.hub import Hub, User
 from chatd.core.plugins import DROPIN_MODULE_PREFIX, PluginHost, Report
 from chatd.core.timers import Timers
 from chatd.plugins import BUILTIN_PLUGINS
+from chatd.wire.text import decode_line
 
 __all__ = [
     "ChatClient",
@@ -108,15 +108,13 @@ class FakeLink:
         self.data = bytearray()
         #: Whether the server has closed the connection (nothing arrives after that).
         self.closed = False
-        self.group: Group | None = None
-        self.group_pos = 0
+        self.groups: set[Group] = set()
         self._read = 0  # bytes of data already handed out by take()
 
     def send(self, data: bytes) -> None:
         if not isinstance(data, bytes):  # the Link contract; a hub bug otherwise
             raise TypeError(f"Link.send takes bytes, got {type(data).__name__}")
-        if self.group is not None:
-            self.group.catch_up(self)
+        catch_up(self)
         self.deliver(data)
 
     def deliver(self, data: bytes | memoryview) -> None:
@@ -129,8 +127,8 @@ class FakeLink:
         self.closed = True
 
     def _flush(self) -> None:
-        if self.group is not None:
-            self.group.flush()
+        for group in list(self.groups):
+            group.flush()
 
     @property
     def all_lines(self) -> list[str]:
@@ -277,7 +275,7 @@ class ChatClient:
                 if line is OVERLONG:
                     hub.line_too_long(self.user, self._input.max_line_bytes)
                 else:
-                    hub.receive(self.user, protocol.decode_line(line))
+                    hub.receive(self.user, decode_line(line))
             self._harness.timers.run_due()
 
     def lines(self) -> list[str]:
@@ -367,6 +365,7 @@ class ChatHarness:
             self.plugins.guard = _WatchedGuard(self.plugins.guard.settings, self._failed)
             #: The hub: who is on and who gets what (for what this kit has no method for).
             self.hub = Hub(self.plugins, self.timers, clock=self.clock)
+            self.plugins.attach(self.hub)
             #: Plugin files and entry points that failed to load, one line each.
             self.problems: list[str] = list(self.plugins.set.problems)
             if strict and self.problems:
@@ -421,7 +420,7 @@ class ChatHarness:
                     while timers.next_delay() not in (0.0, None):  # float rounding fell short
                         clock.now = math.nextafter(clock.now, math.inf)
                 ran += timers.run_due()
-                self.hub.group.flush()
+                self.hub.fanout.flush()
             clock.now = max(clock.now, target)
         return ran
 
@@ -516,7 +515,7 @@ class ChatHarness:
         armed = _sigalrm_is_free() and guard.deadline.install()
         try:
             yield
-            self.hub.group.flush()
+            self.hub.fanout.flush()
         except _Spinning as spin:
             raise AssertionError(str(spin)) from None
         finally:

@@ -121,7 +121,7 @@ def test_stats_count_as_users_chat(admin_server: Server, admin: AdminClient) -> 
     alice.send("one")
     alice.send("/who")
     bob.expect("<alice> one")
-    alice.expect(re.compile(r"^\*\*\* 2 users online"))
+    alice.expect(re.compile(r"^\*\*\* 2 users in #lobby"))
     after = admin.call("stats")
     assert after["connections"]["total"] == before["connections"]["total"] + 2
     assert after["connections"]["now"] == 2 and after["connections"]["peak"] >= 2

@@ -57,7 +57,9 @@ def test_the_nickname_is_claimed_once_then_left_to_the_user() -> None:
     # taken: the prompt comes again, and the user answers by hand
     assert _feed(model, "*** The nickname carol is taken; choose another.", GREETING[1]) == []
     model.typed("carol2")
-    assert _feed(model, "*** Welcome, carol2! 2 users online. Type /help for commands.") == [
+    assert _feed(
+        model, "*** Welcome, carol2! 2 users online; you are in #lobby. Type /help for commands."
+    ) == [
         "/who",
         "/help",
     ]
@@ -84,7 +86,11 @@ def test_a_nickname_typed_at_the_prompt_is_sent_once() -> None:
 
 def test_the_help_it_asked_for_is_learned_not_shown() -> None:
     model = ClientModel("carol")
-    _feed(model, *GREETING, "*** Welcome, carol! 1 user online (you). Type /help for commands.")
+    _feed(
+        model,
+        *GREETING,
+        "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands.",
+    )
     help_lines = [
         "*** Commands (/help NAME shows how to use one):",
         "***   /game    Start a round.",
@@ -102,7 +108,7 @@ def test_nicknames_online_are_tracked() -> None:
     _feed(
         model,
         *GREETING,
-        "*** Welcome, carol! 3 users online. Type /help for commands.",
+        "*** Welcome, carol! 3 users online; you are in #lobby. Type /help for commands.",
         "*** 3 users online: alice, bob,",
         "*** carol",
         "*** dave joined",
@@ -118,7 +124,9 @@ def test_after_a_reconnect_the_same_nick_is_claimed() -> None:
     model = ClientModel()
     _feed(model, *GREETING)
     model.typed("erin")
-    _feed(model, "*** Welcome, erin! 1 user online (you). Type /help for commands.")
+    _feed(
+        model, "*** Welcome, erin! 1 user online (you); you are in #lobby. Type /help for commands."
+    )
     model.reconnected()
     assert not model.registered
     assert _feed(model, *GREETING) == ["erin"]
@@ -140,7 +148,11 @@ SENT_AWAY_LINES = {
 
 def test_the_server_s_last_words_say_whether_to_reconnect() -> None:
     model = ClientModel("carol")
-    _feed(model, *GREETING, "*** Welcome, carol! 1 user online (you). Type /help for commands.")
+    _feed(
+        model,
+        *GREETING,
+        "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands.",
+    )
     assert model.sent_away is None
     for line, why in SENT_AWAY_LINES.items():
         model.receive(line + "\r\n")
@@ -269,8 +281,10 @@ def _server(port: int = 0) -> Iterator[tuple[int, object]]:
 def test_the_client_chats_completes_and_survives_a_restart() -> None:
     with _server() as (port, _):
         client = RunningClient(port)
-        client.wait_for("*** Welcome, carol! 1 user online (you). Type /help for commands.")
-        client.wait_for("*** 1 user online: carol")
+        client.wait_for(
+            "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands."
+        )
+        client.wait_for("*** 1 user in #lobby: carol")
         wait_until(lambda: "who" in client.app.model.commands, what="commands learned")
         assert not any(line.startswith("*** Commands") for line in client.app.transcript)
         bob = LineClient(("127.0.0.1", port))
@@ -289,7 +303,10 @@ def test_the_client_chats_completes_and_survives_a_restart() -> None:
     client.wait_for(lambda line: line.startswith("*** Lost the connection to 127.0.0.1:"))
     with _server(port):
         client.wait_for(f"*** Reconnected to 127.0.0.1:{port}.")
-        client.wait_for("*** Welcome, carol! 1 user online (you). Type /help for commands.", 2)
+        client.wait_for(
+            "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands.",
+            2,
+        )
         dave = LineClient(("127.0.0.1", port))
         dave.register("dave")
         client.wait_for("*** dave joined")
@@ -310,7 +327,9 @@ def test_the_app_sends_a_nickname_typed_by_hand_once() -> None:
         client.type("carol\r")
         client.wait_for(prompt, 2)  # after the refusal
         client.type("carol2\r")
-        client.wait_for("*** Welcome, carol2! 2 users online. Type /help for commands.")
+        client.wait_for(
+            "*** Welcome, carol2! 2 users online; you are in #lobby. Type /help for commands."
+        )
         taken = "*** The nickname carol is taken; choose another."
         assert client.app.transcript.count(taken) == 1
         assert client.app.transcript.count(prompt) == 2
@@ -352,12 +371,14 @@ def test_a_kicked_client_waits_for_the_user_to_reconnect(tmp_path: Path) -> None
     config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "a.sock")))
     with _admin_server(tmp_path, config) as (port, admin):
         client = RunningClient(port)
-        welcome = "*** Welcome, carol! 1 user online (you). Type /help for commands."
+        welcome = (
+            "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands."
+        )
         client.wait_for(welcome)
         # Kicked only once the /who and /help it sends on joining are answered: a
         # server that closes with input unread resets the connection, and the reset
         # can destroy the kick notice before the client reads it.
-        client.wait_for("*** 1 user online: carol")
+        client.wait_for("*** 1 user in #lobby: carol")
         wait_until(lambda: "who" in client.app.model.commands, what="commands learned")
         before = _connections(admin)
         assert admin.call("kick", {"nick": "carol", "reason": "spam"}) == "kicked carol"

@@ -60,7 +60,9 @@ def test_duplicate_nickname_is_refused_then_another_accepted(connect: Connect) -
     second.expect("*** The nickname ALICE is taken; choose another.")
     second.expect(re.compile("Choose a nickname"))
     second.send("alice2")
-    second.expect("*** Welcome, alice2! 2 users online. Type /help for commands.")
+    second.expect(
+        "*** Welcome, alice2! 2 users online; you are in #lobby. Type /help for commands."
+    )
 
 
 def test_nick_me_who_and_quit(connect: Connect) -> None:
@@ -72,12 +74,12 @@ def test_nick_me_who_and_quit(connect: Connect) -> None:
     alice.send("/me waves")
     bob.expect("* Alicia waves")
     bob.send("/who")
-    bob.expect("*** 2 users online: Alicia, bob")
+    bob.expect("*** 2 users in #lobby: Alicia, bob")
     alice.send("/quit see you")
     assert alice.wait_closed() == ["*** Goodbye, Alicia."]
     bob.expect("*** Alicia left (Quit: see you)")
     bob.send("/who")
-    bob.expect("*** 1 user online: bob")
+    bob.expect("*** 1 user in #lobby: bob")
 
 
 def test_abrupt_close_removes_the_user(connect: Connect, server: Server) -> None:

@@ -5,15 +5,14 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatd.core.fanout import Group
+from chatd.core.fanout import Group, catch_up
 
 
 class Sink:
     """A group member that records what it is given, as a link queues it."""
 
     def __init__(self) -> None:
-        self.group: Group | None = None
-        self.group_pos = 0
+        self.groups: set[Group] = set()
         self.got = bytearray()
         self.calls = 0
 
@@ -24,8 +23,7 @@ class Sink:
     deliver_batch = deliver
 
     def send(self, data: bytes) -> None:  # as Connection.send does
-        if self.group is not None:
-            self.group.catch_up(self)
+        catch_up(self)
         self.deliver(data)
 
 

@@ -92,7 +92,7 @@ def test_1000_abrupt_resets_leak_no_descriptor_and_log_no_traceback(tmp_path: Pa
                 sock.close()
         watcher.send("/who")
         wait_until(lambda: server.open_files() == baseline, what="every descriptor closed")
-        watcher.expect("*** 1 user online: watcher")
+        watcher.expect("*** 1 user in #lobby: watcher")
         assert "Traceback" not in server.log
         assert "internal error" not in server.log
     finally:

@@ -57,7 +57,9 @@ def test_taken_nickname_ignores_case_and_then_another_is_accepted(fx: HubFixture
     fx.hub.receive(user, "aLiCe")
     assert link.take() == ["*** The nickname aLiCe is taken; choose another.", PROMPT]
     fx.hub.receive(user, "alice_2")
-    assert link.take() == ["*** Welcome, alice_2! 2 users online. Type /help for commands."]
+    assert link.take() == [
+        "*** Welcome, alice_2! 2 users online; you are in #lobby. Type /help for commands."
+    ]
 
 
 def test_welcome_counts_users_and_others_see_the_join(fx: HubFixture) -> None:
@@ -65,7 +67,10 @@ def test_welcome_counts_users_and_others_see_the_join(fx: HubFixture) -> None:
     link = FakeLink()
     user = fx.hub.connect(link)
     fx.hub.receive(user, "bob")
-    assert link.lines[-1] == "*** Welcome, bob! 2 users online. Type /help for commands."
+    assert (
+        link.lines[-1]
+        == "*** Welcome, bob! 2 users online; you are in #lobby. Type /help for commands."
+    )
     assert alice.take() == ["*** bob joined"]
 
 
@@ -92,7 +97,7 @@ def test_fan_out_hands_every_recipient_the_same_bytes_once_per_batch(fx: HubFixt
     fx.hub.receive(sender, "once")
     fx.hub.receive(sender, "twice")
     assert received == []  # nothing per recipient until the batch is handed out
-    fx.hub.group.flush()
+    fx.hub.fanout.flush()
     assert len(received) == 3
     assert received[0] is received[1] is received[2]  # one bytes object for all
     assert received[0] == b"<alice> once\n<alice> twice\n"
@@ -123,7 +128,7 @@ def test_unknown_command_names_help(fx: HubFixture) -> None:
 def test_commands_are_case_insensitive(fx: HubFixture) -> None:
     alice_user, alice = fx.join("alice")
     fx.hub.receive(alice_user, "/WHO")
-    assert alice.take() == ["*** 1 user online: alice"]
+    assert alice.take() == ["*** 1 user in #lobby: alice"]
 
 
 def test_help_lists_every_command_sorted_and_shows_usage(fx: HubFixture) -> None:
@@ -133,8 +138,9 @@ def test_help_lists_every_command_sorted_and_shows_usage(fx: HubFixture) -> None
     assert all(line.startswith("*** ") for line in lines)
     names = [line.split()[1] for line in lines if line.startswith("***   /")]
     assert names == [
-        "/fact", "/game", "/giveup", "/guess", "/help", "/hint",
-        "/me", "/nick", "/quit", "/scores", "/who",
+        "/deop", "/fact", "/game", "/giveup", "/guess", "/help", "/hint", "/join", "/kick",
+        "/me", "/msg", "/names", "/nick", "/op", "/part", "/quit", "/r", "/rooms", "/scores",
+        "/topic", "/who",
     ]  # fmt: skip
     fx.hub.receive(alice_user, "/help nick")
     assert alice.take() == ["*** Usage: /nick NEWNAME  -  Change your nickname."]
@@ -150,7 +156,7 @@ def test_who_lists_named_users_sorted_ignoring_case(fx: HubFixture) -> None:
     alice_user, alice = fx.join("alice")
     fx.hub.connect(FakeLink())  # unnamed: not listed
     fx.hub.receive(alice_user, "/who")
-    assert alice.take() == ["*** 3 users online: alice, Bob, carol"]
+    assert alice.take() == ["*** 3 users in #lobby: alice, Bob, carol"]
 
 
 def test_who_wraps_a_long_list_into_several_lines(fx: HubFixture) -> None:
@@ -159,7 +165,7 @@ def test_who_wraps_a_long_list_into_several_lines(fx: HubFixture) -> None:
     alice_user, alice = fx.join("alice")
     fx.hub.receive(alice_user, "/who")
     lines = alice.take()
-    assert lines[0].startswith("*** 101 users online: alice, user000_long_nm")
+    assert lines[0].startswith("*** 101 users in #lobby: alice, user000_long_nm")
     assert len(lines) > 3 and all(len(line) < 450 for line in lines)
     names = ", ".join(line.removeprefix("*** ") for line in lines).split(": ", 1)[1]
     assert len([n for n in names.replace(",,", ",").split(", ") if n]) == 101
@@ -314,7 +320,7 @@ def test_context_gives_plugins_what_the_api_promises(fx: HubFixture) -> None:
         ctx.say("said")
         ctx.emote("emoted")
         assert ctx.nicks() == ["alice", "bob"]
-        assert [c.name for c in ctx.commands()][:3] == ["fact", "game", "giveup"]
+        assert [c.name for c in ctx.commands()][:3] == ["deop", "fact", "game"]
         ctx.call_later(3, lambda: ctx.reply("later"))
 
     table = fx.plugins.commands

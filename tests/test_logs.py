@@ -115,7 +115,7 @@ def test_a_65_kb_quit_reason_costs_nobody_a_stall(tmp_path: Path) -> None:
         alice.send(f"/quit {reason}")
         bob.expect(f"*** alice left (Quit: {reason})", wait=WAIT)
         bob.send("/who")
-        bob.expect("*** 1 user online: bob")
+        bob.expect("*** 1 user in #lobby: bob")
         log_lines = server.log.splitlines()
         assert all(RECORD.match(line) or line.startswith("    ") for line in log_lines), log_lines
         assert all(len(line) < logs.MAX_MESSAGE_CHARS + 100 for line in log_lines)

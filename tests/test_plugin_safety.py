@@ -68,7 +68,7 @@ def _stall(bob: LineClient) -> float:
     """How long bob waits for an answer to /who now."""
     started = time.monotonic()
     bob.send("/who")
-    bob.expect(re.compile(r"^\*\*\* 2 users online"))
+    bob.expect(re.compile(r"^\*\*\* 2 users in #lobby"))
     return time.monotonic() - started
 
 

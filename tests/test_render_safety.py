@@ -19,7 +19,8 @@ import pytest
 
 from chatd.admin.client import AdminClient
 from chatd.config import AdminSettings, PluginSettings
-from chatd.core import protocol
+from chatd.wire import line as protocol
+from chatd.wire.text import one_line
 from tests.helpers import WAIT, LineClient, make_config, running_server
 
 #: ESC, a CSI colour, an OSC title with BEL, an 8-bit CSI, C1, NUL, DEL, and
@@ -109,7 +110,7 @@ def test_every_path_to_the_wire_is_sanitized(tmp_path: Path, plugin_dir: Path) -
     # Each path did reach the wire, as one clean line with its breaks turned to
     # spaces (how many depends on the path: the user's own line and the admin's
     # request line lose their C1 controls before anything else sees them).
-    assert protocol.one_line(NASTY) == "ared   <root> forged chat line *** forged notice x <y> z"
+    assert one_line(NASTY) == "ared   <root> forged chat line *** forged notice x <y> z"
     clean = r"ared +<root> forged chat line +\*\*\* forged notice x <y> z"
 
     def count(lines: list[str], pattern: str) -> int:

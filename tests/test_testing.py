@@ -77,7 +77,7 @@ def test_join_reads_through_the_welcome_and_lines_are_what_nc_shows(
     assert alice.all_lines == [
         WELCOME,
         PROMPT,
-        "*** Welcome, alice! 1 user online (you). Type /help for commands.",
+        "*** Welcome, alice! 1 user online (you); you are in #lobby. Type /help for commands.",
     ]
     bob = chat.join("bob")
     assert alice.lines() == ["*** bob joined"]

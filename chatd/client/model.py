@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from chatd.core.commands import Invocation, parse
-from chatd.core.protocol import sanitize
+from chatd.wire.text import sanitize
 
 Fragments = list[tuple[str, str]]  # prompt_toolkit (style, text) pairs
 

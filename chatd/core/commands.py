@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from chatd.core.context import Context
+from chatd.core.invocation import Invocation, parse
 
-Handler = Callable[["Context", str], object]
+__all__ = ["Command", "CommandError", "CommandTable", "Invocation", "check_declared", "parse"]
+
+#: ``handler(ctx, args)``: ctx is a chatd.Context (named loosely here so that
+#: this module needs nothing of the hub's: the hub and context import it).
+Handler = Callable[[Any, str], object]
 
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
@@ -49,28 +52,6 @@ class Command:
 
 class CommandError(Exception):
     """The plugins' command declarations do not fit together (a user never sees this)."""
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """A parsed ``/name args`` line."""
-
-    name: str
-    args: str
-
-
-def parse(text: str) -> Invocation | str:
-    """Split a line into a command invocation, or return the plain text to send.
-
-    ``/name args`` is a command (the name is matched case-insensitively);
-    ``//text`` is the plain message ``/text``; anything else is plain text.
-    """
-    if not text.startswith("/"):
-        return text
-    if text.startswith("//"):
-        return text[1:]
-    name, _, args = text[1:].partition(" ")
-    return Invocation(name.lower(), args.strip())
 
 
 def check_declared(declared: object) -> list[Command]:

@@ -11,17 +11,39 @@ gets its own Chat: its own config section and its own state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatd.core.datafiles import DataFileError, read_list
 
 if TYPE_CHECKING:
     from chatd.core.commands import Command
+    from chatd.core.guard import Guard
     from chatd.core.hub import Hub, User
     from chatd.core.timers import Timer
+
+
+class PluginServices(Protocol):
+    """What a Chat needs of the plugin host (chatd.core.plugins.PluginHost is it)."""
+
+    @property
+    def commands(self) -> Iterable[Command]: ...
+
+    @property
+    def guard(self) -> Guard: ...
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """A room as plugins see it: its name, topic, members (sorted ignoring case)
+    and operators."""
+
+    name: str
+    topic: str
+    members: tuple[str, ...]
+    ops: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -34,12 +56,18 @@ class Drop:
 class Chat:
     """One plugin's view of the chat: settings, state, users, time."""
 
-    __slots__ = ("_hub", "config", "log", "name", "state")
+    __slots__ = ("_host", "_hub", "config", "log", "name", "state")
 
     def __init__(
-        self, hub: Hub, name: str, config: Mapping[str, Any], state: dict[str, Any]
+        self,
+        hub: Hub,
+        name: str,
+        config: Mapping[str, Any],
+        state: dict[str, Any],
+        host: PluginServices,
     ) -> None:
         self._hub = hub
+        self._host = host
         #: The plugin's name (a built-in module's name, or a drop-in file's stem).
         self.name = name
         #: The plugin's table from chatd.toml (``[name]``), defaults filled in for
@@ -85,9 +113,28 @@ class Chat:
         """Send ``*** text`` to every named user."""
         self._hub.announce(text)
 
+    # -- rooms --------------------------------------------------------------
+
+    def rooms(self) -> list[RoomInfo]:
+        """Every room, sorted by name ignoring case."""
+        return [self._info(room) for room in self._hub.rooms()]
+
+    def room_info(self, name: str) -> RoomInfo | None:
+        """Room ``name`` (any case), or None when there is none."""
+        room = self._hub.find_room(name)
+        return self._info(room) if room is not None else None
+
+    def announce_room(self, room: str, text: str) -> int:
+        """Send ``*** text`` to the members of ``room``; returns how many got it."""
+        return self._hub.announce_room(room, text)
+
+    def _info(self, room: Any) -> RoomInfo:
+        hub = self._hub
+        return RoomInfo(room.name, room.topic, tuple(hub.members(room)), hub.room_ops(room))
+
     def commands(self) -> list[Command]:
         """Every command available now, sorted by name."""
-        return list(self._hub.plugins.commands)
+        return list(self._host.commands)
 
     # -- time -----------------------------------------------------------------
 
@@ -106,7 +153,7 @@ class Chat:
     def _guarded(self, callback: Callable[[], object]) -> Callable[[], None]:
         """``callback`` run as this plugin's code: timed, cut off at the deadline,
         skipped while the plugin is switched off."""
-        guard, name = self._hub.plugins.guard, self.name
+        guard, name = self._host.guard, self.name
         what = f"timer {getattr(callback, '__qualname__', 'callback')}"
 
         def run() -> None:
@@ -121,11 +168,16 @@ class Chat:
 class Context(Chat):
     """A plugin's view of the chat on behalf of one user, the caller."""
 
-    __slots__ = ("_user",)
+    __slots__ = ("_room", "_user")
 
-    def __init__(self, chat: Chat, user: User) -> None:
-        super().__init__(chat._hub, chat.name, chat.config, chat.state)
+    def __init__(self, chat: Chat, user: User, room: str | None = None) -> None:
+        """``room``: where the command was typed or the message goes (default:
+        the caller's current room now)."""
+        super().__init__(chat._hub, chat.name, chat.config, chat.state, chat._host)
         self._user = user
+        if room is None:
+            room = user.current.name if user.current is not None else ""
+        self._room = room
 
     @property
     def nick(self) -> str:
@@ -139,6 +191,17 @@ class Context(Chat):
         return self._user.id
 
     @property
+    def room(self) -> str:
+        """The room the command was typed in (the caller's current room then), or
+        the room a message goes to; ``""`` when the caller is in no room."""
+        return self._room
+
+    @property
+    def joined(self) -> list[str]:
+        """The rooms the caller is in, in the order it joined them."""
+        return [room.name for room in self._user.rooms.values()]
+
+    @property
     def online(self) -> bool:
         """False once the caller has left (for timers that outlive a user)."""
         return self._hub.is_online(self._user)
@@ -148,16 +211,52 @@ class Context(Chat):
         self._hub.notify(self._user, text)
 
     def announce(self, text: str, *, include_self: bool = False) -> None:
-        """Send ``*** text`` to every named user, the caller only if ``include_self``."""
-        self._hub.announce(text, exclude=None if include_self else self._user)
+        """Send ``*** text`` to the members of :attr:`room` (to every named user
+        when the caller is in no room), the caller only if ``include_self``."""
+        exclude = None if include_self else self._user
+        if self._room:
+            self._hub.announce_room(self._room, text, exclude=exclude)
+        else:
+            self._hub.announce(text, exclude=exclude)
 
     def say(self, text: str) -> None:
-        """Send ``text`` to everyone else as chat from the caller (``<nick> text``)."""
-        self._hub.say(self._user, text)
+        """Send ``text`` to the others in :attr:`room` as chat from the caller (``<nick> text``)."""
+        self._hub.say(self._user, text, self._room)
 
     def emote(self, text: str) -> None:
-        """Send ``* nick text`` to everyone else."""
-        self._hub.emote(self._user, text)
+        """Send ``* nick text`` to the others in :attr:`room`."""
+        self._hub.emote(self._user, text, self._room)
+
+    def join(self, room: str) -> str | None:
+        """The caller joins ``room`` (made if there is none; the maker is its
+        operator) and makes it current; returns why not, or None when done."""
+        return self._hub.join(self._user, room)
+
+    def part(self, room: str = "", reason: str = "") -> str | None:
+        """The caller leaves ``room`` (default: :attr:`room`); why not, or None."""
+        return self._hub.part(self._user, room or self._room, reason)
+
+    def set_topic(self, text: str, room: str = "") -> str | None:
+        """Set the topic of ``room`` (default: :attr:`room`; ``""`` clears it); why not, or None."""
+        return self._hub.set_topic(self._user, room or self._room, text)
+
+    def kick_from_room(self, nick: str, reason: str = "", room: str = "") -> str | None:
+        """As an operator of ``room`` (default: :attr:`room`), put ``nick`` out of it."""
+        return self._hub.kick_from_room(self._user, room or self._room, nick, reason)
+
+    def set_op(self, nick: str, op: bool, room: str = "") -> str | None:
+        """As an operator of ``room`` (default: :attr:`room`), make ``nick`` one (or not)."""
+        return self._hub.set_op(self._user, room or self._room, nick, op)
+
+    def message(self, nick: str, text: str) -> str | None:
+        """Send ``text`` to ``nick`` alone (``*caller* text``); why not, or None."""
+        return self._hub.private(self._user, nick, text)
+
+    @property
+    def last_messaged_by(self) -> str | None:
+        """The nickname of the last user who messaged the caller, if still online."""
+        last = self._hub.reply_to(self._user)
+        return last.nick if last is not None else None
 
     def rename(self, new_nick: str) -> str | None:
         """Change the caller's nickname; returns why not, or None when done."""

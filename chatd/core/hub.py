@@ -1,23 +1,31 @@
-"""The hub: the one owner of who is connected, who is named what, and who gets what.
+"""The hub: the one owner of who is connected, who is named what, which rooms
+exist and who is in them, and who hears of what.
 
-Rule: the hub knows users, nicknames and text; it knows nothing of sockets. It
-is the reactor's Handler for chat connections and talks to each through a
+Rule: the hub knows users, nicknames, rooms and the rules of the chat; it knows
+nothing of sockets and no wire format. What happens becomes an event
+(chatd.core.events) for an audience (a user, a room, everyone, everyone who
+shares a room with a user), handed to :class:`~chatd.core.delivery.Delivery`,
+which renders it once per format and variant. The hub is the reactor's Handler
+for chat connections and talks to each through a
 :class:`~chatd.core.link.Link`, which only queues bytes and closes, and never
 calls back into the hub: the reactor reports a connection's end later, through
-:meth:`Hub.disconnect`. That keeps every hub method free of
-re-entrancy (a fan-out loop can never see the user set change under it).
+:meth:`Hub.disconnect`. That keeps every hub method free of re-entrancy (a
+fan-out loop can never see the user set change under it).
 
 A user's life is two states and a table of what each accepts::
 
     REGISTERING --valid, free nickname--> NAMED --quit / link closed--> GONE
     REGISTERING --link closed / quit----------------------------------> GONE
 
-Only NAMED users receive chat, take part in nickname uniqueness, and run
-commands; a REGISTERING user's every line is a nickname attempt (or /quit).
+Only NAMED users receive chat, take part in nickname uniqueness, run commands
+and are in rooms; a REGISTERING user's every line is a nickname attempt (or
+/quit). A named user is in the default room once registered, and in up to
+``[rooms] max_rooms_per_user`` rooms; one of them (if any) is its current room,
+where its plain lines go. A room other than the default one exists while it has
+members; whoever creates one is its operator.
 
-Every outgoing line is encoded once. A line for every named user is published
-to the hub's fan-out group (chatd.core.fanout), which hands each member the
-whole batch of an iteration at once: the hub never loops over recipients.
+The hub calls plugins only through :class:`PluginCalls`, a narrow interface the
+plugin host implements: the hub does not import the plugin machinery.
 """
 
 from __future__ import annotations
@@ -28,19 +36,20 @@ import itertools
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from chatd.config import Config
-from chatd.core import commands as cmds
-from chatd.core import protocol
+from chatd.core import events as ev
 from chatd.core.bans import Bans, format_duration
-from chatd.core.fanout import Group
+from chatd.core.delivery import Delivery, Wire
+from chatd.core.fanout import Fanout, Group
+from chatd.core.invocation import Invocation, parse
 from chatd.core.link import Link
+from chatd.core.rooms import Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
-
-if TYPE_CHECKING:
-    from chatd.core.plugins import PluginHost
+from chatd.wire import line
+from chatd.wire.text import one_line, sentence
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +65,52 @@ class State(enum.Enum):
     GONE = "gone"
 
 
+class PluginCalls(Protocol):
+    """What the hub calls on the plugins (chatd.core.plugins.PluginHost is it)."""
+
+    @property
+    def config(self) -> Config:
+        """The settings in force (a reload replaces them)."""
+        ...
+
+    def run_command(self, user: User, invocation: Invocation) -> None:
+        """Run one ``/command`` for ``user``; its replies go through the hub."""
+        ...
+
+    def filter_message(self, user: User, room: str, text: str, action: bool) -> str | None:
+        """The text to deliver to ``room``, or None when a plugin dropped it."""
+        ...
+
+    def user_joined(self, user: User) -> None: ...
+
+    def user_left(self, user: User, reason: str) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
 class User:
-    """A connection and, once it has one, its nickname."""
+    """A connection and, once it has one, its nickname and rooms."""
 
     __slots__ = (
         "connected_at",
+        "current",
         "deadline",
         "id",
         "last_active",
+        "last_from",
         "lines",
         "link",
         "nick",
+        "placed",
+        "rooms",
         "state",
+        "wire",
     )
 
-    def __init__(self, link: Link, connected_at: float, user_id: int) -> None:
+    def __init__(self, link: Link, connected_at: float, user_id: int, wire: Wire) -> None:
         self.id = user_id
         self.link = link
+        self.wire = wire
         self.nick = ""
         self.state = State.REGISTERING
         self.connected_at = connected_at
@@ -80,6 +118,10 @@ class User:
         self.lines = 0  # lines it sent once named
         #: The register timeout while registering, the idle timeout once named.
         self.deadline: Timer | None = None
+        self.rooms: dict[str, Room] = {}  # room key -> room, in the order it joined
+        self.current: Room | None = None  # where its plain lines go
+        self.placed: dict[Room, Group] = {}  # room -> its fan-out group there (delivery)
+        self.last_from: User | None = None  # who messaged it last, for /r
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
@@ -101,37 +143,42 @@ def _key(nick: str) -> str:
 class Hub:
     def __init__(
         self,
-        plugins: PluginHost,
+        plugins: PluginCalls,
         timers: Timers | None = None,
         *,
         clock: Clock = time.monotonic,
         stats: Stats | None = None,
-        group: Group | None = None,
+        fanout: Fanout | None = None,
     ) -> None:
-        """``group`` is the fan-out group for named users; the reactor's, so that it
-        is flushed once per loop iteration (tests flush their own)."""
+        """``fanout`` makes the fan-out groups: the reactor's, so that they are
+        flushed once per loop iteration (tests flush their own)."""
         self.plugins = plugins
-        self.group = group if group is not None else Group()
         self.stats = stats if stats is not None else Stats(clock())
+        self.delivery = Delivery(fanout, self.stats)
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
         self._connected: set[User] = set()
         self._named: dict[str, User] = {}  # _key(nick) -> user
+        self._rooms: dict[str, Room] = {}  # room_key(name) -> room
         self._ids = itertools.count(1)
         #: Nicknames and addresses operators keep out for a while (chatd admin ban).
         self.bans = Bans()
-        plugins.attach(self)
+        self._default_room()
 
     @property
     def config(self) -> Config:
         """The settings in force: the plugin host's, which a reload replaces."""
         return self.plugins.config
 
+    @property
+    def fanout(self) -> Fanout:
+        return self.delivery.fanout
+
     # -- what the transport calls ------------------------------------------------
 
-    def connect(self, link: Link) -> User:
+    def connect(self, link: Link, wire: Wire = line) -> User:
         """A new connection: greet it and ask for a nickname."""
-        user = User(link, self.clock(), next(self._ids))
+        user = User(link, self.clock(), next(self._ids), wire)
         ban = self.bans.find("address", link.host, user.connected_at)
         if ban is not None:
             left = format_duration(ban.until - user.connected_at)
@@ -141,7 +188,7 @@ class Hub:
             link.close()
             return user
         self._connected.add(user)
-        self._notify_lines(user, ["Welcome to chatd, a chat server for terminals.", NICK_PROMPT])
+        self.notify(user, f"Welcome to chatd, a chat server for terminals.\n{NICK_PROMPT}")
         user.deadline = self.timers.call_later(
             self.config.limits.register_timeout, functools.partial(self._register_overdue, user)
         )
@@ -155,7 +202,7 @@ class Hub:
             user.lines += 1
             user.last_active = self.clock()
             self.stats.lines_in += 1
-            parsed = cmds.parse(text)
+            parsed = parse(text)
             if isinstance(parsed, str):
                 self.say(user, parsed)
             else:
@@ -177,7 +224,7 @@ class Hub:
 
     def refused(self, reason: str) -> bytes:
         """The one line a connection that is turned away gets."""
-        return protocol.encode_line(protocol.notice(reason))
+        return line.render(ev.Notice(reason))
 
     def disconnect(self, user: User, reason: str) -> None:
         """``user``'s connection has ended. Safe to call more than once."""
@@ -189,20 +236,27 @@ class Hub:
             user.deadline.cancel()
         self._connected.discard(user)
         if was_named:
-            self.group.leave(user.link)
             del self._named[_key(user.nick)]
             log.info("%s left (%s)", user.nick, reason)
-            self.announce(f"{user.nick} left ({reason})")
+            if user.rooms:
+                self.delivery.to_sharing(user, ev.Quit(user.nick, reason))
+            self.delivery.depart(user)
+            for room in list(user.rooms.values()):
+                self._leave_room(user, room)
             self.plugins.user_left(user, reason)
 
     def shutdown(self, message: str) -> None:
         """Tell everyone the server is going away and close every link."""
-        data = protocol.encode_line(protocol.notice(message))
+        rendered: dict[str, bytes] = {}  # wire -> the message: rendered once per format
+        notice = ev.Notice(one_line(message))
         for user in self._connected:
+            data = rendered.get(user.wire.NAME)
+            if data is None:
+                data = rendered[user.wire.NAME] = user.wire.render(notice)
             user.link.send(data)
             user.link.close()
             if user.state is State.NAMED:
-                self.group.leave(user.link)
+                self.delivery.depart(user)
             user.state = State.GONE  # no leave notices: everyone is going
         told = len(self._connected)
         log.info("shutting down: %d connection%s told", told, "" if told == 1 else "s")
@@ -210,24 +264,49 @@ class Hub:
         self._named.clear()
         self.plugins.shutdown()
 
-    # -- what commands and plugins call (through Context) --------------------------
+    # -- users: what commands, plugins and operators call --------------------------
 
-    def notify(self, user: User, text: str) -> None:
-        """Send ``*** line`` for each line of ``text`` to one user."""
-        user.link.send(protocol.encode_notices(text))
+    def notify(self, user: User, text: str, room: str = "") -> None:
+        """Send ``*** line`` for each line of ``text`` to one user (about ``room``)."""
+        self.delivery.to_user(user, ev.Notice(text, room))
 
     def announce(self, text: str, *, exclude: User | None = None) -> int:
-        """Send ``*** line`` for each line of ``text`` to every named user but
-        ``exclude``; returns how many got it."""
-        return self._fan_out(protocol.encode_notices(text), exclude)
+        """Tell every named user but ``exclude`` ``text``; returns how many got it."""
+        return self.delivery.to_everyone(ev.Notice(text), exclude)
 
-    def say(self, user: User, text: str) -> None:
-        """Chat: ``<nick> text`` to every named user but the sender, if plugins let it pass."""
-        self._from_user(user, text, action=False)
+    def announce_room(self, room: str, text: str, *, exclude: User | None = None) -> int:
+        """Tell the members of ``room`` (but ``exclude``) ``text``; how many got it."""
+        found = self.find_room(room)
+        if found is None:
+            return 0
+        return self.delivery.to_room(found, ev.Notice(text, found.name), exclude)
 
-    def emote(self, user: User, text: str) -> None:
-        """An action: ``* nick text`` to every named user but the sender, likewise."""
-        self._from_user(user, text, action=True)
+    def say(self, user: User, text: str, room: str = "") -> None:
+        """Chat from ``user`` to ``room`` (its current room by default), if plugins let it pass."""
+        self._from_user(user, text, room, action=False)
+
+    def emote(self, user: User, text: str, room: str = "") -> None:
+        """An action (``/me``), likewise."""
+        self._from_user(user, text, room, action=True)
+
+    def private(self, user: User, nick: str, text: str) -> str | None:
+        """A private message from ``user`` to ``nick``; returns why not, or None when sent."""
+        to = self.find(nick)
+        if to is None:
+            return f"No such user: {nick}."
+        if to is user:
+            return "That is you: a private message goes to someone else."
+        event = ev.PrivateSaid(user.nick, to.nick, text)
+        self.delivery.to_user(to, event)
+        self.delivery.to_user(user, event, line.ECHO)
+        to.last_from = user
+        self.stats.lines_out += 1
+        return None
+
+    def reply_to(self, user: User) -> User | None:
+        """Who ``user`` would answer with ``/r``: the last to message it, if still on."""
+        last = user.last_from
+        return last if last is not None and last.state is State.NAMED else None
 
     def find(self, nick: str) -> User | None:
         return self._named.get(_key(nick))
@@ -239,13 +318,16 @@ class Hub:
         """Every named user."""
         return list(self._named.values())
 
+    def nicks(self) -> list[str]:
+        return sorted((u.nick for u in self._named.values()), key=_key)
+
     def kick(self, user: User, reason: str = "") -> None:
         """An operator removes ``user``: it is told why, the others see it leave."""
         if user.state is State.GONE:
             return
-        reason = protocol.one_line(reason)  # it goes into a sentence, and into the log
+        reason = one_line(reason)  # it goes into a sentence, and into the log
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
-        self.notify(user, protocol.sentence(f"You have been {why}"))
+        self.notify(user, sentence(f"You have been {why}"))
         log.info("%s was %s", user.nick or user.link.peer, why)
         self.disconnect(user, why)
         user.link.close()
@@ -253,7 +335,7 @@ class Hub:
     def ban(self, nick: str, seconds: float, reason: str = "") -> str:
         """An operator keeps ``nick`` out for ``seconds``, and the address it is
         on, if it is online (it is told and disconnected). Returns what was done."""
-        reason = protocol.one_line(reason)
+        reason = one_line(reason)
         until = self.clock() + seconds
         length = format_duration(seconds)
         self.bans.add("nick", nick, until, reason)
@@ -264,7 +346,7 @@ class Hub:
         self.bans.add("address", user.link.host, until, reason)
         why = f"banned by an operator: {reason}" if reason else "banned by an operator"
         told = f"You have been banned by an operator for {length}"
-        self.notify(user, protocol.sentence(f"{told}: {reason}" if reason else told))
+        self.notify(user, sentence(f"{told}: {reason}" if reason else told))
         log.info("%s was banned by an operator for %s, and %s", user.nick, length, user.link.host)
         self.disconnect(user, why)
         user.link.close()
@@ -274,9 +356,6 @@ class Hub:
         """The settings were reloaded: the idle timeout applies to everyone at once."""
         for user in self._named.values():
             self._arm_idle_timeout(user)
-
-    def nicks(self) -> list[str]:
-        return sorted((u.nick for u in self._named.values()), key=_key)
 
     def rename(self, user: User, new_nick: str) -> str | None:
         """Change a named user's nickname; returns why not, or None when done."""
@@ -294,7 +373,8 @@ class Hub:
         self._named[_key(new_nick)] = user
         log.info("%s is now known as %s", old, new_nick)
         self.notify(user, f"You are now known as {new_nick}.")
-        self.announce(f"{old} is now known as {new_nick}", exclude=user)
+        if user.rooms:
+            self.delivery.to_sharing(user, ev.Renamed(old, new_nick))
         return None
 
     def quit(self, user: User, reason: str = "") -> None:
@@ -302,43 +382,235 @@ class Hub:
         if user.state is State.GONE:
             return
         self.notify(user, f"Goodbye, {user.nick}." if user.nick else "Goodbye.")
-        reason = protocol.one_line(reason)  # a plugin's ctx.quit may pass anything
+        reason = one_line(reason)  # a plugin's ctx.quit may pass anything
         self.disconnect(user, f"Quit: {reason}" if reason else "Quit")
         user.link.close()
 
+    # -- rooms -------------------------------------------------------------------------
+
+    def find_room(self, name: str) -> Room | None:
+        return self._rooms.get(room_key(name))
+
+    def rooms(self) -> list[Room]:
+        """Every room, sorted by name ignoring case."""
+        return [self._rooms[key] for key in sorted(self._rooms)]
+
+    @property
+    def default_room(self) -> str:
+        return self.config.rooms.default
+
+    def join(self, user: User, name: str) -> str | None:
+        """``user`` joins room ``name`` (made if there is none) and makes it its
+        current room; returns why not, or None when done."""
+        problem = room_problem(name)
+        if problem:
+            return problem
+        room = self.find_room(name)
+        if room is not None and user in room.members:
+            self._make_current(user, room)
+            return None
+        limits = self.config.rooms
+        if len(user.rooms) >= limits.max_rooms_per_user:
+            return (
+                f"You are in {len(user.rooms)} rooms, the most one may be in;"
+                " /part one before you join another."
+            )
+        created = room is None
+        if room is None:
+            if len(self._rooms) >= limits.max_rooms:
+                return (
+                    f"The server has {len(self._rooms)} rooms, as many as it allows;"
+                    " join one of them (/rooms lists them)."
+                )
+            room = self._rooms[room_key(name)] = Room(name)
+            room.ops.add(user)  # whoever makes a room runs it
+        self._enter(user, room, arrived=False)
+        if created:
+            log.info("%s made %s", user.nick, room.name)
+        return None
+
+    def part(self, user: User, name: str = "", reason: str = "") -> str | None:
+        """``user`` leaves room ``name`` (its current room by default); returns why
+        not, or None when done."""
+        if name:
+            problem = room_problem(name)
+            if problem:
+                return problem
+            room = self.find_room(name)
+            if room is None or user not in room.members:
+                return f"You are not in {name}."
+        elif user.current is None:
+            return line.NO_ROOM
+        else:
+            room = user.current
+        reason = one_line(reason)
+        self.delivery.to_room(room, ev.Parted(room.name, user.nick, reason), user)
+        self._leave_room(user, room)
+        self.delivery.to_user(user, ev.YouLeft(room.name))
+        self._after_leaving(user, room)
+        return None
+
+    def set_topic(self, user: User | None, name: str, text: str) -> str | None:
+        """``user`` (None: a server operator) sets room ``name``'s topic to ``text``
+        (``""`` clears it); returns why not, or None when done."""
+        room = self.find_room(name)
+        if room is None:
+            return room_problem(name) or f"There is no room {name}."
+        text = one_line(text).strip()
+        most = self.config.rooms.max_topic_chars
+        if len(text) > most:
+            return f"That topic is {len(text)} characters; the most is {most}."
+        if user is not None:
+            if user not in room.members:
+                return f"You are not in {room.name}."
+            if room.ops and user not in room.ops:
+                return f"Only the operators of {room.name} may set its topic."
+        room.topic = text
+        room.topic_by = user.nick if user is not None else ""
+        self.delivery.to_room(room, ev.TopicSet(room.name, text, room.topic_by))
+        return None
+
+    def kick_from_room(self, by: User | None, name: str, nick: str, reason: str = "") -> str | None:
+        """``by`` (a room operator; None: a server operator) puts ``nick`` out of
+        room ``name``; it may come back. Returns why not, or None when done."""
+        room = self.find_room(name)
+        if room is None:
+            return room_problem(name) or f"There is no room {name}."
+        problem = self._check_op(by, room)
+        if problem:
+            return problem
+        target = self.find(nick)
+        if target is None or target not in room.members:
+            return f"{nick} is not in {room.name}."
+        reason = one_line(reason)
+        by_nick = by.nick if by is not None else ""
+        self.delivery.to_room(room, ev.Kicked(room.name, target.nick, by_nick, reason), target)
+        self._leave_room(target, room)
+        self.delivery.to_user(target, ev.YouLeft(room.name, True, by_nick, reason))
+        log.info("%s was kicked from %s by %s", target.nick, room.name, by_nick or "an operator")
+        self._after_leaving(target, room)
+        return None
+
+    def set_op(self, by: User | None, name: str, nick: str, op: bool) -> str | None:
+        """``by`` (a room operator; None: a server operator) makes ``nick`` an
+        operator of room ``name`` (``op``) or takes that away."""
+        room = self.find_room(name)
+        if room is None:
+            return room_problem(name) or f"There is no room {name}."
+        problem = self._check_op(by, room)
+        if problem:
+            return problem
+        target = self.find(nick)
+        if target is None or target not in room.members:
+            return f"{nick} is not in {room.name}."
+        if (target in room.ops) == op:
+            return f"{target.nick} {'is' if op else 'is not'} an operator of {room.name} already."
+        if op:
+            room.ops.add(target)
+        else:
+            room.ops.discard(target)
+        by_nick = by.nick if by is not None else ""
+        self.delivery.to_room(room, ev.Opped(room.name, target.nick, by_nick, op))
+        return None
+
+    def members(self, room: Room) -> list[str]:
+        """The nicknames in ``room``, sorted ignoring case."""
+        return sorted((member.nick for member in room.members), key=_key)
+
+    def room_ops(self, room: Room) -> frozenset[str]:
+        return frozenset(member.nick for member in room.ops)
+
     # -- inside ----------------------------------------------------------------------
 
+    def _default_room(self) -> Room:
+        name = self.default_room
+        room = self._rooms.get(room_key(name))
+        if room is None:
+            room = self._rooms[room_key(name)] = Room(name)
+        return room
+
+    def _check_op(self, by: User | None, room: Room) -> str | None:
+        if by is None:
+            return None
+        if by not in room.members:
+            return f"You are not in {room.name}."
+        if by not in room.ops:
+            return f"You are not an operator of {room.name}."
+        return None
+
+    def _enter(self, user: User, room: Room, *, arrived: bool) -> None:
+        """Put ``user`` in ``room`` as its current room; the members hear of it."""
+        self.delivery.to_room(room, ev.Joined(room.name, user.nick, arrived))
+        room.members[user] = None
+        user.rooms[room_key(room.name)] = room
+        self._set_current(user, room)
+        if not arrived:  # arriving, the welcome names the room
+            self.delivery.to_user(user, ev.Current(room.name))
+            members, ops = tuple(self.members(room)), self.room_ops(room)
+            self.delivery.to_user(user, ev.RoomState(room.name, room.topic, members, ops))
+
+    def _make_current(self, user: User, room: Room) -> None:
+        self._set_current(user, room)
+        self.delivery.to_user(user, ev.Current(room.name))
+
+    def _set_current(self, user: User, room: Room) -> None:
+        """``room`` (one of ``user``'s) is its current room: it moves to the
+        groups of its new variant in that room and in the one current before."""
+        old, user.current = user.current, room
+        self.delivery.place(user, room)
+        if old is not None and old is not room and old in user.placed:
+            self.delivery.place(user, old)
+
+    def _leave_room(self, user: User, room: Room) -> None:
+        """Take ``user`` out of ``room``, and the room away when it is empty."""
+        self.delivery.remove(user, room)
+        room.members.pop(user, None)
+        room.ops.discard(user)
+        user.rooms.pop(room_key(room.name), None)
+        if not room.members and room_key(room.name) != room_key(self.default_room):
+            del self._rooms[room_key(room.name)]
+            log.info("%s is empty and gone", room.name)
+
+    def _after_leaving(self, user: User, room: Room) -> None:
+        """``user`` left ``room``: if it was its current room, another of its rooms
+        (the last it joined) is current now, or none."""
+        if user.current is not room:
+            return
+        user.current = None
+        rest = list(user.rooms.values())
+        if rest:
+            self._make_current(user, rest[-1])
+        else:
+            self.delivery.to_user(user, ev.Current(""))
+
     def _register(self, user: User, text: str) -> None:
-        parsed = cmds.parse(text)
-        if isinstance(parsed, cmds.Invocation):
+        parsed = parse(text)
+        if isinstance(parsed, Invocation):
             if parsed.name == "quit":
                 self.quit(user)
             else:  # "/who" is no nickname: say so, not that it is an invalid one
                 command = f"/{parsed.name}" if parsed.name else "a command"
-                self._notify_lines(
-                    user, [f"Choose a nickname first; then {command} works.", NICK_PROMPT]
-                )
+                self.notify(user, f"Choose a nickname first; then {command} works.\n{NICK_PROMPT}")
             return
         if not text:
-            self._notify_lines(user, [NICK_PROMPT])
+            self.notify(user, NICK_PROMPT)
             return
         problem = nick_problem(text) or self._banned_nick(text)
         if problem is None and _key(text) in self._named:
             problem = f"The nickname {text} is taken; choose another."
         if problem:
-            self._notify_lines(user, [problem, NICK_PROMPT])
+            self.notify(user, f"{problem}\n{NICK_PROMPT}")
             return
         user.nick = text
         user.state = State.NAMED
         user.last_active = self.clock()
         self._named[_key(text)] = user
-        self.group.join(user.link)
+        self.delivery.arrive(user)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", text, user.link.peer)
-        count = len(self._named)
-        online = "1 user online (you)" if count == 1 else f"{count} users online"
-        self.notify(user, f"Welcome, {text}! {online}. Type /help for commands.")
-        self.announce(f"{text} joined", exclude=user)
+        room = self._default_room()
+        self.delivery.to_user(user, ev.Welcome(text, room.name, len(self._named)))
+        self._enter(user, room, arrived=True)
         self.plugins.user_joined(user)
 
     def _banned_nick(self, nick: str) -> str | None:
@@ -379,19 +651,12 @@ class Hub:
         self.disconnect(user, "idle timeout")
         user.link.close()
 
-    def _from_user(self, user: User, text: str, *, action: bool) -> None:
-        passed = self.plugins.filter_message(user, text, action)
-        if passed is not None and user.state is State.NAMED:
-            line = protocol.action if action else protocol.chat
-            self._fan_out(protocol.encode_line(line(user.nick, passed)), user)
-
-    def _notify_lines(self, user: User, lines: list[str]) -> None:
-        self.notify(user, "\n".join(lines))
-
-    def _fan_out(self, data: bytes, exclude: User | None) -> int:
-        """Publish ``data`` (complete encoded lines) to every named user but ``exclude``."""
-        skip = exclude.link if exclude is not None and exclude.state is State.NAMED else None
-        self.group.publish(data, skip)
-        sent = len(self._named) - (skip is not None)
-        self.stats.lines_out += sent
-        return sent
+    def _from_user(self, user: User, text: str, room_name: str, *, action: bool) -> None:
+        room = self.find_room(room_name) if room_name else user.current
+        if room is None or user not in room.members:
+            self.notify(user, line.NO_ROOM if not room_name else f"You are not in {room_name}.")
+            return
+        passed = self.plugins.filter_message(user, room.name, text, action)
+        if passed is not None and user.state is State.NAMED and user in room.members:
+            event = (ev.Acted if action else ev.Said)(room.name, user.nick, passed)
+            self.delivery.to_room(room, event, user)

@@ -42,7 +42,6 @@ import pluggy
 
 from chatd import hookspecs
 from chatd.config import Config, ConfigError, check_extra
-from chatd.core import protocol
 from chatd.core.commands import Command, CommandError, CommandTable, Invocation, check_declared
 from chatd.core.context import Chat, Context, Drop
 from chatd.core.guard import (
@@ -54,6 +53,7 @@ from chatd.core.guard import (
     where_stopped,
 )
 from chatd.plugins import BUILTIN_PLUGINS
+from chatd.wire.text import one_line, sentence
 
 if TYPE_CHECKING:
     from chatd.core.hub import Hub, User
@@ -328,7 +328,7 @@ class PluginHost:
         chat = self._chats.get(name)
         if chat is None:
             state = self.states.setdefault(name, {})
-            chat = self._chats[name] = Chat(self.hub, name, self.config.section(name), state)
+            chat = self._chats[name] = Chat(self.hub, name, self.config.section(name), state, self)
         return chat
 
     # -- calling hooks -------------------------------------------------------------
@@ -361,7 +361,7 @@ class PluginHost:
                     args[arg] = self.chat(name)
                 elif arg == "ctx":
                     assert user is not None
-                    args[arg] = Context(self.chat(name), user)
+                    args[arg] = Context(self.chat(name), user, kwargs.get("room"))
                 else:
                     args[arg] = kwargs[arg]
             result, error = guard.run(name, hook, impl.function, **args)
@@ -419,12 +419,14 @@ class PluginHost:
         self._chats.clear()
         self.guard.settings = guard_settings(config)
 
-    def filter_message(self, user: User, text: str, action: bool) -> str | None:
-        """The text to deliver, or None when a plugin dropped it (the sender was told)."""
-        for _, result, _ in self._each("chatd_message", user=user, text=text, action=action):
+    def filter_message(self, user: User, room: str, text: str, action: bool) -> str | None:
+        """The text to deliver to ``room``, or None when a plugin dropped it (the
+        sender was told)."""
+        hook = self._each("chatd_message", user=user, room=room, text=text, action=action)
+        for _, result, _ in hook:
             if isinstance(result, Drop):
-                reason = protocol.sentence(protocol.one_line(str(result.reason)))
-                self.hub.notify(user, f"Not sent: {reason}")
+                reason = sentence(one_line(str(result.reason)))
+                self.hub.notify(user, f"Not sent: {reason}", room)
                 return None
             if isinstance(result, str):
                 text = result

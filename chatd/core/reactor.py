@@ -52,7 +52,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chatd.core import protocol
 from chatd.core.buffers import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_SENDQ_BYTES,
@@ -60,11 +59,12 @@ from chatd.core.buffers import (
     InputBuffer,
     OutputBuffer,
 )
-from chatd.core.fanout import Group
+from chatd.core.fanout import Fanout, Group, catch_up
 from chatd.core.flood import TokenBucket
 from chatd.core.link import Handler
 from chatd.core.stats import Stats
 from chatd.core.timers import Timer, Timers
+from chatd.wire.text import decode_line
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +220,7 @@ class Connection:
         "dirty",
         "doomed",
         "gone",
-        "group",
-        "group_pos",
+        "groups",
         "host",
         "inbuf",
         "linger",
@@ -230,6 +229,7 @@ class Connection:
         "outbuf",
         "paused",
         "peer",
+        "pending",
         "reactor",
         "reason",
         "session",
@@ -257,8 +257,10 @@ class Connection:
         self.outbuf = OutputBuffer(limits.sendq_bytes)
         self.bucket = bucket  # flood control, or None
         self.paused = False  # flood control has stopped reading for now
-        self.group: Group | None = None  # the fan-out group it is in (chat: once named)
-        self.group_pos = 0
+        self.groups: set[Group] = set()  # the fan-out groups it is in (chat: once named)
+        #: A fan-out batch to send at the end of the iteration, when it is all
+        #: this connection gets then (so it costs one send(), no queueing).
+        self.pending: bytes | None = None
         self.mask = 0  # events registered with the selector now
         self.dirty = False  # queued for the end-of-iteration flush
         self.closing = False  # a close was requested: read no more, drain, close
@@ -273,13 +275,17 @@ class Connection:
     # -- the Link interface (called by the handler; never calls back into it) --
 
     def send(self, data: bytes) -> None:
-        if self.group is not None:
-            self.group.catch_up(self)  # what was broadcast before this goes first
+        if self.groups:
+            catch_up(self)  # what was broadcast before this goes first
         self.deliver(data)
 
     def deliver(self, data: bytes | memoryview) -> None:
         if self.closing or self.doomed or self.gone:
             return
+        pending = self.pending
+        if pending is not None:  # more than one batch this iteration: queue both
+            self.pending = None
+            self.outbuf.append(pending)
         if not self.outbuf.append(data):
             self.reactor._doom(self, "sendq exceeded")
         elif not self.dirty:
@@ -287,10 +293,11 @@ class Connection:
             self.reactor._dirty.append(self)
 
     def deliver_batch(self, data: bytes) -> None:
-        if self.dirty or self.closing or self.doomed or self.gone or self.outbuf:
+        if self.dirty or self.pending is not None or self.outbuf or self.closing or self.doomed:
             self.deliver(data)  # behind what is queued: the flush writes it all at once
-        else:
-            self.reactor._send_now(self, data)
+        elif not self.gone:
+            self.pending = data
+            self.reactor._pending.append(self)
 
     def close(self) -> None:
         self.reactor._close(self, "closed by server")
@@ -310,7 +317,9 @@ class Reactor:
         self.selector = selectors.DefaultSelector()
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
-        self._groups: list[Group] = []
+        self._pending: list[Connection] = []  # connections with only a batch to send
+        #: The fan-out groups of this loop (the hub's rooms), flushed once per iteration.
+        self.fanout = Fanout()
         self._listeners: list[Listener] = []
         self._accept_paused = False  # some listener is paused for want of descriptors
         self._stopping = False
@@ -403,9 +412,7 @@ class Reactor:
 
     def group(self) -> Group:
         """A new fan-out group whose lines this loop hands out once per iteration."""
-        group = Group()
-        self._groups.append(group)
-        return group
+        return self.fanout.group()
 
     def install_signal_handlers(self) -> None:
         """SIGINT and SIGTERM stop the server gracefully, SIGHUP reloads (main thread only)."""
@@ -633,7 +640,7 @@ class Reactor:
             if line is OVERLONG:
                 handler.line_too_long(session, inbuf.max_line_bytes)
             else:
-                handler.receive(session, protocol.decode_line(line))
+                handler.receive(session, decode_line(line))
 
     def _pause_reading(self, conn: Connection, bucket: TokenBucket) -> None:
         """Out of tokens: stop reading until the next one is earned (backpressure)."""
@@ -662,8 +669,14 @@ class Reactor:
         # handler at once, and what the handler says about it ("alice left")
         # goes out in this same iteration: hence the loop.
         while True:
-            for group in self._groups:
-                group.flush()
+            self.fanout.flush()
+            if self._pending:
+                pending, self._pending = self._pending, []
+                for conn in pending:
+                    data = conn.pending
+                    if data is not None and not conn.closed:
+                        conn.pending = None
+                        self._send_now(conn, data)
             if not self._dirty:
                 return
             dirty, self._dirty = self._dirty, []
@@ -677,11 +690,10 @@ class Reactor:
                     self._write(conn)
 
     def _send_now(self, conn: Connection, data: bytes) -> None:
-        """Write ``data`` to a connection with nothing queued (a fan-out batch, in
-        the middle of a group's flush): the common case of a broadcast costs one
-        send() and no queueing. What the kernel does not take is queued. A failure
-        is dealt with in the flush's write pass, since closing a connection now
-        would change the group under the flush."""
+        """Write ``data`` to a connection with nothing else queued (a fan-out
+        batch): the common case of a broadcast costs one send() and no
+        queueing. What the kernel does not take is queued. A failure is dealt
+        with in the flush's write pass, with the other aborts."""
         try:
             sent = conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
@@ -769,6 +781,7 @@ class Reactor:
                 "%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, len(conn.outbuf)
             )
         conn.outbuf.clear()
+        conn.pending = None
         conn.reason = reason
         lines_wait = keep_input and conn.inbuf.has_line()
         if lines_wait and not (conn.gone or conn.closing or self._stopping):

@@ -1,24 +1,7 @@
-"""The chat basics: /who, /nick, /me, /quit."""
+"""The chat basics: rooms (/join, /part, /rooms, /topic, /who), private messages
+(/msg, /r), a room operator's /kick, /op and /deop, and /nick, /me, /quit."""
 
 from chatd import Command, Context, hookimpl
-
-#: /who cuts its list into lines of about this many characters, so a busy
-#: server does not send one line wider than any terminal.
-WHO_LINE_CHARS = 400
-
-
-def who(ctx: Context, args: str) -> None:
-    nicks = ctx.nicks()
-    lines: list[list[str]] = [[]]
-    width = 0
-    for nick in nicks:
-        if lines[-1] and width + len(nick) > WHO_LINE_CHARS:
-            lines.append([])
-            width = 0
-        lines[-1].append(nick)
-        width += len(nick) + 2
-    count = f"{len(nicks)} user online" if len(nicks) == 1 else f"{len(nicks)} users online"
-    ctx.reply(f"{count}: " + ",\n".join(", ".join(line) for line in lines))
 
 
 def nick(ctx: Context, args: str) -> None:
@@ -41,10 +24,144 @@ def quit_command(ctx: Context, args: str) -> None:
     ctx.quit(args)
 
 
+#: What a room name looks like in a usage line.
+ROOM = "#room"
+
+
+def _answer(ctx: Context, problem: str | None) -> None:
+    if problem:
+        ctx.reply(problem)
+
+
+def join(ctx: Context, args: str) -> None:
+    if not args or " " in args:
+        ctx.reply(f"Usage: /join {ROOM} (joins it, or makes it; it becomes your current room).")
+        return
+    _answer(ctx, ctx.join(args))
+
+
+def part(ctx: Context, args: str) -> None:
+    room, _, reason = args.partition(" ")
+    if room and not room.startswith("#"):  # "/part bye": a reason for the current room
+        room, reason = "", args
+    if not room and not ctx.room:
+        ctx.reply(f"Usage: /part [{ROOM}] [REASON] (you are in no room).")
+        return
+    _answer(ctx, ctx.part(room, reason.strip()))
+
+
+def rooms(ctx: Context, args: str) -> None:
+    listed = ctx.rooms()
+    lines = [f"{len(listed)} room{'' if len(listed) == 1 else 's'}:"]
+    for room in listed:
+        count = f"{len(room.members)} user{'' if len(room.members) == 1 else 's'}"
+        lines.append(f"  {room.name} ({count})" + (f": {room.topic}" if room.topic else ""))
+    ctx.reply("\n".join(lines))
+
+
+def topic(ctx: Context, args: str) -> None:
+    if not ctx.room:
+        ctx.reply("You are in no room. /join #room to enter one.")
+        return
+    if not args:
+        info = ctx.room_info(ctx.room)
+        shown = info.topic if info is not None else ""
+        ctx.reply(f"Topic of {ctx.room}: {shown}" if shown else f"{ctx.room} has no topic.")
+        return
+    _answer(ctx, ctx.set_topic("" if args == "-" else args))
+
+
+def names(ctx: Context, args: str) -> None:
+    name = args.split()[0] if args else ctx.room
+    if not name:
+        ctx.reply(f"Usage: /who [{ROOM}] (you are in no room).")
+        return
+    info = ctx.room_info(name)
+    if info is None:
+        ctx.reply(f"There is no room {name}. /rooms lists them.")
+        return
+    marked = [f"@{nick}" if nick in info.ops else nick for nick in info.members]
+    count = "1 user" if len(marked) == 1 else f"{len(marked)} users"
+    ctx.reply(f"{count} in {info.name}: " + _wrap(marked))
+
+
+#: /who cuts its list into lines of about this many characters, so a busy
+#: room does not send one line wider than any terminal.
+WHO_LINE_CHARS = 400
+
+
+def _wrap(names: list[str]) -> str:
+    lines: list[list[str]] = [[]]
+    width = 0
+    for name in names:
+        if lines[-1] and width + len(name) > WHO_LINE_CHARS:
+            lines.append([])
+            width = 0
+        lines[-1].append(name)
+        width += len(name) + 2
+    return ",\n".join(", ".join(line) for line in lines)
+
+
+def msg(ctx: Context, args: str) -> None:
+    nick, _, text = args.partition(" ")
+    if not nick or not text.strip():
+        ctx.reply("Usage: /msg NICK TEXT (only NICK sees it).")
+        return
+    _answer(ctx, ctx.message(nick, text.strip()))
+
+
+def reply(ctx: Context, args: str) -> None:
+    if not args:
+        ctx.reply("Usage: /r TEXT (answers the last one who messaged you).")
+        return
+    last = ctx.last_messaged_by
+    if last is None:
+        ctx.reply("No one has messaged you (or they have left): /msg NICK TEXT instead.")
+        return
+    _answer(ctx, ctx.message(last, args))
+
+
+def kick(ctx: Context, args: str) -> None:
+    nick, _, reason = args.partition(" ")
+    if not nick:
+        ctx.reply("Usage: /kick NICK [REASON] (a room operator puts NICK out of the room).")
+        return
+    if not ctx.room:
+        ctx.reply("You are in no room. /join #room to enter one.")
+        return
+    _answer(ctx, ctx.kick_from_room(nick, reason.strip()))
+
+
+def _op_command(op: bool) -> Command:
+    name = "op" if op else "deop"
+
+    def run(ctx: Context, args: str) -> None:
+        if not args or " " in args:
+            ctx.reply(f"Usage: /{name} NICK (in your current room, as its operator).")
+            return
+        if not ctx.room:
+            ctx.reply("You are in no room. /join #room to enter one.")
+            return
+        _answer(ctx, ctx.set_op(args, op))
+
+    what = "Make NICK an operator of" if op else "Take operator from NICK in"
+    return Command(name, run, f"/{name} NICK", f"{what} your current room.")
+
+
 @hookimpl
 def chatd_commands() -> list[Command]:
     return [
-        Command("who", who, "/who", "List the users online."),
+        Command("join", join, f"/join {ROOM}", "Join a room (or make one) and talk in it."),
+        Command("part", part, f"/part [{ROOM}] [REASON]", "Leave a room (your current one)."),
+        Command("rooms", rooms, "/rooms", "List the rooms, their size and topic."),
+        Command("topic", topic, "/topic [TEXT]", "Show or set your current room's topic."),
+        Command("who", names, f"/who [{ROOM}]", "List who is in a room (your current one)."),
+        Command("names", names, f"/names [{ROOM}]", "The same as /who."),
+        Command("msg", msg, "/msg NICK TEXT", "Send a private message."),
+        Command("r", reply, "/r TEXT", "Answer the last private message."),
+        Command("kick", kick, "/kick NICK [REASON]", "Put someone out of your room (operators)."),
+        _op_command(True),
+        _op_command(False),
         Command("nick", nick, "/nick NEWNAME", "Change your nickname."),
         Command("me", me, "/me ACTION", "Describe an action: others see * yourname ACTION."),
         Command("quit", quit_command, "/quit [REASON]", "Leave the chat; others see the reason."),

@@ -1,30 +1,18 @@
-"""The chat line protocol, sans-IO: raw lines in -> clean text; text out -> bytes.
+"""Text that is safe to show: what every wire module cleans its input and output with.
 
-Rule: this module is the only place that knows what chatd's lines look like on
-the wire. Everything a user sends passes through :func:`decode_line`, which
+Rule: everything a user sends passes through :func:`decode_line`, which
 guarantees that no control character or terminal escape sequence survives, so
-nothing one client sends can reach another client's terminal as a command.
-Everything the server sends is made by :func:`encode_line` from one of the
-formatters below, and the formatters sanitize what they are given again,
-whoever produced it (a user, a plugin, an operator): the edge that renders is
-the one that guarantees no control byte and no line break leaves the server,
-so every line starts with its own prefix. No I/O here.
-
-The wire format, in full (the README documents the same):
-
-* UTF-8 text, one message per line, lines end with "\\n" (a "\\r" before it is
-  dropped). Invalid UTF-8 is decoded with U+FFFD replacement characters.
-* chat from alice:      ``<alice> text``
-* an action by alice:   ``* alice waves``
-* anything the server itself says (notices, replies, errors): ``*** text``
+nothing one client sends can reach another client's terminal as a command; and
+every renderer (chatd.wire.line, ...) cleans what it is given again with
+:func:`one_line` or :func:`lines_of`, whoever produced it (a user, a plugin, an
+operator): the edge that renders is the one that guarantees no control byte and
+no line break leaves the server. No I/O here.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Final
-
-SERVER_PREFIX: Final = "*** "
 
 # Terminal escape sequences, longest forms first: CSI (ESC [ or the 8-bit 0x9B,
 # parameters, intermediates, a final byte), OSC/DCS/SOS/PM/APC strings (ended by
@@ -90,27 +78,3 @@ def sentence(text: str) -> str:
 def decode_line(raw: bytes) -> str:
     """A line as received (without its line ending) -> clean text, trailing space removed."""
     return sanitize(raw.decode("utf-8", "replace")).rstrip()
-
-
-def encode_line(text: str) -> bytes:
-    """One outgoing line, encoded once and shared by every recipient. ``text``
-    comes from a formatter below, so it is one clean line."""
-    return (text + "\n").encode("utf-8")
-
-
-def chat(nick: str, text: str) -> str:
-    return f"<{nick}> {one_line(text)}"
-
-
-def action(nick: str, text: str) -> str:
-    return f"* {nick} {one_line(text)}"
-
-
-def notice(text: str) -> str:
-    return SERVER_PREFIX + one_line(text)
-
-
-def encode_notices(text: str) -> bytes:
-    """``*** line`` for each line of ``text``, encoded: a multi-line reply or
-    announcement never puts a line on the wire without its prefix."""
-    return b"".join(encode_line(SERVER_PREFIX + line) for line in lines_of(text))

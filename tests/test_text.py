@@ -5,7 +5,8 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatd.core.protocol import action, chat, decode_line, encode_line, notice, sanitize
+from chatd.wire.line import action, chat, encode_line, notice
+from chatd.wire.text import decode_line, sanitize
 
 
 def test_wire_formats() -> None:

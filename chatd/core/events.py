@@ -1,0 +1,179 @@
+"""Events: what happened in the chat, as the hub tells it, in no wire format.
+
+Rule: an event says what happened and names the people and rooms involved by
+their names at that moment; it holds no bytes, no links and no formatting. The
+hub decides who hears of it (an audience, see chatd.core.delivery); each wire
+module (chatd.wire.line for nc, later IRC, the browser, the history store and
+other nodes) renders it in its own way. Events are frozen, so one event can be
+handed to every renderer and compared whole in tests.
+
+Text in an event is what its author gave (a user's line is already clean; a
+plugin's or an operator's may hold anything): the renderer that puts it on a
+wire sanitizes it, since only it knows what its format must not contain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """``nick`` said ``text`` in ``room``."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Acted:
+    """``nick`` did ``text`` (``/me``) in ``room``."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateSaid:
+    """``sender`` said ``text`` to ``to`` alone."""
+
+    sender: str
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """``nick`` joined ``room``; ``arrived`` when that is its arrival on the server
+    (registration puts a user in the default room)."""
+
+    room: str
+    nick: str
+    arrived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Parted:
+    """``nick`` left ``room`` (and stays on the server)."""
+
+    room: str
+    nick: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Kicked:
+    """``by`` (a room operator, or ``""`` for a server operator) put ``nick`` out of ``room``."""
+
+    room: str
+    nick: str
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """``nick`` left the server: everyone who shared a room with it hears once."""
+
+    nick: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """``old`` is now known as ``new``."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSet:
+    """``by`` (``""``: a server operator) set ``room``'s topic to ``text`` (``""``: cleared)."""
+
+    room: str
+    text: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Opped:
+    """``by`` made ``nick`` an operator of ``room`` (``op``), or took that away."""
+
+    room: str
+    nick: str
+    by: str
+    op: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the server says, in ``room`` when it is about one (a plugin's
+    ``ctx.announce``), else to whoever it is sent to."""
+
+    text: str
+    room: str = ""
+
+
+# -- what only the user it concerns is told ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """``nick`` is registered, and is in ``room`` (``""``: none); ``online`` users
+    are on the server, it included."""
+
+    nick: str
+    room: str
+    online: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """What a user who has just joined ``room`` is told: its topic and members
+    (operators in ``ops``), sorted ignoring case."""
+
+    room: str
+    topic: str
+    members: tuple[str, ...]
+    ops: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The user's current room (where its plain lines go) is now ``room``; ``""``
+    when it is in none."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class YouLeft:
+    """The user left ``room``: by ``/part``, or put out by ``kicked_by`` (``""``
+    for a server operator) when ``kicked``."""
+
+    room: str
+    kicked: bool = False
+    kicked_by: str = ""
+    reason: str = ""
+
+
+Event = (
+    Said
+    | Acted
+    | PrivateSaid
+    | Joined
+    | Parted
+    | Kicked
+    | Quit
+    | Renamed
+    | TopicSet
+    | Opped
+    | Notice
+    | Welcome
+    | RoomState
+    | Current
+    | YouLeft
+)

@@ -1,0 +1,3 @@
+"""Wire formats: one sans-IO module per protocol, each rendering the hub's events
+in its own way (chatd.wire.line for nc and ``chatd connect``), and
+chatd.wire.text, the cleaning every one of them shares."""
