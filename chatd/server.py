@@ -96,7 +96,14 @@ class Server:
             self.plugins, self.timers, clock=clock, stats=self.stats, fanout=self.reactor.fanout
         )
         self.plugins.attach(self.hub)
-        self.admin = AdminService(self)
+        self.admin = AdminService(
+            self.hub,
+            self.plugins,
+            self.stats,
+            clock=clock,
+            reload=self.reload,
+            stop=self.stop,
+        )
         self.plugins.startup()
         self.address: tuple[str, int] | None = None
         self.admin_path: Path | None = None

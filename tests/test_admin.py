@@ -22,9 +22,19 @@ import pytest
 from chatd.admin import wire
 from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
 from chatd.admin.paths import SocketPathError, prepare_folder
+from chatd.admin.service import AdminService
 from chatd.config import AdminSettings, JumbleSettings
+from chatd.core.plugins import Report
 from chatd.server import Server
-from tests.helpers import WAIT, LineClient, ServerProcess, make_config, run_chatd, running_server
+from tests.helpers import (
+    WAIT,
+    HubFixture,
+    LineClient,
+    ServerProcess,
+    make_config,
+    run_chatd,
+    running_server,
+)
 
 
 @pytest.fixture
@@ -586,3 +596,33 @@ def test_reload_config_applies_what_it_can_and_names_what_needs_a_restart(
         )
         assert server.config.jumble.round_seconds == 30
         admin.close()
+
+
+def test_the_service_is_built_from_its_parts_without_a_server() -> None:
+    # The service gets what it needs passed in (no Server, no import of chatd.server):
+    # here a sans-IO hub, and reload and stop callables that note what they were asked.
+    fixture = HubFixture()
+    fixture.join("alice")
+    asked: list[str | None] = []
+
+    def reload(what: str) -> Report:
+        asked.append(what)
+        return Report([f"{what}: reloaded"])
+
+    service = AdminService(
+        fixture.hub,
+        fixture.plugins,
+        fixture.hub.stats,
+        clock=fixture.clock,
+        reload=reload,
+        stop=asked.append,
+    )
+
+    def call(cmd: str, **args: str) -> Any:
+        return service.handle(json.dumps(wire.request(cmd, args)))
+
+    assert call("reload", what="words") == wire.ok(["words: reloaded"])
+    assert call("shutdown", message="back soon") == wire.ok("shutting down")
+    assert asked == ["words", "back soon"]
+    assert [u["nick"] for u in call("users")["result"]] == ["alice"]
+    assert call("stats")["result"]["uptime_seconds"] == 0

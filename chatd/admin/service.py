@@ -3,24 +3,26 @@
 Rule: each request line gets exactly one response line, whatever the line was;
 bad JSON, an unknown command or a failing command is an error response on a
 connection that stays usable, never a dropped connection or a server error.
-Commands act on the hub, the plugins and the server through their public
-methods; nothing here touches sockets.
+Commands act on the hub and the plugin host through their public methods,
+and on the server only through the two callables it hands in (reload, stop):
+the service is given what it needs and imports nothing that builds it, so
+the arrows run one way (chatd.server -> here). Nothing here touches sockets.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chatd.admin import wire
 from chatd.core.bans import BanError, parse_duration
 from chatd.core.guard import ON, PluginRecord
-from chatd.core.hub import nick_problem
+from chatd.core.hub import Hub, nick_problem
 from chatd.core.link import Link
-
-if TYPE_CHECKING:
-    from chatd.server import Server
+from chatd.core.plugins import PluginHost, Report
+from chatd.core.stats import Stats
+from chatd.core.timers import Clock
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,24 @@ class AdminSession:
 
 
 class AdminService:
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(
+        self,
+        hub: Hub,
+        plugins: PluginHost,
+        stats: Stats,
+        *,
+        clock: Clock,
+        reload: Callable[[str], Report],
+        stop: Callable[[str | None], None],
+    ) -> None:
+        """``reload(what)`` reloads without a restart and reports what changed;
+        ``stop(message)`` asks the server to shut down gracefully."""
+        self._hub = hub
+        self._host = plugins
+        self._stats = stats
+        self._clock = clock
+        self._reload = reload
+        self._stop = stop
         self.sessions: set[AdminSession] = set()
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "users": self.users,
@@ -105,8 +123,7 @@ class AdminService:
         return wire.ok(result)
 
     def users(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        now = self.server.clock()
-        hub, plugins = self.server.hub, self.server.plugins
+        now = self._clock()
         return [
             {
                 "nick": user.nick,
@@ -114,16 +131,16 @@ class AdminService:
                 "connected_seconds": round(now - user.connected_at, 1),
                 "idle_seconds": round(now - user.last_active, 1),
                 "lines": user.lines,
-                "game": "; ".join(plugins.user_status(user)) or None,
+                "game": "; ".join(self._host.user_status(user)) or None,
             }
-            for user in sorted(hub.users(), key=lambda u: u.nick.lower())
+            for user in sorted(self._hub.users(), key=lambda u: u.nick.lower())
         ]
 
     def kick(self, args: dict[str, Any]) -> str:
-        user = self.server.hub.find(args["nick"])
+        user = self._hub.find(args["nick"])
         if user is None:
             raise AdminError(f"no user called {args['nick']!r} is online")
-        self.server.hub.kick(user, args.get("reason", ""))
+        self._hub.kick(user, args.get("reason", ""))
         return f"kicked {user.nick}"
 
     def ban(self, args: dict[str, Any]) -> str:
@@ -133,16 +150,16 @@ class AdminService:
             raise AdminError(str(exc)) from None
         if problem := nick_problem(args["nick"]):
             raise AdminError(problem)
-        return self.server.hub.ban(args["nick"], seconds, args.get("reason", ""))
+        return self._hub.ban(args["nick"], seconds, args.get("reason", ""))
 
     def unban(self, args: dict[str, Any]) -> str:
-        lifted = self.server.hub.bans.remove(args["target"])
+        lifted = self._hub.bans.remove(args["target"])
         if not lifted:
             raise AdminError(f"no ban on {args['target']!r}")
         return "lifted the ban on " + " and ".join(f"{b.kind} {b.key}" for b in lifted)
 
     def bans(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        now = self.server.clock()
+        now = self._clock()
         return [
             {
                 "kind": ban.kind,
@@ -150,21 +167,21 @@ class AdminService:
                 "seconds_left": round(ban.until - now, 1),
                 "reason": ban.reason,
             }
-            for ban in self.server.hub.bans.active(now)
+            for ban in self._hub.bans.active(now)
         ]
 
     def reload(self, args: dict[str, Any]) -> list[str]:
         what = args.get("what") or "all"
         if what not in wire.RELOAD_WHAT:
             raise AdminError(f"reload what? one of: {', '.join(wire.RELOAD_WHAT)}")
-        report = self.server.reload(what)
+        report = self._reload(what)
         if report.failed:  # what did change is in the message too
             raise AdminError("reload failed: " + "; ".join(report))
         return list(report)
 
     def plugins(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         """Every loaded plugin in load order, with its counters and state."""
-        host = self.server.plugins
+        host = self._host
         commands: dict[str, list[str]] = {name: [] for name in host.set.origins}
         for command in host.commands:  # sorted by name
             commands[host.commands.plugin_of(command.name)].append(command.name)
@@ -185,7 +202,7 @@ class AdminService:
         if action not in wire.PLUGIN_ACTIONS:
             spec = wire.COMMANDS["plugin"]
             raise AdminError(f"plugin: {action!r} is neither on nor off; usage: {spec.usage}")
-        host = self.server.plugins
+        host = self._host
         if name not in host.set.origins:
             raise AdminError(
                 f"no plugin called {name!r} is loaded; loaded plugins: {', '.join(host.names)}"
@@ -200,12 +217,12 @@ class AdminService:
         return f"plugin {name} is {action}"
 
     def stats(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self.server.stats.snapshot(self.server.clock())
+        return self._stats.snapshot(self._clock())
 
     def say(self, args: dict[str, Any]) -> str:
-        count = self.server.hub.announce(f"Announcement: {args['text']}")
+        count = self._hub.announce(f"Announcement: {args['text']}")
         return f"announced to {count} user{'s' if count != 1 else ''}"
 
     def shutdown_server(self, args: dict[str, Any]) -> str:
-        self.server.stop(args.get("message") or None)
+        self._stop(args.get("message") or None)
         return "shutting down"
