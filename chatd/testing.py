@@ -127,8 +127,10 @@ class FakeLink:
         self.closed = True
 
     def _flush(self) -> None:
-        for group in list(self.groups):
-            group.flush()
+        # As the reactor does: every group of the loop, in the order they got lines.
+        for fanout in {group.fanout for group in self.groups}:
+            if fanout is not None:
+                fanout.flush()
 
     @property
     def all_lines(self) -> list[str]:

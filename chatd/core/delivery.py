@@ -18,8 +18,9 @@ iteration still reach it as they were rendered then, so order is kept.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
+from chatd.core import events
 from chatd.core.events import Event
 from chatd.core.fanout import Fanout, Group
 from chatd.core.link import Link
@@ -28,6 +29,15 @@ from chatd.core.stats import Stats
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+
+#: The variants every wire module renders (it may render two alike): for readers
+#: whose current room the event happened in, or for an event in no room; for the
+#: members for whom it is another of their rooms; a private message shown back
+#: to its sender.
+HERE: Final = "here"
+AWAY: Final = "away"
+ECHO: Final = "echo"
 
 
 class Wire(Protocol):
@@ -58,8 +68,22 @@ class Reader(Protocol):
     placed: dict[Room, Group]
 
 
+#: Events that happen in a room (their variant depends on the reader's current
+#: room); the rest concern one reader and are read as they are (HERE).
+ROOM_EVENTS: Final = (
+    events.Said,
+    events.Acted,
+    events.Joined,
+    events.Parted,
+    events.Kicked,
+    events.TopicSet,
+    events.Opped,
+    events.Notice,
+)
+
+
 def _room_of(event: Event) -> str:
-    return getattr(event, "room", "")
+    return event.room if isinstance(event, ROOM_EVENTS) else ""
 
 
 class Delivery:

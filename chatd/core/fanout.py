@@ -93,6 +93,11 @@ class Group:
     def __len__(self) -> int:
         return len(self.members)
 
+    @property
+    def fanout(self) -> Fanout | None:
+        """The fan-out this group is flushed with, if any."""
+        return self._fanout
+
     def join(self, member: Member) -> None:
         if member in self.members:
             return

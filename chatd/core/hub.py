@@ -41,11 +41,11 @@ from typing import Final, Protocol
 from chatd.config import Config
 from chatd.core import events as ev
 from chatd.core.bans import Bans, format_duration
-from chatd.core.delivery import Delivery, Wire
+from chatd.core.delivery import ECHO, Delivery, Wire
 from chatd.core.fanout import Fanout, Group
 from chatd.core.invocation import Invocation, parse
 from chatd.core.link import Link
-from chatd.core.rooms import Room, room_key, room_problem
+from chatd.core.rooms import NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
 from chatd.wire import line
@@ -298,7 +298,7 @@ class Hub:
             return "That is you: a private message goes to someone else."
         event = ev.PrivateSaid(user.nick, to.nick, text)
         self.delivery.to_user(to, event)
-        self.delivery.to_user(user, event, line.ECHO)
+        self.delivery.to_user(user, event, ECHO)
         to.last_from = user
         self.stats.lines_out += 1
         return None
@@ -440,7 +440,7 @@ class Hub:
             if room is None or user not in room.members:
                 return f"You are not in {name}."
         elif user.current is None:
-            return line.NO_ROOM
+            return NO_ROOM
         else:
             room = user.current
         reason = one_line(reason)
@@ -654,7 +654,7 @@ class Hub:
     def _from_user(self, user: User, text: str, room_name: str, *, action: bool) -> None:
         room = self.find_room(room_name) if room_name else user.current
         if room is None or user not in room.members:
-            self.notify(user, line.NO_ROOM if not room_name else f"You are not in {room_name}.")
+            self.notify(user, NO_ROOM if not room_name else f"You are not in {room_name}.")
             return
         passed = self.plugins.filter_message(user, room.name, text, action)
         if passed is not None and user.state is State.NAMED and user in room.members:

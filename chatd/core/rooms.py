@@ -27,6 +27,10 @@ DEFAULT_MAX_ROOMS_PER_USER: Final = 20
 DEFAULT_MAX_TOPIC_CHARS: Final = 300
 
 
+#: What a plain line (or a room command) gets from someone in no room.
+NO_ROOM: Final = "You are in no room. /join #room to enter one."
+
+
 def room_problem(name: str) -> str | None:
     """Why ``name`` cannot be a room's name, or None if it can."""
     if ROOM_PATTERN.fullmatch(name):

@@ -29,14 +29,15 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from chatd.core import events as ev
+from chatd.core.delivery import AWAY, ECHO, HERE
+from chatd.core.rooms import NO_ROOM
 from chatd.wire.text import lines_of, one_line
+
+__all__ = ["AWAY", "ECHO", "HERE", "NAME", "NO_ROOM", "render", "variant"]
 
 NAME: Final = "line"
 SERVER_PREFIX: Final = "*** "
 
-HERE: Final = "here"
-AWAY: Final = "away"
-ECHO: Final = "echo"
 
 
 def variant(room: str, current: str) -> str:
@@ -185,9 +186,6 @@ def _you_left(e: ev.YouLeft, v: str) -> bytes:
     told = f"You were kicked from {e.room} by {_by(e.kicked_by)}"
     return encode_line(f"{SERVER_PREFIX}{told}: {reason}" if reason else f"{SERVER_PREFIX}{told}.")
 
-
-#: What a plain line gets from someone in no room.
-NO_ROOM: Final = "You are in no room. /join #room to enter one."
 
 #: Members' lines are cut at about this many characters, so a busy room does not
 #: send one line wider than any terminal.

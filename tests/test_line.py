@@ -1,0 +1,130 @@
+"""The nc line format: every event rendered as the bytes an nc user reads, in
+each variant, and cleaned whoever wrote the text."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatd.core import events as ev
+from chatd.wire import line
+from chatd.wire.line import AWAY, ECHO, HERE, render
+
+CASES: list[tuple[ev.Event, str, bytes]] = [
+    (ev.Said("#lobby", "bob", "hi"), HERE, b"<bob> hi\n"),
+    (ev.Said("#games", "bob", "hi"), AWAY, b"[#games] <bob> hi\n"),
+    (ev.Acted("#lobby", "bob", "waves"), HERE, b"* bob waves\n"),
+    (ev.Acted("#games", "bob", "waves"), AWAY, b"[#games] * bob waves\n"),
+    (ev.PrivateSaid("alice", "bob", "psst"), HERE, b"*alice* psst\n"),
+    (ev.PrivateSaid("alice", "bob", "psst"), ECHO, b"-> *bob* psst\n"),
+    (ev.Joined("#lobby", "bob", arrived=True), HERE, b"*** bob joined\n"),
+    (ev.Joined("#lobby", "bob", arrived=True), AWAY, b"*** [#lobby] bob joined\n"),
+    (ev.Joined("#games", "carol"), HERE, b"*** carol joined #games\n"),
+    (ev.Joined("#games", "carol"), AWAY, b"*** [#games] carol joined\n"),
+    (ev.Parted("#games", "carol", "bye"), HERE, b"*** carol left #games (bye)\n"),
+    (ev.Parted("#games", "carol"), AWAY, b"*** [#games] carol left\n"),
+    (
+        ev.Kicked("#games", "bob", "alice", "spam"),
+        HERE,
+        b"*** bob was kicked from #games by alice (spam)\n",
+    ),
+    (
+        ev.Kicked("#games", "bob", "", ""),
+        AWAY,
+        b"*** [#games] bob was kicked by a server operator\n",
+    ),
+    (ev.Quit("bob", "Quit: lunch"), HERE, b"*** bob left (Quit: lunch)\n"),
+    (ev.Quit("bob", "Quit: lunch"), AWAY, b"*** bob left (Quit: lunch)\n"),  # no room of its own
+    (ev.Renamed("bob", "robert"), HERE, b"*** bob is now known as robert\n"),
+    (ev.TopicSet("#games", "chess", "alice"), HERE, b"*** alice set the topic of #games: chess\n"),
+    (
+        ev.TopicSet("#games", "chess", ""),
+        AWAY,
+        b"*** [#games] a server operator set the topic: chess\n",
+    ),
+    (ev.TopicSet("#games", "", "alice"), HERE, b"*** alice cleared the topic of #games\n"),
+    (ev.Opped("#games", "bob", "alice", True), HERE, b"*** alice made bob an operator of #games\n"),
+    (
+        ev.Opped("#games", "bob", "alice", False),
+        AWAY,
+        b"*** [#games] alice removed bob as an operator\n",
+    ),
+    (ev.Notice("two\nlines"), HERE, b"*** two\n*** lines\n"),
+    (ev.Notice("solved\nit", "#games"), AWAY, b"*** [#games] solved\n*** [#games] it\n"),
+    (
+        ev.Welcome("alice", "#lobby", 1),
+        HERE,
+        b"*** Welcome, alice! 1 user online (you); you are in #lobby. Type /help for commands.\n",
+    ),
+    (
+        ev.Welcome("alice", "#lobby", 3),
+        HERE,
+        b"*** Welcome, alice! 3 users online; you are in #lobby. Type /help for commands.\n",
+    ),
+    (
+        ev.RoomState("#games", "chess", ("alice", "bob"), frozenset({"alice"})),
+        HERE,
+        b"*** Topic of #games: chess\n*** 2 users in #games: @alice, bob\n",
+    ),
+    (
+        ev.RoomState("#games", "", ("alice",), frozenset()),
+        HERE,
+        b"*** #games has no topic.\n*** 1 user in #games: alice\n",
+    ),
+    (ev.Current("#games"), HERE, b"*** Now talking in #games.\n"),
+    (ev.Current(""), HERE, b"*** You are in no room. /join #room to enter one.\n"),
+    (ev.YouLeft("#games"), HERE, b"*** You left #games.\n"),
+    (
+        ev.YouLeft("#games", True, "alice", "spam"),
+        HERE,
+        b"*** You were kicked from #games by alice: spam\n",
+    ),
+    (
+        ev.YouLeft("#games", True, "", ""),
+        HERE,
+        b"*** You were kicked from #games by a server operator.\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "variant", "data"), CASES)
+def test_each_event_renders_as_nc_reads_it(event: ev.Event, variant: str, data: bytes) -> None:
+    assert render(event, variant) == data
+
+
+def test_every_event_type_has_a_rendering() -> None:
+    rendered = {type(event) for event, _, _ in CASES}
+    assert rendered == set(ev.Event.__args__)  # type: ignore[attr-defined]
+
+
+NASTY = "a\x1b[31mred\x07\nforged\r<root> x\u2028y"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ev.Said("#a", "bob", NASTY),
+        ev.PrivateSaid("bob", "carol", NASTY),
+        ev.Parted("#a", "bob", NASTY),
+        ev.Kicked("#a", "bob", "carol", NASTY),
+        ev.TopicSet("#a", NASTY, "bob"),
+        ev.Notice(NASTY, "#a"),
+        ev.RoomState("#a", NASTY, ("bob",), frozenset()),
+        ev.YouLeft("#a", True, "bob", NASTY),
+    ],
+)
+@pytest.mark.parametrize("variant", [HERE, AWAY, ECHO])
+def test_no_control_byte_and_no_unprefixed_line_leaves(event: ev.Event, variant: str) -> None:
+    data = render(event, variant).decode()
+    assert data.endswith("\n")
+    for text in data[:-1].split("\n"):
+        assert text.isprintable(), text
+        assert text.startswith(("*** ", "<bob> ", "[#a] ", "*bob* ", "-> *carol* ")), text
+
+
+def test_a_long_member_list_is_cut_into_prefixed_lines() -> None:
+    members = tuple(f"user{i:03d}_long_name" for i in range(60))
+    data = render(ev.RoomState("#big", "", members, frozenset()), HERE).decode()
+    lines = data.splitlines()
+    assert lines[1].startswith("*** 60 users in #big: user000_long_name, ")
+    assert len(lines) > 3 and all(len(text) < line.MEMBERS_LINE_CHARS + 40 for text in lines)
+    assert all(text.startswith("*** ") for text in lines)
