@@ -7,15 +7,18 @@ emitted for it: who got what is checked without any text format in the way.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from chatd.config import Config, RoomSettings
 from chatd.core import events as ev
 from chatd.core.hub import Hub, User
+from chatd.testing import ChatHarness
 from chatd.wire import line
-from tests.helpers import FakeLink, HubFixture, make_config
+from tests.helpers import FakeLink, HubFixture, make_config, write_plugin
 
 HERE, AWAY, ECHO = line.HERE, line.AWAY, line.ECHO
 
@@ -481,3 +484,32 @@ def test_any_sequence_reaches_exactly_the_members_once_each_in_order(
         assert _room_events(got[i]) == _room_events(model.expect[i]), i
         assert quits[i] == expect_quits[i], i
         assert renamed_seen[i] == expect_renames[i], i
+
+
+SHOUT = """
+    from chatd import hookimpl
+
+    SEEN = []
+
+    @hookimpl
+    def chatd_message(ctx, room, text, action):
+        SEEN.append((room, ctx.room, text))
+        return text.upper() if room == "#loud" else None
+"""
+
+
+def test_chatd_message_is_told_the_room_a_line_goes_to(tmp_path: Path) -> None:
+    plugin = write_plugin(tmp_path, "shout.py", SHOUT)
+    chat = ChatHarness(plugin)
+    alice, bob = chat.join("alice"), chat.join("bob")
+    alice.send("/join #loud")
+    bob.send("/join #loud")
+    alice.lines()
+    alice.send("hello")
+    bob.send("/join #lobby")
+    bob.send("quiet here")
+    assert "<alice> HELLO" in bob.lines()
+    module = sys.modules["chatd_plugin_shout"]
+    assert module.SEEN == [("#loud", "#loud", "hello"), ("#lobby", "#lobby", "quiet here")]
+    assert "[#lobby] <bob> quiet here" in alice.lines()
+    chat.close()

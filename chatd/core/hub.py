@@ -473,15 +473,10 @@ class Hub:
     def kick_from_room(self, by: User | None, name: str, nick: str, reason: str = "") -> str | None:
         """``by`` (a room operator; None: a server operator) puts ``nick`` out of
         room ``name``; it may come back. Returns why not, or None when done."""
-        room = self.find_room(name)
-        if room is None:
-            return room_problem(name) or f"There is no room {name}."
-        problem = self._check_op(by, room)
-        if problem:
-            return problem
-        target = self.find(nick)
-        if target is None or target not in room.members:
-            return f"{nick} is not in {room.name}."
+        found = self._op_on(by, name, nick)
+        if isinstance(found, str):
+            return found
+        room, target = found
         reason = one_line(reason)
         by_nick = by.nick if by is not None else ""
         self.delivery.to_room(room, ev.Kicked(room.name, target.nick, by_nick, reason), target)
@@ -494,15 +489,10 @@ class Hub:
     def set_op(self, by: User | None, name: str, nick: str, op: bool) -> str | None:
         """``by`` (a room operator; None: a server operator) makes ``nick`` an
         operator of room ``name`` (``op``) or takes that away."""
-        room = self.find_room(name)
-        if room is None:
-            return room_problem(name) or f"There is no room {name}."
-        problem = self._check_op(by, room)
-        if problem:
-            return problem
-        target = self.find(nick)
-        if target is None or target not in room.members:
-            return f"{nick} is not in {room.name}."
+        found = self._op_on(by, name, nick)
+        if isinstance(found, str):
+            return found
+        room, target = found
         if (target in room.ops) == op:
             return f"{target.nick} {'is' if op else 'is not'} an operator of {room.name} already."
         if op:
@@ -529,14 +519,20 @@ class Hub:
             room = self._rooms[room_key(name)] = Room(name)
         return room
 
-    def _check_op(self, by: User | None, room: Room) -> str | None:
-        if by is None:
-            return None
-        if by not in room.members:
+    def _op_on(self, by: User | None, name: str, nick: str) -> tuple[Room, User] | str:
+        """Room ``name`` and its member ``nick``, when ``by`` (None: a server
+        operator) may act as the room's operator on it; else why not."""
+        room = self.find_room(name)
+        if room is None:
+            return room_problem(name) or f"There is no room {name}."
+        if by is not None and by not in room.members:
             return f"You are not in {room.name}."
-        if by not in room.ops:
+        if by is not None and by not in room.ops:
             return f"You are not an operator of {room.name}."
-        return None
+        target = self.find(nick)
+        if target is None or target not in room.members:
+            return f"{nick} is not in {room.name}."
+        return room, target
 
     def _enter(self, user: User, room: Room, *, arrived: bool) -> None:
         """Put ``user`` in ``room`` as its current room; the members hear of it."""
