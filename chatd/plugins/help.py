@@ -18,7 +18,7 @@ def help_command(ctx: Context, args: str) -> None:
     width = max(len(c.name) for c in commands) + 1
     lines = ["Commands (/help NAME shows how to use one):"]
     lines += [f"  /{c.name:<{width}} {c.help}".rstrip() for c in commands]
-    lines.append("Anything else you type goes to everyone; start it with // to send a /.")
+    lines.append("Anything else you type goes to your current room; start it with // to send a /.")
     ctx.reply("\n".join(lines))
 
 
