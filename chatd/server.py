@@ -26,6 +26,7 @@ from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.core.watchdog import Watchdog
 from chatd.plugins import BUILTIN_PLUGINS
+from chatd.wire import line
 from chatd.wire.text import sentence
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,12 @@ class Server:
         self.plugins = PluginHost(config, builtins, entry_points=entry_points)
         self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
         self.hub = Hub(
-            self.plugins, self.timers, clock=clock, stats=self.stats, fanout=self.reactor.fanout
+            self.plugins,
+            self.timers,
+            wire=line,
+            clock=clock,
+            stats=self.stats,
+            fanout=self.reactor.fanout,
         )
         self.plugins.attach(self.hub)
         self.admin = AdminService(

@@ -55,6 +55,7 @@ from chatd.core.hub import Hub, User
 from chatd.core.plugins import DROPIN_MODULE_PREFIX, PluginHost, Report
 from chatd.core.timers import Timers
 from chatd.plugins import BUILTIN_PLUGINS
+from chatd.wire import line as line_wire
 from chatd.wire.text import decode_line
 
 __all__ = [
@@ -366,7 +367,7 @@ class ChatHarness:
             )
             self.plugins.guard = _WatchedGuard(self.plugins.guard.settings, self._failed)
             #: The hub: who is on and who gets what (for what this kit has no method for).
-            self.hub = Hub(self.plugins, self.timers, clock=self.clock)
+            self.hub = Hub(self.plugins, self.timers, wire=line_wire, clock=self.clock)
             self.plugins.attach(self.hub)
             #: Plugin files and entry points that failed to load, one line each.
             self.problems: list[str] = list(self.plugins.set.problems)

@@ -48,7 +48,6 @@ from chatd.core.link import Link
 from chatd.core.rooms import NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
-from chatd.wire import line
 from chatd.wire.text import one_line, sentence
 
 log = logging.getLogger(__name__)
@@ -146,12 +145,16 @@ class Hub:
         plugins: PluginCalls,
         timers: Timers | None = None,
         *,
+        wire: Wire,
         clock: Clock = time.monotonic,
         stats: Stats | None = None,
         fanout: Fanout | None = None,
     ) -> None:
-        """``fanout`` makes the fan-out groups: the reactor's, so that they are
-        flushed once per loop iteration (tests flush their own)."""
+        """``wire`` is the format of the connections the hub serves as a Handler
+        (chatd.wire.line: nc's); ``fanout`` makes the fan-out groups: the
+        reactor's, so that they are flushed once per loop iteration (tests flush
+        their own)."""
+        self.wire = wire
         self.plugins = plugins
         self.stats = stats if stats is not None else Stats(clock())
         self.delivery = Delivery(fanout, self.stats)
@@ -176,9 +179,10 @@ class Hub:
 
     # -- what the transport calls ------------------------------------------------
 
-    def connect(self, link: Link, wire: Wire = line) -> User:
-        """A new connection: greet it and ask for a nickname."""
-        user = User(link, self.clock(), next(self._ids), wire)
+    def connect(self, link: Link, wire: Wire | None = None) -> User:
+        """A new connection (reading ``wire``, by default the hub's): greet it and
+        ask for a nickname."""
+        user = User(link, self.clock(), next(self._ids), wire or self.wire)
         ban = self.bans.find("address", link.host, user.connected_at)
         if ban is not None:
             left = format_duration(ban.until - user.connected_at)
@@ -224,7 +228,7 @@ class Hub:
 
     def refused(self, reason: str) -> bytes:
         """The one line a connection that is turned away gets."""
-        return line.render(ev.Notice(reason))
+        return self.wire.render(ev.Notice(reason))
 
     def disconnect(self, user: User, reason: str) -> None:
         """``user``'s connection has ended. Safe to call more than once."""
