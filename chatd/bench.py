@@ -20,13 +20,25 @@ looks at a line it does not have to:
   client always among them) parse every line: they check that each sender's
   lines arrive in order with none missing or repeated;
 * a sender may have ``--window`` lines outstanding, not yet seen by the last
-  client (a server that sends to its clients in join order reaches it last);
+  client of its room (a server that sends to its clients in join order
+  reaches it last);
 * with ``--rate`` the senders take turns: sender k of S starts k/S of an
   interval late, so S senders at R a second send one line every 1/(S x R)
   seconds, not S lines at once (a burst would time the server's queue, not
   its fan-out);
 * at the end every delivery is accounted for: lines received by all clients
-  must equal lines sent x (clients - 1).
+  must equal, summed over the rooms, lines sent in the room x (its members - 1).
+
+With ``--rooms N`` the clients are spread over N rooms: client i, once
+registered, sends ``/join #bench-K`` (K = i mod N), waits for ``*** Now talking
+in #bench-K.``, then leaves the room it was put in at registration (the one
+the welcome names, ``#lobby`` by default) and waits for ``*** You left
+#lobby.``; only then is it ready. So each client is in one room, a sender's
+lines reach its room's other members and no one else, and sender k is in room
+k mod N (with ``--senders N``, one sender a room). The room name is the
+nickname prefix, ``-`` and K. ``room_ports`` (no flag: ``bench/compare.py``
+uses it) does the same for servers without rooms: room K's clients connect to
+the K-th port and join nothing, each server being one room.
 
 With ``--procs P`` the clients are split over P processes, each running the same
 loop for its share (use it when one core cannot keep up: ``bench_cpu`` near 1.0
@@ -42,6 +54,7 @@ import selectors
 import socket
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,6 +64,8 @@ from chatd.server import RESERVED_FDS, raise_fd_limit
 MAX_PENDING = 64
 #: The line a sender sends; the server may wrap it ("<bench0001> m 1 5 ...").
 _MESSAGE = re.compile(rb"m (\d+) (\d+) (\d+)")
+#: The welcome names the room registration put the client in ("...; you are in #lobby.").
+_WELCOME_ROOM = re.compile(rb"^\*\*\* Welcome, .*; you are in (#[A-Za-z0-9_-]+)\.")
 _RECV_BYTES = 1 << 20
 #: Latency histogram step: samples are counted per 10 microseconds.
 _STEP_NS = 10_000
@@ -72,6 +87,8 @@ class Options:
     procs: int = 1
     checkers: int = 4  # per process
     prefix: str = "bench"
+    rooms: int = 1  # client i is in room i mod rooms; 1: everyone in the default room
+    room_ports: tuple[int, ...] = ()  # servers without rooms: room K is the server on the K-th
     settle: float = 0.5
     drain: float = 3.0
     connect_timeout: float = 60.0
@@ -83,6 +100,7 @@ class Result:
 
     clients: int = 0
     senders: int = 0
+    rooms: int = 1
     ready: int = 0
     connect_failures: int = 0
     duration_s: float = 0.0
@@ -94,6 +112,8 @@ class Result:
     order_errors: int = 0  # a checker saw a sender's line out of order, twice or skipped
     stray_lines: int = 0  # lines a checker got that were not bench messages
     latency: Counter[int] = field(default_factory=Counter)  # 10-us step -> samples
+    room_ready: Counter[int] = field(default_factory=Counter)  # room -> ready clients in it
+    room_sent: Counter[int] = field(default_factory=Counter)  # room -> lines sent in it
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -113,12 +133,15 @@ class Result:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency.update(other.latency)
+        self.room_ready.update(other.room_ready)
+        self.room_sent.update(other.room_sent)
+        self.rooms = other.rooms
         self.cpu_seconds += other.cpu_seconds
         self.wall_seconds = max(self.wall_seconds, other.wall_seconds)
         self.duration_s = other.duration_s
 
     def summary(self) -> dict[str, Any]:
-        expected = self.messages_sent_total * max(0, self.ready - 1)
+        expected = expected_deliveries(self.room_sent, self.room_ready)
         steps = sorted(self.latency.items())
         samples = self.latency.total()
         return {
@@ -126,8 +149,10 @@ class Result:
             "ready": self.ready,
             "connect_failures": self.connect_failures,
             "senders": self.senders,
+            "rooms": self.rooms,
             "duration_s": self.duration_s,
             "messages_sent": self.messages_sent,
+            "messages_sent_total": self.messages_sent_total,
             "msgs_per_s": round(self.messages_sent / self.duration_s, 1),
             "deliveries_per_s": round(self.deliveries_in_window / self.duration_s, 1),
             "deliveries": self.deliveries_total,
@@ -149,6 +174,11 @@ class Result:
         }
 
 
+def expected_deliveries(sent: Mapping[int, int], ready: Mapping[int, int]) -> int:
+    """Deliveries owed: each room's lines, once to each of its other members."""
+    return sum(lines * max(0, ready.get(room, 0) - 1) for room, lines in sent.items())
+
+
 def _percentile(steps: list[tuple[int, int]], samples: int, pct: float) -> float | None:
     """The ``pct`` percentile (nearest rank) of a sorted histogram, in milliseconds."""
     rank = max(1, math.ceil(pct / 100 * samples))
@@ -165,6 +195,10 @@ def _ms(step: int) -> float:
     return round((step + 1) * _STEP_NS / 1e6, 2)
 
 
+# How far a client is into registering and, with rooms, moving to its room.
+_PROMPT, _WELCOME, _JOINING, _PARTING = range(4)
+
+
 class _Client:
     __slots__ = (
         "checker",
@@ -174,23 +208,29 @@ class _Client:
         "nick",
         "phase",
         "ready",
+        "room",
         "sender",
         "sent",
         "sock",
+        "stage",
         "tail",
+        "went_in",
     )
 
-    def __init__(self, index: int, nick: str, sock: socket.socket) -> None:
+    def __init__(self, index: int, nick: str, room: int, sock: socket.socket) -> None:
         self.index = index
         self.nick = nick
+        self.room = room  # index mod rooms
         self.sock = sock
-        self.ready = False  # has answered the server's first line with its nickname
+        self.stage = _PROMPT  # how far into registering (and joining its room) it is
+        self.went_in = b""  # the room registration put it in, to leave once in its own
+        self.ready = False  # registered (and, with rooms, in its room alone)
         self.sender = False
         self.phase = 0.0  # sender: how far into each interval of --rate it sends
         self.checker = False
         self.sent = 0  # lines it has sent
         self.next_seq: dict[int, int] = {}  # checker: the next seq expected per sender
-        self.tail = b""  # checker: an unfinished line
+        self.tail = b""  # an unfinished line: while joining, then for the checker
         self.fresh = True  # the next read starts a line (the last one ended with one)
 
 
@@ -203,11 +243,14 @@ class _Worker:
         self.senders = senders  # client index -> which sender it is (0..S-1)
         self.sel = selectors.DefaultSelector()
         self.clients: list[_Client] = []
-        self.result = Result(clients=len(indexes), senders=len(senders))
+        self.result = Result(clients=len(indexes), senders=len(senders), rooms=opts.rooms)
         self.buf = bytearray(_RECV_BYTES)
         self.counting = False  # deliveries are counted from the start of sending
         self.window_from = self.window_to = 0.0
-        self.acker: _Client | None = None
+        self.ackers: dict[int, _Client] = {}  # room -> its last listener here
+        #: Clients send /join and /part to reach their room (not with room_ports).
+        self.joins = opts.rooms > 1 and not opts.room_ports
+        self.setting_up = True  # clients still being registered and moved
 
     # -- connecting ------------------------------------------------------------------
 
@@ -215,39 +258,77 @@ class _Worker:
         deadline = time.monotonic() + self.opts.connect_timeout
         todo = list(self.indexes)
         pending = 0
+        opts = self.opts
         while (todo or pending) and time.monotonic() < deadline:
             while todo and pending < MAX_PENDING:
                 index = todo.pop(0)
+                room = index % opts.rooms
+                port = opts.room_ports[room] if opts.room_ports else opts.port
                 try:
-                    sock = socket.create_connection((self.opts.host, self.opts.port), timeout=5)
+                    sock = socket.create_connection((opts.host, port), timeout=5)
                 except OSError:
                     self.result.connect_failures += 1
                     continue
                 sock.setblocking(False)
-                client = _Client(index, f"{self.opts.prefix}{index:04d}", sock)
+                client = _Client(index, f"{opts.prefix}{index:04d}", room, sock)
                 self.clients.append(client)
                 self.sel.register(sock, selectors.EVENT_READ, client)
                 pending += 1
             for key, _ in self.sel.select(0.05):
                 client = key.data
-                if self._receive(client) and not client.ready:
-                    client.sock.sendall(client.nick.encode() + b"\n")
-                    client.ready = True
+                was_ready = client.ready
+                self._receive(client)
+                if client.ready and not was_ready:
                     pending -= 1
         self.wait_quiet(deadline)
+        self.setting_up = False  # one that is not ready by now is left out of the count
         ready = [c for c in self.clients if c.ready]
         self.result.ready = len(ready)
+        self.result.room_ready = Counter(c.room for c in ready)
         for client in ready:
+            client.tail = b""
             client.sender = client.index in self.senders
             if client.sender:
-                client.phase = self.senders[client.index] / self.opts.senders
+                client.phase = self.senders[client.index] / opts.senders
         listeners = [c for c in ready if not c.sender]
         if listeners:
-            step = max(1, len(listeners) // max(1, self.opts.checkers))
-            for client in listeners[::step][: self.opts.checkers]:
+            step = max(1, len(listeners) // max(1, opts.checkers))
+            for client in listeners[::step][: opts.checkers]:
                 client.checker = True
-            self.acker = listeners[-1]
-            self.acker.checker = True
+            for client in listeners:  # the last of each room's listeners acks its senders
+                self.ackers[client.room] = client
+            for client in self.ackers.values():
+                client.checker = True
+
+    def _room_name(self, room: int) -> bytes:
+        return f"#{self.opts.prefix}-{room}".encode()
+
+    def _set_up(self, client: _Client, data: bytes) -> None:
+        """Register ``client`` and, with rooms, move it into its room alone:
+        what the server sent it is ``data``; ready once that is done."""
+        if client.stage == _PROMPT:  # the server's first line: answer with the nickname
+            client.sock.sendall(client.nick.encode() + b"\n")
+            client.stage = _WELCOME
+            client.ready = not self.joins
+            return
+        *lines, client.tail = (client.tail + data).split(b"\n")
+        room = self._room_name(client.room)
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if client.stage == _WELCOME and line.startswith(b"*** Welcome, "):
+                match = _WELCOME_ROOM.match(line)
+                client.went_in = match[1] if match else b""
+                client.sock.sendall(b"/join " + room + b"\n")
+                client.stage = _JOINING
+            elif client.stage == _JOINING and line == b"*** Now talking in " + room + b".":
+                if not client.went_in or client.went_in.lower() == room.lower():
+                    client.ready = True
+                    return
+                client.sock.sendall(b"/part " + client.went_in + b"\n")
+                client.stage = _PARTING
+            elif client.stage == _PARTING and line == b"*** You left " + client.went_in + b".":
+                client.ready = True
+                return
 
     def wait_quiet(self, deadline: float) -> None:
         """Every join is announced to everyone already in: read until that is over."""
@@ -273,6 +354,8 @@ class _Worker:
                 self._send(client, now - start)
             self._poll(0.001)
         self.result.messages_sent_total = sum(c.sent for c in senders)
+        for client in senders:
+            self.result.room_sent[client.room] += client.sent
         expected = self._expected_total()
         quiet_since = time.monotonic()
         last = self.result.deliveries_total
@@ -300,12 +383,11 @@ class _Worker:
     def _expected_total(self) -> int | None:
         if self.opts.procs > 1:
             return None  # the others' counts are not known here
-        sent = self.result.messages_sent_total
-        return sent * max(0, self.result.ready - 1)
+        return expected_deliveries(self.result.room_sent, self.result.room_ready)
 
     def _send(self, client: _Client, elapsed: float) -> None:
         opts = self.opts
-        budget = opts.window - (client.sent - self._acked(client.index))
+        budget = opts.window - (client.sent - self._acked(client))
         if opts.rate > 0:
             budget = min(budget, due(elapsed, opts.rate, client.phase) - client.sent)
         if budget <= 0:
@@ -331,10 +413,11 @@ class _Worker:
         if self.window_from <= time.monotonic() < self.window_to:
             self.result.messages_sent += whole
 
-    def _acked(self, sender: int) -> int:
-        if self.acker is None:
+    def _acked(self, sender: _Client) -> int:
+        acker = self.ackers.get(sender.room)
+        if acker is None:
             return 1 << 62  # nobody here to ack: rate- or send-buffer-bound
-        return self.acker.next_seq.get(sender, 0)
+        return acker.next_seq.get(sender.index, 0)
 
     def _poll(self, timeout: float) -> bool:
         """Read every client that has something; True if any had."""
@@ -357,6 +440,8 @@ class _Worker:
         buf = self.buf
         fresh, client.fresh = client.fresh, buf[n - 1] == 0x0A
         if not self.counting:
+            if self.setting_up and not client.ready:
+                self._set_up(client, bytes(buf[:n]))
             return True
         lines = buf.count(b"\n", 0, n)
         result = self.result
@@ -400,11 +485,22 @@ def _shares(opts: Options) -> list[tuple[range, dict[int, int]]]:
     """Each process's clients (contiguous ranges), and which of them is sender k."""
     per = math.ceil(opts.clients / opts.procs)
     ranges = [range(i, min(i + per, opts.clients)) for i in range(0, opts.clients, per)]
-    # Senders are spread over the processes, the first clients of each range.
+    # Senders are spread over the processes, the first clients of each range;
+    # sender k is in room k mod rooms (client i is in room i mod rooms), so the
+    # rooms get their senders in turn however the clients are split.
     senders: list[dict[int, int]] = [{} for _ in ranges]
+    taken: set[int] = set()
     for k in range(opts.senders):
-        which = k % len(ranges)
-        senders[which][ranges[which][k // len(ranges)]] = k
+        room = k % opts.rooms
+        first = k % len(ranges)
+        for which in [first, *(w for w in range(len(ranges)) if w != first)]:
+            pick = next(
+                (i for i in ranges[which] if i % opts.rooms == room and i not in taken), None
+            )
+            if pick is not None:
+                senders[which][pick] = k
+                taken.add(pick)
+                break
     return list(zip(ranges, senders, strict=True))
 
 
@@ -432,11 +528,21 @@ def run(opts: Options) -> Result:
     """Run the benchmark; returns the merged result of every process."""
     if opts.senders >= opts.clients:
         raise ValueError("--senders must be smaller than --clients (someone has to listen)")
+    if not 1 <= opts.rooms <= opts.clients - opts.senders:
+        raise ValueError(
+            "--rooms must be from 1 to --clients minus --senders (each room needs a listener)"
+        )
+    if opts.room_ports and len(opts.room_ports) != opts.rooms:
+        raise ValueError("room_ports must give one port for each room")
     shares = _shares(opts)
     if len(shares) == 1:
         worker = _Worker(opts, *shares[0])
         raise_fd_limit(opts.clients + RESERVED_FDS)
         worker.connect()
+        if worker.result.ready == 0:  # nobody to send or listen: no point in waiting
+            worker.close()
+            worker.result.duration_s = opts.duration
+            return worker.result
         result = worker.run(time.monotonic() + opts.settle)
         worker.close()
         return result

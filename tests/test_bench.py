@@ -7,7 +7,7 @@ import socket
 from collections import Counter
 from itertools import pairwise
 
-from chatd.bench import Options, Result, due, run
+from chatd.bench import Options, Result, _shares, _Worker, due, run
 from tests.helpers import Crowd, make_config, run_chatd, running_server
 
 
@@ -52,6 +52,87 @@ def test_bench_counts_every_delivery_against_a_real_server() -> None:
     assert summary["order_errors"] == 0 and summary["stray_lines"] == 0
     assert summary["checked_lines"] > 0 and summary["latency_ms"]["samples"] > 0
     assert server.stats.lines_in >= summary["messages_sent"]
+
+
+def test_bench_in_rooms_owes_each_line_to_its_room_alone() -> None:
+    with running_server(make_config()) as server:
+        assert server.address
+        host, port = server.address
+        opts = Options(
+            host=host, port=port, clients=12, senders=3, rooms=3, duration=0.5, warmup=0.2
+        )
+        summary = run(opts).summary()
+    assert summary["ready"] == 12 and summary["rooms"] == 3, summary
+    sent = summary["messages_sent_total"]
+    # Four clients a room, one of them sending: each line owed to the three others
+    # (had everyone stayed in one room it would be 11, and the ratio 11/3).
+    assert sent > 0 and summary["expected_deliveries"] == sent * 3, summary
+    assert summary["deliveries"] == summary["expected_deliveries"], summary
+    assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
+    assert summary["stray_lines"] == 0 and summary["checked_lines"] > 0, summary
+
+
+def test_bench_clients_join_their_room_and_leave_the_lobby_before_they_are_ready() -> None:
+    with running_server(make_config()) as server:
+        assert server.address
+        host, port = server.address
+        opts = Options(host=host, port=port, clients=6, senders=2, rooms=2)
+        worker = _Worker(opts, range(6), {0: 0, 1: 1})
+        try:
+            worker.connect()  # returns once every client has seen "*** You left #lobby."
+            rooms = {room.name: server.hub.members(room) for room in server.hub.rooms()}
+        finally:
+            worker.close()
+    assert worker.result.ready == 6 and worker.result.room_ready == Counter({0: 3, 1: 3})
+    assert rooms == {
+        "#bench-0": ["bench0000", "bench0002", "bench0004"],
+        "#bench-1": ["bench0001", "bench0003", "bench0005"],
+        "#lobby": [],
+    }
+    # the last of each room's listeners holds its sender's window
+    assert {room: c.nick for room, c in worker.ackers.items()} == {
+        0: "bench0004",
+        1: "bench0005",
+    }
+
+
+def test_bench_room_ports_make_each_room_less_server_one_room() -> None:
+    with running_server(make_config()) as first, running_server(make_config()) as second:
+        assert first.address and second.address
+        ports = (first.address[1], second.address[1])
+        opts = Options(clients=10, senders=2, rooms=2, room_ports=ports, duration=0.5, warmup=0.2)
+        result = run(opts)
+        lines_in = [first.stats.lines_in, second.stats.lines_in]
+    summary = result.summary()
+    # five clients on each server, one of them sending: each line owed to four
+    assert summary["ready"] == 10 and summary["delivery_ratio"] == 1.0, summary
+    assert summary["expected_deliveries"] == summary["messages_sent_total"] * 4 > 0, summary
+    assert summary["order_errors"] == 0 and summary["stray_lines"] == 0, summary
+    # room K's sender talked to the server on the K-th port
+    sent = [result.room_sent[0], result.room_sent[1]]
+    assert all(0 < n <= got for n, got in zip(sent, lines_in, strict=True)), (sent, lines_in)
+
+
+def test_every_room_gets_its_sender_however_the_clients_are_split() -> None:
+    for procs in (1, 2, 3):
+        shares = _shares(Options(clients=1000, senders=10, rooms=10, procs=procs))
+        picked = [(i, k) for indexes, senders in shares for i, k in senders.items()]
+        assert all(i in indexes for indexes, senders in shares for i in senders)
+        assert sorted(k for _, k in picked) == list(range(10))
+        assert sorted(i % 10 for i, _ in picked) == list(range(10)), (procs, picked)
+        assert all(i % 10 == k for i, k in picked)  # sender k is in room k
+    # one room: the first clients of each process's range, in turn, as before rooms
+    shares = _shares(Options(clients=1000, senders=4, procs=2))
+    assert [s for _, s in shares] == [{0: 0, 1: 2}, {500: 1, 501: 3}]
+
+
+def test_expected_deliveries_are_summed_over_the_rooms() -> None:
+    result = Result(
+        duration_s=1.0,
+        room_sent=Counter({0: 10, 1: 5}),
+        room_ready=Counter({0: 4, 1: 2, 2: 7}),  # room 2 has no sender: owed nothing
+    )
+    assert result.summary()["expected_deliveries"] == 10 * 3 + 5 * 1
 
 
 def test_paced_light_load_times_every_delivery() -> None:
