@@ -12,9 +12,24 @@ With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
 same rotation, for "what the kernel allows" beside the two.
 
 Scenarios: heavy fan-out (1,000 clients, 10 senders, 64 lines in flight each),
-light load (1,000 clients, 10 senders at 2 lines a second: 20 a second in all),
-and 10,000 clients held (server memory per idle connection) then chatting
-(10 senders, 5 lines a second each). Loopback only; every run is bounded.
+the same spread over 10 rooms (client i in room i mod 10 and nowhere else, so
+each of the 10 senders talks to the 99 others of its room), light load (1,000
+clients, 10 senders at 2 lines a second: 20 a second in all), and 10,000
+clients held (server memory per idle connection) then chatting (10 senders, 5
+lines a second each). Loopback only; every run is bounded.
+
+The rooms run against C: the C epoll server has no rooms, so there it is 10 C
+servers of 100 clients each, all pinned to CPU 1 like every server here, each
+server one room (``room_ports``). That keeps what the kernel and the load
+generator do the same as against chatd: 1,000 connections, 10 senders, each
+line written to the 99 others of its room, each client's writes holding its
+room's lines only. (One C server with 100 clients would give the same
+deliveries a line but a tenth of the connections, and every write would carry
+all 10 senders' lines: a tenth of the system calls a delivery, which is not the
+work chatd does.) The thread-per-client reference is not run in rooms.
+
+Each load is ``bench/load.py``: chatd.bench.run, the code behind ``chatd
+bench``, with its options as JSON (``room_ports`` has no flag).
 """
 
 from __future__ import annotations
@@ -86,13 +101,17 @@ class Server:
         self.proc.wait()
 
 
-def bench(server: Server, *args: str) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "chatd", "bench", "127.0.0.1", str(server.port), "--json"]
-    done = subprocess.run(
-        pinned(0, [*argv, *args]), capture_output=True, text=True, timeout=600, check=False
-    )
+def bench(servers: list[Server], load: dict[str, Any]) -> dict[str, Any]:
+    """Run ``load`` (chatd.bench.Options' fields) against ``servers``: one, or
+    one a room (room K on the K-th)."""
+    where: dict[str, Any] = {"host": "127.0.0.1", "port": servers[0].port}
+    if len(servers) > 1:
+        where["room_ports"] = [server.port for server in servers]
+    argv = [sys.executable, str(HERE / "load.py"), json.dumps({**load, **where})]
+    done = subprocess.run(pinned(0, argv), capture_output=True, text=True, timeout=600, check=False)
     if not done.stdout.strip():
-        raise SystemExit(f"chatd bench against {server.name} failed: {done.stderr.strip()}")
+        name = servers[0].name
+        raise SystemExit(f"chatd bench against {name} failed: {done.stderr.strip()}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -164,6 +183,26 @@ def start(name: str, port: int, tmp: Path) -> Server:
     )
 
 
+#: The rooms scenario: 10 rooms of 100 at 1,000 clients.
+ROOMS = 10
+
+
+def start_for(name: str, scenario: str, tmp: Path) -> list[Server]:
+    """The server(s) ``name`` runs ``scenario`` on: for rooms against the C
+    server (which has none), one C server a room."""
+    if scenario == "rooms" and name == "c-epoll":
+        servers: list[Server] = []
+        try:
+            for _ in range(ROOMS):
+                servers.append(start(name, free_port(), tmp))
+        except BaseException:
+            for server in servers:
+                server.stop()
+            raise
+        return servers
+    return [start(name, free_port(), tmp)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat, shorter runs")
@@ -181,29 +220,34 @@ def main() -> None:
         " it takes 5 to absorb 10,000 joins)",
     )
     args = parser.parse_args()
-    repeats, duration = (1, "2") if args.quick else (3, "5")
+    repeats, duration = (1, 2.0) if args.quick else (3, 5.0)
     names = ["chatd", "threaded", *(["c-epoll"] if args.c_server else [])]
-    heavy = ["--clients", "1000", "--senders", "10", "--window", "64", "--duration", duration]
-    light = [*heavy[:4], "--rate", "2", "--duration", duration]
-    many = ["--clients", "10000", "--senders", "10", "--rate", "5", "--duration", duration]
+    heavy = {"clients": 1000, "senders": 10, "window": 64, "duration": duration}
+    rooms = {**heavy, "rooms": ROOMS}
+    light = {"clients": 1000, "senders": 10, "rate": 2.0, "duration": duration}
+    many = {"clients": 10000, "senders": 10, "rate": 5.0, "duration": duration}
+    scenarios = {"heavy": heavy, "rooms": rooms, "light": light}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in names}
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.c_server:
             place_c_server(args.c_server, Path(tmp))
         for _ in range(repeats):
-            for scenario, load in (("heavy", heavy), ("light", light)):
+            for scenario, load in scenarios.items():
                 for name in names:
-                    server = start(name, free_port(), Path(tmp))
+                    if scenario == "rooms" and name == "threaded":
+                        continue
+                    servers = start_for(name, scenario, Path(tmp))
                     try:
-                        runs[name].setdefault(scenario, []).append(bench(server, *load))
+                        runs[name].setdefault(scenario, []).append(bench(servers, load))
                     finally:
-                        server.stop()
+                        for server in servers:
+                            server.stop()
         for name in names if args.threaded_10k else ["chatd"]:
             server = start(name, free_port(), Path(tmp))
             try:
                 memory[name] = hold_idle(server, 10_000)
-                runs[name]["10k"] = [bench(server, *many)]
+                runs[name]["10k"] = [bench([server], many)]
             finally:
                 server.stop()
 
@@ -226,6 +270,15 @@ def main() -> None:
         ("1,000 clients, 10 senders: deliveries/s", ("heavy", "deliveries_per_s"), "M"),
         ("  p99 latency under that load (ms)", ("heavy", "latency_ms", "p99"), ""),
         ("  delivery ratio", ("heavy", "delivery_ratio"), ""),
+        ("  chatd bench's CPU (of its core)", ("heavy", "bench_cpu"), ""),
+        (
+            f"1,000 clients in {ROOMS} rooms, a sender each: deliveries/s",
+            ("rooms", "deliveries_per_s"),
+            "M",
+        ),
+        ("  p99 latency under that load (ms)", ("rooms", "latency_ms", "p99"), ""),
+        ("  delivery ratio", ("rooms", "delivery_ratio"), ""),
+        ("  chatd bench's CPU (of its core)", ("rooms", "bench_cpu"), ""),
         ("light load (20 lines/s to 1,000): p99 (ms)", ("light", "latency_ms", "p99"), ""),
         ("10,000 clients chatting: delivery ratio", ("10k", "delivery_ratio"), ""),
         ("10,000 clients chatting: p99 (ms)", ("10k", "latency_ms", "p99"), ""),
@@ -250,6 +303,11 @@ def main() -> None:
     kib = [memory.get(name) for name in names]
     cells = [f"{v:.1f} KiB" if v else "-" for v in kib] + [ratio(kib[0], v) for v in kib[1:]]
     print("| memory per idle connection (10,000 held) | " + " | ".join(cells) + " |")
+    if "c-epoll" in names:
+        print(
+            f"In rooms the C column is {ROOMS} C servers of {1000 // ROOMS} clients, one a room"
+            " (the C server has no rooms): the same connections and recipients a line."
+        )
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "memory_kib": memory}, indent=1))
 
