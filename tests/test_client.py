@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prompt_toolkit import print_formatted_text
 from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.data_structures import Size
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import create_pipe_input
@@ -23,7 +24,15 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 
 from chatd.admin.client import AdminClient
 from chatd.client.app import HELD_NOTICE, ChatApp, ChatCompleter
-from chatd.client.model import ClientModel, is_quit, nick_style
+from chatd.client.model import (
+    ACTION_STYLE,
+    PRIVATE_STYLE,
+    ROOM_STYLE,
+    SERVER_STYLE,
+    ClientModel,
+    is_quit,
+    nick_style,
+)
 from chatd.config import AdminSettings, Config, ServerSettings
 from tests.helpers import (
     WAIT,
@@ -212,39 +221,251 @@ def test_an_escape_sequence_from_the_server_is_never_written_raw() -> None:
     assert "\x00" not in written
 
 
-def _size() -> object:
-    from prompt_toolkit.data_structures import Size
-
+def _size() -> Size:
     return Size(rows=24, columns=80)
 
 
-def test_the_completer_offers_commands_and_nicks() -> None:
-    model = ClientModel("carol")
-    model.nick = "carol"
-    model.commands = {"game", "guess", "who"}
-    model.nicks = {"carol", "bob", "Barbara"}
+def _completer(model: ClientModel) -> Callable[[str], list[str]]:
     completer = ChatCompleter(model)
 
     def complete(text: str) -> list[str]:
         return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
 
+    return complete
+
+
+def test_the_completer_offers_commands_and_nicks() -> None:
+    model = ClientModel("carol")
+    _feed(
+        model,  # an older server: no rooms
+        "*** Welcome, carol! 3 users online. Type /help for commands.",
+        "*** 3 users online: carol, bob, Barbara",
+    )
+    model.commands = {"game", "guess", "who"}
+    complete = _completer(model)
     assert complete("/g") == ["/game", "/guess"]
     assert complete("hi b") == ["Barbara", "bob"]
     assert complete("c") == []  # not yourself
     assert complete("/game b") == ["Barbara", "bob"]
+    assert complete("/join #") == [] and complete("/msg ") == ["Barbara", "bob"]
+
+
+WELCOME_LOBBY = "*** Welcome, carol! 3 users online; you are in #lobby. Type /help for commands."
+HELP_WITH_ROOMS = (
+    "*** Commands (/help NAME shows how to use one):",
+    "***   /join #room  Join a room (or make one) and talk in it.",
+    "***   /rooms       List the rooms, their size and topic.",
+    "*** Anything else you type goes to everyone; start it with // to send a /.",
+)
+
+
+def _prompt(model: ClientModel) -> str:
+    return "".join(text for _, text in model.prompt())
+
+
+def test_the_prompt_shows_the_current_room() -> None:
+    model = ClientModel("carol")
+    assert _prompt(model) == "> "
+    _feed(model, *GREETING, WELCOME_LOBBY)
+    assert model.room == "#lobby"
+    assert model.prompt() == [("", "carol "), (ROOM_STYLE, "#lobby"), ("", "> ")]
+    _feed(model, "*** Now talking in #games.", "*** #games has no topic.")
+    assert _prompt(model) == "carol #games> "
+    _feed(model, "*** You left #games.", "*** Now talking in #lobby.")
+    assert _prompt(model) == "carol #lobby> "
+    _feed(model, "*** You were kicked from #lobby by a server operator: spam")
+    _feed(model, "*** You are in no room. /join #room to enter one.")
+    assert model.room == "" and _prompt(model) == "carol (no room)> "
+    _feed(model, "*** You are now known as caz.", "*** Now talking in #Dev.")
+    assert _prompt(model) == "caz #Dev> "
+    model.reconnected()
+    assert model.room is None and _prompt(model) == "> " and model.rooms == []
+
+
+def test_an_older_server_gets_the_old_prompt_and_no_rooms() -> None:
+    model = ClientModel("carol")
+    welcome = "*** Welcome, carol! 3 users online. Type /help for commands."
+    assert _feed(model, *GREETING, welcome) == ["carol", "/who", "/help"]
+    assert model.room is None and _prompt(model) == "carol> "
+    # its /help has no /rooms, so none is asked for
+    assert _feed(model, HELP_WITH_ROOMS[0], HELP_WITH_ROOMS[1], HELP_WITH_ROOMS[3]) == []
+    assert model.settled
+    _feed(model, "*** 3 users online: alice, bob,", "*** carol", "*** dave joined")
+    assert model.nicks == {"alice", "bob", "carol", "dave"} and model.rooms == []
+    assert model.look("*** You have been kicked by an operator.") == [
+        (SERVER_STYLE, "*** You have been kicked by an operator.")
+    ]
+
+
+def test_the_rooms_are_listed_quietly_after_the_help() -> None:
+    model = ClientModel("carol")
+    assert _feed(model, *GREETING, WELCOME_LOBBY) == ["carol", "/who", "/help"]
+    assert [model.receive(line).show for line in HELP_WITH_ROOMS] == [False] * 4
+    assert model.receive(HELP_WITH_ROOMS[-1]).send == []  # a /help typed by hand: no /rooms
+    model.receive(HELP_WITH_ROOMS[0])
+    assert not model.settled  # the hidden /help is answered, the hidden /rooms is not
+    assert _feed(model, *HELP_WITH_ROOMS[1:]) == []
+    model = ClientModel("carol")
+    _feed(model, *GREETING, WELCOME_LOBBY, *HELP_WITH_ROOMS[:-1])
+    assert model.receive(HELP_WITH_ROOMS[-1]).send == ["/rooms"]
+    assert not model.settled
+    listing = [
+        "*** 3 rooms:",
+        "***   #games (2 users): chess, go",
+        "***   #lobby (5 users)",
+        "***   #Quiet (1 user)",
+    ]
+    shown = [model.receive(line).show for line in [listing[0], "<bob> hi", *listing[1:]]]
+    assert shown == [False, True, False, False, False]
+    assert model.settled
+    assert model.rooms == ["#games", "#lobby", "#Quiet"]
+    # a /rooms typed by hand is shown, and says which rooms are gone
+    assert all(model.receive(line).show for line in ["*** 1 room:", "***   #lobby (5 users)"])
+    assert model.rooms == ["#lobby"]
+    assert model.receive("***   #Quiet (1 user)").show  # after the listing: not taken as one
+
+
+def test_rooms_are_learned_from_what_the_server_says() -> None:
+    model = ClientModel("carol")
+    _feed(
+        model,
+        *GREETING,
+        WELCOME_LOBBY,
+        "*** 2 users in #lobby: @alice, carol",
+        "*** 2 users in #chess: bob, dave",  # /who #chess: a room we are not in
+        "*** Now talking in #games.",
+        "*** Topic of #games: go",
+        "*** 2 users in #games: @carol, erin",
+        "*** Now talking in #solo.",
+        "*** #solo has no topic.",
+        "*** 1 user in #solo: @carol",
+        "[#dev] <frank> hi",  # a room of ours, though we never saw the join
+        "*** [#ops] gina joined",
+    )
+    assert model.rooms == ["#chess", "#dev", "#games", "#lobby", "#ops", "#solo"]
+    assert model.my_rooms == ["#dev", "#games", "#lobby", "#ops", "#solo"]
+    _feed(model, "*** You left #solo.", "*** Now talking in #games.")  # nobody left: removed
+    _feed(model, "*** You left #games.", "*** Now talking in #lobby.")  # erin is still there
+    _feed(model, "*** You were kicked from #ops by alice.")
+    assert model.rooms == ["#chess", "#dev", "#games", "#lobby", "#ops"]
+    assert model.my_rooms == ["#dev", "#lobby"]
+    _feed(model, "*** alice left (Quit)", "*** You left #lobby.")  # the default room stays
+    assert "#lobby" in model.rooms and model.my_rooms == ["#dev"]
+
+
+def test_nicknames_in_rooms_and_private_talk_are_tracked() -> None:
+    model = ClientModel("carol")
+    _feed(
+        model,
+        *GREETING,
+        WELCOME_LOBBY,
+        "*** 4 users in #lobby: @alice, bob,",
+        "*** carol, @erin",
+        "*** Now talking in #games.",
+        "*** 3 users in #games: @alice, carol, dave",
+    )
+    assert model.nicks == {"alice", "bob", "carol", "dave", "erin"}  # no @
+    _feed(
+        model,
+        "*** frank joined #games",
+        "*** [#lobby] gina joined",
+        "*** [#lobby] bob left (bye)",
+        "*** alice left #games (later)",  # still in #lobby
+        "*** [#lobby] erin was kicked by alice (spam)",
+        "*** dave was kicked from #games by a server operator",
+        "*** gina is now known as Gina",
+    )
+    assert model.nicks == {"alice", "carol", "frank", "Gina"}
+    _feed(model, "*** alice left (Quit: bye)", "*hal* psst", "-> *ivy* hello?")
+    assert model.nicks == {"carol", "frank", "Gina", "hal", "ivy"}
+    _feed(model, "*** No such user: ivy.", "*** hal is now known as Hal")
+    assert model.nicks == {"carol", "frank", "Gina", "Hal"}
+    _feed(model, "[#lobby] <jo> hi", "* kim waves")  # whoever speaks is there
+    assert {"jo", "kim"} <= model.nicks
+    _feed(model, "*** 1 user in #games: carol")  # a /who replaces what was known
+    assert "frank" not in model.nicks and "kim" not in model.nicks
+
+
+def test_lines_from_another_room_and_private_messages_are_styled() -> None:
+    model = ClientModel()
+    bob = nick_style("bob")
+    assert model.look("[#games] <bob> hi") == [
+        (ROOM_STYLE, "[#games]"),
+        ("", " "),
+        (bob, "<bob>"),
+        ("", " hi"),
+    ]
+    assert model.look("[#games] * bob waves") == [
+        (ROOM_STYLE, "[#games]"),
+        ("", " "),
+        (ACTION_STYLE, "* "),
+        (bob, "bob"),
+        (ACTION_STYLE, " waves"),
+    ]
+    assert model.look("*** [#games] carol joined") == [
+        (SERVER_STYLE, "*** "),
+        (ROOM_STYLE, "[#games]"),
+        (SERVER_STYLE, " carol joined"),
+    ]
+    assert model.look("*bob* psst") == [(f"{bob} {PRIVATE_STYLE}", "*bob*"), ("", " psst")]
+    assert model.look("-> *bob* hello") == [
+        ("", "-> "),
+        (f"{bob} {PRIVATE_STYLE}", "*bob*"),
+        ("", " hello"),
+    ]
+    # what only looks like them is not styled so
+    assert model.look("[games] <bob> hi") == [("", "[games] <bob> hi")]
+    assert model.look("*** [#games]") == [(SERVER_STYLE, "*** [#games]")]
+
+
+def test_the_completer_offers_rooms_and_nicks_after_msg() -> None:
+    model = ClientModel("carol")
+    _feed(
+        model,
+        *GREETING,
+        WELCOME_LOBBY,
+        "*** 3 users in #lobby: @alice, bob, carol",
+        "*** 4 rooms:",
+        "***   #dev (1 user)",
+        "***   #games (2 users)",
+        "***   #Gamma (1 user)",
+        "***   #lobby (3 users)",
+        "*** Now talking in #games.",
+        "*** 2 users in #games: carol, dave",
+    )
+    complete = _completer(model)
+    assert complete("/join #g") == ["#games", "#Gamma"]
+    assert complete("/join ga") == ["#games", "#Gamma"]  # the # may be left out
+    assert complete("/JOIN #gam") == ["#games", "#Gamma"]
+    assert complete("/join ") == ["#dev", "#games", "#Gamma", "#lobby"]
+    assert complete("/part ") == ["#games", "#lobby"]  # only the rooms we are in
+    assert complete("/who #d") == ["#dev"] and complete("/names l") == ["#lobby"]
+    assert complete("see you in #D") == ["#dev"]
+    assert complete("/msg ") == ["alice", "bob", "dave"]  # not yourself
+    assert complete("/msg d") == ["dave"] and complete("/msg  A") == ["alice"]
+    assert complete("/msg #") == []  # a message goes to a nick, not a room
+    assert complete("/msg dave see b") == ["bob"]  # the text: nicks, as anywhere
+    assert complete("/msg dave ") == [] and complete("/join #games ") == []
 
 
 # -- the app against a real server ---------------------------------------------------
 
 
+#: A terminal control sequence (CSI ...), as prompt_toolkit's renderer writes them.
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 class RunningClient:
     """A ChatApp on pipe input in a thread of its own."""
 
-    def __init__(self, port: int, nick: str | None = "carol") -> None:
+    def __init__(self, port: int, nick: str | None = "carol", *, screen: bool = False) -> None:
         self._pipe_cm = create_pipe_input()
         self.pipe = self._pipe_cm.__enter__()
+        #: With ``screen``, what a terminal would get is written here (see seen_on_screen).
+        self._screen = io.StringIO()
+        output = Vt100_Output(self._screen, _size, term="xterm") if screen else DummyOutput()
         self.app = ChatApp(
-            "127.0.0.1", port, nick, input=self.pipe, output=DummyOutput(), first_retry=0.05
+            "127.0.0.1", port, nick, input=self.pipe, output=output, first_retry=0.05
         )
         self.status: list[int] = []
         self.thread = threading.Thread(
@@ -262,6 +483,21 @@ class RunningClient:
             return sum(1 for line in lines if match(line)) >= count
 
         wait_until(seen, what=f"{want!r} on the client; it has {self.app.transcript[-8:]}")
+
+    def screen_text(self) -> str:
+        """What went to the terminal, with the escape sequences taken out."""
+        return _ESCAPE.sub("", self._screen.getvalue())
+
+    def wait_on_screen(self, text: str, after: str) -> None:
+        """``text`` is drawn after the last ``after`` on the screen (a space before
+        the cursor is drawn as a cursor move, so leave it out of ``text``)."""
+
+        def drawn() -> bool:
+            screen = self.screen_text()
+            start = screen.rfind(after)
+            return start >= 0 and text in screen[start + len(after) :]
+
+        wait_until(drawn, what=f"{text!r} on the screen after {after!r}: {self.screen_text()!r}")
 
     def finish(self) -> int:
         self.thread.join(WAIT)
@@ -285,8 +521,10 @@ def test_the_client_chats_completes_and_survives_a_restart() -> None:
             "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands."
         )
         client.wait_for("*** 1 user in #lobby: carol")
-        wait_until(lambda: "who" in client.app.model.commands, what="commands learned")
-        assert not any(line.startswith("*** Commands") for line in client.app.transcript)
+        wait_until(lambda: client.app.model.settled, what="commands and rooms learned")
+        assert "who" in client.app.model.commands and client.app.model.rooms == ["#lobby"]
+        hidden = ("*** Commands", "*** 1 room:", "***   #lobby")
+        assert not any(line.startswith(hidden) for line in client.app.transcript)
         bob = LineClient(("127.0.0.1", port))
         bob.register("bob")
         client.wait_for("*** bob joined")
@@ -315,6 +553,45 @@ def test_the_client_chats_completes_and_survives_a_restart() -> None:
         client.type("/quit bye\r")
         dave.expect("*** carol left (Quit: bye)")
         assert client.finish() == 0
+
+
+def test_the_client_follows_rooms_and_completes_rooms_and_nicks_after_msg() -> None:
+    with _server() as (port, _):
+        bob, dave = LineClient(("127.0.0.1", port)), LineClient(("127.0.0.1", port))
+        bob.register("bob")
+        bob.send("/join #games")
+        bob.expect("*** 1 user in #games: @bob")
+        dave.register("dave")
+        dave.send("/join #games")
+        dave.expect("*** 2 users in #games: @bob, dave")
+        dave.send("/part #lobby")  # dave shares no room with carol when she arrives
+        dave.expect("*** You left #lobby.")
+        client = RunningClient(port, screen=True)
+        client.wait_for(
+            "*** Welcome, carol! 3 users online; you are in #lobby. Type /help for commands."
+        )
+        wait_until(lambda: client.app.model.settled, what="commands and rooms learned")
+        client.wait_on_screen("carol #lobby>", after="you are in #lobby.")
+        client.type("/join #ga\t\r")  # Tab completes the room, from the quiet /rooms
+        client.wait_for("*** Now talking in #games.")
+        bob.expect("*** carol joined #games")
+        client.wait_for("*** 3 users in #games: @bob, carol, dave")
+        client.wait_on_screen("carol #games>", after="*** 3 users in #games: @bob, carol, dave")
+        bob.send("/join #lobby")  # now #games is another room of bob's, not his current one
+        bob.expect("*** Now talking in #lobby.")
+        bob.send("/msg carol hi")
+        client.wait_for("*bob* hi")
+        client.type("/msg d\t psst\r")  # Tab completes a nick learned from #games' /who
+        dave.expect("*carol* psst")
+        client.wait_for("-> *dave* psst")
+        client.type("/part\r")
+        client.wait_for("*** Now talking in #lobby.")
+        client.wait_on_screen("carol #lobby>", after="*** Now talking in #lobby.")
+        client.type("/quit\r")
+        bob.expect("*** carol left (Quit)")
+        assert client.finish() == 0
+        bob.close()
+        dave.close()
 
 
 def test_the_app_sends_a_nickname_typed_by_hand_once() -> None:
@@ -375,11 +652,11 @@ def test_a_kicked_client_waits_for_the_user_to_reconnect(tmp_path: Path) -> None
             "*** Welcome, carol! 1 user online (you); you are in #lobby. Type /help for commands."
         )
         client.wait_for(welcome)
-        # Kicked only once the /who and /help it sends on joining are answered: a
-        # server that closes with input unread resets the connection, and the reset
+        # Kicked only once the /who, /help and /rooms it sends on joining are answered:
+        # a server that closes with input unread resets the connection, and the reset
         # can destroy the kick notice before the client reads it.
         client.wait_for("*** 1 user in #lobby: carol")
-        wait_until(lambda: "who" in client.app.model.commands, what="commands learned")
+        wait_until(lambda: client.app.model.settled, what="the joining questions answered")
         before = _connections(admin)
         assert admin.call("kick", {"nick": "carol", "reason": "spam"}) == "kicked carol"
         client.wait_for(HELD)

@@ -21,12 +21,13 @@ from typing import Final
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
 from chatd.client.model import SERVER_STYLE, ClientModel, Fragments, is_quit
+from chatd.core.commands import Invocation, parse
 from chatd.tabcomplete import tab_bindings
 
 #: First wait before reconnecting, and the most it grows to (doubling each try).
@@ -45,8 +46,17 @@ HELD_NOTICE: Final = (
 )
 
 
+#: Commands whose first argument is a room: Tab there completes the rooms (the
+#: ``#`` may be left out), and on an empty word lists them.
+ROOM_COMMANDS: Final = frozenset({"join", "part", "who", "names"})
+#: Commands whose first argument is a nickname: Tab there completes nicknames,
+#: and on an empty word lists them.
+NICK_COMMANDS: Final = frozenset({"msg", "kick", "op", "deop"})
+
+
 class ChatCompleter(Completer):
-    """/commands at the start of a line; otherwise the nicknames online."""
+    """/commands at the start of a line; rooms after /join, /part, /who and /names
+    and for a word that starts with ``#``; otherwise the nicknames online."""
 
     def __init__(self, model: ClientModel) -> None:
         self.model = model
@@ -61,11 +71,28 @@ class ChatCompleter(Completer):
                     yield Completion("/" + name, -len(before))
             return
         word = document.get_word_before_cursor(WORD=True)
-        if not word:
+        command = _first_argument_of(before, word)
+        if command in ROOM_COMMANDS or (word.startswith("#") and command not in NICK_COMMANDS):
+            # /part leaves one of our rooms; the others take any room.
+            rooms = self.model.my_rooms if command == "part" else self.model.rooms
+            want = word.lower().removeprefix("#")
+            for room in rooms:
+                if room[1:].lower().startswith(want):
+                    yield Completion(room, -len(word))
+            return
+        if not word and command not in NICK_COMMANDS:
             return
         for nick in sorted(self.model.nicks, key=str.lower):
             if nick.lower().startswith(word.lower()) and nick != self.model.nick:
                 yield Completion(nick, -len(word))
+
+
+def _first_argument_of(before: str, word: str) -> str:
+    """The command whose first argument ``word`` (the word before the cursor) is, or ""."""
+    parsed = parse(before)
+    if isinstance(parsed, Invocation) and parsed.args == word:
+        return parsed.name
+    return ""
 
 
 class ChatApp:
@@ -217,8 +244,9 @@ class ChatApp:
 
     # -- the program ---------------------------------------------------------------
 
-    def _prompt(self) -> str:
-        return f"{self.model.nick}> " if self.model.nick else "> "
+    def prompt(self) -> StyleAndTextTuples:
+        """What the prompt shows now (asked at each redraw): the nickname and current room."""
+        return FormattedText(self.model.prompt())
 
     async def run(self) -> int:
         """Chat until the user leaves; 0 then, 1 if the server can't be reached at first."""
@@ -230,7 +258,7 @@ class ChatApp:
         reading = asyncio.create_task(self._read_forever())
         try:
             while True:
-                line = await self.session.prompt_async(self._prompt)
+                line = await self.session.prompt_async(self.prompt)
                 if is_quit(line):
                     self._quitting = True
                     self._release()
