@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chatd import __version__
 from chatd.config import Config, ConfigError, load, with_overrides
@@ -85,7 +86,11 @@ def _admin(args: argparse.Namespace) -> int:
 
     try:
         config = load(args.config)
-        request = wire.from_words(args.words) if args.words else None
+        # argparse has taken the options (found anywhere on the line) out of the words.
+        options = {"room": args.room} if args.room is not None else {}
+        if options and not args.words:
+            raise wire.WireError("--room goes with a command: say --room #ROOM TEXT")
+        request = wire.from_words(args.words, options) if args.words else None
     except (ConfigError, wire.WireError) as exc:
         return fail(str(exc), 2)
     try:
@@ -169,12 +174,36 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser; with ``intermixed=True`` it finds options anywhere
+    among its words, as ``parse_intermixed_args`` does: a plain parser fills a
+    ``nargs="*"`` positional once, so ``chatd admin say --room #games hi`` would
+    leave ``hi`` over. (The intermixed parse calls parse_known_args itself:
+    hence the flag.)"""
+
+    def __init__(self, *args: Any, intermixed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._intermixed = intermixed
+        self._intermixing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if not self._intermixed or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatd", description="A chat server for people in a terminal."
     )
     parser.add_argument("--version", action="version", version=f"chatd {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_SubcommandParser
+    )
 
     serve = sub.add_parser("serve", help="run the chat server")
     serve.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
@@ -190,17 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin = sub.add_parser(
         "admin",
+        intermixed=True,
         help="operator console, or one operator command",
         description="Without COMMAND: an interactive console. With one: run it and exit."
-        " Commands: users, kick NICK [REASON], ban NICK DURATION [REASON], unban NICK|ADDRESS,"
+        " Commands: users, rooms, kick NICK [REASON], roomkick #ROOM NICK [REASON],"
+        " topic #ROOM [TEXT], ban NICK DURATION [REASON], unban NICK|ADDRESS,"
         " bans, reload [words|facts|plugins|config|all], plugins, plugin on|off NAME,"
-        " stats, say TEXT, shutdown [MESSAGE].",
+        " stats, say [--room #ROOM] TEXT, shutdown [MESSAGE]."
+        " A room's # may be left out (the shell reads an unquoted # as a comment).",
     )
     admin.add_argument("--socket", help="the admin socket (default: [admin] socket, or the usual)")
     admin.add_argument("--config", type=Path, help="settings file, for [admin] socket")
     admin.add_argument("--json", action="store_true", help="print the raw JSON result")
-    # nargs="*", not REMAINDER: options may follow the command (chatd admin users --json);
-    # text that starts with "-" goes after "--" (chatd admin say -- -5 degrees outside).
+    admin.add_argument("--room", help="for say: announce to this room's members only")
+    # nargs="*", not REMAINDER: options may go anywhere (chatd admin users --json,
+    # chatd admin say --room games hi); text that starts with "-" goes after "--"
+    # (chatd admin say -- -5 degrees outside).
     admin.add_argument("words", nargs="*", metavar="COMMAND [ARGS...]")
     admin.set_defaults(run=_admin)
     connect = sub.add_parser(

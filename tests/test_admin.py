@@ -82,7 +82,7 @@ def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: Admin
     assert [u["nick"] for u in users] == ["alice", "bob"]
     by_nick = {u["nick"]: u for u in users}
     assert set(by_nick["alice"]) == {
-        "nick", "address", "connected_seconds", "idle_seconds", "lines", "game",
+        "nick", "address", "connected_seconds", "idle_seconds", "lines", "rooms", "game",
     }  # fmt: skip
     assert by_nick["alice"]["address"] == "{}:{}".format(*alice.sock.getsockname())
     assert by_nick["alice"]["lines"] == 1 and by_nick["bob"]["lines"] == 1
@@ -150,6 +150,158 @@ def test_say_reaches_everyone(admin_server: Server, admin: AdminClient) -> None:
     bob.expect("*** Announcement: maintenance at noon")
 
 
+def _in_games(server: Server) -> tuple[LineClient, LineClient, LineClient]:
+    """alice makes #games (its operator; it is her current room), bob joins it and
+    goes back to #lobby as his current room, carol stays in #lobby alone."""
+    alice, bob, carol = (_chatter(server, nick) for nick in ("alice", "bob", "carol"))
+    alice.send("/join #games")
+    alice.expect("*** 1 user in #games: @alice")
+    bob.send("/join #games")
+    bob.expect("*** 2 users in #games: @alice, bob")
+    alice.expect("*** bob joined #games")
+    bob.send("/join #lobby")
+    bob.expect("*** Now talking in #lobby.")
+    return alice, bob, carol
+
+
+def _nothing_more_before(client: LineClient, line: str) -> None:
+    """``client`` got nothing between what it read so far and ``line``, which was
+    sent after everything before it (the loop keeps an order per reader)."""
+    assert client.lines_until(line) == []
+
+
+def test_rooms_lists_every_room_and_users_their_rooms(
+    admin_server: Server, admin: AdminClient
+) -> None:
+    alice, bob, _carol = _in_games(admin_server)
+    alice.send("/topic Board games, Fridays")
+    bob.expect("*** [#games] alice set the topic: Board games, Fridays")
+    assert admin.call("rooms") == [
+        {"name": "#games", "members": 2, "topic": "Board games, Fridays", "operators": ["alice"]},
+        {"name": "#lobby", "members": 3, "topic": "", "operators": []},
+    ]
+    rooms = {user["nick"]: user["rooms"] for user in admin.call("users")}
+    both = ["#games", "#lobby"]
+    assert rooms == {"alice": both, "bob": both, "carol": ["#lobby"]}
+    alice.send("/part #lobby")
+    alice.expect("*** You left #lobby.")
+    assert {u["nick"]: u["rooms"] for u in admin.call("users")}["alice"] == ["#games"]
+    assert [room["members"] for room in admin.call("rooms")] == [2, 2]
+
+
+def test_say_to_a_room_reaches_only_its_members(admin_server: Server, admin: AdminClient) -> None:
+    alice, bob, carol = _in_games(admin_server)
+    result = admin.call("say", {"room": "#GAMES", "text": "chess at eight"})
+    assert result == "announced to 2 users in #games"
+    alice.expect("*** Announcement: chess at eight")  # #games is her current room
+    bob.expect("*** [#games] Announcement: chess at eight")  # it is one of his others
+    # The # may be left out (a shell reads "#games" as a comment).
+    assert admin.call("say", {"room": "games", "text": "board"}) == "announced to 2 users in #games"
+    alice.expect("*** Announcement: board")
+    assert admin.call("say", {"text": "to all"}) == "announced to 3 users"
+    _nothing_more_before(carol, "*** Announcement: to all")  # neither room line reached her
+    _nothing_more_before(alice, "*** Announcement: to all")
+    with pytest.raises(AdminFailed) as failed:
+        admin.call("say", {"room": "#chess", "text": "x"})
+    assert str(failed.value) == "no room called '#chess'; the rooms command lists them"
+    with pytest.raises(AdminFailed) as failed:
+        admin.call("say", {"room": "#no room", "text": "x"})
+    assert str(failed.value) == (
+        '"#no room" is not a room name: use # and 1-32 letters, digits, _ or - (like #games).'
+    )
+
+
+def test_a_server_operator_sets_and_clears_any_rooms_topic(
+    admin_server: Server, admin: AdminClient
+) -> None:
+    alice, bob, carol = _in_games(admin_server)
+    bob.send("/join #games")
+    bob.send("/topic mine")  # only alice, its operator, may
+    bob.expect("*** Only the operators of #games may set its topic.")
+    bob.send("/join #lobby")
+    bob.expect("*** Now talking in #lobby.")
+    assert admin.call("topic", {"room": "#games", "text": "Chess tonight"}) == (
+        "set the topic of #games"
+    )
+    alice.expect("*** a server operator set the topic of #games: Chess tonight")
+    bob.expect("*** [#games] a server operator set the topic: Chess tonight")
+    assert admin.call("rooms")[0]["topic"] == "Chess tonight"
+    carol.send("/join #games")  # a newcomer is told it
+    carol.expect("*** Topic of #games: Chess tonight")
+    assert admin.call("topic", {"room": "#lobby", "text": "Welcome all"}) == (
+        "set the topic of #lobby"
+    )
+    carol.expect("*** [#lobby] a server operator set the topic: Welcome all")
+    bob.expect("*** a server operator set the topic of #lobby: Welcome all")
+    assert admin.call("topic", {"room": "#games"}) == "cleared the topic of #games"
+    alice.expect("*** a server operator cleared the topic of #games")
+    assert admin.call("rooms")[0]["topic"] == ""
+    with pytest.raises(AdminFailed, match=r"^That topic is 301 characters; the most is 300\.$"):
+        admin.call("topic", {"room": "#games", "text": "x" * 301})
+    with pytest.raises(AdminFailed, match=r"^no room called '#chess'; the rooms command"):
+        admin.call("topic", {"room": "#chess", "text": "x"})
+
+
+def test_a_server_operator_kicks_from_any_room_and_the_user_stays_on(
+    admin_server: Server, admin: AdminClient
+) -> None:
+    alice, bob, carol = _in_games(admin_server)
+    result = admin.call("roomkick", {"room": "#games", "nick": "ALICE", "reason": "too loud"})
+    assert result == "kicked alice from #games"  # its own operator, too
+    bob.expect("*** [#games] alice was kicked by a server operator (too loud)")
+    alice.expect("*** You were kicked from #games by a server operator: too loud")
+    alice.expect("*** Now talking in #lobby.")  # #games was her current room
+    assert admin.call("rooms")[0] == {
+        "name": "#games", "members": 1, "topic": "", "operators": [],
+    }  # fmt: skip
+    with pytest.raises(AdminFailed) as failed:
+        admin.call("roomkick", {"room": "#games", "nick": "carol"})
+    assert str(failed.value) == "carol is not in #games."
+    assert admin.call("roomkick", {"room": "games", "nick": "bob"}) == "kicked bob from #games"
+    bob.expect("*** You were kicked from #games by a server operator.")
+    assert [room["name"] for room in admin.call("rooms")] == ["#lobby"]  # empty: gone
+    with pytest.raises(AdminFailed, match=r"^no room called '#games'"):
+        admin.call("roomkick", {"room": "#games", "nick": "bob"})
+    alice.send("/join #games")  # a room kick keeps nobody out
+    alice.expect("*** Now talking in #games.")
+    bob.send("hello")
+    carol.expect("<bob> hello")  # all three are still on the server
+    alice.expect("[#lobby] <bob> hello")
+
+
+def test_chatd_admin_rooms_topic_and_say_to_a_room_as_a_subprocess(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path)
+    try:
+        alice = LineClient(server.address)
+        alice.register("alice")
+        alice.send("/join #games")
+        alice.expect("*** 1 user in #games: @alice")
+        env = {"XDG_RUNTIME_DIR": str(tmp_path)}  # where the server put its socket
+        done = run_chatd("admin", "topic", "games", "Chess", "tonight", env=env)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "set the topic of #games\n", "")
+        alice.expect("*** a server operator set the topic of #games: Chess tonight")
+        done = run_chatd("admin", "rooms", "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == [
+            {"name": "#games", "members": 1, "topic": "Chess tonight", "operators": ["alice"]},
+            {"name": "#lobby", "members": 1, "topic": "", "operators": []},
+        ]
+        done = run_chatd("admin", "say", "--room", "games", "chess", "at", "eight", env=env)
+        assert (done.returncode, done.stdout) == (0, "announced to 1 user in #games\n")
+        alice.expect("*** Announcement: chess at eight")
+        # --room may come anywhere; after "--", a word is text.
+        done = run_chatd("admin", "say", "hi", "--room", "#games", "--", "--all", env=env)
+        assert (done.returncode, done.stdout) == (0, "announced to 1 user in #games\n")
+        alice.expect("*** Announcement: hi --all")
+        done = run_chatd("admin", "users", "--room", "#games", env=env)
+        assert (done.returncode, done.stderr) == (
+            2,
+            "chatd admin: users takes no --room; usage: users\n",
+        )
+    finally:
+        server.stop()
+
+
 def _raw(path: Path, payload: bytes, replies: int) -> list[dict[str, Any]]:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(WAIT)
@@ -177,8 +329,8 @@ def test_bad_requests_get_errors_and_the_connection_stays_usable(admin_server: S
     assert errors[1] == 'a request is a JSON object: {"cmd": "...", "args": {...}}'
     assert errors[2] == 'missing "cmd" (a string)'
     assert errors[3] == (
-        "unknown command 'nope'; commands:"
-        " users, kick, ban, unban, bans, reload, plugins, plugin, stats, say, shutdown"
+        "unknown command 'nope'; commands: users, rooms, kick, roomkick, topic,"
+        " ban, unban, bans, reload, plugins, plugin, stats, say, shutdown"
     )
     assert errors[4] == "kick: missing 'nick'; usage: kick NICK [REASON]"
     assert errors[5] == "say: 'text' must be a string"
@@ -549,6 +701,11 @@ def test_chatd_admin_usage_errors(tmp_path: Path) -> None:
     result = run_chatd("admin", "--socket", str(tmp_path / "none.sock"), "kick")
     assert result.returncode == 2
     assert result.stderr == "chatd admin: usage: kick NICK [REASON]\n"
+    result = run_chatd("admin", "--socket", str(tmp_path / "none.sock"), "--room", "#games")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "chatd admin: --room goes with a command: say --room #ROOM TEXT\n",
+    )
 
 
 def test_the_client_reports_a_server_that_goes_away(tmp_path: Path) -> None:

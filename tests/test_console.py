@@ -108,7 +108,15 @@ def test_history_is_kept_in_the_file(server: Server, tmp_path: Path) -> None:
 
 def test_help_lists_the_commands(server: Server, tmp_path: Path) -> None:
     _, out = _console(server, "help\r\x04", tmp_path)
-    for usage in ("users", "kick NICK [REASON]", "reload [words|facts|plugins|config|all]"):
+    for usage in (
+        "users",
+        "rooms",
+        "kick NICK [REASON]",
+        "roomkick #ROOM NICK [REASON]",
+        "topic #ROOM [TEXT]",
+        "say [--room #ROOM] TEXT",
+        "reload [words|facts|plugins|config|all]",
+    ):
         assert usage in out
 
 
@@ -122,8 +130,8 @@ def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
         return [c.text for c in completer.get_completions(doc, CompleteEvent())]
 
     assert complete("") == [
-        "users", "kick", "ban", "unban", "bans", "reload", "plugins", "plugin", "stats", "say",
-        "shutdown", "help", "quit",
+        "users", "rooms", "kick", "roomkick", "topic", "ban", "unban", "bans", "reload",
+        "plugins", "plugin", "stats", "say", "shutdown", "help", "quit",
     ]  # fmt: skip
     assert complete("s") == ["stats", "say", "shutdown"]
     assert complete("kick ") == ["Albert", "alice"]
@@ -131,6 +139,49 @@ def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
     assert complete("reload w") == ["words"]
     assert complete("kick alice ") == []
     assert complete("stats ") == []
+
+
+def test_the_completer_offers_rooms_from_the_server_where_a_room_goes(server: Server) -> None:
+    alice, bob = _chatter(server, "alice"), _chatter(server, "bob")
+    alice.send("/join #games")
+    alice.expect("*** 1 user in #games: @alice")
+    alice.send("/join #gardening")
+    alice.expect("*** 1 user in #gardening: @alice")
+    assert server.admin_path
+    completer = AdminCompleter(AdminClient(server.admin_path, timeout=WAIT))
+
+    def complete(text: str) -> list[str]:
+        doc = Document(text, len(text))
+        return [c.text for c in completer.get_completions(doc, CompleteEvent())]
+
+    assert complete("topic ") == ["#games", "#gardening", "#lobby"]
+    assert complete("topic #ga") == ["#games", "#gardening"]
+    assert complete("topic gam") == ["#games"]  # the # may be left out
+    assert complete("topic #games ") == []  # then the topic: free text
+    assert complete("roomkick #L") == ["#lobby"]
+    assert complete("roomkick #games ") == ["alice"]  # members of that room only
+    assert complete("roomkick lobby ") == ["alice", "bob"]
+    assert complete("roomkick #games alice ") == []
+    assert complete("say ") == ["--room"]
+    assert complete("say --room #gar") == ["#gardening"]
+    assert complete("say --room #games ") == []
+    assert complete("say hello ") == []
+    assert complete("say hello --room #l") == ["#lobby"]
+    assert complete("say -- --room ") == []  # after "--", text
+    assert bob.sock.fileno() != -1
+
+
+def test_tab_completes_a_room_and_the_topic_is_set(server: Server, tmp_path: Path) -> None:
+    alice = _chatter(server, "alice")
+    alice.send("/join #games")
+    alice.expect("*** 1 user in #games: @alice")
+    # "topic #ga<Tab>" completes to the only room starting with #ga; then the text.
+    status, out = _console(server, "topic #ga\t Chess tonight\rsay --room gam\t hi\r\x04", tmp_path)
+    assert status == 0
+    assert "set the topic of #games" in out
+    assert "announced to 1 user in #games" in out
+    alice.expect("*** a server operator set the topic of #games: Chess tonight")
+    alice.expect("*** Announcement: hi")
 
 
 def test_the_completer_offers_on_off_then_the_plugin_names_from_the_server(
@@ -169,9 +220,11 @@ def test_names_for_completion_are_asked_once_per_burst_of_tabs(server: Server) -
     assert server.admin_path
     client = CountingClient(server.admin_path)
     completer = AdminCompleter(client)
-    for text in ("plugin on ", "plugin on j", "plugin off b", "kick ", "ban a", "unban "):
+    texts = ("plugin on ", "plugin on j", "plugin off b", "kick ", "ban a", "unban ")
+    texts += ("topic ", "topic #l", "say --room ", "roomkick #lobby ")
+    for text in texts:
         list(completer.get_completions(Document(text, len(text)), CompleteEvent()))
-    assert client.sent == ["plugins", "users"]
+    assert client.sent == ["plugins", "users", "rooms"]
     client.close()
 
 

@@ -7,7 +7,14 @@ import re
 
 from rich.console import Console, RenderableType
 
-from chatd.admin.render import duration, plugins_table, result, stats_table, users_table
+from chatd.admin.render import (
+    duration,
+    plugins_table,
+    result,
+    rooms_table,
+    stats_table,
+    users_table,
+)
 
 
 def _text(renderable: RenderableType, width: int = 80) -> str:
@@ -31,6 +38,7 @@ def test_users_table() -> None:
                 "connected_seconds": 3725,
                 "idle_seconds": 75,
                 "lines": 12,
+                "rooms": ["#games", "#lobby"],
                 "game": "jumble (6 letters), 40s left",
             },
             {
@@ -39,6 +47,7 @@ def test_users_table() -> None:
                 "connected_seconds": 5,
                 "idle_seconds": 5,
                 "lines": 0,
+                "rooms": [],
                 "game": None,
             },
         ]
@@ -49,7 +58,60 @@ def test_users_table() -> None:
     assert "alice" in text and "1h 02m" in text and "1m 15s" in text and "12" in text
     assert "jumble (6 letters), 40s left" in text
     assert "[::1]:6000" in text
+    assert re.search(r"┃ lines ┃ rooms +┃ game", text)
+    assert "#games, #lobby" in text
     assert all(len(line) <= 80 for line in lines)  # wraps to fit, never wider
+
+
+def test_users_table_keeps_nick_and_address_whole_at_80_columns() -> None:
+    # Found with the rooms column: an IPv6 address was cut to "…", and its
+    # ":1234:" read as an emoji code.
+    user = {
+        "nick": "alice_the_great1", "address": "[2001:db8::1234:5678]:50000",
+        "connected_seconds": 3725, "idle_seconds": 75, "lines": 12,
+        "rooms": ["#games", "#lobby", "#a-long-room-name"], "game": "jumble (6 letters), 40s left",
+    }  # fmt: skip
+    text = _text(users_table([user]))
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "│ alice_the_great1 │ [2001:db8::1234:5678]:50000 │" in text
+    rooms = "".join(line.split("│")[6] for line in text.splitlines() if "│" in line)
+    assert rooms.replace(" ", "") == "#games,#lobby,#a-long-room-name"  # folded, not cut
+
+
+def test_users_from_a_server_before_rooms_have_an_empty_rooms_column() -> None:
+    user = {
+        "nick": "bob", "address": "a", "connected_seconds": 1, "idle_seconds": 1, "lines": 0,
+        "game": None,
+    }  # fmt: skip
+    assert "bob" in _text(users_table([user]))
+
+
+ROOMS = [
+    {"name": "#games", "members": 12, "topic": "Chess tonight", "operators": ["alice", "Bob"]},
+    {"name": "#lobby", "members": 1, "topic": "", "operators": []},
+]
+
+
+def test_rooms_table() -> None:
+    text = _text(rooms_table(ROOMS))
+    lines = text.splitlines()
+    assert lines[0].strip() == "2 rooms"
+    assert re.search(r"┃ room +┃ users ┃ operators +┃ topic +┃", text)
+    assert re.search(r"│ #games +│ +12 │ alice, Bob +│ Chess tonight +│", text)
+    assert re.search(r"│ #lobby +│ +1 │ - +│ - +│", text)  # no operators, no topic
+    assert "2 rooms" in _text(result("rooms", ROOMS))
+    assert _text(rooms_table([])).splitlines()[0].strip() == "0 rooms"
+    assert _text(rooms_table(ROOMS[1:])).splitlines()[0].strip() == "1 room"
+
+
+def test_a_rooms_long_topic_wraps_whole_and_markup_is_shown_as_typed() -> None:
+    topic = "[bold]not bold[/bold] " + "word " * 60 + "[/red] the end"  # users' words
+    room = {"name": "#x", "members": 2, "topic": topic, "operators": ["[red]op"]}
+    text = _text(rooms_table([room]))
+    assert all(len(line) <= 80 for line in text.splitlines())
+    body = "".join(line.split("│")[-2].strip() for line in text.splitlines() if "│" in line)
+    assert body.replace(" ", "") == topic.replace(" ", "")  # wrapped, nothing lost
+    assert "[red]op" in text
 
 
 def test_one_user_is_singular() -> None:

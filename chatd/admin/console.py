@@ -1,10 +1,10 @@
 """The interactive admin console: a prompt_toolkit prompt, rich output.
 
 Rule: the console is a loop of prompt -> request -> rendered result. It keeps
-no state of the server's; what it completes (nicknames, plugin names) it asks
-the server for when Tab is pressed, and reuses for a moment. Output is printed
-between prompts, never while one is shown (every result answers a command just
-typed), so no patch_stdout is needed.
+no state of the server's; what it completes (nicknames, room names, plugin
+names) it asks the server for when Tab is pressed, and reuses for a moment.
+Output is printed between prompts, never while one is shown (every result
+answers a command just typed), so no patch_stdout is needed.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ from chatd.admin import render, wire
 from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
 from chatd.tabcomplete import tab_bindings
 
-#: Nicknames and plugin names fetched for completion are reused for this long,
-#: so that a burst of Tab presses costs one request.
+#: Nicknames, rooms and plugin names fetched for completion are reused for this
+#: long, so that a burst of Tab presses costs one request.
 COMPLETION_CACHE_SECONDS = 2.0
 CONSOLE_COMMANDS = ("help", "quit")
 #: Commands whose first argument is a nickname.
 NICK_COMMANDS = ("kick", "ban", "unban")
+#: Commands whose first argument is a room (roomkick's second is one of its members).
+ROOM_COMMANDS = ("roomkick", "topic")
 
 
 def history_path() -> Path:
@@ -43,42 +45,59 @@ def history_path() -> Path:
 
 
 class AdminCompleter(Completer):
-    """Command names first; then what the command's next word can be: nicknames
-    or plugin names (asked from the server), reload topics, on/off."""
+    """Command names first; then what the command's next word can be: nicknames,
+    rooms or plugin names (asked from the server), reload topics, on/off."""
 
     def __init__(self, client: AdminClient) -> None:
         self.client = client
-        # command -> (when fetched, the names it gave)
-        self._answers: dict[str, tuple[float, list[str]]] = {}
+        # command -> (when fetched, the items it gave)
+        self._answers: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
-    def _names(self, cmd: str, key: str) -> list[str]:
-        """``key`` of each item ``cmd`` returns, fetched at most every
-        COMPLETION_CACHE_SECONDS; nothing when the server can't say."""
+    def _items(self, cmd: str) -> list[dict[str, Any]]:
+        """What ``cmd`` returns, fetched at most every COMPLETION_CACHE_SECONDS;
+        nothing when the server can't say."""
         now = time.monotonic()
-        fetched, names = self._answers.get(cmd, (float("-inf"), []))
+        fetched, items = self._answers.get(cmd, (float("-inf"), []))
         if now - fetched > COMPLETION_CACHE_SECONDS:
             try:
-                names = [item[key] for item in self.client.call(cmd)]
+                items = list(self.client.call(cmd))
             except (AdminUnavailable, AdminFailed, wire.WireError):
-                names = []
-            self._answers[cmd] = (now, names)
-        return names
+                items = []
+            self._answers[cmd] = (now, items)
+        return items
 
-    def nicks(self) -> list[str]:
-        return self._names("users", "nick")
+    def nicks(self, room: str = "") -> list[str]:
+        """Everyone's nickname, or (``room``) only its members' ones."""
+        users = self._items("users")
+        if not room:
+            return [user["nick"] for user in users]
+        key = room.lower() if room.startswith("#") else "#" + room.lower()
+        return [u["nick"] for u in users if key in (r.lower() for r in u.get("rooms", ()))]
+
+    def rooms(self) -> list[str]:
+        return [room["name"] for room in self._items("rooms")]
 
     def plugins(self) -> list[str]:
-        return self._names("plugins", "name")
+        return [plugin["name"] for plugin in self._items("plugins")]
 
     def options(self, command: str, done: list[str]) -> list[str]:
         """What may follow ``command`` and the arguments ``done`` already typed."""
+        spec = wire.COMMANDS.get(command)
+        if spec is not None and spec.options:  # say [--room #ROOM] TEXT
+            if done[-1:] == ["--room"] and "--" not in done:  # anywhere, as in wire
+                return self.rooms()
+            return [f"--{option}" for option in spec.options] if not done else []
         if not done:
             if command in NICK_COMMANDS:
                 return self.nicks()
+            if command in ROOM_COMMANDS:
+                return self.rooms()
             if command == "reload":
                 return list(wire.RELOAD_WHAT)
             if command == "plugin":
                 return list(wire.PLUGIN_ACTIONS)
+        elif len(done) == 1 and command == "roomkick":
+            return self.nicks(done[0])
         elif len(done) == 1 and command == "plugin" and done[0].lower() in wire.PLUGIN_ACTIONS:
             return self.plugins()
         return []
@@ -97,7 +116,10 @@ class AdminCompleter(Completer):
         word = "" if before.endswith(" ") else words[-1]
         done = words[1:] if before.endswith(" ") else words[1:-1]
         for option in self.options(words[0].lower(), done):
-            if option.lower().startswith(word.lower()):
+            # A room completes with its # typed or not ("ga" -> "#games").
+            if option.lower().startswith(word.lower()) or (
+                option.startswith("#") and option[1:].lower().startswith(word.lower())
+            ):
                 yield Completion(option, -len(word))
 
 

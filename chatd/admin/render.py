@@ -32,20 +32,44 @@ def duration(seconds: float) -> str:
 def users_table(users: list[dict[str, Any]]) -> Table:
     count = f"{len(users)} user{'s' if len(users) != 1 else ''} online"
     table = Table(title=count, title_justify="left")
-    table.add_column("nick", style="bold")
-    table.add_column("address")
+    # The nick and address stay whole (what a kick or a ban needs); in a narrow
+    # terminal the rest wraps, rooms and game (the free-form ones) folding.
+    table.add_column("nick", style="bold", no_wrap=True)
+    table.add_column("address", no_wrap=True)
     table.add_column("connected", justify="right")
     table.add_column("idle", justify="right")
     table.add_column("lines", justify="right")
-    table.add_column("game")
+    table.add_column("rooms", overflow="fold")
+    table.add_column("game", overflow="fold")
     for user in users:
         table.add_row(
-            user["nick"],
-            user["address"],
+            Text(user["nick"]),
+            Text(user["address"]),  # as Text: an IPv6 "::1234:" is no emoji code
             duration(user["connected_seconds"]),
             duration(user["idle_seconds"]),
             str(user["lines"]),
+            # A server from before rooms sends none: the column stays empty.
+            Text(", ".join(user.get("rooms", ()))),
             Text(user["game"] or ""),  # a plugin's words: shown, never read as markup
+        )
+    return table
+
+
+def rooms_table(rooms: list[dict[str, Any]]) -> Table:
+    """``rooms``: one row per room. Topics are users' words and nicknames and
+    names came from users too, so all are Text, never read as rich markup; a
+    long topic wraps, never cut off."""
+    table = Table(title=f"{len(rooms)} room{'s' if len(rooms) != 1 else ''}", title_justify="left")
+    table.add_column("room", style="bold", no_wrap=True)
+    table.add_column("users", justify="right")
+    table.add_column("operators")
+    table.add_column("topic", overflow="fold")
+    for room in rooms:
+        table.add_row(
+            Text(room["name"]),
+            str(room["members"]),
+            Text(", ".join(room["operators"]) or "-"),
+            Text(room["topic"] or "-"),
         )
     return table
 
@@ -164,6 +188,8 @@ def result(cmd: str, value: Any) -> RenderableType:
     """How the console shows the result of ``cmd``."""
     if cmd == "users":
         return users_table(value)
+    if cmd == "rooms":
+        return rooms_table(value)
     if cmd == "bans":
         return bans_table(value)
     if cmd == "stats":

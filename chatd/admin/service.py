@@ -21,13 +21,14 @@ from chatd.core.guard import ON, PluginRecord
 from chatd.core.hub import Hub, nick_problem
 from chatd.core.link import Link
 from chatd.core.plugins import PluginHost, Report
+from chatd.core.rooms import Room, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock
 
 log = logging.getLogger(__name__)
 
 #: Commands that change nothing: not logged at INFO.
-READ_ONLY = frozenset({"users", "stats", "bans", "plugins"})
+READ_ONLY = frozenset({"users", "rooms", "stats", "bans", "plugins"})
 
 
 class AdminError(Exception):
@@ -63,7 +64,10 @@ class AdminService:
         self.sessions: set[AdminSession] = set()
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "users": self.users,
+            "rooms": self.rooms,
             "kick": self.kick,
+            "roomkick": self.roomkick,
+            "topic": self.topic,
             "ban": self.ban,
             "unban": self.unban,
             "bans": self.bans,
@@ -131,10 +135,54 @@ class AdminService:
                 "connected_seconds": round(now - user.connected_at, 1),
                 "idle_seconds": round(now - user.last_active, 1),
                 "lines": user.lines,
+                "rooms": sorted((room.name for room in user.rooms.values()), key=str.lower),
                 "game": "; ".join(self._host.user_status(user)) or None,
             }
             for user in sorted(self._hub.users(), key=lambda u: u.nick.lower())
         ]
+
+    def rooms(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every room, sorted by name: how many are in it, its topic, its operators."""
+        return [
+            {
+                "name": room.name,
+                "members": len(room.members),
+                "topic": room.topic,
+                "operators": sorted(self._hub.room_ops(room), key=str.lower),
+            }
+            for room in self._hub.rooms()
+        ]
+
+    def _room(self, name: str) -> Room:
+        """The room called ``name``; AdminError saying why when there is none.
+
+        The ``#`` may be left out: a shell reads an unquoted ``#games`` as a
+        comment, so ``chatd admin topic games ...`` means ``#games``.
+        """
+        if name and not name.startswith("#"):
+            name = "#" + name
+        room = self._hub.find_room(name)
+        if room is None:
+            problem = room_problem(name)
+            raise AdminError(problem or f"no room called {name!r}; the rooms command lists them")
+        return room
+
+    def roomkick(self, args: dict[str, Any]) -> str:
+        room = self._room(args["room"])
+        problem = self._hub.kick_from_room(None, room.name, args["nick"], args.get("reason", ""))
+        if problem:
+            raise AdminError(problem)
+        kicked = self._hub.find(args["nick"])  # still online: named as it spells itself
+        return f"kicked {kicked.nick if kicked else args['nick']} from {room.name}"
+
+    def topic(self, args: dict[str, Any]) -> str:
+        room = self._room(args["room"])
+        problem = self._hub.set_topic(None, room.name, args.get("text", ""))
+        if problem:
+            raise AdminError(problem)
+        return (
+            f"set the topic of {room.name}" if room.topic else f"cleared the topic of {room.name}"
+        )
 
     def kick(self, args: dict[str, Any]) -> str:
         user = self._hub.find(args["nick"])
@@ -220,8 +268,13 @@ class AdminService:
         return self._stats.snapshot(self._clock())
 
     def say(self, args: dict[str, Any]) -> str:
-        count = self._hub.announce(f"Announcement: {args['text']}")
-        return f"announced to {count} user{'s' if count != 1 else ''}"
+        text = f"Announcement: {args['text']}"
+        if "room" not in args:
+            count = self._hub.announce(text)
+            return f"announced to {count} user{'s' if count != 1 else ''}"
+        room = self._room(args["room"])
+        count = self._hub.announce_room(room.name, text)
+        return f"announced to {count} user{'s' if count != 1 else ''} in {room.name}"
 
     def shutdown_server(self, args: dict[str, Any]) -> str:
         self._stop(args.get("message") or None)

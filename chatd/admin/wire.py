@@ -37,14 +37,35 @@ class CommandSpec:
     required: int  # how many of them must be given
     usage: str
     help: str
+    #: Arguments given as ``--NAME VALUE`` (or ``--NAME=VALUE``) anywhere, never
+    #: required: where a positional one would be ambiguous (``say`` takes the
+    #: whole rest of the line as its text, which may start with a ``#``).
+    options: tuple[str, ...] = ()
 
 
 COMMANDS: Final = {
     spec.name: spec
     for spec in (
-        CommandSpec("users", (), 0, "users", "Who is online: address, times, lines, games."),
+        CommandSpec("users", (), 0, "users", "Who is online: address, times, lines, rooms, games."),
+        CommandSpec("rooms", (), 0, "rooms", "Every room: its members, topic and operators."),
         CommandSpec(
             "kick", ("nick", "reason"), 1, "kick NICK [REASON]", "Disconnect a user, saying why."
+        ),
+        # A separate command, not kick --room: a mistyped option must never turn
+        # "out of one room" into "off the server".
+        CommandSpec(
+            "roomkick",
+            ("room", "nick", "reason"),
+            2,
+            "roomkick #ROOM NICK [REASON]",
+            "Put NICK out of ROOM, saying why (they may rejoin; ban keeps them out).",
+        ),
+        CommandSpec(
+            "topic",
+            ("room", "text"),
+            1,
+            "topic #ROOM [TEXT]",
+            "Set ROOM's topic to TEXT; without TEXT, clear it.",
         ),
         CommandSpec(
             "ban",
@@ -77,7 +98,14 @@ COMMANDS: Final = {
             "Turn a plugin on or off now (on also undoes a switch-off).",
         ),
         CommandSpec("stats", (), 0, "stats", "Uptime, connections, lines, bytes, commands."),
-        CommandSpec("say", ("text",), 1, "say TEXT", "Announce TEXT to every user."),
+        CommandSpec(
+            "say",
+            ("text",),
+            1,
+            "say [--room #ROOM] TEXT",
+            "Announce TEXT to every user, or only to ROOM's members.",
+            options=("room",),
+        ),
         CommandSpec(
             "shutdown", ("message",), 0, "shutdown [MESSAGE]", "Stop the server gracefully."
         ),
@@ -155,7 +183,7 @@ def parse_request(line: str) -> Request:
     spec = COMMANDS.get(cmd)
     if spec is None:
         raise WireError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
-    unknown = sorted(set(args) - set(spec.args))
+    unknown = sorted(set(args) - set(spec.args) - set(spec.options))
     if unknown:
         raise WireError(f"{cmd}: unknown argument {unknown[0]!r}; usage: {spec.usage}")
     for name in spec.args[: spec.required]:
@@ -178,19 +206,56 @@ def parse_response(line: str) -> dict[str, Any]:
     return obj
 
 
-def from_words(words: list[str]) -> dict[str, Any]:
-    """An operator's command line, split into words -> a request; WireError if it's off."""
+def _split_options(spec: CommandSpec, words: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """``spec``'s options among ``words`` (``--NAME VALUE`` or ``--NAME=VALUE``,
+    anywhere, as ``chatd admin``'s argparse finds them) -> (the options, the
+    other words). A ``--`` ends them and is dropped: every word after it is
+    text. Any other word is text too, dashes and all."""
+    options: dict[str, Any] = {}
+    rest: list[str] = []
+    words = list(words)
+    while words:
+        word = words.pop(0)
+        if word == "--":
+            rest += words
+            break
+        name, eq, value = word[2:].partition("=")
+        if not word.startswith("--") or name not in spec.options:
+            rest.append(word)
+            continue
+        if not eq:
+            if not words:
+                raise WireError(f"{spec.name}: --{name} needs a value; usage: {spec.usage}")
+            value = words.pop(0)
+        options[name] = value
+    return options, rest
+
+
+def from_words(words: list[str], options: dict[str, str] | None = None) -> dict[str, Any]:
+    """An operator's command line, split into words -> a request; WireError if it's off.
+
+    The command's options are read from the words (the console), unless
+    ``options`` gives them already parsed (``chatd admin``, whose argparse
+    finds them anywhere on the line, and takes ``--`` away).
+    """
     if not words:
         raise WireError("no command given")
     name, rest = words[0].lower(), words[1:]
     spec = COMMANDS.get(name)
     if spec is None:
         raise WireError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
+    if options is None:
+        args, rest = _split_options(spec, rest) if spec.options else ({}, rest)
+    else:
+        args = {}
+        for option, value in options.items():
+            if option not in spec.options:
+                raise WireError(f"{name} takes no --{option}; usage: {spec.usage}")
+            args[option] = value
     if len(rest) < spec.required:
         raise WireError(f"usage: {spec.usage}")
     if rest and not spec.args:
         raise WireError(f"{name} takes no arguments")
-    args: dict[str, Any] = {}
     for i, arg in enumerate(spec.args):
         if i >= len(rest):
             break
