@@ -39,7 +39,6 @@ NAME: Final = "line"
 SERVER_PREFIX: Final = "*** "
 
 
-
 def variant(room: str, current: str) -> str:
     """The variant of an event in ``room`` for a reader whose current room is ``current``."""
     return HERE if not room or room == current else AWAY
