@@ -1,10 +1,22 @@
-"""The reactor: the only module that imports socket and selectors.
+"""The reactor: the loop that serves every socket.
 
-Rule: one thread, one selector, and no call that can block on a client. It
-accepts connections, reads what is there, hands clean lines to the handler of
-the listener the connection came in on (the hub for chat, the admin service for
+Rule: the reactor's modules (this one, chatd.core.listeners and
+chatd.core.connection) alone import socket and selectors; everything else in
+chatd is sans-IO. One thread, one selector, and no call that can block on a
+client. The loop reads what is there, hands clean lines to the handler of the
+listener the connection came in on (the hub for chat, the admin service for
 the admin socket), and writes what the handler queued. Everything else (who
 gets what, what a line means) is the handler's.
+
+The reactor is cut in three, the arrows running one way (reactor ->
+connection -> listeners):
+
+* chatd.core.listeners: the listening sockets and admission (accept, refuse,
+  per-host counts, pausing for want of descriptors, the admin's reserve);
+* chatd.core.connection: one client's socket, buffers and state, as the Link
+  its handler holds; it asks this loop for what it needs through a protocol;
+* here: the loop (select, read, flush and write, timers, signals), and closing
+  and shutting down, which touch all of the above.
 
 How a loop iteration goes (after CPython asyncio's selector transports):
 
@@ -24,10 +36,6 @@ So a client gets one system call per loop iteration however many lines are
 queued for it, and a client that stops reading only grows its own queue, up to
 its sendq limit, at which point it is disconnected.
 
-Admission: a connection past the listener's max_connections or max_per_host
-gets one line from its handler (handler.refused) and is closed before the
-handler ever sees it.
-
 Closing: a requested close (quit, shutdown, end of input) stops reading, lets the
 queue drain for at most CLOSE_LINGER_SECONDS, then closes. An abort (a socket
 error, sendq exceeded) closes the socket at once and drops the queue; lines
@@ -45,36 +53,54 @@ import os
 import selectors
 import signal
 import socket
-import stat
-import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from chatd.core.buffers import (
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_SENDQ_BYTES,
-    OVERLONG,
-    InputBuffer,
-    OutputBuffer,
-)
-from chatd.core.fanout import Fanout, Group, catch_up
+from chatd.core.buffers import OVERLONG
+from chatd.core.connection import Connection
+from chatd.core.fanout import Fanout, Group
 from chatd.core.flood import TokenBucket
 from chatd.core.link import Handler
+from chatd.core.listeners import (
+    ACCEPT_BATCH,
+    ACCEPT_RETRY_SECONDS,
+    BACKLOG,
+    NO_LIMITS,
+    RECV_BYTES,
+    Admission,
+    Limits,
+    Listener,
+    format_address,
+    open_tcp,
+    open_unix,
+)
 from chatd.core.stats import Stats
-from chatd.core.timers import Timer, Timers
+from chatd.core.timers import Timers
 from chatd.wire.text import decode_line
+
+# The loop's names, and its parts' names that were defined here before the
+# reactor was cut in three: the server, the tests and the benchmarks import
+# them from here.
+__all__ = [
+    "ACCEPT_BATCH",
+    "ACCEPT_RETRY_SECONDS",
+    "BACKLOG",
+    "CLOSE_DRAIN_READS",
+    "CLOSE_LINGER_SECONDS",
+    "IOV_MAX",
+    "MAX_SELECT_SECONDS",
+    "RECV_BYTES",
+    "SHUTDOWN_FLUSH_SECONDS",
+    "Connection",
+    "Limits",
+    "Listener",
+    "Reactor",
+    "format_address",
+]
 
 log = logging.getLogger(__name__)
 
-#: Bytes asked of recv() at once: large, so a busy client costs one call per
-#: loop iteration, not one per line.
-RECV_BYTES: Final = 64 * 1024
-#: Connections accepted per readiness event before the loop serves others again.
-ACCEPT_BATCH: Final = 64
-#: Listen backlog; the kernel caps it at net.core.somaxconn.
-BACKLOG: Final = 1024
 #: How long a closing connection may take to drain its output before it is cut.
 CLOSE_LINGER_SECONDS: Final = 5.0
 #: How long shutdown waits for every client's output to drain.
@@ -83,9 +109,6 @@ SHUTDOWN_FLUSH_SECONDS: Final = 3.0
 #: takes its timeout in int milliseconds (about 24 days at most), and waking an
 #: idle server once an hour to look at its timers again costs nothing.
 MAX_SELECT_SECONDS: Final = 3600.0
-#: When accept() fails for want of file descriptors, wait this long before trying
-#: again instead of spinning on a listener that stays readable.
-ACCEPT_RETRY_SECONDS: Final = 0.5
 #: Most buffers one sendmsg() takes (Linux: 1024).
 IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
@@ -93,7 +116,6 @@ IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") e
 _STOP = 0
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
-_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 #: Reads a closing connection's unread input may take before it is closed.
@@ -111,28 +133,6 @@ def _drain_and_shut(sock: socket.socket) -> None:
         for _ in range(CLOSE_DRAIN_READS):
             if not sock.recv(RECV_BYTES):
                 break
-
-
-def _open_spare() -> int | None:
-    """A descriptor to hold in reserve (see Reactor._spare), or None if none is free."""
-    try:
-        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-
-
-def format_address(address: object) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address) or "local"
-
-
-def _peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 #: Socket errors as the leave reasons the README lists. A broken pipe is the
@@ -156,153 +156,6 @@ def _reason(exc: OSError) -> str:
     return "connection error: " + text[:1].lower() + text[1:]
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one listener allows each connection, and how many connections."""
-
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    sendq_bytes: int = DEFAULT_SENDQ_BYTES
-    flood_burst: int = 0  # lines at once; 0 with flood_rate 0: no flood control
-    flood_rate: float = 0.0  # lines a second after the burst
-    max_connections: int = 0  # 0: no limit
-    max_per_host: int = 0  # connections from one address; 0: no limit
-
-
-class Listener:
-    """A listening socket, what serves its connections, their limits and counts."""
-
-    __slots__ = (
-        "allowed_uids",
-        "count",
-        "full",
-        "handler",
-        "hosts",
-        "limits",
-        "noisy",
-        "path",
-        "paused",
-        "sock",
-        "stats",
-        "watched",
-    )
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        handler: Handler,
-        limits: Limits,
-        *,
-        stats: Stats | None,
-        allowed_uids: frozenset[int] | None = None,
-        path: str | None = None,
-    ) -> None:
-        self.sock = sock
-        self.handler = handler
-        self.limits = limits  # replaceable; applies to connections accepted from then on
-        self.stats = stats
-        self.allowed_uids = allowed_uids  # Unix sockets: peers' uids let in (SO_PEERCRED)
-        self.path = path  # Unix sockets: the file, removed on close
-        self.count = 0  # connections open
-        self.hosts: dict[str, int] = {}  # address -> connections open from it
-        self.full = False  # refusing for max_connections (logged once per episode)
-        self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
-        self.watched = False  # registered with the selector
-        self.paused = False  # accept() found no descriptor free: a retry is scheduled
-
-
-class Connection:
-    """One client socket with its buffers. Implements :class:`~chatd.core.link.Link`."""
-
-    __slots__ = (
-        "bucket",
-        "closed",
-        "closing",
-        "dirty",
-        "doomed",
-        "gone",
-        "groups",
-        "host",
-        "inbuf",
-        "linger",
-        "listener",
-        "mask",
-        "outbuf",
-        "paused",
-        "peer",
-        "pending",
-        "reactor",
-        "reason",
-        "session",
-        "sock",
-    )
-
-    session: Any  # what the handler's connect() returned
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        sock: socket.socket,
-        peer: str,
-        host: str,
-        listener: Listener,
-        bucket: TokenBucket | None,
-    ) -> None:
-        self.reactor = reactor
-        self.sock = sock
-        self.peer = peer
-        self.host = host  # the peer's address, counted against max_per_host
-        self.listener = listener
-        limits = listener.limits
-        self.inbuf = InputBuffer(limits.max_line_bytes)
-        self.outbuf = OutputBuffer(limits.sendq_bytes)
-        self.bucket = bucket  # flood control, or None
-        self.paused = False  # flood control has stopped reading for now
-        self.groups: set[Group] = set()  # the fan-out groups it is in (chat: once named)
-        #: A fan-out batch to send at the end of the iteration, when it is all
-        #: this connection gets then (so it costs one send(), no queueing).
-        self.pending: bytes | None = None
-        self.mask = 0  # events registered with the selector now
-        self.dirty = False  # queued for the end-of-iteration flush
-        self.closing = False  # a close was requested: read no more, drain, close
-        self.closed = False
-        self.doomed = ""  # set: abort at the next flush, for this reason
-        #: The socket is closed, but lines read from it are still being handled
-        #: (at flood control's pace): the session ends when they are done.
-        self.gone = False
-        self.reason = ""  # why it is closing, told to the handler at the end
-        self.linger: Timer | None = None
-
-    # -- the Link interface (called by the handler; never calls back into it) --
-
-    def send(self, data: bytes) -> None:
-        if self.groups:
-            catch_up(self)  # what was broadcast before this goes first
-        self.deliver(data)
-
-    def deliver(self, data: bytes | memoryview) -> None:
-        if self.closing or self.doomed or self.gone:
-            return
-        pending = self.pending
-        if pending is not None:  # more than one batch this iteration: queue both
-            self.pending = None
-            self.outbuf.append(pending)
-        if not self.outbuf.append(data):
-            self.reactor._doom(self, "sendq exceeded")
-        elif not self.dirty:
-            self.dirty = True
-            self.reactor._dirty.append(self)
-
-    def deliver_batch(self, data: bytes) -> None:
-        if self.dirty or self.pending is not None or self.outbuf or self.closing or self.doomed:
-            self.deliver(data)  # behind what is queued: the flush writes it all at once
-        elif not self.gone:
-            self.pending = data
-            self.reactor._pending.append(self)
-
-    def close(self) -> None:
-        self.reactor._close(self, "closed by server")
-
-
 class Reactor:
     def __init__(
         self,
@@ -320,14 +173,12 @@ class Reactor:
         self._pending: list[Connection] = []  # connections with only a batch to send
         #: The fan-out groups of this loop (the hub's rooms), flushed once per iteration.
         self.fanout = Fanout()
-        self._listeners: list[Listener] = []
-        self._accept_paused = False  # some listener is paused for want of descriptors
         self._stopping = False
-        # One descriptor held in reserve for the admin socket: when the chat has
-        # taken every descriptor, it is given up so an operator's connection can
-        # be accepted, and taken back as soon as a descriptor is free again
-        # (before the chat listener may accept more).
-        self._spare: int | None = _open_spare()
+        #: The listeners, and who gets in through them (with the admin's reserve
+        #: descriptor, opened here).
+        self._admission = Admission(
+            self.selector, self.timers, admit=self._admit, stopping=lambda: self._stopping
+        )
         # A socket pair that wakes select(): signal numbers arrive on it through
         # signal.set_wakeup_fd, and request_stop() writes to it from any thread.
         self._wake_r, self._wake_w = socket.socketpair()
@@ -345,14 +196,13 @@ class Reactor:
         host: str,
         port: int,
         handler: Handler,
-        limits: Limits = Limits(),
+        limits: Limits = NO_LIMITS,
         *,
         stats: Stats | None = None,
     ) -> Listener:
         """Serve TCP connections on (host, port) with ``handler``."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
-        return self._add_listener(Listener(sock, handler, limits, stats=stats))
+        sock = open_tcp(host, port)
+        return self._admission.add(Listener(sock, handler, limits, stats=stats))
 
     def listen_unix(
         self,
@@ -360,55 +210,16 @@ class Reactor:
         handler: Handler,
         *,
         allowed_uids: frozenset[int],
-        limits: Limits = Limits(),
+        limits: Limits = NO_LIMITS,
     ) -> Listener:
         """Serve a Unix socket at ``path`` (mode 0600) to peers whose uid is allowed.
 
-        Only a socket that no server answers on (a stopped server's leftover) is
-        ever removed from ``path``. A live one raises FileExistsError (EADDRINUSE);
-        anything else there, a symbolic link included, FileExistsError (EEXIST).
+        What is already at ``path`` is removed only if it is a stale socket
+        (see :func:`~chatd.core.listeners.open_unix`); else FileExistsError.
         """
-        try:
-            mode: int | None = os.lstat(path).st_mode  # a symbolic link is not followed
-        except FileNotFoundError:
-            mode = None
-        if mode is not None and not stat.S_ISSOCK(mode):
-            raise FileExistsError(errno.EEXIST, "something that is not a socket is there", path)
-        if mode is not None:
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            probe.setblocking(False)  # a live server with a full backlog must not block us
-            try:
-                probe.connect(path)
-                answered = True
-            except BlockingIOError:  # its backlog is full: alive all the same
-                answered = True
-            except ConnectionRefusedError:
-                answered = False
-                os.unlink(path)  # stale: nobody is listening
-            except FileNotFoundError:
-                answered = False  # gone since we looked
-            finally:
-                probe.close()
-            if answered:
-                raise FileExistsError(errno.EADDRINUSE, "another server is answering there", path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)  # the file is created 0600, never wider for a moment
-        try:
-            sock.bind(path)
-            sock.listen(BACKLOG)
-        except OSError:
-            sock.close()  # not left for the garbage collector
-            raise
-        finally:
-            os.umask(old_umask)
+        sock = open_unix(path)
         listener = Listener(sock, handler, limits, stats=None, allowed_uids=allowed_uids, path=path)
-        return self._add_listener(listener)
-
-    def _add_listener(self, listener: Listener) -> Listener:
-        listener.sock.setblocking(False)
-        self._listeners.append(listener)
-        self._watch_listener(listener)
-        return listener
+        return self._admission.add(listener)
 
     def group(self) -> Group:
         """A new fan-out group whose lines this loop hands out once per iteration."""
@@ -462,132 +273,19 @@ class Reactor:
         self.timers.run_due()
         self._flush()
 
-    # -- accepting -----------------------------------------------------------------
-
-    def _on_accept(self, listener: Listener) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = listener.sock.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_FDS:  # ECONNABORTED and friends: that one only
-                    log.warning("accept failed: %s", exc.strerror)
-                elif listener.path and self._spare is not None:
-                    os.close(self._spare)  # the admin socket gets the reserve
-                    self._spare = None
-                    continue
-                else:
-                    self._pause_accepting(listener, exc)
-                return
-            if self._accept_paused:
-                self._resume_accepting()
-            sock.setblocking(False)
-            if sock.family == socket.AF_UNIX:
-                uid = _peer_uid(sock)
-                if listener.allowed_uids is not None and uid not in listener.allowed_uids:
-                    log.warning("admin socket: refused a connection from uid %s", uid)
-                    sock.close()
-                    continue
-                host = peer = f"uid {uid}"
-            else:
-                host, peer = address[0], format_address(address)
-                refusal = self._refusal(listener, host)
-                if refusal:
-                    self._refuse(listener, sock, refusal)
-                    continue
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._admit(listener, sock, peer, host)
-
-    def _refusal(self, listener: Listener, host: str) -> str:
-        """Why a new connection from ``host`` is turned away, or "" if it is not."""
-        limits = listener.limits
-        if limits.max_connections and listener.count >= limits.max_connections:
-            if not listener.full:
-                listener.full = True
-                log.warning(
-                    "server full (%d connections): refusing new ones", limits.max_connections
-                )
-            return "Server full."
-        if limits.max_per_host and listener.hosts.get(host, 0) >= limits.max_per_host:
-            if host not in listener.noisy:  # once until one of its connections ends
-                listener.noisy.add(host)
-                log.warning(
-                    "%s: refusing connections, %d open from there", host, limits.max_per_host
-                )
-            return f"Too many connections from your address (at most {limits.max_per_host})."
-        return ""
-
-    def _refuse(self, listener: Listener, sock: socket.socket, reason: str) -> None:
-        """Tell a connection why it is turned away, in one line, and close it."""
-        if listener.stats is not None:
-            listener.stats.refused += 1
-        with contextlib.suppress(OSError):
-            # What the client already sent is read first: closing a socket with
-            # unread input sends a reset, which can destroy the line below
-            # before the client reads it.
-            sock.recv(RECV_BYTES)
-        with contextlib.suppress(OSError):  # a fresh socket's buffer takes one line
-            sock.send(listener.handler.refused(reason))
-        sock.close()
+    # -- admitting -----------------------------------------------------------------
 
     def _admit(self, listener: Listener, sock: socket.socket, peer: str, host: str) -> None:
+        """A connection its listener let in: read from it, and tell its handler."""
         limits = listener.limits
         bucket = None
         if limits.flood_rate > 0:
             bucket = TokenBucket(limits.flood_burst, limits.flood_rate, self.timers.clock())
         conn = Connection(self, sock, peer, host, listener, bucket)
         self.connections.add(conn)
-        listener.count += 1
-        listener.hosts[host] = listener.hosts.get(host, 0) + 1
-        if listener.stats is not None:
-            listener.stats.opened()
+        listener.opened(host)
         self._set_mask(conn, _READ)
         conn.session = listener.handler.connect(conn)
-
-    def _pause_accepting(self, listener: Listener, exc: OSError) -> None:
-        # The listener stays readable while the backlog holds connections, so
-        # retrying at once would spin the loop at full CPU. Stop watching it for
-        # a moment instead (only it: the others may still have room, the admin
-        # socket its reserve); say so once per episode, not once per retry.
-        if not self._accept_paused:
-            self._accept_paused = True
-            log.error(
-                "accept failed: %s; pausing new connections, retrying every %.1fs",
-                exc.strerror,
-                ACCEPT_RETRY_SECONDS,
-            )
-        self._unwatch_listener(listener)
-        if not listener.paused:  # one retry pending per listener
-            listener.paused = True
-            self.timers.call_later(ACCEPT_RETRY_SECONDS, lambda: self._retry_accepting(listener))
-
-    def _retry_accepting(self, listener: Listener) -> None:
-        if self._stopping or listener not in self._listeners:
-            return
-        if self._spare is None and (spare := _open_spare()) is not None:
-            self._spare = spare  # the admin socket's reserve comes first
-        if self._spare is None:  # still no descriptor free: try again later
-            self.timers.call_later(ACCEPT_RETRY_SECONDS, lambda: self._retry_accepting(listener))
-            return
-        listener.paused = False
-        self._watch_listener(listener)
-
-    def _resume_accepting(self) -> None:
-        """An accept worked: the episode is over once no listener waits to retry."""
-        if not any(listener.paused for listener in self._listeners):
-            self._accept_paused = False
-            log.info("accepting connections again")
-
-    def _watch_listener(self, listener: Listener) -> None:
-        if not listener.watched:
-            self.selector.register(listener.sock, _READ, lambda mask: self._on_accept(listener))
-            listener.watched = True
-
-    def _unwatch_listener(self, listener: Listener) -> None:
-        if listener.watched:
-            self.selector.unregister(listener.sock)
-            listener.watched = False
 
     # -- reading -------------------------------------------------------------------
 
@@ -815,21 +513,10 @@ class Reactor:
         if graceful and not conn.gone:
             _drain_and_shut(conn.sock)
         conn.sock.close()
-        if self._spare is None:  # a descriptor is free: the admin's reserve first
-            self._spare = _open_spare()
+        self._admission.freed()
         self.connections.discard(conn)
         listener = conn.listener
-        listener.count -= 1
-        if listener.hosts[conn.host] == 1:
-            del listener.hosts[conn.host]
-        else:
-            listener.hosts[conn.host] -= 1
-        listener.noisy.discard(conn.host)
-        if listener.full and listener.count < (listener.limits.max_connections or 1 << 62):
-            listener.full = False
-            log.info("no longer full: accepting new connections")
-        if listener.stats is not None:
-            listener.stats.closed()
+        listener.closed(conn.host)
         listener.handler.disconnect(conn.session, conn.reason)
 
     # -- stopping ------------------------------------------------------------------
@@ -853,8 +540,9 @@ class Reactor:
                 self.on_reload()
 
     def _shutdown(self) -> None:
-        handlers = {id(listener.handler): listener.handler for listener in self._listeners}
-        self._close_listeners()
+        listeners = self._admission.listeners
+        handlers = {id(listener.handler): listener.handler for listener in listeners}
+        self._admission.close_listeners()
         for handler in handlers.values():
             handler.shutdown(self.shutdown_message)
         self._flush()
@@ -862,19 +550,10 @@ class Reactor:
         while self.connections and (left := deadline - self.timers.clock()) > 0:
             self.run_once(max_wait=left)
 
-    def _close_listeners(self) -> None:
-        for listener in self._listeners:
-            self._unwatch_listener(listener)
-            listener.sock.close()
-            if listener.path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(listener.path)
-        self._listeners.clear()
-
     def _close_all(self) -> None:
         for conn in list(self.connections):
             self._abort(conn, "server shutdown")
-        self._close_listeners()
+        self._admission.close_listeners()
         if self._old_signals:
             signal.set_wakeup_fd(-1)
             for signum, handler in self._old_signals.items():
@@ -883,6 +562,4 @@ class Reactor:
         self.selector.close()
         self._wake_r.close()
         self._wake_w.close()
-        if self._spare is not None:
-            os.close(self._spare)
-            self._spare = None
+        self._admission.close_spare()

@@ -1,0 +1,383 @@
+"""Listeners and admission: the sockets the loop listens on, and who gets in.
+
+Rule: the reactor's modules (chatd.core.reactor, chatd.core.listeners,
+chatd.core.connection) alone import socket and selectors; everything else in
+chatd is sans-IO. This one opens the listening sockets, accepts, and decides
+whether a new connection is let in; it knows nothing of a connection once it
+is admitted (the loop's ``admit`` takes it from there) except the counts the
+loop gives back through :meth:`Listener.closed` and :meth:`Admission.freed`.
+It imports neither the loop nor the connection: the arrows point here.
+
+Admission: a connection past the listener's max_connections or max_per_host
+gets one line from its handler (handler.refused) and is closed before the
+handler ever sees it. A Unix socket lets in only peers whose uid is allowed
+(SO_PEERCRED), and is created 0600.
+
+Out of descriptors: accept() failing with EMFILE and friends pauses that one
+listener (it would stay readable and spin the loop) and retries every
+ACCEPT_RETRY_SECONDS. One descriptor is held in reserve for the admin socket,
+so an operator can still get in when the chat has taken all the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import socket
+import stat
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
+from chatd.core.link import Handler
+from chatd.core.stats import Stats
+from chatd.core.timers import Timers
+
+log = logging.getLogger(__name__)
+
+#: Bytes asked of recv() at once (the loop's reads, and what a refused
+#: connection sent): large, so a busy client costs one call per loop
+#: iteration, not one per line.
+RECV_BYTES: Final = 64 * 1024
+#: Connections accepted per readiness event before the loop serves others again.
+ACCEPT_BATCH: Final = 64
+#: Listen backlog; the kernel caps it at net.core.somaxconn.
+BACKLOG: Final = 1024
+#: When accept() fails for want of file descriptors, wait this long before trying
+#: again instead of spinning on a listener that stays readable.
+ACCEPT_RETRY_SECONDS: Final = 0.5
+
+_OUT_OF_FDS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def format_address(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) or "local"
+
+
+def _peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def _open_spare() -> int | None:
+    """A descriptor to hold in reserve (see Admission.spare), or None if none is free."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+# -- opening listening sockets -------------------------------------------------------
+
+
+def open_tcp(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on (host, port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=BACKLOG)
+
+
+def open_unix(path: str) -> socket.socket:
+    """A Unix socket listening at ``path``, created with mode 0600.
+
+    Only a socket that no server answers on (a stopped server's leftover) is
+    ever removed from ``path``. A live one raises FileExistsError (EADDRINUSE);
+    anything else there, a symbolic link included, FileExistsError (EEXIST).
+    """
+    try:
+        mode: int | None = os.lstat(path).st_mode  # a symbolic link is not followed
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISSOCK(mode):
+        raise FileExistsError(errno.EEXIST, "something that is not a socket is there", path)
+    if mode is not None:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.setblocking(False)  # a live server with a full backlog must not block us
+        try:
+            probe.connect(path)
+            answered = True
+        except BlockingIOError:  # its backlog is full: alive all the same
+            answered = True
+        except ConnectionRefusedError:
+            answered = False
+            os.unlink(path)  # stale: nobody is listening
+        except FileNotFoundError:
+            answered = False  # gone since we looked
+        finally:
+            probe.close()
+        if answered:
+            raise FileExistsError(errno.EADDRINUSE, "another server is answering there", path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # the file is created 0600, never wider for a moment
+    try:
+        sock.bind(path)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()  # not left for the garbage collector
+        raise
+    finally:
+        os.umask(old_umask)
+    return sock
+
+
+# -- one listener ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one listener allows each connection, and how many connections."""
+
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    sendq_bytes: int = DEFAULT_SENDQ_BYTES
+    flood_burst: int = 0  # lines at once; 0 with flood_rate 0: no flood control
+    flood_rate: float = 0.0  # lines a second after the burst
+    max_connections: int = 0  # 0: no limit
+    max_per_host: int = 0  # connections from one address; 0: no limit
+
+
+#: A listener's limits when none are given: the buffers' defaults, no others.
+NO_LIMITS: Final = Limits()
+
+
+class Listener:
+    """A listening socket, what serves its connections, their limits and counts."""
+
+    __slots__ = (
+        "allowed_uids",
+        "count",
+        "full",
+        "handler",
+        "hosts",
+        "limits",
+        "noisy",
+        "path",
+        "paused",
+        "sock",
+        "stats",
+        "watched",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        limits: Limits,
+        *,
+        stats: Stats | None,
+        allowed_uids: frozenset[int] | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.sock = sock
+        self.handler = handler
+        self.limits = limits  # replaceable; applies to connections accepted from then on
+        self.stats = stats
+        self.allowed_uids = allowed_uids  # Unix sockets: peers' uids let in (SO_PEERCRED)
+        self.path = path  # Unix sockets: the file, removed on close
+        self.count = 0  # connections open
+        self.hosts: dict[str, int] = {}  # address -> connections open from it
+        self.full = False  # refusing for max_connections (logged once per episode)
+        self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
+        self.watched = False  # registered with the selector
+        self.paused = False  # accept() found no descriptor free: a retry is scheduled
+
+    def refusal(self, host: str) -> str:
+        """Why a new connection from ``host`` is turned away, or "" if it is not."""
+        limits = self.limits
+        if limits.max_connections and self.count >= limits.max_connections:
+            if not self.full:
+                self.full = True
+                log.warning(
+                    "server full (%d connections): refusing new ones", limits.max_connections
+                )
+            return "Server full."
+        if limits.max_per_host and self.hosts.get(host, 0) >= limits.max_per_host:
+            if host not in self.noisy:  # once until one of its connections ends
+                self.noisy.add(host)
+                log.warning(
+                    "%s: refusing connections, %d open from there", host, limits.max_per_host
+                )
+            return f"Too many connections from your address (at most {limits.max_per_host})."
+        return ""
+
+    def refuse(self, sock: socket.socket, reason: str) -> None:
+        """Tell a connection why it is turned away, in one line, and close it."""
+        if self.stats is not None:
+            self.stats.refused += 1
+        with contextlib.suppress(OSError):
+            # What the client already sent is read first: closing a socket with
+            # unread input sends a reset, which can destroy the line below
+            # before the client reads it.
+            sock.recv(RECV_BYTES)
+        with contextlib.suppress(OSError):  # a fresh socket's buffer takes one line
+            sock.send(self.handler.refused(reason))
+        sock.close()
+
+    def opened(self, host: str) -> None:
+        """A connection from ``host`` was admitted: count it."""
+        self.count += 1
+        self.hosts[host] = self.hosts.get(host, 0) + 1
+        if self.stats is not None:
+            self.stats.opened()
+
+    def closed(self, host: str) -> None:
+        """A connection from ``host`` has ended: count it out."""
+        self.count -= 1
+        if self.hosts[host] == 1:
+            del self.hosts[host]
+        else:
+            self.hosts[host] -= 1
+        self.noisy.discard(host)
+        if self.full and self.count < (self.limits.max_connections or 1 << 62):
+            self.full = False
+            log.info("no longer full: accepting new connections")
+        if self.stats is not None:
+            self.stats.closed()
+
+
+# -- admission ---------------------------------------------------------------------------
+
+
+#: What takes an admitted connection: (listener, socket, peer, host) -> None.
+Admit = Callable[[Listener, socket.socket, str, str], None]
+
+
+class Admission:
+    """The listeners of one loop: accepting, refusing, pausing for want of
+    descriptors, and the descriptor held in reserve for the admin socket."""
+
+    def __init__(
+        self,
+        selector: selectors.BaseSelector,
+        timers: Timers,
+        *,
+        admit: Admit,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.selector = selector
+        self.timers = timers
+        self._admit = admit  # the loop's: registers the connection, tells the handler
+        self._stopping = stopping  # the loop is shutting down: retry nothing
+        self.listeners: list[Listener] = []
+        self.paused = False  # some listener is paused for want of descriptors
+        # One descriptor held in reserve for the admin socket: when the chat has
+        # taken every descriptor, it is given up so an operator's connection can
+        # be accepted, and taken back as soon as a descriptor is free again
+        # (before the chat listener may accept more).
+        self.spare: int | None = _open_spare()
+
+    def add(self, listener: Listener) -> Listener:
+        listener.sock.setblocking(False)
+        self.listeners.append(listener)
+        self._watch(listener)
+        return listener
+
+    def freed(self) -> None:
+        """A descriptor was just freed (a connection closed): the admin's reserve first."""
+        if self.spare is None:
+            self.spare = _open_spare()
+
+    def close_listeners(self) -> None:
+        for listener in self.listeners:
+            self._unwatch(listener)
+            listener.sock.close()
+            if listener.path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(listener.path)
+        self.listeners.clear()
+
+    def close_spare(self) -> None:
+        if self.spare is not None:
+            os.close(self.spare)
+            self.spare = None
+
+    # -- accepting -----------------------------------------------------------------
+
+    def _on_accept(self, listener: Listener) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = listener.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_FDS:  # ECONNABORTED and friends: that one only
+                    log.warning("accept failed: %s", exc.strerror)
+                elif listener.path and self.spare is not None:
+                    os.close(self.spare)  # the admin socket gets the reserve
+                    self.spare = None
+                    continue
+                else:
+                    self._pause(listener, exc)
+                return
+            if self.paused:
+                self._resume()
+            sock.setblocking(False)
+            if sock.family == socket.AF_UNIX:
+                uid = _peer_uid(sock)
+                if listener.allowed_uids is not None and uid not in listener.allowed_uids:
+                    log.warning("admin socket: refused a connection from uid %s", uid)
+                    sock.close()
+                    continue
+                host = peer = f"uid {uid}"
+            else:
+                host, peer = address[0], format_address(address)
+                refusal = listener.refusal(host)
+                if refusal:
+                    listener.refuse(sock, refusal)
+                    continue
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._admit(listener, sock, peer, host)
+
+    def _pause(self, listener: Listener, exc: OSError) -> None:
+        # The listener stays readable while the backlog holds connections, so
+        # retrying at once would spin the loop at full CPU. Stop watching it for
+        # a moment instead (only it: the others may still have room, the admin
+        # socket its reserve); say so once per episode, not once per retry.
+        if not self.paused:
+            self.paused = True
+            log.error(
+                "accept failed: %s; pausing new connections, retrying every %.1fs",
+                exc.strerror,
+                ACCEPT_RETRY_SECONDS,
+            )
+        self._unwatch(listener)
+        if not listener.paused:  # one retry pending per listener
+            listener.paused = True
+            self.timers.call_later(ACCEPT_RETRY_SECONDS, lambda: self._retry(listener))
+
+    def _retry(self, listener: Listener) -> None:
+        if self._stopping() or listener not in self.listeners:
+            return
+        if self.spare is None and (spare := _open_spare()) is not None:
+            self.spare = spare  # the admin socket's reserve comes first
+        if self.spare is None:  # still no descriptor free: try again later
+            self.timers.call_later(ACCEPT_RETRY_SECONDS, lambda: self._retry(listener))
+            return
+        listener.paused = False
+        self._watch(listener)
+
+    def _resume(self) -> None:
+        """An accept worked: the episode is over once no listener waits to retry."""
+        if not any(listener.paused for listener in self.listeners):
+            self.paused = False
+            log.info("accepting connections again")
+
+    def _watch(self, listener: Listener) -> None:
+        if not listener.watched:
+            self.selector.register(
+                listener.sock, selectors.EVENT_READ, lambda mask: self._on_accept(listener)
+            )
+            listener.watched = True
+
+    def _unwatch(self, listener: Listener) -> None:
+        if listener.watched:
+            self.selector.unregister(listener.sock)
+            listener.watched = False
