@@ -108,6 +108,7 @@ def test_within_a_room_everyone_sees_one_order_joins_and_leaves_included(
             visitor.send("/join #r")
         if n == 20:
             visitor.send("/part #r")
+    visitor.expect("*** You left #r.")  # its part is in before anyone says done
     for talker in talkers:
         talker.send("done")
 
