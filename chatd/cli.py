@@ -154,9 +154,14 @@ def _bench(args: argparse.Namespace) -> int:
         pad=args.pad,
         procs=args.procs,
         checkers=args.checkers,
+        rooms=args.rooms,
     )
     if not 0 < opts.senders < opts.clients:
         return _fail("bench: --senders must be at least 1 and fewer than --clients")
+    if not 1 <= opts.rooms <= opts.clients - opts.senders:
+        return _fail(
+            "bench: --rooms must be 1 to --clients minus --senders (each room needs a listener)"
+        )
     if opts.duration <= 0 or opts.window < 1 or opts.procs < 1 or opts.rate < 0:
         return _fail("bench: --duration must be positive, --window and --procs at least 1")
     try:
@@ -274,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--procs", type=int, default=1, help="processes to split clients over")
     bench.add_argument(
         "--checkers", type=int, default=4, help="clients per process that parse every line (4)"
+    )
+    bench.add_argument(
+        "--rooms",
+        type=int,
+        default=1,
+        help="spread the clients over N rooms, client i alone in #bench-(i mod N)"
+        " (1: everyone in the default room)",
     )
     bench.add_argument("--json", action="store_true", help="print the result as one JSON line")
     bench.set_defaults(run=_bench)

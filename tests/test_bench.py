@@ -194,3 +194,20 @@ def test_chatd_bench_says_when_nobody_answers() -> None:
     done = run_chatd("bench", "127.0.0.1", str(port), "--clients", "3", "--senders", "1")
     assert done.returncode == 2
     assert done.stderr.strip() == f"chatd: bench: no client could connect to 127.0.0.1:{port}"
+
+
+def test_chatd_bench_rooms_flag() -> None:
+    with running_server(make_config()) as server:
+        assert server.address
+        host, port = server.address
+        args = ["--clients", "12", "--senders", "3", "--rooms", "3"]
+        done = run_chatd(
+            "bench", host, str(port), *args, "--duration", "0.5", "--warmup", "0.2", "--json"
+        )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["rooms"] == 3 and summary["delivery_ratio"] == 1.0, summary
+    assert summary["expected_deliveries"] == summary["messages_sent_total"] * 3, summary
+    bad = run_chatd("bench", host, str(port), "--clients", "4", "--senders", "2", "--rooms", "3")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "--rooms must be 1 to --clients minus --senders" in bad.stderr
