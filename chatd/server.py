@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 #: users is a few MiB of JSON, and operators are trusted.
 ADMIN_SENDQ_BYTES: Final = 64 * 1024 * 1024
 #: Settings that only take effect at startup (a config reload reports them):
-#: where the chat port is, and everything about the admin socket.
-RESTART_ONLY: Final = ("[server] host", "[server] port", "[admin]")
+#: where the chat port is, everything about the admin socket, and the default
+#: room (every user is in it; a room users made must not become it by a reload).
+RESTART_ONLY: Final = ("[server] host", "[server] port", "[admin]", "[rooms] default")
 #: File descriptors kept beyond max_clients: listeners, the admin socket and its
 #: clients, the selector, the wake-up pair, word lists being read, the log.
 RESERVED_FDS: Final = 64
@@ -225,6 +226,7 @@ class Server:
             new,
             server=dataclasses.replace(new.server, host=old.server.host, port=old.server.port),
             admin=old.admin,
+            rooms=dataclasses.replace(new.rooms, default=old.rooms.default),
         )
         self.config = applied
         self.plugins.set_config(applied)

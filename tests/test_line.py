@@ -70,6 +70,11 @@ CASES: list[tuple[ev.Event, str, bytes]] = [
         HERE,
         b"*** #games has no topic.\n*** 1 user in #games: alice\n",
     ),
+    (
+        ev.Members("#games", ("alice", "bob"), frozenset({"bob"})),
+        HERE,
+        b"*** 2 users in #games: alice, @bob\n",
+    ),
     (ev.Current("#games"), HERE, b"*** Now talking in #games.\n"),
     (ev.Current(""), HERE, b"*** You are in no room. /join #room to enter one.\n"),
     (ev.YouLeft("#games"), HERE, b"*** You left #games.\n"),

@@ -294,6 +294,8 @@ def test_private_messages_and_answering_the_last_one(rooms: Rooms) -> None:
         ("/part #nowhere", "You are not in #nowhere."),
         ("/part #bad!", "is not a room name"),
         ("/who #nowhere", "There is no room #nowhere. /rooms lists them."),
+        ("/who games", '"games" is not a room name'),
+        ("/who #a #b", "Usage: /who [#room]"),
         ("/kick", "Usage: /kick NICK [REASON]"),
         ("/op", "Usage: /op NICK"),
         ("/r", "Usage: /r TEXT"),
@@ -339,7 +341,7 @@ def test_rooms_lists_every_room_with_its_size_and_topic(rooms: Rooms) -> None:
     rooms.send("bob", "/rooms")
     assert rooms.got("bob") == [notice("2 rooms:\n  #games (1 user): chess\n  #lobby (2 users)")]
     rooms.send("bob", "/who #games")
-    assert rooms.got("bob") == [notice("1 user in #games: @alice")]
+    assert rooms.got("bob") == [(ev.Members("#games", ("alice",), frozenset({"alice"})), HERE)]
 
 
 def test_a_plugin_context_knows_its_room_and_announces_there(rooms: Rooms) -> None:
@@ -382,34 +384,52 @@ _op = st.one_of(
 
 
 class Model:
-    """What each reader should get: per room, the room's events in order; and
-    how many quits and renames."""
+    """What each reader should get: per room, the room's events in order, a quit
+    or a rename of someone it shares the room with among them."""
 
     def __init__(self) -> None:
         self.nick = {i: f"p{i}" for i in range(PEOPLE)}
         self.rooms: dict[int, list[str]] = {i: ["#lobby"] for i in range(PEOPLE)}  # join order
         self.current: dict[int, str] = {i: "#lobby" for i in range(PEOPLE)}
         self.online = set(range(PEOPLE))
-        self.expect: dict[int, list[tuple[ev.Event, str]]] = {i: [] for i in range(PEOPLE)}
-        self.renames = 0
+        #: reader -> room -> what it should see of that room, in order
+        self.expect: dict[int, dict[str, list[tuple[ev.Event, str]]]] = {
+            i: {} for i in range(PEOPLE)
+        }
+        #: reader -> the quits and renames it should get, each once
+        self.roomless: dict[int, list[ev.Event]] = {i: [] for i in range(PEOPLE)}
 
     def members(self, room: str) -> set[int]:
         return {i for i in self.online if room in self.rooms[i]}
 
     def to_room(self, room: str, event: ev.Event, skip: int | None) -> None:
         for i in self.members(room) - {skip}:
-            self.expect[i].append((event, HERE if self.current[i] == room else AWAY))
+            v = HERE if self.current[i] == room else AWAY
+            self.expect[i].setdefault(room, []).append((event, v))
 
-    def sharing(self, who: int) -> set[int]:
-        return {i for r in self.rooms[who] for i in self.members(r)} - {who}
+    def to_sharing(self, who: int, event: ev.Event) -> None:
+        for i in {i for r in self.rooms[who] for i in self.members(r)} - {who}:
+            self.roomless[i].append(event)
+            for room in set(self.rooms[who]) & set(self.rooms[i]):
+                self.expect[i].setdefault(room, []).append((event, HERE))
 
 
-def _room_events(got: list[tuple[ev.Event, str]]) -> dict[str, list[tuple[ev.Event, str]]]:
+ROOMLESS = (ev.Quit, ev.Renamed)
+
+
+def _per_room(
+    got: list[tuple[ev.Event, str]], model: Model, reader: int
+) -> dict[str, list[tuple[ev.Event, str]]]:
+    """What ``reader`` got, cut into each room's sequence as the model files it."""
     kinds = (ev.Said, ev.Acted, ev.Joined, ev.Parted)
     per_room: dict[str, list[tuple[ev.Event, str]]] = {}
     for event, v in got:
         if isinstance(event, kinds):
-            per_room.setdefault(event.room.lower(), []).append((event, v))
+            per_room.setdefault(event.room, []).append((event, v))
+        elif isinstance(event, ROOMLESS):
+            for room, wanted in model.expect[reader].items():
+                if (event, HERE) in wanted:
+                    per_room.setdefault(room, []).append((event, v))
     return per_room
 
 
@@ -425,20 +445,10 @@ def test_any_sequence_reaches_exactly_the_members_once_each_in_order(
     got: dict[int, list[tuple[ev.Event, str]]] = {i: [] for i in range(PEOPLE)}
     links = {i: rooms.links[f"p{i}"] for i in range(PEOPLE)}
     users = {i: rooms.users[f"p{i}"] for i in range(PEOPLE)}
-    quits: dict[int, int] = {i: 0 for i in range(PEOPLE)}
-    renamed_seen: dict[int, int] = {i: 0 for i in range(PEOPLE)}
-    expect_quits: dict[int, int] = {i: 0 for i in range(PEOPLE)}
-    expect_renames: dict[int, int] = {i: 0 for i in range(PEOPLE)}
 
     def read_all() -> None:
         for i, link in links.items():
-            for event, v in (rooms.wire.log[int(x)] for x in link.take()):
-                if isinstance(event, ev.Quit):
-                    quits[i] += 1
-                elif isinstance(event, ev.Renamed):
-                    renamed_seen[i] += 1
-                else:
-                    got[i].append((event, v))
+            got[i].extend(rooms.wire.log[int(x)] for x in link.take())
 
     for n, (kind, who, room) in enumerate(ops):
         if kind == "flush":
@@ -448,12 +458,10 @@ def test_any_sequence_reaches_exactly_the_members_once_each_in_order(
             continue
         hub, user, nick = rooms.hub, users[who], model.nick[who]
         if kind == "join":
-            if room in model.rooms[who]:
-                model.current[who] = room
-            else:
+            if room not in model.rooms[who]:
                 model.to_room(room, ev.Joined(room, nick), who)
                 model.rooms[who].append(room)
-                model.current[who] = room
+            model.current[who] = room
             hub.receive(user, f"/join {room}")
         elif kind == "part":
             hub.receive(user, f"/part {room}")
@@ -470,20 +478,39 @@ def test_any_sequence_reaches_exactly_the_members_once_each_in_order(
                 model.to_room(model.current[who], cls(model.current[who], nick, text), who)
         elif kind == "rename":
             new = f"q{n}"
-            for i in model.sharing(who):
-                expect_renames[i] += 1
+            model.to_sharing(who, ev.Renamed(nick, new))
             hub.receive(user, f"/nick {new}")
             model.nick[who] = new
         elif kind == "quit":
-            for i in model.sharing(who):
-                expect_quits[i] += 1
+            model.to_sharing(who, ev.Quit(nick, "Quit"))
             hub.receive(user, "/quit")
             model.online.discard(who)
     read_all()
     for i in range(PEOPLE):
-        assert _room_events(got[i]) == _room_events(model.expect[i]), i
-        assert quits[i] == expect_quits[i], i
-        assert renamed_seen[i] == expect_renames[i], i
+        roomless = [event for event, _ in got[i] if isinstance(event, ROOMLESS)]
+        assert sorted(map(repr, roomless)) == sorted(map(repr, model.roomless[i])), i
+        assert _per_room(got[i], model, i) == model.expect[i], i
+
+
+def test_a_line_is_rendered_once_per_variant_and_a_quit_once(rooms: Rooms) -> None:
+    """The fan-out rule, counted: 40 members, two variants of the room, two
+    renderings of a line; a quit from someone in two rooms, one rendering."""
+    for i in range(40):
+        rooms.join(f"u{i}")
+    for i in range(20):  # half of them read #lobby from another room
+        rooms.send(f"u{i}", "/join #side")
+    rooms.take_all()
+    before = len(rooms.wire.log)
+    rooms.send("u39", "hello")
+    assert sorted(v for _, v in rooms.wire.log[before:]) == [AWAY, HERE]
+    assert sum(len(rooms.links[f"u{i}"].take()) for i in range(39)) == 39
+    before = len(rooms.wire.log)
+    rooms.send("u0", "/quit")  # in #lobby and #side, with 39 and 19 others
+    assert [e for e, _ in rooms.wire.log[before:] if isinstance(e, ev.Quit)] == [
+        ev.Quit("u0", "Quit")
+    ]
+    assert all(rooms.links[f"u{i}"].take().count(str(before)) <= 1 for i in range(1, 40))
+    assert sum(len(rooms.links[f"u{i}"].take()) for i in range(1, 40)) == 0
 
 
 SHOUT = """
@@ -513,3 +540,40 @@ def test_chatd_message_is_told_the_room_a_line_goes_to(tmp_path: Path) -> None:
     assert module.SEEN == [("#loud", "#loud", "hello"), ("#lobby", "#lobby", "quiet here")]
     assert "[#lobby] <bob> quiet here" in alice.lines()
     chat.close()
+
+
+def test_in_no_room_a_plugin_announce_reaches_nobody_else() -> None:
+    chat = ChatHarness("plugins.d/roll.py")
+    alice, bob = chat.join("alice"), chat.join("bob")
+    bob.send("/join #games")
+    alice.send("/part")
+    bob.lines()
+    alice.lines()
+    alice.send("/roll 1d6")
+    assert [line for line in alice.lines() if "rolls 1d6" in line]  # include_self: she sees it
+    assert bob.lines() == []  # they share no room
+    chat.close()
+
+
+def test_r_answers_the_user_not_whoever_took_the_nick_later(rooms: Rooms) -> None:
+    rooms.join("alice")
+    rooms.join("bob")
+    rooms.send("alice", "/msg bob hi")
+    rooms.send("alice", "/quit")
+    rooms.join("alice")  # someone else, with her old nickname
+    rooms.take_all()
+    rooms.send("bob", "/r still there?")
+    assert rooms.got("bob") == [
+        notice("No one has messaged you (or they have left): /msg NICK TEXT instead.")
+    ]
+    assert rooms.got("alice") == []
+
+
+def test_a_reload_does_not_move_the_default_room(rooms: Rooms) -> None:
+    rooms.join("alice")
+    rooms.send("alice", "/join #main")  # alice makes #main and runs it
+    rooms.fx.chat.reload("config", config={"rooms": {"default": "#main"}})
+    carol = rooms.join("carol")
+    assert carol.current is not None and carol.current.name == "#lobby"
+    rooms.send("alice", "/part #lobby")
+    assert rooms.hub.find_room("#lobby") is not None  # still the default: never removed

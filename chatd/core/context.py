@@ -211,13 +211,13 @@ class Context(Chat):
         self._hub.notify(self._user, text)
 
     def announce(self, text: str, *, include_self: bool = False) -> None:
-        """Send ``*** text`` to the members of :attr:`room` (to every named user
-        when the caller is in no room), the caller only if ``include_self``."""
+        """Send ``*** text`` to the members of :attr:`room` (nobody else when the
+        caller is in no room), the caller only if ``include_self``."""
         exclude = None if include_self else self._user
         if self._room:
             self._hub.announce_room(self._room, text, exclude=exclude)
-        else:
-            self._hub.announce(text, exclude=exclude)
+        elif include_self:  # in no room: nobody else hears it (Chat.announce reaches all)
+            self._hub.notify(self._user, text)
 
     def say(self, text: str) -> None:
         """Send ``text`` to the others in :attr:`room` as chat from the caller (``<nick> text``)."""
@@ -247,6 +247,11 @@ class Context(Chat):
     def set_op(self, nick: str, op: bool, room: str = "") -> str | None:
         """As an operator of ``room`` (default: :attr:`room`), make ``nick`` one (or not)."""
         return self._hub.set_op(self._user, room or self._room, nick, op)
+
+    def show_members(self, room: str = "") -> str | None:
+        """Tell the caller who is in ``room`` (default: :attr:`room`), operators
+        marked; returns why not (a bad name, no such room), or None when done."""
+        return self._hub.who(self._user, room or self._room)
 
     def message(self, nick: str, text: str) -> str | None:
         """Send ``text`` to ``nick`` alone (``*caller* text``); why not, or None."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from chatd.core import events
 from chatd.core.events import Event
-from chatd.core.fanout import Fanout, Group
+from chatd.core.fanout import Fanout, Group, Member
 from chatd.core.link import Link
 from chatd.core.rooms import Room
 from chatd.core.stats import Stats
@@ -140,6 +140,21 @@ class Delivery:
 
     # -- audiences ----------------------------------------------------------------------
 
+    def render(self, wire: Wire, event: Event) -> bytes:
+        """``event`` for a connection the hub has no user for (one turned away)."""
+        return wire.render(event)
+
+    def to_each(self, readers: Iterable[Reader], event: Event) -> None:
+        """``event`` for each of ``readers`` (who need not be named: a shutdown
+        tells everyone connected), rendered once per format."""
+        rendered: dict[str, bytes] = {}
+        for reader in readers:
+            wire = reader.wire
+            data = rendered.get(wire.NAME)
+            if data is None:
+                data = rendered[wire.NAME] = wire.render(event)
+            reader.link.send(data)
+
     def to_user(self, user: Reader, event: Event, v: str | None = None) -> None:
         """``event`` for one user (after whatever its groups published before)."""
         wire = user.wire
@@ -175,20 +190,33 @@ class Delivery:
         """``event`` (a quit, a rename: no room of its own) once for everyone who
         shares one of ``rooms`` (``user``'s by default) with ``user``, not
         ``user``. From one room it is that room's broadcast; from several, each
-        reader is sent it once, rendered once per format."""
+        reader gets it once, rendered once per format."""
         shared = list(user.rooms.values()) if rooms is None else list(rooms)
-        if len(shared) == 1:
-            return self.to_room(shared[0], event, user)
-        readers: dict[Reader, None] = {}
+        # What the rooms published before goes out first, so that, in every one
+        # of them, this comes after the lines before it (a reader hears it
+        # from one room's group only, which is not flushed in step with the
+        # others). That moves the batches to the links early, in order; each
+        # still gets one write this iteration.
+        if len(shared) > 1:
+            self.fanout.flush()
+        # Each room's groups in turn, skipping the members an earlier group
+        # already reaches: the sets are intersected and joined in C, and the
+        # Python work is in the members who share several rooms with the user.
+        link = user.link
+        covered: set[Member] = {link}
+        rendered: dict[str, bytes] = {}  # wire -> the event, which is in no room
+        sent = 0
         for room in shared:
-            readers.update(room.members)
-        readers.pop(user, None)
-        rendered: dict[str, bytes] = {}
-        for reader in readers:
-            wire = reader.wire
-            data = rendered.get(wire.NAME)
-            if data is None:
-                data = rendered[wire.NAME] = wire.render(event)
-            reader.link.send(data)
-        self.stats.lines_out += len(readers)
-        return len(readers)
+            for (name, _), group in room.groups.items():
+                members = group.members
+                if not members:
+                    continue
+                data = rendered.get(name)
+                if data is None:
+                    data = rendered[name] = self._wires[name].render(event)
+                skip = members & covered
+                group.publish(data, link if link in skip else None, skip)
+                sent += len(members) - len(skip)
+                covered |= members
+        self.stats.lines_out += sent
+        return sent

@@ -142,6 +142,16 @@ class RoomState:
 
 
 @dataclass(frozen=True, slots=True)
+class Members:
+    """Who is in ``room`` (operators in ``ops``), sorted ignoring case: what a
+    user asked for with ``/who``."""
+
+    room: str
+    members: tuple[str, ...]
+    ops: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Current:
     """The user's current room (where its plain lines go) is now ``room``; ``""``
     when it is in none."""
@@ -174,6 +184,7 @@ Event = (
     | Notice
     | Welcome
     | RoomState
+    | Members
     | Current
     | YouLeft
 )

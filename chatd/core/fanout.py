@@ -29,7 +29,7 @@ bounded by what the loop read in that iteration.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from typing import Protocol
 
@@ -115,13 +115,21 @@ class Group:
         self._ahead.pop(member, None)
         member.groups.discard(self)
 
-    def publish(self, data: bytes, sender: Member | None = None) -> None:
-        """``data`` (complete encoded lines) for every member but ``sender``."""
+    def publish(
+        self, data: bytes, sender: Member | None = None, skip: Iterable[Member] = ()
+    ) -> None:
+        """``data`` (complete encoded lines) for every member but ``sender`` and
+        ``skip`` (members that get it from another group): each is passed over
+        as a sender is, so the cost is in those few, not in the members."""
         lines = self._lines
         if not lines and self._fanout is not None:
             self._fanout._due.append(self)
+        index = len(lines)
         if sender is not None:
-            self._own.setdefault(sender, []).append(len(lines))
+            self._own.setdefault(sender, []).append(index)
+        for member in skip:
+            if member is not sender:
+                self._own.setdefault(member, []).append(index)
         lines.append(data)
 
     def catch_up(self, member: Member) -> None:

@@ -120,7 +120,9 @@ class User:
         self.rooms: dict[str, Room] = {}  # room key -> room, in the order it joined
         self.current: Room | None = None  # where its plain lines go
         self.placed: dict[Room, Group] = {}  # room -> its fan-out group there (delivery)
-        self.last_from: User | None = None  # who messaged it last, for /r
+        #: The id of who messaged it last, for /r (an id, not the user: a user
+        #: that has left must not be kept alive by whoever it wrote to).
+        self.last_from = 0
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
@@ -162,10 +164,12 @@ class Hub:
         self.clock = clock
         self._connected: set[User] = set()
         self._named: dict[str, User] = {}  # _key(nick) -> user
+        self._by_id: dict[int, User] = {}  # id -> named user
         self._rooms: dict[str, Room] = {}  # room_key(name) -> room
         self._ids = itertools.count(1)
         #: Nicknames and addresses operators keep out for a while (chatd admin ban).
         self.bans = Bans()
+        self._default = self.config.rooms.default
         self._default_room()
 
     @property
@@ -228,7 +232,7 @@ class Hub:
 
     def refused(self, reason: str) -> bytes:
         """The one line a connection that is turned away gets."""
-        return self.wire.render(ev.Notice(reason))
+        return self.delivery.render(self.wire, ev.Notice(reason))
 
     def disconnect(self, user: User, reason: str) -> None:
         """``user``'s connection has ended. Safe to call more than once."""
@@ -241,6 +245,7 @@ class Hub:
         self._connected.discard(user)
         if was_named:
             del self._named[_key(user.nick)]
+            del self._by_id[user.id]
             log.info("%s left (%s)", user.nick, reason)
             if user.rooms:
                 self.delivery.to_sharing(user, ev.Quit(user.nick, reason))
@@ -251,13 +256,8 @@ class Hub:
 
     def shutdown(self, message: str) -> None:
         """Tell everyone the server is going away and close every link."""
-        rendered: dict[str, bytes] = {}  # wire -> the message: rendered once per format
-        notice = ev.Notice(one_line(message))
+        self.delivery.to_each(self._connected, ev.Notice(one_line(message)))
         for user in self._connected:
-            data = rendered.get(user.wire.NAME)
-            if data is None:
-                data = rendered[user.wire.NAME] = user.wire.render(notice)
-            user.link.send(data)
             user.link.close()
             if user.state is State.NAMED:
                 self.delivery.depart(user)
@@ -266,6 +266,7 @@ class Hub:
         log.info("shutting down: %d connection%s told", told, "" if told == 1 else "s")
         self._connected.clear()
         self._named.clear()
+        self._by_id.clear()
         self.plugins.shutdown()
 
     # -- users: what commands, plugins and operators call --------------------------
@@ -303,14 +304,13 @@ class Hub:
         event = ev.PrivateSaid(user.nick, to.nick, text)
         self.delivery.to_user(to, event)
         self.delivery.to_user(user, event, ECHO)
-        to.last_from = user
+        to.last_from = user.id
         self.stats.lines_out += 1
         return None
 
     def reply_to(self, user: User) -> User | None:
         """Who ``user`` would answer with ``/r``: the last to message it, if still on."""
-        last = user.last_from
-        return last if last is not None and last.state is State.NAMED else None
+        return self._by_id.get(user.last_from)
 
     def find(self, nick: str) -> User | None:
         return self._named.get(_key(nick))
@@ -401,7 +401,9 @@ class Hub:
 
     @property
     def default_room(self) -> str:
-        return self.config.rooms.default
+        """The room users are put in: ``[rooms] default`` as the hub started
+        (a reload does not move it: it is a restart-only setting)."""
+        return self._default
 
     def join(self, user: User, name: str) -> str | None:
         """``user`` joins room ``name`` (made if there is none) and makes it its
@@ -507,6 +509,18 @@ class Hub:
         self.delivery.to_room(room, ev.Opped(room.name, target.nick, by_nick, op))
         return None
 
+    def who(self, user: User, name: str) -> str | None:
+        """Tell ``user`` who is in room ``name``; returns why not, or None when done."""
+        problem = room_problem(name)
+        if problem:
+            return problem
+        room = self.find_room(name)
+        if room is None:
+            return f"There is no room {name}. /rooms lists them."
+        event = ev.Members(room.name, tuple(self.members(room)), self.room_ops(room))
+        self.delivery.to_user(user, event)
+        return None
+
     def members(self, room: Room) -> list[str]:
         """The nicknames in ``room``, sorted ignoring case."""
         return sorted((member.nick for member in room.members), key=_key)
@@ -605,6 +619,7 @@ class Hub:
         user.state = State.NAMED
         user.last_active = self.clock()
         self._named[_key(text)] = user
+        self._by_id[user.id] = user
         self.delivery.arrive(user)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", text, user.link.peer)

@@ -72,34 +72,11 @@ def topic(ctx: Context, args: str) -> None:
 
 
 def names(ctx: Context, args: str) -> None:
-    name = args.split()[0] if args else ctx.room
-    if not name:
-        ctx.reply(f"Usage: /who [{ROOM}] (you are in no room).")
+    words = args.split()
+    if len(words) > 1 or not (words or ctx.room):
+        ctx.reply(f"Usage: /who [{ROOM}] (your current room by default).")
         return
-    info = ctx.room_info(name)
-    if info is None:
-        ctx.reply(f"There is no room {name}. /rooms lists them.")
-        return
-    marked = [f"@{nick}" if nick in info.ops else nick for nick in info.members]
-    count = "1 user" if len(marked) == 1 else f"{len(marked)} users"
-    ctx.reply(f"{count} in {info.name}: " + _wrap(marked))
-
-
-#: /who cuts its list into lines of about this many characters, so a busy
-#: room does not send one line wider than any terminal.
-WHO_LINE_CHARS = 400
-
-
-def _wrap(names: list[str]) -> str:
-    lines: list[list[str]] = [[]]
-    width = 0
-    for name in names:
-        if lines[-1] and width + len(name) > WHO_LINE_CHARS:
-            lines.append([])
-            width = 0
-        lines[-1].append(name)
-        width += len(name) + 2
-    return ",\n".join(", ".join(line) for line in lines)
+    _answer(ctx, ctx.show_members(words[0] if words else ""))
 
 
 def msg(ctx: Context, args: str) -> None:

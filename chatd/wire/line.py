@@ -172,6 +172,10 @@ def _room_state(e: ev.RoomState, v: str) -> bytes:
     return encode_notices(f"{head}\n{members_line(e.room, e.members, e.ops)}")
 
 
+def _members(e: ev.Members, v: str) -> bytes:
+    return encode_notices(members_line(e.room, e.members, e.ops))
+
+
 def _current(e: ev.Current, v: str) -> bytes:
     if not e.room:
         return encode_line(f"{SERVER_PREFIX}{NO_ROOM}")
@@ -221,6 +225,7 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.Notice: _notice,
     ev.Welcome: _welcome,
     ev.RoomState: _room_state,
+    ev.Members: _members,
     ev.Current: _current,
     ev.YouLeft: _you_left,
 }
