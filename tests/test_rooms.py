@@ -249,6 +249,8 @@ def test_operators_kick_and_op_and_others_may_not(rooms: Rooms) -> None:
     assert rooms.got("bob") == [notice("You are not an operator of #games.")]
     rooms.send("alice", "/kick nobody")
     assert rooms.got("alice") == [notice("nobody is not in #games.")]
+    rooms.send("alice", "/kick alice")
+    assert rooms.got("alice") == [notice("You cannot kick yourself; /part #games leaves it.")]
     rooms.send("alice", "/op alice")
     assert rooms.got("alice") == [notice("alice is an operator of #games already.")]
 

@@ -483,6 +483,8 @@ class Hub:
         if isinstance(found, str):
             return found
         room, target = found
+        if target is by:
+            return f"You cannot kick yourself; /part {room.name} leaves it."
         reason = one_line(reason)
         by_nick = by.nick if by is not None else ""
         self.delivery.to_room(room, ev.Kicked(room.name, target.nick, by_nick, reason), target)
