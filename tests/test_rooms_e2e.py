@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tests.helpers import LineClient
+from tests.helpers import LineClient, PumpedServer, make_config
 
 Connect = Callable[..., LineClient]
 
@@ -129,3 +129,46 @@ def test_within_a_room_everyone_sees_one_order_joins_and_leaves_included(
     for i, talker in enumerate(talkers):
         mine = f"<t{i}> "
         assert view(talker, 2) == [x for x in reference if not x.startswith(mine)], i
+
+
+class CountingSocket:
+    """A connection's socket that counts the writes the reactor makes on it."""
+
+    def __init__(self, sock: object) -> None:
+        self._sock = sock
+        self.writes = 0
+
+    def send(self, data: bytes) -> int:
+        self.writes += 1
+        return self._sock.send(data)  # type: ignore[attr-defined, no-any-return]
+
+    def sendmsg(self, buffers: list[bytes]) -> int:
+        self.writes += 1
+        return self._sock.sendmsg(buffers)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+def test_a_member_of_two_busy_rooms_gets_one_write_an_iteration() -> None:
+    pumped = PumpedServer(make_config())
+    try:
+        alice = pumped.connect("alice")
+        one, two = pumped.connect("one"), pumped.connect("two")
+        for client, rooms in ((alice, "#a #b"), (one, "#a"), (two, "#b")):
+            for room in rooms.split():
+                client.send(f"/join {room}")
+                pumped.until(lambda c=client, r=room: f"*** Now talking in {r}." in c.lines)
+        conn = next(c for c in pumped.server.reactor.connections if c.session.nick == "alice")
+        counting = CountingSocket(conn.sock)
+        conn.sock = counting  # type: ignore[assignment]
+        one.send("in a")
+        two.send("in b")
+        pumped.server.reactor.run_once(max_wait=1.0)  # both lines are there: one turn reads both
+        pumped.until(
+            lambda: len(alice.chat()) + len(alice.lines) > 0 and "<two> in b" in alice.lines
+        )
+        assert "[#a] <one> in a" in alice.lines
+        assert counting.writes == 1
+    finally:
+        pumped.close()
