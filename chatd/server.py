@@ -178,7 +178,8 @@ class Server:
             log.info("plugin calls are timed but not cut off: not run in the main thread")
         watchdog = Watchdog(
             self.config.plugins.stall_seconds,
-            last_turn=lambda: self.reactor.turned,
+            # A loop asleep in select() has not stalled: it "turned" just now.
+            last_turn=lambda: time.monotonic() if self.reactor.idle else self.reactor.turned,
             running=lambda: guard.current,
         )
         watchdog.start()

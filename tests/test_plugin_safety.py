@@ -142,3 +142,19 @@ def test_the_watchdog_names_a_stall_the_deadline_cannot_stop(tmp_path: Path) -> 
         assert _stall(bob) < 0.5
     finally:
         server.stop()
+
+
+def test_an_idle_server_is_not_a_stalled_one(tmp_path: Path) -> None:
+    """Asleep in select() for longer than stall_seconds, the loop is waiting,
+    not stuck: no stall is logged (it was, at ERROR, every idle pause)."""
+    server = _serve(tmp_path, "stall_seconds = 1\n")
+    try:
+        _, bob = _pair(server)
+        deadline = time.monotonic() + 2.5  # idle for 2.5 stall_seconds
+        while time.monotonic() < deadline:
+            assert "has not turned" not in server.log, server.log
+            time.sleep(0.1)
+        assert _stall(bob) < 0.5
+        assert "has not turned" not in server.log and "stall" not in server.log
+    finally:
+        server.stop()

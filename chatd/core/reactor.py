@@ -188,6 +188,8 @@ class Reactor:
         self._old_signals: dict[int, object] = {}
         #: When the loop last turned (time.monotonic()): the stall watchdog reads it.
         self.turned = time.monotonic()
+        #: The loop is waiting in select(): idle, not stalled, however long it waits.
+        self.idle = False
 
     # -- setting up ------------------------------------------------------------
 
@@ -257,7 +259,11 @@ class Reactor:
             timeout = max_wait if timeout is None else min(timeout, max_wait)
         if timeout is not None:
             timeout = min(timeout, MAX_SELECT_SECONDS)
-        for key, mask in self.selector.select(timeout):
+        self.idle = True
+        ready = self.selector.select(timeout)
+        self.turned = time.monotonic()  # before idle goes: the watchdog reads idle first
+        self.idle = False
+        for key, mask in ready:
             target = key.data
             try:
                 if isinstance(target, Connection):
