@@ -236,6 +236,9 @@ def test_a_server_operator_sets_and_clears_any_rooms_topic(
     assert admin.call("topic", {"room": "#games"}) == "cleared the topic of #games"
     alice.expect("*** a server operator cleared the topic of #games")
     assert admin.call("rooms")[0]["topic"] == ""
+    admin.call("topic", {"room": "#games", "text": "back"})
+    assert admin.call("topic", {"room": "#games", "text": "-"}) == "cleared the topic of #games"
+    assert admin.call("rooms")[0]["topic"] == ""  # "-" clears, as /topic - does in chat
     with pytest.raises(AdminFailed, match=r"^That topic is 301 characters; the most is 300\.$"):
         admin.call("topic", {"room": "#games", "text": "x" * 301})
     with pytest.raises(AdminFailed, match=r"^no room called '#chess'; the rooms command"):

@@ -16,6 +16,7 @@ import pytest
 from chatd.config import Config, RoomSettings
 from chatd.core import events as ev
 from chatd.core.hub import Hub, User
+from chatd.core.rooms import MAX_REASON_CHARS
 from chatd.testing import ChatHarness
 from chatd.wire import line
 from tests.helpers import FakeLink, HubFixture, make_config, write_plugin
@@ -161,6 +162,33 @@ def test_part_leaves_and_another_room_becomes_current_or_none(rooms: Rooms) -> N
     assert rooms.got("bob") == []
     rooms.send("alice", "/part")
     assert rooms.got("alice") == [notice("Usage: /part [#room] [REASON] (you are in no room).")]
+    rooms.send("alice", "/who")
+    assert rooms.got("alice") == [notice(line.NO_ROOM)]
+
+
+def test_part_takes_a_room_of_yours_without_its_hash_else_a_reason(rooms: Rooms) -> None:
+    rooms.join("alice")
+    rooms.join("bob")
+    rooms.send("alice", "/join #games")
+    rooms.send("bob", "/join #games")
+    rooms.send("alice", "/join #lobby")
+    rooms.take_all()
+    rooms.send("alice", "/part GAMES")  # a room she is in: the # left out
+    assert rooms.got("bob") == [(ev.Parted("#games", "alice"), HERE)]
+    rooms.send("alice", "/part lunch time")  # not a room of hers: the reason
+    assert rooms.got("alice")[1:] == [(ev.YouLeft("#lobby"), HERE), (ev.Current(""), HERE)]
+    assert rooms.got("bob") == [(ev.Parted("#lobby", "alice", "lunch time"), AWAY)]
+
+
+def test_a_kick_reason_is_cut_to_a_line(rooms: Rooms) -> None:
+    rooms.join("alice")
+    rooms.join("bob")
+    rooms.send("alice", "/join #games")
+    rooms.send("bob", "/join #games")
+    rooms.take_all()
+    assert rooms.hub.kick_from_room(None, "#games", "bob", "x" * 5000) is None
+    (event, _), *_ = rooms.got("bob")
+    assert isinstance(event, ev.YouLeft) and len(event.reason) == MAX_REASON_CHARS
 
 
 def test_an_empty_room_goes_but_the_default_room_stays(rooms: Rooms) -> None:
@@ -259,7 +287,7 @@ def test_the_default_room_has_no_operator(rooms: Rooms) -> None:
     rooms.join("alice")
     rooms.join("bob")
     rooms.send("alice", "/kick bob")
-    assert rooms.got("alice") == [notice("You are not an operator of #lobby.")]
+    assert rooms.got("alice") == [notice("#lobby has no operators: it is everyone's room.")]
 
 
 def test_private_messages_and_answering_the_last_one(rooms: Rooms) -> None:

@@ -177,7 +177,8 @@ class AdminService:
 
     def topic(self, args: dict[str, Any]) -> str:
         room = self._room(args["room"])
-        problem = self._hub.set_topic(None, room.name, args.get("text", ""))
+        text = args.get("text", "")
+        problem = self._hub.set_topic(None, room.name, "" if text.strip() == "-" else text)
         if problem:
             raise AdminError(problem)
         return (

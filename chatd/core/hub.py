@@ -45,7 +45,7 @@ from chatd.core.delivery import ECHO, Delivery, Wire
 from chatd.core.fanout import Fanout, Group
 from chatd.core.invocation import Invocation, parse
 from chatd.core.link import Link
-from chatd.core.rooms import NO_ROOM, Room, room_key, room_problem
+from chatd.core.rooms import MAX_REASON_CHARS, NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
 from chatd.wire.text import one_line, sentence
@@ -134,6 +134,12 @@ def nick_problem(nick: str) -> str | None:
         return None
     shown = nick if len(nick) <= 40 else nick[:40] + "..."
     return f'"{shown}" is not a valid nickname: use {NICK_RULE}.'
+
+
+def _reason(text: str) -> str:
+    """A part's or a kick's reason: one clean line, at most MAX_REASON_CHARS."""
+    text = one_line(text).strip()
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _key(nick: str) -> str:
@@ -449,7 +455,7 @@ class Hub:
             return NO_ROOM
         else:
             room = user.current
-        reason = one_line(reason)
+        reason = _reason(reason)
         self.delivery.to_room(room, ev.Parted(room.name, user.nick, reason), user)
         self._leave_room(user, room)
         self.delivery.to_user(user, ev.YouLeft(room.name))
@@ -473,6 +479,11 @@ class Hub:
                 return f"Only the operators of {room.name} may set its topic."
         room.topic = text
         room.topic_by = user.nick if user is not None else ""
+        by = room.topic_by or "an operator"
+        if text:
+            log.info("%s set the topic of %s: %s", by, room.name, text)
+        else:
+            log.info("%s cleared the topic of %s", by, room.name)
         self.delivery.to_room(room, ev.TopicSet(room.name, text, room.topic_by))
         return None
 
@@ -485,12 +496,15 @@ class Hub:
         room, target = found
         if target is by:
             return f"You cannot kick yourself; /part {room.name} leaves it."
-        reason = one_line(reason)
+        reason = _reason(reason)
         by_nick = by.nick if by is not None else ""
+        why = f" ({reason})" if reason else ""
+        log.info(
+            "%s was kicked from %s by %s%s", target.nick, room.name, by_nick or "an operator", why
+        )
         self.delivery.to_room(room, ev.Kicked(room.name, target.nick, by_nick, reason), target)
         self._leave_room(target, room)
         self.delivery.to_user(target, ev.YouLeft(room.name, True, by_nick, reason))
-        log.info("%s was kicked from %s by %s", target.nick, room.name, by_nick or "an operator")
         self._after_leaving(target, room)
         return None
 
@@ -502,12 +516,20 @@ class Hub:
             return found
         room, target = found
         if (target in room.ops) == op:
-            return f"{target.nick} {'is' if op else 'is not'} an operator of {room.name} already."
+            already = "is an operator of {} already" if op else "is not an operator of {}"
+            return f"{target.nick} {already.format(room.name)}."
         if op:
             room.ops.add(target)
         else:
             room.ops.discard(target)
         by_nick = by.nick if by is not None else ""
+        log.info(
+            "%s %s %s as an operator of %s",
+            by_nick or "an operator",
+            "made" if op else "removed",
+            target.nick,
+            room.name,
+        )
         self.delivery.to_room(room, ev.Opped(room.name, target.nick, by_nick, op))
         return None
 
@@ -548,6 +570,8 @@ class Hub:
         if by is not None and by not in room.members:
             return f"You are not in {room.name}."
         if by is not None and by not in room.ops:
+            if room_key(room.name) == room_key(self.default_room):
+                return f"{room.name} has no operators: it is everyone's room."
             return f"You are not an operator of {room.name}."
         target = self.find(nick)
         if target is None or target not in room.members:

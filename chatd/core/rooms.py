@@ -27,6 +27,11 @@ DEFAULT_MAX_ROOMS_PER_USER: Final = 20
 DEFAULT_MAX_TOPIC_CHARS: Final = 300
 
 
+#: The longest reason a part or a room kick carries: a reason is a few words, and
+#: an operator's (an admin request may be 64 KiB) must not make lines longer
+#: than any client may send.
+MAX_REASON_CHARS: Final = 300
+
 #: What a plain line (or a room command) gets from someone in no room.
 NO_ROOM: Final = "You are in no room. /join #room to enter one."
 

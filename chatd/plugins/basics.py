@@ -26,6 +26,7 @@ def quit_command(ctx: Context, args: str) -> None:
 
 #: What a room name looks like in a usage line.
 ROOM = "#room"
+NO_ROOM = "You are in no room. /join #room to enter one."
 
 
 def _answer(ctx: Context, problem: str | None) -> None:
@@ -42,8 +43,11 @@ def join(ctx: Context, args: str) -> None:
 
 def part(ctx: Context, args: str) -> None:
     room, _, reason = args.partition(" ")
-    if room and not room.startswith("#"):  # "/part bye": a reason for the current room
-        room, reason = "", args
+    if room and not room.startswith("#"):
+        if f"#{room}".lower() in (name.lower() for name in ctx.joined):
+            room = f"#{room}"  # "/part games": the # left out of a room you are in
+        else:  # "/part bye": a reason, for the current room
+            room, reason = "", args
     if not room and not ctx.room:
         ctx.reply(f"Usage: /part [{ROOM}] [REASON] (you are in no room).")
         return
@@ -61,7 +65,7 @@ def rooms(ctx: Context, args: str) -> None:
 
 def topic(ctx: Context, args: str) -> None:
     if not ctx.room:
-        ctx.reply("You are in no room. /join #room to enter one.")
+        ctx.reply(NO_ROOM)
         return
     if not args:
         info = ctx.room_info(ctx.room)
@@ -73,8 +77,11 @@ def topic(ctx: Context, args: str) -> None:
 
 def names(ctx: Context, args: str) -> None:
     words = args.split()
-    if len(words) > 1 or not (words or ctx.room):
+    if len(words) > 1:
         ctx.reply(f"Usage: /who [{ROOM}] (your current room by default).")
+        return
+    if not words and not ctx.room:
+        ctx.reply(NO_ROOM)
         return
     _answer(ctx, ctx.show_members(words[0] if words else ""))
 
@@ -104,7 +111,7 @@ def kick(ctx: Context, args: str) -> None:
         ctx.reply("Usage: /kick NICK [REASON] (a room operator puts NICK out of the room).")
         return
     if not ctx.room:
-        ctx.reply("You are in no room. /join #room to enter one.")
+        ctx.reply(NO_ROOM)
         return
     _answer(ctx, ctx.kick_from_room(nick, reason.strip()))
 
@@ -117,7 +124,7 @@ def _op_command(op: bool) -> Command:
             ctx.reply(f"Usage: /{name} NICK (in your current room, as its operator).")
             return
         if not ctx.room:
-            ctx.reply("You are in no room. /join #room to enter one.")
+            ctx.reply(NO_ROOM)
             return
         _answer(ctx, ctx.set_op(args, op))
 
@@ -129,9 +136,16 @@ def _op_command(op: bool) -> Command:
 def chatd_commands() -> list[Command]:
     return [
         Command("join", join, f"/join {ROOM}", "Join a room (or make one) and talk in it."),
-        Command("part", part, f"/part [{ROOM}] [REASON]", "Leave a room (your current one)."),
+        Command(
+            "part", part, f"/part [{ROOM}] [REASON]", "Leave a room (your current one by default)."
+        ),
         Command("rooms", rooms, "/rooms", "List the rooms, their size and topic."),
-        Command("topic", topic, "/topic [TEXT]", "Show or set your current room's topic."),
+        Command(
+            "topic",
+            topic,
+            "/topic [TEXT | -]",
+            "Show or set your current room's topic (- clears it; its operators only, if any).",
+        ),
         Command("who", names, f"/who [{ROOM}]", "List who is in a room (your current one)."),
         Command("names", names, f"/names [{ROOM}]", "The same as /who."),
         Command("msg", msg, "/msg NICK TEXT", "Send a private message."),
