@@ -97,9 +97,10 @@ def chatd_shutdown(chat: Chat) -> None:
 
 @hookspec
 def chatd_user_joined(ctx: Context) -> None:
-    """A user has chosen a nickname and joined; the others were told.
+    """A user has chosen a nickname and joined; it is in the default room
+    (``ctx.room``), whose members were told.
 
-    :param ctx: the new user as the caller (``ctx.nick``, ``ctx.reply``).
+    :param ctx: the new user as the caller (``ctx.nick``, ``ctx.reply``, ``ctx.room``).
     """
 
 
