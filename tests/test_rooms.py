@@ -607,3 +607,17 @@ def test_a_reload_does_not_move_the_default_room(rooms: Rooms) -> None:
     assert carol.current is not None and carol.current.name == "#lobby"
     rooms.send("alice", "/part #lobby")
     assert rooms.hub.find_room("#lobby") is not None  # still the default: never removed
+
+
+def test_register_is_the_nickname_step_any_wire_can_call(rooms: Rooms) -> None:
+    """What a wire with a registration of its own (IRC) calls once it has a nick."""
+    rooms.join("alice")
+    link = FakeLink()
+    user = rooms.hub.connect(link, rooms.wire)
+    link.take()  # the nc greeting: a wire of its own would not send it
+    assert rooms.hub.register(user, "ALICE") == "The nickname ALICE is taken; choose another."
+    assert rooms.hub.register(user, "no way") is not None
+    assert rooms.hub.register(user, "bob") is None
+    assert [rooms._read(x) for x in link.take()] == [(ev.Welcome("bob", "#lobby", 2), HERE)]
+    assert rooms.got("alice") == [(ev.Joined("#lobby", "bob", True), HERE)]
+    assert rooms.hub.register(user, "robert") == "You have a nickname already."

@@ -24,6 +24,7 @@ from chatd.core.plugins import PluginHost, Report
 from chatd.core.rooms import Room, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock
+from chatd.wire.text import decode_line
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class AdminService:
         self.sessions.add(session)
         log.debug("admin: %s connected", link.peer)
         return session
+
+    def receive_line(self, session: AdminSession, line: bytes) -> None:
+        self.receive(session, decode_line(line))
 
     def receive(self, session: AdminSession, text: str) -> None:
         if not text:

@@ -161,7 +161,9 @@ class Delivery:
         if v is None:
             current = user.current.name if user.current is not None else ""
             v = wire.variant(_room_of(event), current)
-        user.link.send(wire.render(event, v))
+        data = wire.render(event, v)
+        if data:  # a format may have nothing to show for an event (IRC: a current room)
+            user.link.send(data)
 
     def to_room(self, room: Room, event: Event, sender: Reader | None = None) -> int:
         """``event`` for every member of ``room`` but ``sender``: one rendering and
@@ -170,8 +172,10 @@ class Delivery:
         sent = 0
         for (name, v), group in room.groups.items():
             if group.members:
-                group.publish(self._wires[name].render(event, v), skip)
-                sent += len(group) - (skip in group.members)
+                data = self._wires[name].render(event, v)
+                if data:
+                    group.publish(data, skip)
+                    sent += len(group) - (skip in group.members)
         self.stats.lines_out += sent
         return sent
 

@@ -48,7 +48,7 @@ from chatd.core.link import Link
 from chatd.core.rooms import MAX_REASON_CHARS, NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
-from chatd.wire.text import one_line, sentence
+from chatd.wire.text import decode_line, one_line, sentence
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +208,12 @@ class Hub:
         )
         return user
 
+    def receive_line(self, user: User, line: bytes) -> None:
+        """One line from ``user``'s connection, as it came: decoded and cleaned here."""
+        self.receive(user, decode_line(line))
+
     def receive(self, user: User, text: str) -> None:
-        """One clean line of text from ``user`` (already decoded and sanitized)."""
+        """One clean line of text from ``user`` (decoded and sanitized)."""
         if user.state is State.NAMED:
             if not text:
                 return
@@ -635,24 +639,35 @@ class Hub:
         if not text:
             self.notify(user, NICK_PROMPT)
             return
-        problem = nick_problem(text) or self._banned_nick(text)
-        if problem is None and _key(text) in self._named:
-            problem = f"The nickname {text} is taken; choose another."
+        problem = self.register(user, text)
         if problem:
             self.notify(user, f"{problem}\n{NICK_PROMPT}")
-            return
-        user.nick = text
+
+    def register(self, user: User, nick: str) -> str | None:
+        """Name a registering ``user`` ``nick``, welcome it and put it in the
+        default room; returns why not (the nickname's rule, a ban, taken), or
+        None when done. The nc prompt calls it with each line; another wire
+        (IRC) when its own registration is complete."""
+        if user.state is not State.REGISTERING:
+            return "You have a nickname already."
+        problem = nick_problem(nick) or self._banned_nick(nick)
+        if problem is None and _key(nick) in self._named:
+            problem = f"The nickname {nick} is taken; choose another."
+        if problem:
+            return problem
+        user.nick = nick
         user.state = State.NAMED
         user.last_active = self.clock()
-        self._named[_key(text)] = user
+        self._named[_key(nick)] = user
         self._by_id[user.id] = user
         self.delivery.arrive(user)
         self._arm_idle_timeout(user)
-        log.info("%s joined from %s", text, user.link.peer)
+        log.info("%s joined from %s", nick, user.link.peer)
         room = self._default_room()
-        self.delivery.to_user(user, ev.Welcome(text, room.name, len(self._named)))
+        self.delivery.to_user(user, ev.Welcome(nick, room.name, len(self._named)))
         self._enter(user, room, arrived=True)
         self.plugins.user_joined(user)
+        return None
 
     def _banned_nick(self, nick: str) -> str | None:
         ban = self.bans.find("nick", nick, self.clock())

@@ -53,8 +53,10 @@ class Handler(Protocol):
         """A new connection; returns the session object later calls pass back."""
         ...
 
-    def receive(self, session: Any, text: str) -> None:
-        """One clean line of text (decoded, sanitized, without its line ending)."""
+    def receive_line(self, session: Any, line: bytes) -> None:
+        """One line as it came (without its line ending): the handler decodes it
+        the way its wire format wants (nc text is sanitized whole; an IRC line
+        keeps the CTCP and formatting bytes its parser must see)."""
         ...
 
     def line_too_long(self, session: Any, limit: int) -> None:

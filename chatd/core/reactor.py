@@ -77,7 +77,6 @@ from chatd.core.listeners import (
 )
 from chatd.core.stats import Stats
 from chatd.core.timers import Timers
-from chatd.wire.text import decode_line
 
 # The loop's names, and its parts' names that were defined here before the
 # reactor was cut in three: the server, the tests and the benchmarks import
@@ -344,7 +343,7 @@ class Reactor:
             if line is OVERLONG:
                 handler.line_too_long(session, inbuf.max_line_bytes)
             else:
-                handler.receive(session, decode_line(line))
+                handler.receive_line(session, line)
 
     def _pause_reading(self, conn: Connection, bucket: TokenBucket) -> None:
         """Out of tokens: stop reading until the next one is earned (backpressure)."""
