@@ -33,4 +33,4 @@ def roll(ctx: Context, args: str) -> None:
 
 @hookimpl
 def chatd_commands() -> list[Command]:
-    return [Command("roll", roll, "/roll [NdM]", "Roll dice for everyone to see (default 1d6).")]
+    return [Command("roll", roll, "/roll [NdM]", "Roll dice for the room to see (default 1d6).")]
