@@ -549,6 +549,18 @@ class Hub:
         self.delivery.to_user(user, event)
         return None
 
+    def room_state(self, user: User, name: str) -> str | None:
+        """Tell ``user`` (a member of room ``name``) the room's topic and members,
+        as a join does: what a wire that shows a join with its member list (IRC)
+        needs for the default room, which registration enters without it.
+        Returns why not, or None when done."""
+        room = self.find_room(name)
+        if room is None or user not in room.members:
+            return f"You are not in {name}."
+        members, ops = tuple(self.members(room)), self.room_ops(room)
+        self.delivery.to_user(user, ev.RoomState(room.name, room.topic, members, ops))
+        return None
+
     def members(self, room: Room) -> list[str]:
         """The nicknames in ``room``, sorted ignoring case."""
         return sorted((member.nick for member in room.members), key=_key)
