@@ -1,0 +1,521 @@
+"""The IRC gateway on the real hub, sans-IO: IRC users on fake links, beside an nc user.
+
+Each IRC client here is a FakeLink the gateway writes to; what it received is
+read back as parsed IRC messages (chatd.wire.irc_message.parse), so a test
+checks what a client would understand, not how the bytes are spaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chatd.core import events as ev
+from chatd.core.hub import Hub
+from chatd.irc_gateway import IrcGateway, IrcSession
+from chatd.wire import irc
+from chatd.wire.irc_message import Message, parse
+from tests.helpers import FakeLink, HubFixture
+
+LOBBY = "#lobby"
+
+
+class IrcClient:
+    """One IRC connection through the gateway."""
+
+    def __init__(self, gateway: IrcGateway) -> None:
+        self.gateway = gateway
+        self.link = FakeLink()
+        self.session: IrcSession = gateway.connect(self.link)
+
+    def send(self, *lines: str | bytes) -> None:
+        for line in lines:
+            raw = line if isinstance(line, bytes) else line.encode()
+            self.gateway.receive_line(self.session, raw)
+
+    def take(self) -> list[Message]:
+        """What arrived since last asked, parsed (each line ended with CR LF)."""
+        return [parse(line.encode()) for line in self.link.take()]
+
+    def commands(self) -> list[str]:
+        return [m.command for m in self.take()]
+
+    def register(self, nick: str) -> list[Message]:
+        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick} the tester")
+        return self.take()
+
+
+class Net:
+    """A hub with the built-in plugins, its IRC gateway, and an nc user or two."""
+
+    def __init__(self) -> None:
+        self.fx = HubFixture()
+        self.hub: Hub = self.fx.hub
+        self.gateway = IrcGateway(self.hub)
+        self.clients: list[IrcClient] = []
+
+    def irc(self, nick: str) -> IrcClient:
+        client = IrcClient(self.gateway)
+        client.register(nick)
+        self.clients.append(client)
+        self.settle()
+        return client
+
+    def nc(self, nick: str) -> FakeLink:
+        _, link = self.fx.join(nick)
+        self.settle()
+        return link
+
+    def settle(self) -> None:
+        """Forget what everyone received so far."""
+        for client in self.clients:
+            client.take()
+        for link in self.fx.links:
+            link.take()
+
+
+@pytest.fixture
+def net() -> Iterator[Net]:
+    yield Net()
+
+
+def src(nick: str) -> str:
+    return f"{nick}!{nick}@chatd"
+
+
+# -- registration ---------------------------------------------------------------------
+
+
+def test_registration_burst_then_the_default_room(net: Net) -> None:
+    net.nc("alice")
+    client = IrcClient(net.gateway)
+    client.take()  # the hub's greeting, as NOTICEs to "*"
+    client.send("CAP LS 302", "NICK bob", "USER bob 0 * :Bob B")
+    got = client.take()
+    assert got == [Message("CAP", ("*", "LS", ""), irc.SERVER_NAME)]  # no capabilities yet
+    client.send("CAP REQ :multi-prefix", "CAP END")
+    got = client.take()
+    assert got[0] == Message("CAP", ("*", "NAK", "multi-prefix"), irc.SERVER_NAME)
+    codes = [m.command for m in got[1:]]
+    assert codes[:9] == ["001", "002", "003", "004", "005", "251", "255", "422", "JOIN"]
+    welcome = got[1]
+    assert welcome.params[0] == "bob" and welcome.source == irc.SERVER_NAME
+    isupport = got[5].params
+    for token in (
+        "CASEMAPPING=ascii",
+        "CHANTYPES=#",
+        "NICKLEN=16",
+        "CHANNELLEN=33",
+        "TOPICLEN=300",
+        "NETWORK=chatd",
+        "PREFIX=(o)@",
+        "CHANMODES=,,,",
+    ):
+        assert token in isupport
+    assert "There are 2 users" in got[6].params[-1]
+    join = got[9]
+    assert join == Message("JOIN", (LOBBY,), src("bob"))
+    assert got[10] == Message("353", ("bob", "=", LOBBY, "alice bob"), irc.SERVER_NAME)
+    assert got[11].command == "366" and got[11].params[:2] == ("bob", LOBBY)
+
+
+def test_registration_waits_for_cap_end(net: Net) -> None:
+    client = IrcClient(net.gateway)
+    client.send("CAP LS", "NICK bob", "USER bob 0 * :Bob")
+    assert "001" not in client.commands()
+    client.send("CAP END")
+    assert "001" in client.commands()
+
+
+def test_bad_and_taken_nicks_keep_the_connection(net: Net) -> None:
+    net.nc("alice")
+    client = IrcClient(net.gateway)
+    client.take()
+    client.send("NICK Alice")
+    [taken] = client.take()
+    assert taken.command == "433" and taken.params[:2] == ("*", "Alice")
+    client.send("NICK bad!nick")
+    [bad] = client.take()
+    assert bad.command == "432"
+    client.send("NICK chatd")  # the service nick
+    assert client.commands() == ["433"]
+    client.send("NICK bob", "USER bob 0 * :Bob")
+    assert "001" in client.commands()
+    assert not client.link.closed
+
+
+def test_commands_before_registration_are_451(net: Net) -> None:
+    client = IrcClient(net.gateway)
+    client.take()
+    client.send("JOIN :", "PRIVMSG #lobby :hi")
+    assert client.commands() == ["451", "451"]
+
+
+def test_user_needs_four_params_and_cannot_register_twice(net: Net) -> None:
+    client = IrcClient(net.gateway)
+    client.take()
+    client.send("USER bob")
+    assert client.commands() == ["461"]
+    client.register("bob")
+    client.send("USER bob 0 * :again", "PASS secret")
+    assert client.commands() == ["462", "462"]
+
+
+# -- one conversation with nc ---------------------------------------------------------
+
+
+def test_privmsg_reaches_nc_and_nc_reaches_irc(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("PRIVMSG #lobby :hi")
+    assert alice.take() == ["<bob> hi"]
+    assert bob.take() == []  # no echo
+    net.hub.receive(net.hub.find("alice"), "hi")  # type: ignore[arg-type]
+    assert bob.take() == [Message("PRIVMSG", (LOBBY, "hi"), src("alice"))]
+
+
+def test_formatting_is_stripped_before_nc_sees_it(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send(b"PRIVMSG #lobby :\x02bold\x02 \x0304,01red\x03 \x1b[2Jplain")
+    assert alice.take() == ["<bob> bold red plain"]
+
+
+def test_me_both_ways(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send(b"PRIVMSG #lobby :\x01ACTION waves\x01")
+    assert alice.take() == ["* bob waves"]
+    net.hub.receive(net.hub.find("alice"), "/me nods")  # type: ignore[arg-type]
+    assert bob.take() == [Message("PRIVMSG", (LOBBY, "\x01ACTION nods\x01"), src("alice"))]
+
+
+def test_private_messages_both_ways(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("PRIVMSG alice :psst")
+    assert alice.take() == ["*bob* psst"]
+    assert bob.take() == []  # the echo renders as nothing
+    net.hub.receive(net.hub.find("alice"), "/msg bob hello there")  # type: ignore[arg-type]
+    assert bob.take() == [Message("PRIVMSG", ("bob", "hello there"), src("alice"))]
+
+
+def test_private_message_to_nobody_is_401(net: Net) -> None:
+    bob = net.irc("bob")
+    bob.send("PRIVMSG nobody :hi")
+    [reply] = bob.take()
+    assert reply.command == "401" and reply.params[:2] == ("bob", "nobody")
+    bob.send("NOTICE nobody :hi")  # a NOTICE is never answered
+    assert bob.take() == []
+
+
+def test_two_irc_users_talk(net: Net) -> None:
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("PRIVMSG #lobby :hello carol")
+    assert carol.take() == [Message("PRIVMSG", (LOBBY, "hello carol"), src("bob"))]
+
+
+# -- channels -------------------------------------------------------------------------
+
+
+def test_join_part_and_names(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("JOIN #games,#lobby")  # #lobby: already in it, ignored
+    got = bob.take()
+    assert got[0] == Message("JOIN", ("#games",), src("bob"))
+    assert got[1] == Message("353", ("bob", "=", "#games", "@bob"), irc.SERVER_NAME)
+    assert [m.command for m in got] == ["JOIN", "353", "366"]
+    net.hub.receive(net.hub.find("alice"), "/join #games")  # type: ignore[arg-type]
+    alice.take()
+    assert bob.take() == [Message("JOIN", ("#games",), src("alice"))]
+    bob.send("NAMES #games")
+    got = bob.take()
+    assert got[0] == Message("353", ("bob", "=", "#games", "alice @bob"), irc.SERVER_NAME)
+    assert got[1].command == "366"
+    bob.send("PART #games :bye all")
+    assert bob.take() == [Message("PART", ("#games",), src("bob"))]
+    assert alice.take() == ["*** bob left #games (bye all)"]
+    net.hub.receive(net.hub.find("alice"), "/part #games")  # type: ignore[arg-type]
+    assert bob.take() == []  # no longer in it
+
+
+def test_join_zero_parts_everything(net: Net) -> None:
+    bob = net.irc("bob")
+    bob.send("JOIN #games", "JOIN 0")
+    got = [m for m in bob.take() if m.command == "PART"]
+    assert sorted(m.params[0] for m in got) == ["#games", LOBBY]
+    assert net.hub.find("bob").rooms == {}  # type: ignore[union-attr]
+
+
+def test_nc_part_and_join_reach_irc(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    net.hub.receive(net.hub.find("alice"), "/part #lobby see you")  # type: ignore[arg-type]
+    assert bob.take() == [Message("PART", (LOBBY, "see you"), src("alice"))]
+
+
+def test_topic_query_and_set(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("TOPIC #lobby")
+    assert bob.commands() == ["331"]
+    bob.send("TOPIC #lobby :all welcome")
+    assert bob.take() == [Message("TOPIC", (LOBBY, "all welcome"), src("bob"))]
+    assert alice.take() == ["*** bob set the topic of #lobby: all welcome"]
+    bob.send("TOPIC #lobby")
+    assert bob.take() == [Message("332", ("bob", LOBBY, "all welcome"), irc.SERVER_NAME)]
+    net.hub.receive(net.hub.find("alice"), "/topic from nc")  # type: ignore[arg-type]
+    assert bob.take() == [Message("TOPIC", (LOBBY, "from nc"), src("alice"))]
+
+
+def test_topic_restricted_to_operators_is_482(net: Net) -> None:
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("JOIN #games")
+    carol.send("JOIN #games")
+    net.settle()
+    carol.send("TOPIC #games :mine")
+    [reply] = carol.take()
+    assert reply.command == "482" and reply.params[1] == "#games"
+
+
+def test_kick_by_an_op(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("JOIN #games")
+    carol.send("JOIN #games")
+    net.hub.receive(net.hub.find("alice"), "/join #games")  # type: ignore[arg-type]
+    net.settle()
+    carol.send("KICK #games bob :no")  # carol is no operator
+    [refused] = carol.take()
+    assert refused.command == "482"
+    bob.send("KICK #games carol :out")
+    kick = Message("KICK", ("#games", "carol", "out"), src("bob"))
+    assert carol.take() == [kick]
+    assert bob.take() == [kick]
+    assert alice.take() == ["*** carol was kicked from #games by bob (out)"]
+    bob.send("KICK #games carol :again")
+    assert bob.commands() == ["441"]
+    assert net.hub.kick_from_room(None, "#games", "alice") is None  # a server operator
+    assert bob.take() == [Message("KICK", ("#games", "alice"), irc.SERVER_NAME)]
+
+
+def test_mode_op_and_queries(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("JOIN #games")
+    carol.send("JOIN #games")
+    net.settle()
+    bob.send("MODE #games")
+    assert bob.take() == [Message("324", ("bob", "#games", "+t"), irc.SERVER_NAME)]
+    bob.send("MODE #games +o carol")
+    opped = Message("MODE", ("#games", "+o", "carol"), src("bob"))
+    assert bob.take() == [opped] and carol.take() == [opped]
+    bob.send("MODE #games +o carol")  # already: no word
+    assert bob.take() == []
+    carol.send("MODE #games -o bob")
+    deopped = Message("MODE", ("#games", "-o", "bob"), src("carol"))
+    assert bob.take() == [deopped] and carol.take() == [deopped]
+    bob.send("MODE #games +o bob")
+    assert bob.commands() == ["482"]
+    carol.send("MODE #games +k key")
+    assert carol.commands() == ["472"]
+    bob.send("MODE bob", "MODE bob +i", "MODE carol")
+    assert [(m.command, m.params[-1]) for m in bob.take()] == [
+        ("221", "+"),
+        ("221", "+i"),
+        ("502", "Cannot change mode for other users"),
+    ]
+
+
+def test_who_whois_list(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("WHO #lobby")
+    got = bob.take()
+    assert [m.command for m in got] == ["352", "352", "315"]
+    assert got[0].params[:7] == ("bob", LOBBY, "alice", "chatd", irc.SERVER_NAME, "alice", "H")
+    bob.send("WHOIS alice")
+    got = bob.take()
+    assert [m.command for m in got] == ["311", "319", "312", "318"]
+    assert got[0].params[:4] == ("bob", "alice", "alice", "chatd")
+    bob.send("WHOIS nobody")
+    assert bob.commands() == ["401", "318"]
+    bob.send("JOIN #games", "TOPIC #games :fun")
+    bob.take()
+    bob.send("LIST")
+    got = bob.take()
+    assert got == [
+        Message("322", ("bob", "#games", "1", "fun"), irc.SERVER_NAME),
+        Message("322", ("bob", LOBBY, "2", ""), irc.SERVER_NAME),
+        Message("323", ("bob", "End of /LIST"), irc.SERVER_NAME),
+    ]
+
+
+# -- nick, quit, ping -------------------------------------------------------------------
+
+
+def test_nick_change_both_ways(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("NICK robert")
+    got = bob.take()
+    assert Message("NICK", ("robert",), src("bob")) in got
+    assert alice.take() == ["*** bob is now known as robert"]
+    net.hub.receive(net.hub.find("alice"), "/nick alicia")  # type: ignore[arg-type]
+    assert bob.take() == [Message("NICK", ("alicia",), src("alice"))]
+    bob.send("NICK alicia")
+    assert bob.commands() == ["433"]
+    bob.send("NICK")
+    assert bob.commands() == ["431"]
+
+
+def test_quit_answers_error_and_tells_the_others(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("QUIT :gone fishing")
+    assert bob.take()[0].command == "ERROR"
+    assert bob.link.closed
+    assert alice.take() == ["*** bob left (Quit: gone fishing)"]
+    assert carol.take() == [Message("QUIT", ("Quit: gone fishing",), src("bob"))]
+    assert net.hub.find("bob") is None
+    net.hub.receive(net.hub.find("alice"), "/quit")  # type: ignore[arg-type]
+    assert carol.take() == [Message("QUIT", ("Quit",), src("alice"))]
+
+
+def test_disconnect_is_a_quit(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    net.gateway.disconnect(bob.session, "connection reset")
+    net.gateway.disconnect(bob.session, "connection reset")  # idempotent
+    assert alice.take() == ["*** bob left (connection reset)"]
+    assert bob.session not in net.gateway.sessions
+
+
+def test_ping_pong(net: Net) -> None:
+    bob = net.irc("bob")
+    bob.send("PING :token 1", "PING")
+    got = bob.take()
+    assert got[0] == Message("PONG", (irc.SERVER_NAME, "token 1"), irc.SERVER_NAME)
+    assert got[1].command == "409"
+
+
+# -- plugin commands ---------------------------------------------------------------------
+
+
+def test_plugin_command_through_the_service_nick_and_a_verb(net: Net) -> None:
+    bob = net.irc("bob")
+    bob.send("PRIVMSG chatd :fact")
+    [reply] = bob.take()
+    assert reply.command == "NOTICE" and reply.params[0] == "bob"
+    assert reply.params[1].startswith("Fact: ")
+    bob.send("FACT")
+    [reply] = bob.take()
+    assert reply.command == "NOTICE" and reply.params[1].startswith("Fact: ")
+    bob.send("PRIVMSG chatd :/nosuch")
+    [reply] = bob.take()
+    assert reply.command == "NOTICE" and "Unknown command /nosuch" in reply.params[1]
+
+
+def test_room_announcement_is_a_channel_notice(net: Net) -> None:
+    bob = net.irc("bob")
+    net.hub.announce_room(LOBBY, "the jumble was solved\nby nobody")
+    assert bob.take() == [
+        Message("NOTICE", (LOBBY, "the jumble was solved"), irc.SERVER_NAME),
+        Message("NOTICE", (LOBBY, "by nobody"), irc.SERVER_NAME),
+    ]
+    net.hub.announce("restart soon")  # to everyone: names no reader
+    assert bob.take() == [Message("NOTICE", ("*", "restart soon"), irc.SERVER_NAME)]
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def test_error_numerics(net: Net) -> None:
+    bob = net.irc("bob")
+    net.irc("carol")
+    cases = {
+        "FROB": "421",
+        "JOIN": "461",
+        "JOIN nohash": "479",
+        "KICK #lobby": "461",
+        "KICK #lobby carol": "482",  # the default room has no operators
+        "PART #nowhere": "403",
+        "PART #lobby,#lobby": "PART",  # the second: no longer in it
+        "PRIVMSG": "411",
+        "PRIVMSG #lobby": "412",
+        "PRIVMSG #nowhere :hi": "403",
+        "TOPIC #nowhere": "403",
+        "MODE #nowhere": "403",
+    }
+    for line, code in cases.items():
+        bob.send(line)
+        got = bob.commands()
+        assert got and got[0] == code, (line, got)
+    bob.send("JOIN #lobby")  # back in
+    bob.take()
+    bob.send("PART #lobby", "PART #lobby")
+    assert bob.commands() == ["PART", "442"]
+    bob.send("JOIN #games", "JOIN #other")
+    bob.take()
+    bob.send("PRIVMSG #lobby :hi")  # parted, the room exists
+    assert bob.commands() == ["404"]
+
+
+def test_parse_errors(net: Net) -> None:
+    bob = net.irc("bob")
+    bob.send("", "   ")
+    assert bob.take() == []
+    bob.send(b"PRIVMSG #lobby :" + b"x" * 600)
+    [reply] = bob.take()
+    assert reply.command == "417"
+    bob.send(":onlyasource")
+    [reply] = bob.take()
+    assert reply.command == "NOTICE" and reply.params[0] == "bob"
+    net.gateway.line_too_long(bob.session, 9000)
+    assert bob.commands() == ["417"]
+
+
+def test_no_cr_lf_or_nul_in_rendered_lines(net: Net) -> None:
+    bob = net.irc("bob")
+    net.hub.notify(net.hub.find("bob"), "one\r\ntwo\x00three")  # type: ignore[arg-type]
+    data = bytes(bob.link.data)
+    lines = data.split(b"\r\n")
+    assert lines[-1] == b""
+    assert all(b"\r" not in line and b"\n" not in line and b"\0" not in line for line in lines)
+
+
+# -- the fan-out rule -------------------------------------------------------------------------
+
+
+def test_one_line_is_rendered_once_for_many_irc_readers(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net.nc("alice")
+    clients = [net.irc(f"u{n}") for n in range(5)]
+    calls: list[ev.Event] = []
+    original = irc.IrcWire.render
+
+    def counting(self: irc.IrcWire, event: ev.Event, v: str = irc.SHARED) -> bytes:
+        calls.append(event)
+        return original(self, event, v)
+
+    monkeypatch.setattr(irc.IrcWire, "render", counting)
+    net.hub.receive(net.hub.find("alice"), "hi all")  # type: ignore[arg-type]
+    for client in clients:
+        assert client.take() == [Message("PRIVMSG", (LOBBY, "hi all"), src("alice"))]
+    assert calls == [ev.Said(LOBBY, "alice", "hi all")]
+
+
+def test_refused_and_shutdown_say_error(net: Net) -> None:
+    assert net.gateway.refused("server full") == b"ERROR :server full\r\n"
+    bob = net.irc("bob")
+    net.gateway.shutdown("chatd is restarting")
+    assert bob.take() == [Message("ERROR", ("chatd is restarting",))]
+    assert bob.link.closed
