@@ -236,7 +236,7 @@ def test_join_part_and_names(net: Net) -> None:
     assert got[0] == Message("353", ("bob", "=", "#games", "alice @bob"), irc.SERVER_NAME)
     assert got[1].command == "366"
     bob.send("PART #games :bye all")
-    assert bob.take() == [Message("PART", ("#games",), src("bob"))]
+    assert bob.take() == [Message("PART", ("#games", "bye all"), src("bob"))]  # its own reason too
     assert alice.take() == ["*** bob left #games (bye all)"]
     net.hub.receive(net.hub.find("alice"), "/part #games")  # type: ignore[arg-type]
     assert bob.take() == []  # no longer in it

@@ -153,7 +153,10 @@ def test_part_leaves_and_another_room_becomes_current_or_none(rooms: Rooms) -> N
     rooms.take_all()
     rooms.send("alice", "/part brb")  # the current room, with a reason
     assert rooms.got("bob") == [(ev.Parted("#games", "alice", "brb"), HERE)]
-    assert rooms.got("alice") == [(ev.YouLeft("#games"), HERE), (ev.Current("#lobby"), HERE)]
+    assert rooms.got("alice") == [
+        (ev.YouLeft("#games", reason="brb"), HERE),
+        (ev.Current("#lobby"), HERE),
+    ]
     rooms.send("alice", "/part #lobby")
     assert rooms.got("bob") == [(ev.Parted("#lobby", "alice"), AWAY)]
     assert rooms.got("alice") == [(ev.YouLeft("#lobby"), HERE), (ev.Current(""), HERE)]
@@ -176,7 +179,10 @@ def test_part_takes_a_room_of_yours_without_its_hash_else_a_reason(rooms: Rooms)
     rooms.send("alice", "/part GAMES")  # a room she is in: the # left out
     assert rooms.got("bob") == [(ev.Parted("#games", "alice"), HERE)]
     rooms.send("alice", "/part lunch time")  # not a room of hers: the reason
-    assert rooms.got("alice")[1:] == [(ev.YouLeft("#lobby"), HERE), (ev.Current(""), HERE)]
+    assert rooms.got("alice")[1:] == [
+        (ev.YouLeft("#lobby", reason="lunch time"), HERE),
+        (ev.Current(""), HERE),
+    ]
     assert rooms.got("bob") == [(ev.Parted("#lobby", "alice", "lunch time"), AWAY)]
 
 

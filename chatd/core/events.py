@@ -161,8 +161,8 @@ class Current:
 
 @dataclass(frozen=True, slots=True)
 class YouLeft:
-    """The user left ``room``: by ``/part``, or put out by ``kicked_by`` (``""``
-    for a server operator) when ``kicked``."""
+    """The user left ``room``: by ``/part`` (with its ``reason``), or put out by
+    ``kicked_by`` (``""`` for a server operator) when ``kicked``."""
 
     room: str
     kicked: bool = False

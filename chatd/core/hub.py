@@ -462,7 +462,7 @@ class Hub:
         reason = _reason(reason)
         self.delivery.to_room(room, ev.Parted(room.name, user.nick, reason), user)
         self._leave_room(user, room)
-        self.delivery.to_user(user, ev.YouLeft(room.name))
+        self.delivery.to_user(user, ev.YouLeft(room.name, reason=reason))
         self._after_leaving(user, room)
         return None
 

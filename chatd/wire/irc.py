@@ -229,6 +229,9 @@ def room_state(nick: str, e: ev.RoomState) -> bytes:
 def you_left(nick: str, e: ev.YouLeft) -> bytes:
     if e.kicked:
         return _kick(e.room, nick, e.kicked_by, e.reason)
+    reason = one_line(e.reason)
+    if reason:
+        return message(source(nick), "PART", e.room, reason)
     return message(source(nick), "PART", e.room)
 
 
