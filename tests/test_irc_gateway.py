@@ -90,7 +90,7 @@ def src(nick: str) -> str:
 def test_registration_burst_then_the_default_room(net: Net) -> None:
     net.nc("alice")
     client = IrcClient(net.gateway)
-    client.take()  # the hub's greeting, as NOTICEs to "*"
+    assert client.take() == []  # no nc greeting: IRC registers with NICK and USER
     client.send("CAP LS 302", "NICK bob", "USER bob 0 * :Bob B")
     got = client.take()
     assert got == [Message("CAP", ("*", "LS", ""), irc.SERVER_NAME)]  # no capabilities yet

@@ -75,6 +75,12 @@ CASES: list[tuple[ev.Event, str, bytes]] = [
         HERE,
         b"*** 2 users in #games: alice, @bob\n",
     ),
+    (
+        ev.Greeting(),
+        HERE,
+        b"*** Welcome to chatd, a chat server for terminals.\n"
+        b"*** Choose a nickname (1-16 letters, digits, _ or -):\n",
+    ),
     (ev.Current("#games"), HERE, b"*** Now talking in #games.\n"),
     (ev.Current(""), HERE, b"*** You are in no room. /join #room to enter one.\n"),
     (ev.YouLeft("#games"), HERE, b"*** You left #games.\n"),

@@ -121,6 +121,12 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Greeting:
+    """A new connection, not yet named, is greeted (nc: asked for a nickname;
+    a wire with a registration of its own may show nothing)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Welcome:
     """``nick`` is registered, and is in ``room`` (``""``: none); ``online`` users
     are on the server, it included."""
@@ -182,6 +188,7 @@ Event = (
     | TopicSet
     | Opped
     | Notice
+    | Greeting
     | Welcome
     | RoomState
     | Members

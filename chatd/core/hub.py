@@ -202,7 +202,7 @@ class Hub:
             link.close()
             return user
         self._connected.add(user)
-        self.notify(user, f"Welcome to chatd, a chat server for terminals.\n{NICK_PROMPT}")
+        self.delivery.to_user(user, ev.Greeting())
         user.deadline = self.timers.call_later(
             self.config.limits.register_timeout, functools.partial(self._register_overdue, user)
         )

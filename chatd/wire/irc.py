@@ -153,6 +153,10 @@ def _current(e: ev.Current, v: str) -> bytes:
     return b""  # IRC has no current room
 
 
+def _greeting(e: ev.Greeting, v: str) -> bytes:
+    return b""  # IRC registers with NICK and USER: no prompt
+
+
 # -- what one reader is told: numerics name it -------------------------------------------
 
 
@@ -267,6 +271,7 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.Opped: _opped,
     ev.Notice: _notice,
     ev.Current: _current,
+    ev.Greeting: _greeting,
     # Personal events reach the module renderer only by mistake; they name no one.
     ev.Welcome: _personal_anonymous,
     ev.RoomState: _personal_anonymous,

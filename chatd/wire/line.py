@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from chatd.core import events as ev
 from chatd.core.delivery import AWAY, ECHO, HERE
+from chatd.core.hub import NICK_PROMPT
 from chatd.core.rooms import NO_ROOM
 from chatd.wire.text import lines_of, one_line
 
@@ -158,6 +159,10 @@ def _notice(e: ev.Notice, v: str) -> bytes:
     return encode_notices(e.text)
 
 
+def _greeting(e: ev.Greeting, v: str) -> bytes:
+    return encode_notices(f"Welcome to chatd, a chat server for terminals.\n{NICK_PROMPT}")
+
+
 def _welcome(e: ev.Welcome, v: str) -> bytes:
     online = "1 user online (you)" if e.online == 1 else f"{e.online} users online"
     where = f"; you are in {e.room}" if e.room else ""
@@ -223,6 +228,7 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.TopicSet: _topic,
     ev.Opped: _opped,
     ev.Notice: _notice,
+    ev.Greeting: _greeting,
     ev.Welcome: _welcome,
     ev.RoomState: _room_state,
     ev.Members: _members,
