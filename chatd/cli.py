@@ -114,7 +114,7 @@ def _admin(args: argparse.Namespace) -> int:
 
 def _connect(args: argparse.Namespace) -> int:
     from chatd.client.app import main as client_main
-    from chatd.core.hub import nick_problem
+    from chatd.core.nicks import nick_problem
 
     try:
         config = load(args.config)

@@ -30,9 +30,10 @@ import logging
 from collections.abc import Callable, Container
 from typing import Final
 
-from chatd.core.hub import Hub, State, User, nick_problem
+from chatd.core.hub import Hub, State, User
 from chatd.core.invocation import Invocation
 from chatd.core.link import Link
+from chatd.core.nicks import nick_problem
 from chatd.core.rooms import Room, room_problem
 from chatd.wire import irc
 from chatd.wire import irc_message as im
@@ -137,18 +138,28 @@ class IrcGateway:
         user = session.user
         named = self.hub.is_online(user)
         if named:
-            user.lines += 1
-            user.last_active = self.hub.clock()
-            self.hub.stats.lines_in += 1
+            if msg.command not in ("PING", "PONG"):  # a client's lag check is not activity
+                user.lines += 1
+                user.last_active = self.hub.clock()
+                self.hub.stats.lines_in += 1
         elif msg.command not in _BEFORE_REGISTRATION:
             self._numeric(session, im.ERR_NOTREGISTERED, "You have not registered")
             return
+        try:
+            self._dispatch(session, msg)
+        except ValueError as error:
+            # A reply the codec refused (our bug: a client's word put where it
+            # cannot go): that one line is lost, never the connection.
+            log.warning("irc: %s: reply to %s refused: %s", user.link.peer, msg.command, error)
+            self._notice(session, f"{msg.command}: that could not be answered.")
+
+    def _dispatch(self, session: IrcSession, msg: Message) -> None:
         handler = _COMMANDS.get(msg.command)
         if handler is not None:
             handler(self, session, msg)
         elif msg.command.lower() in self._commands():
-            params = msg.params
-            self.hub.plugins.run_command(user, Invocation(msg.command.lower(), " ".join(params)))
+            args = _text(" ".join(msg.params)).strip()
+            self.hub.plugins.run_command(session.user, Invocation(msg.command.lower(), args))
         else:
             self._numeric(session, im.ERR_UNKNOWNCOMMAND, msg.command, "Unknown command")
 

@@ -11,7 +11,7 @@ import pytest
 
 from chatd import Command, Context, hookimpl
 from chatd.core.commands import CommandTable
-from chatd.core.hub import NICK_PROMPT
+from chatd.core.nicks import NICK_PROMPT
 from tests.helpers import FakeLink, HubFixture
 
 PROMPT = "*** " + NICK_PROMPT

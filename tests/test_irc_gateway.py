@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatd.core import events as ev
 from chatd.core.hub import Hub
@@ -519,3 +521,73 @@ def test_refused_and_shutdown_say_error(net: Net) -> None:
     net.gateway.shutdown("chatd is restarting")
     assert bob.take() == [Message("ERROR", ("chatd is restarting",))]
     assert bob.link.closed
+
+
+# -- hostile lines ------------------------------------------------------------------------
+
+HOSTILE = [
+    b"JOIN :#a b",
+    b"WHOIS :a b",
+    b"MODE #lobby ::",
+    b"WHO : x",
+    b"PART #" + b"a" * 500,
+    b"NICK :bad nick",
+    b"TOPIC :#no such",
+    b"NAMES :# x",
+    b"PRIVMSG :a b :hi",
+    b"KICK :#a b :c d",
+    b"CAP REQ :" + b"x " * 200,
+    b"HELP : ",
+]
+
+
+@pytest.mark.parametrize("line", HOSTILE)
+def test_a_clients_words_echoed_in_a_reply_never_break_it(net: Net, line: bytes) -> None:
+    bob = net.irc("bob")
+    bob.send(line)
+    replies = bob.take()  # every line parses (take() parses them) ...
+    assert all(len(irc.message("", m.command, *m.params)) <= 512 for m in replies)
+    assert not net.fx.chat.errors, net.fx.chat.errors  # ... and no plugin failed on it
+    bob.send("PING :still here")  # ... and the connection is as good as before
+    assert bob.take()[-1].command == "PONG"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "JOIN",
+                "PART",
+                "PRIVMSG",
+                "NOTICE",
+                "NICK",
+                "TOPIC",
+                "KICK",
+                "MODE",
+                "WHO",
+                "WHOIS",
+                "NAMES",
+                "LIST",
+                "CAP",
+                "USER",
+                "PING",
+                "QUIT",
+                "HELP",
+                "FACT",
+                "XYZ",
+            ]
+        ).flatmap(
+            lambda verb: st.lists(
+                st.text(alphabet=st.characters(codec="utf-8"), max_size=30), max_size=4
+            ).map(lambda args: verb + " " + " ".join(args) + " :" + (args[-1] if args else ""))
+        ),
+        max_size=8,
+    )
+)
+def test_any_lines_get_answers_that_parse_and_never_raise(lines: list[str]) -> None:
+    net = Net()
+    bob = net.irc("bob")
+    for text in lines:
+        bob.send(text.encode("utf-8", "replace")[:600])
+    bob.take()  # raises if any line sent back does not parse

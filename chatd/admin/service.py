@@ -18,8 +18,9 @@ from typing import Any
 from chatd.admin import wire
 from chatd.core.bans import BanError, parse_duration
 from chatd.core.guard import ON, PluginRecord
-from chatd.core.hub import Hub, nick_problem
+from chatd.core.hub import Hub
 from chatd.core.link import Link
+from chatd.core.nicks import nick_problem
 from chatd.core.plugins import PluginHost, Report
 from chatd.core.rooms import Room, room_problem
 from chatd.core.stats import Stats

@@ -34,9 +34,8 @@ import enum
 import functools
 import itertools
 import logging
-import re
 import time
-from typing import Final, Protocol
+from typing import Protocol
 
 from chatd.config import Config
 from chatd.core import events as ev
@@ -45,17 +44,13 @@ from chatd.core.delivery import ECHO, Delivery, Wire
 from chatd.core.fanout import Fanout, Group
 from chatd.core.invocation import Invocation, parse
 from chatd.core.link import Link
+from chatd.core.nicks import NICK_PROMPT, nick_problem
 from chatd.core.rooms import MAX_REASON_CHARS, NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
 from chatd.wire.text import decode_line, one_line, sentence
 
 log = logging.getLogger(__name__)
-
-NICK_MAX: Final = 16
-_NICK = re.compile(rf"[A-Za-z0-9_-]{{1,{NICK_MAX}}}")
-NICK_RULE: Final = f"1-{NICK_MAX} letters, digits, _ or -"
-NICK_PROMPT: Final = f"Choose a nickname ({NICK_RULE}):"
 
 
 class State(enum.Enum):
@@ -128,16 +123,9 @@ class User:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
 
 
-def nick_problem(nick: str) -> str | None:
-    """Why ``nick`` cannot be a nickname, or None if it can."""
-    if _NICK.fullmatch(nick):
-        return None
-    shown = nick if len(nick) <= 40 else nick[:40] + "..."
-    return f'"{shown}" is not a valid nickname: use {NICK_RULE}.'
-
-
 def _reason(text: str) -> str:
-    """A part's or a kick's reason: one clean line, at most MAX_REASON_CHARS."""
+    """A reason given to someone else (a part's, a kick's, a ban's): one clean
+    line, at most MAX_REASON_CHARS."""
     text = one_line(text).strip()
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
@@ -339,7 +327,7 @@ class Hub:
         """An operator removes ``user``: it is told why, the others see it leave."""
         if user.state is State.GONE:
             return
-        reason = one_line(reason)  # it goes into a sentence, and into the log
+        reason = _reason(reason)  # it goes into a sentence, and into the log
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
         self.notify(user, sentence(f"You have been {why}"))
         log.info("%s was %s", user.nick or user.link.peer, why)
@@ -349,7 +337,7 @@ class Hub:
     def ban(self, nick: str, seconds: float, reason: str = "") -> str:
         """An operator keeps ``nick`` out for ``seconds``, and the address it is
         on, if it is online (it is told and disconnected). Returns what was done."""
-        reason = one_line(reason)
+        reason = _reason(reason)
         until = self.clock() + seconds
         length = format_duration(seconds)
         self.bans.add("nick", nick, until, reason)
@@ -396,7 +384,8 @@ class Hub:
         if user.state is State.GONE:
             return
         self.notify(user, f"Goodbye, {user.nick}." if user.nick else "Goodbye.")
-        reason = one_line(reason)  # a plugin's ctx.quit may pass anything
+        reason = one_line(reason)  # a plugin's ctx.quit may pass anything (a user's
+        # own quit is bounded by its line limit, and is its to say in full)
         self.disconnect(user, f"Quit: {reason}" if reason else "Quit")
         user.link.close()
 

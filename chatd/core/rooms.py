@@ -27,7 +27,7 @@ DEFAULT_MAX_ROOMS_PER_USER: Final = 20
 DEFAULT_MAX_TOPIC_CHARS: Final = 300
 
 
-#: The longest reason a part or a room kick carries: a reason is a few words, and
+#: The longest reason a part, a kick or a ban carries: a reason is a few words, and
 #: an operator's (an admin request may be 64 KiB) must not make lines longer
 #: than any client may send.
 MAX_REASON_CHARS: Final = 300

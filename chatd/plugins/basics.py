@@ -44,9 +44,11 @@ def join(ctx: Context, args: str) -> None:
 def part(ctx: Context, args: str) -> None:
     room, _, reason = args.partition(" ")
     if room and not room.startswith("#"):
-        if f"#{room}".lower() in (name.lower() for name in ctx.joined):
-            room = f"#{room}"  # "/part games": the # left out of a room you are in
-        else:  # "/part bye": a reason, for the current room
+        # "/part games" alone: the # left out of a room you are in; with more
+        # words after it, or naming no room of yours, it is all the reason.
+        if not reason and f"#{room}".lower() in (name.lower() for name in ctx.joined):
+            room = f"#{room}"
+        else:
             room, reason = "", args
     if not room and not ctx.room:
         ctx.reply(f"Usage: /part [{ROOM}] [REASON] (you are in no room).")

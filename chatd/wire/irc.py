@@ -32,6 +32,7 @@ from typing import Any, Final, Protocol
 import chatd
 from chatd.core import events as ev
 from chatd.core.delivery import ECHO, HERE
+from chatd.core.nicks import NICK_MAX
 from chatd.core.rooms import DEFAULT_MAX_TOPIC_CHARS, ROOM_MAX
 from chatd.wire import irc_message as im
 from chatd.wire.irc_message import Message, ctcp, format_message
@@ -56,9 +57,8 @@ CLOAK: Final = "chatd"
 #: always passes the variant, so an explicit one means "for this reader alone".
 SHARED: Final = "shared"
 
-#: Nicknames are at most this long (the hub's rule, chatd.core.hub.NICK_MAX;
-#: repeated here because wire modules do not import the hub).
-NICKLEN: Final = 16
+#: Nicknames are at most this long (chatd.core.nicks, the rule for everyone).
+NICKLEN: Final = NICK_MAX
 #: "#" and at most ROOM_MAX characters (chatd.core.rooms).
 CHANNELLEN: Final = 1 + ROOM_MAX
 
@@ -78,9 +78,24 @@ def message(src: str, command: str, *params: str) -> bytes:
     return format_message(Message(command, params, src))
 
 
+#: How much of a client's token a reply echoes (a nick, a channel, a verb): the
+#: longest name chatd has is a room's 33 characters; more is a hostile line's.
+ECHO_CHARS: Final = 64
+
+
+def token(text: str) -> str:
+    """A client's word as a reply may echo it in a middle param: one clean line,
+    no spaces, no leading ":", at most ECHO_CHARS; "*" when nothing is left."""
+    word = one_line(text).replace(" ", "").lstrip(":")[:ECHO_CHARS]
+    return word or "*"
+
+
 def numeric(nick: str, code: str, *params: str) -> bytes:
-    """``:server CODE nick params...``: a numeric reply to ``nick`` ("*" before it has one)."""
-    return message(SERVER_NAME, code, nick or "*", *params)
+    """``:server CODE nick params...``: a numeric reply to ``nick`` ("*" before it
+    has one). Every param but the last (the text) may echo what a client sent,
+    so each is made a :func:`token`: a reply can never be refused by the codec."""
+    middle = tuple(token(param) for param in params[:-1])
+    return message(SERVER_NAME, code, token(nick), *middle, *params[-1:])
 
 
 def _by(nick: str) -> str:

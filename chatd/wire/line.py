@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from chatd.core import events as ev
 from chatd.core.delivery import AWAY, ECHO, HERE
-from chatd.core.hub import NICK_PROMPT
+from chatd.core.nicks import NICK_PROMPT
 from chatd.core.rooms import NO_ROOM
 from chatd.wire.text import lines_of, one_line
 
