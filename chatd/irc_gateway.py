@@ -213,7 +213,9 @@ class IrcGateway:
             self._numeric(session, im.ERR_NOSUCHCHANNEL, name, problem)
         elif user not in room.members:
             self._numeric(session, im.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
-        elif user not in room.ops:
+        elif (room.ops and user not in room.ops) or (nick and not room.ops):
+            # Refused for want of operator rights (a room without operators has
+            # none to give; its topic is anyone's, so a topic refusal is not this).
             self._numeric(session, im.ERR_CHANOPRIVSNEEDED, room.name, problem)
         elif nick and target is None:
             self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
@@ -457,6 +459,8 @@ class IrcGateway:
     def _names(self, session: IrcSession, msg: Message) -> None:
         user = session.user
         names = _targets(msg.params[0]) if msg.params else [r.name for r in user.rooms.values()]
+        if not names:  # in no channel: clients still wait for the end of the list
+            self._numeric(session, im.RPL_ENDOFNAMES, "*", "End of /NAMES list")
         for name in names:
             if self.hub.who(user, name):
                 self._numeric(session, im.RPL_ENDOFNAMES, name, "End of /NAMES list")
@@ -522,7 +526,8 @@ class IrcGateway:
                     return
                 nick = rest.pop(0)
                 problem = self.hub.set_op(session.user, room.name, nick, adding)
-                if problem and not self._already(room, nick, adding):
+                mine = session.user in room.ops  # only an operator's no-op passes in silence
+                if problem and not (mine and self._already(room, nick, adding)):
                     self._room_numeric(session, room.name, nick, problem)
             else:
                 self._numeric(session, im.ERR_UNKNOWNMODE, char, "is an unknown mode char to me")

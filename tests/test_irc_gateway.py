@@ -591,3 +591,27 @@ def test_any_lines_get_answers_that_parse_and_never_raise(lines: list[str]) -> N
     for text in lines:
         bob.send(text.encode("utf-8", "replace")[:600])
     bob.take()  # raises if any line sent back does not parse
+
+
+def test_refusals_name_the_right_reason(net: Net) -> None:
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("JOIN #games")
+    carol.send("JOIN #games")
+    net.settle()
+    carol.take()
+    # A topic too long in #lobby (no operators there): not a want of rights.
+    carol.send("TOPIC #lobby :" + "x" * 400)
+    [reply] = carol.take()
+    assert reply.command == "NOTICE" and "400 characters" in reply.params[-1]
+    # A non-operator's MODE +o that would change nothing is still refused.
+    carol.send("MODE #games +o bob")
+    [reply] = carol.take()
+    assert reply.command == "482"
+    bob.send("MODE #games +o bob")  # the operator's own no-op passes in silence
+    assert bob.take() == []
+    # NAMES in no channel still ends the list.
+    carol.send("JOIN 0")
+    carol.take()
+    carol.send("NAMES")
+    assert [(m.command, m.params[1]) for m in carol.take()] == [("366", "*")]
