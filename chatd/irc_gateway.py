@@ -275,13 +275,11 @@ class IrcGateway:
             session.nick = nick
             self._try_register(session)
             return
-        old = user.nick
         problem = self.hub.rename(user, nick)
         if problem:  # a ban
             self._numeric(session, im.ERR_ERRONEUSNICKNAME, nick, problem)
-            return
-        # The hub tells the others; the client needs its own NICK line to follow.
-        session.link.send(irc.message(irc.source(old), "NICK", user.nick))
+        # Done: the hub tells the others, and this client its own NICK line
+        # (YouRenamed), however the rename came (a plugin's /nick too).
 
     def _user_cmd(self, session: IrcSession, msg: Message) -> None:
         if self.hub.is_online(session.user):

@@ -615,3 +615,13 @@ def test_refusals_name_the_right_reason(net: Net) -> None:
     carol.take()
     carol.send("NAMES")
     assert [(m.command, m.params[1]) for m in carol.take()] == [("366", "*")]
+
+
+def test_a_rename_by_a_plugin_command_is_followed_by_the_client(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("PRIVMSG chatd :nick zed")  # the basics plugin's /nick, not IRC's NICK
+    assert bob.take() == [Message("NICK", ("zed",), src("bob"))]
+    assert alice.take() == ["*** bob is now known as zed"]
+    bob.send("QUIT :bye")
+    assert [m.command for m in bob.take()] == ["ERROR"]  # and nothing after it

@@ -81,6 +81,8 @@ CASES: list[tuple[ev.Event, str, bytes]] = [
         b"*** Welcome to chatd, a chat server for terminals.\n"
         b"*** Choose a nickname (1-16 letters, digits, _ or -):\n",
     ),
+    (ev.YouRenamed("bob", "robert"), HERE, b"*** You are now known as robert.\n"),
+    (ev.Goodbye("bob"), HERE, b"*** Goodbye, bob.\n"),
     (ev.Current("#games"), HERE, b"*** Now talking in #games.\n"),
     (ev.Current(""), HERE, b"*** You are in no room. /join #room to enter one.\n"),
     (ev.YouLeft("#games"), HERE, b"*** You left #games.\n"),

@@ -220,7 +220,7 @@ def test_quit_and_rename_are_heard_once_by_everyone_who_shares_a_room(rooms: Roo
     assert rooms.got("bob") == [(ev.Renamed("alice", "alicia"), HERE)]  # once, not per room
     assert rooms.got("carol") == [(ev.Renamed("alice", "alicia"), HERE)]
     assert rooms.got("dave") == []
-    assert rooms.got("alice") == [notice("You are now known as alicia.")]
+    assert rooms.got("alice") == [(ev.YouRenamed("alice", "alicia"), HERE)]
     rooms.hub.receive(rooms.users["alice"], "/quit bye")
     assert rooms.got("bob") == [(ev.Quit("alicia", "Quit: bye"), HERE)]
     assert rooms.got("carol") == [(ev.Quit("alicia", "Quit: bye"), HERE)]

@@ -121,6 +121,22 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class YouRenamed:
+    """The user is now known as ``new`` (it was ``old``): the others hear Renamed."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """The user quit on purpose (``nick``: ``""`` if it never had one); its
+    connection closes after this."""
+
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
 class Greeting:
     """A new connection, not yet named, is greeted (nc: asked for a nickname;
     a wire with a registration of its own may show nothing)."""
@@ -189,6 +205,8 @@ Event = (
     | Opped
     | Notice
     | Greeting
+    | YouRenamed
+    | Goodbye
     | Welcome
     | RoomState
     | Members

@@ -374,7 +374,7 @@ class Hub:
         user.nick = new_nick
         self._named[_key(new_nick)] = user
         log.info("%s is now known as %s", old, new_nick)
-        self.notify(user, f"You are now known as {new_nick}.")
+        self.delivery.to_user(user, ev.YouRenamed(old, new_nick))
         if user.rooms:
             self.delivery.to_sharing(user, ev.Renamed(old, new_nick))
         return None
@@ -383,7 +383,7 @@ class Hub:
         """The user leaves on purpose: say goodbye, tell the others, close."""
         if user.state is State.GONE:
             return
-        self.notify(user, f"Goodbye, {user.nick}." if user.nick else "Goodbye.")
+        self.delivery.to_user(user, ev.Goodbye(user.nick))
         reason = one_line(reason)  # a plugin's ctx.quit may pass anything (a user's
         # own quit is bounded by its line limit, and is its to say in full)
         self.disconnect(user, f"Quit: {reason}" if reason else "Quit")

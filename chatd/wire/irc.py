@@ -172,6 +172,14 @@ def _greeting(e: ev.Greeting, v: str) -> bytes:
     return b""  # IRC registers with NICK and USER: no prompt
 
 
+def _you_renamed(e: ev.YouRenamed, v: str) -> bytes:
+    return message(source(e.old), "NICK", e.new)  # the client follows its own NICK line
+
+
+def _goodbye(e: ev.Goodbye, v: str) -> bytes:
+    return b""  # the gateway has answered QUIT with ERROR: nothing may follow it
+
+
 # -- what one reader is told: numerics name it -------------------------------------------
 
 
@@ -287,6 +295,8 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.Notice: _notice,
     ev.Current: _current,
     ev.Greeting: _greeting,
+    ev.YouRenamed: _you_renamed,
+    ev.Goodbye: _goodbye,
     # Personal events reach the module renderer only by mistake; they name no one.
     ev.Welcome: _personal_anonymous,
     ev.RoomState: _personal_anonymous,

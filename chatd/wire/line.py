@@ -163,6 +163,16 @@ def _greeting(e: ev.Greeting, v: str) -> bytes:
     return encode_notices(f"Welcome to chatd, a chat server for terminals.\n{NICK_PROMPT}")
 
 
+def _you_renamed(e: ev.YouRenamed, v: str) -> bytes:
+    return encode_line(f"{SERVER_PREFIX}You are now known as {e.new}.")
+
+
+def _goodbye(e: ev.Goodbye, v: str) -> bytes:
+    return encode_line(
+        f"{SERVER_PREFIX}Goodbye, {e.nick}." if e.nick else f"{SERVER_PREFIX}Goodbye."
+    )
+
+
 def _welcome(e: ev.Welcome, v: str) -> bytes:
     online = "1 user online (you)" if e.online == 1 else f"{e.online} users online"
     where = f"; you are in {e.room}" if e.room else ""
@@ -229,6 +239,8 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.Opped: _opped,
     ev.Notice: _notice,
     ev.Greeting: _greeting,
+    ev.YouRenamed: _you_renamed,
+    ev.Goodbye: _goodbye,
     ev.Welcome: _welcome,
     ev.RoomState: _room_state,
     ev.Members: _members,
