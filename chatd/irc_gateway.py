@@ -251,13 +251,13 @@ class IrcGateway:
 
     def _nick_refusal(self, nick: str, user: User) -> tuple[str, str] | None:
         """(numeric, text) when ``nick`` cannot be ``user``'s nickname."""
-        problem = nick_problem(nick)
-        if problem:
-            return im.ERR_ERRONEUSNICKNAME, problem
-        holder = self.hub.find(nick)
-        if (holder is not None and holder is not user) or irc_fold(nick) == SERVICE_NICK:
+        if irc_fold(nick) == SERVICE_NICK:
             return im.ERR_NICKNAMEINUSE, f"The nickname {nick} is taken; choose another."
-        return None
+        problem = self.hub.nick_refusal(user, nick)
+        if problem is None:
+            return None
+        taken = nick_problem(nick) is None and self.hub.nick_taken(nick, user)
+        return (im.ERR_NICKNAMEINUSE if taken else im.ERR_ERRONEUSNICKNAME), problem
 
     def _nick_cmd(self, session: IrcSession, msg: Message) -> None:
         if not msg.params or not msg.params[0]:
@@ -306,7 +306,7 @@ class IrcGateway:
         problem = refusal[1] if refusal else self.hub.register(user, nick)
         if problem:
             session.nick = ""  # the client sends another NICK
-            code = refusal[0] if refusal else im.ERR_ERRONEUSNICKNAME  # a banned nickname
+            code = refusal[0] if refusal else im.ERR_ERRONEUSNICKNAME
             self._numeric(session, code, nick, problem)
             return
         # Registration put the user in the default room without the member list

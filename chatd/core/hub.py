@@ -361,14 +361,11 @@ class Hub:
 
     def rename(self, user: User, new_nick: str) -> str | None:
         """Change a named user's nickname; returns why not, or None when done."""
-        problem = nick_problem(new_nick) or self._banned_nick(new_nick)
+        problem = self.nick_refusal(user, new_nick)
         if problem:
             return problem
         if new_nick == user.nick:
             return f"You are already {new_nick}."
-        holder = self._named.get(_key(new_nick))
-        if holder is not None and holder is not user:
-            return f"The nickname {new_nick} is taken; choose another."
         old = user.nick
         del self._named[_key(old)]
         user.nick = new_nick
@@ -651,9 +648,7 @@ class Hub:
         (IRC) when its own registration is complete."""
         if user.state is not State.REGISTERING:
             return "You have a nickname already."
-        problem = nick_problem(nick) or self._banned_nick(nick)
-        if problem is None and _key(nick) in self._named:
-            problem = f"The nickname {nick} is taken; choose another."
+        problem = self.nick_refusal(user, nick)
         if problem:
             return problem
         user.nick = nick
@@ -669,6 +664,20 @@ class Hub:
         self._enter(user, room, arrived=True)
         self.plugins.user_joined(user)
         return None
+
+    def nick_refusal(self, user: User, nick: str) -> str | None:
+        """Why ``user`` may not be called ``nick`` (the rule, a ban, someone else
+        has it), or None: what registering and renaming check, and what a wire
+        checks before its registration is complete (IRC's NICK)."""
+        problem = nick_problem(nick) or self._banned_nick(nick)
+        if problem is None and self.nick_taken(nick, user):
+            problem = f"The nickname {nick} is taken; choose another."
+        return problem
+
+    def nick_taken(self, nick: str, user: User) -> bool:
+        """Whether someone other than ``user`` is called ``nick`` (ignoring case)."""
+        holder = self._named.get(_key(nick))
+        return holder is not None and holder is not user
 
     def _banned_nick(self, nick: str) -> str | None:
         ban = self.bans.find("nick", nick, self.clock())
