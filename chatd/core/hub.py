@@ -163,8 +163,10 @@ class Hub:
         self._ids = itertools.count(1)
         #: Nicknames and addresses operators keep out for a while (chatd admin ban).
         self.bans = Bans()
-        self._default = self.config.rooms.default
-        self._default_room()
+        # The room users are put in: [rooms] default as the hub started (a reload
+        # does not move it: it is a restart-only setting). Never removed.
+        self._lobby = Room(self.config.rooms.default)
+        self._rooms[room_key(self._lobby.name)] = self._lobby
 
     @property
     def config(self) -> Config:
@@ -395,12 +397,6 @@ class Hub:
         """Every room, sorted by name ignoring case."""
         return [self._rooms[key] for key in sorted(self._rooms)]
 
-    @property
-    def default_room(self) -> str:
-        """The room users are put in: ``[rooms] default`` as the hub started
-        (a reload does not move it: it is a restart-only setting)."""
-        return self._default
-
     def join(self, user: User, name: str) -> str | None:
         """``user`` joins room ``name`` (made if there is none) and makes it its
         current room; returns why not, or None when done."""
@@ -543,8 +539,7 @@ class Hub:
         room = self.find_room(name)
         if room is None or user not in room.members:
             return f"You are not in {name}."
-        members, ops = tuple(self.members(room)), self.room_ops(room)
-        self.delivery.to_user(user, ev.RoomState(room.name, room.topic, members, ops))
+        self.delivery.to_user(user, self._state(room))
         return None
 
     def members(self, room: Room) -> list[str]:
@@ -556,13 +551,6 @@ class Hub:
 
     # -- inside ----------------------------------------------------------------------
 
-    def _default_room(self) -> Room:
-        name = self.default_room
-        room = self._rooms.get(room_key(name))
-        if room is None:
-            room = self._rooms[room_key(name)] = Room(name)
-        return room
-
     def _op_on(self, by: User | None, name: str, nick: str) -> tuple[Room, User] | str:
         """Room ``name`` and its member ``nick``, when ``by`` (None: a server
         operator) may act as the room's operator on it; else why not."""
@@ -572,7 +560,7 @@ class Hub:
         if by is not None and by not in room.members:
             return f"You are not in {room.name}."
         if by is not None and by not in room.ops:
-            if room_key(room.name) == room_key(self.default_room):
+            if room is self._lobby:
                 return f"{room.name} has no operators: it is everyone's room."
             return f"You are not an operator of {room.name}."
         target = self.find(nick)
@@ -588,8 +576,11 @@ class Hub:
         self._set_current(user, room)
         if not arrived:  # arriving, the welcome names the room
             self.delivery.to_user(user, ev.Current(room.name))
-            members, ops = tuple(self.members(room)), self.room_ops(room)
-            self.delivery.to_user(user, ev.RoomState(room.name, room.topic, members, ops))
+            self.delivery.to_user(user, self._state(room))
+
+    def _state(self, room: Room) -> ev.RoomState:
+        """What a user who joins ``room`` is told of it."""
+        return ev.RoomState(room.name, room.topic, tuple(self.members(room)), self.room_ops(room))
 
     def _make_current(self, user: User, room: Room) -> None:
         self._set_current(user, room)
@@ -609,7 +600,7 @@ class Hub:
         room.members.pop(user, None)
         room.ops.discard(user)
         user.rooms.pop(room_key(room.name), None)
-        if not room.members and room_key(room.name) != room_key(self.default_room):
+        if not room.members and room is not self._lobby:
             del self._rooms[room_key(room.name)]
             log.info("%s is empty and gone", room.name)
 
@@ -659,7 +650,7 @@ class Hub:
         self.delivery.arrive(user)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", nick, user.link.peer)
-        room = self._default_room()
+        room = self._lobby
         self.delivery.to_user(user, ev.Welcome(nick, room.name, len(self._named)))
         self._enter(user, room, arrived=True)
         self.plugins.user_joined(user)
