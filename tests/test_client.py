@@ -56,7 +56,7 @@ def _feed(model: ClientModel, *lines: str) -> list[str]:
 
 GREETING = (
     "*** Welcome to chatd, a chat server for terminals.",
-    "*** Choose a nickname (1-16 letters, digits, _ or -):",
+    r"*** Choose a nickname (1-16 letters, digits or any of _-[]\^{}|`):",
 )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from chatd import Command, Context, hookimpl
 from chatd.core.commands import CommandTable
-from chatd.core.nicks import NICK_PROMPT
+from chatd.core.nicks import NICK_PROMPT, NICK_RULE
 from tests.helpers import FakeLink, HubFixture
 
 PROMPT = "*** " + NICK_PROMPT
@@ -29,7 +29,9 @@ def test_greeting_ends_with_the_nickname_prompt(fx: HubFixture) -> None:
     assert link.lines[-1] == PROMPT
 
 
-@pytest.mark.parametrize("bad", ["bad name", "x" * 17, "émile", "a.b", "<alice>"])
+@pytest.mark.parametrize(
+    "bad", ["bad name", "x" * 17, "émile", "a.b", "<alice>", "*bob*", "#lobby", "a:b", "~t"]
+)
 def test_invalid_nickname_gets_a_reason_and_the_prompt_again(fx: HubFixture, bad: str) -> None:
     link = FakeLink()
     user = fx.hub.connect(link)
@@ -39,6 +41,12 @@ def test_invalid_nickname_gets_a_reason_and_the_prompt_again(fx: HubFixture, bad
     assert reason.startswith("*** ") and "not a valid nickname" in reason
     assert prompt == PROMPT
     assert not link.closed
+
+
+@pytest.mark.parametrize("nick", ["[tom]", "ann|away", "x^", "{a}", "`q", "back\\slash", "-_-"])
+def test_irc_style_nicknames_are_everyones(fx: HubFixture, nick: str) -> None:
+    user, _ = fx.join(nick)  # asserts the welcome
+    assert fx.hub.find(nick.upper()) is user
 
 
 def test_empty_nickname_line_just_asks_again(fx: HubFixture) -> None:
@@ -190,7 +198,7 @@ def test_nick_change_follows_the_same_rules(fx: HubFixture) -> None:
     fx.hub.receive(alice_user, "/nick BOB")
     assert alice.take() == ["*** The nickname BOB is taken; choose another."]
     fx.hub.receive(alice_user, "/nick no way")
-    assert alice.take() == ["*** Usage: /nick NEWNAME (1-16 letters, digits, _ or -)."]
+    assert alice.take() == [f"*** Usage: /nick NEWNAME ({NICK_RULE})."]
     fx.hub.receive(alice_user, "/nick bad!")
     assert "not a valid nickname" in alice.take()[0]
     fx.hub.receive(alice_user, "/nick alice")

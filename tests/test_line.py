@@ -79,7 +79,7 @@ CASES: list[tuple[ev.Event, str, bytes]] = [
         ev.Greeting(),
         HERE,
         b"*** Welcome to chatd, a chat server for terminals.\n"
-        b"*** Choose a nickname (1-16 letters, digits, _ or -):\n",
+        rb"*** Choose a nickname (1-16 letters, digits or any of _-[]\^{}|`):" + b"\n",
     ),
     (ev.YouRenamed("bob", "robert"), HERE, b"*** You are now known as robert.\n"),
     (ev.Goodbye("bob"), HERE, b"*** Goodbye, bob.\n"),

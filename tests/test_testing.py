@@ -30,7 +30,7 @@ from tests.helpers import WAIT, write_plugin
 ROOT = Path(__file__).resolve().parent.parent
 
 WELCOME = "*** Welcome to chatd, a chat server for terminals."
-PROMPT = "*** Choose a nickname (1-16 letters, digits, _ or -):"
+PROMPT = r"*** Choose a nickname (1-16 letters, digits or any of _-[]\^{}|`):"
 
 TICKER = """
     from chatd import Chat, Command, Context, hookimpl

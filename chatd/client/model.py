@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from chatd.core.commands import Invocation, parse
+from chatd.core.nicks import NICK_PATTERN
 from chatd.wire.text import sanitize
 
 Fragments = list[tuple[str, str]]  # prompt_toolkit (style, text) pairs
 
-_NICK: Final = r"[A-Za-z0-9_-]{1,16}"
+_NICK: Final = NICK_PATTERN
 #: A room's name as the server writes it: # and 1-32 letters, digits, _ or -.
 _ROOM: Final = r"#[A-Za-z0-9_-]{1,32}"
 PROMPT = re.compile(r"^\*\*\* Choose a nickname")

@@ -1,8 +1,14 @@
 """Nicknames: the rule every user's name keeps, whatever wire it came in on.
 
-Rule: a nickname is 1-16 ASCII letters, digits, ``_`` or ``-``, unique ignoring
-case (ASCII, so ``lower()`` is a complete case fold). This module needs nothing
-else of chatd, so the hub and every wire module can use it.
+Rule: a nickname is 1-16 ASCII letters, digits, ``_`` or ``-``, or one of the
+characters IRC nicknames have always been allowed (``[]\\^{}|`` and the
+backtick: irssi and weechat users keep names like ``[tom]`` or ``ann|away``),
+unique ignoring case. Case is ASCII's, so ``lower()`` is a complete case fold
+and IRC's ``CASEMAPPING=ascii`` says exactly that (``[`` and ``{`` are two
+characters, not one in two cases). None of these characters begins anything
+in the line format (``<nick>``, ``*nick*``, ``[#room]``, ``*** ``), so an nc
+reader never mistakes a name for markup. This module needs nothing else of
+chatd, so the hub and every wire module can use it.
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ import re
 from typing import Final
 
 NICK_MAX: Final = 16
-_NICK = re.compile(rf"[A-Za-z0-9_-]{{1,{NICK_MAX}}}")
-NICK_RULE: Final = f"1-{NICK_MAX} letters, digits, _ or -"
+#: The characters of a nickname, as a regular expression's character class body.
+NICK_CHARS: Final = r"A-Za-z0-9_\-\[\]\\^{}|`"
+#: A whole nickname, as a regular expression (for clients that read names in lines).
+NICK_PATTERN: Final = rf"[{NICK_CHARS}]{{1,{NICK_MAX}}}"
+_NICK = re.compile(NICK_PATTERN)
+NICK_RULE: Final = f"1-{NICK_MAX} letters, digits or any of _-[]\\^{{}}|`"
 #: What nc users are asked (chatd.wire.line's greeting, the hub's re-prompt).
 NICK_PROMPT: Final = f"Choose a nickname ({NICK_RULE}):"
 

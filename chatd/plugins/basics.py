@@ -2,11 +2,12 @@
 (/msg, /r), a room operator's /kick, /op and /deop, and /nick, /me, /quit."""
 
 from chatd import Command, Context, hookimpl
+from chatd.core.nicks import NICK_RULE
 
 
 def nick(ctx: Context, args: str) -> None:
     if not args or " " in args:
-        ctx.reply("Usage: /nick NEWNAME (1-16 letters, digits, _ or -).")
+        ctx.reply(f"Usage: /nick NEWNAME ({NICK_RULE}).")
         return
     problem = ctx.rename(args)
     if problem:
