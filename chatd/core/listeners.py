@@ -148,21 +148,33 @@ class Limits:
 NO_LIMITS: Final = Limits()
 
 
+class Tally:
+    """The connections open through one or more listeners, in all and per
+    address: what max_connections and max_per_host are counted against. The
+    chat's listeners (nc and IRC) share one, so that a limit is the server's,
+    not each port's."""
+
+    __slots__ = ("count", "full", "hosts", "noisy")
+
+    def __init__(self) -> None:
+        self.count = 0  # connections open
+        self.hosts: dict[str, int] = {}  # address -> connections open from it
+        self.full = False  # refusing for max_connections (logged once per episode)
+        self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
+
+
 class Listener:
     """A listening socket, what serves its connections, their limits and counts."""
 
     __slots__ = (
         "allowed_uids",
-        "count",
-        "full",
         "handler",
-        "hosts",
         "limits",
-        "noisy",
         "path",
         "paused",
         "sock",
         "stats",
+        "tally",
         "watched",
     )
 
@@ -175,6 +187,7 @@ class Listener:
         stats: Stats | None,
         allowed_uids: frozenset[int] | None = None,
         path: str | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.sock = sock
         self.handler = handler
@@ -182,26 +195,28 @@ class Listener:
         self.stats = stats
         self.allowed_uids = allowed_uids  # Unix sockets: peers' uids let in (SO_PEERCRED)
         self.path = path  # Unix sockets: the file, removed on close
-        self.count = 0  # connections open
-        self.hosts: dict[str, int] = {}  # address -> connections open from it
-        self.full = False  # refusing for max_connections (logged once per episode)
-        self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
+        self.tally = tally if tally is not None else Tally()  # shared with other listeners
         self.watched = False  # registered with the selector
         self.paused = False  # accept() found no descriptor free: a retry is scheduled
 
+    @property
+    def count(self) -> int:
+        """Connections open through this listener and those it shares its tally with."""
+        return self.tally.count
+
     def refusal(self, host: str) -> str:
         """Why a new connection from ``host`` is turned away, or "" if it is not."""
-        limits = self.limits
-        if limits.max_connections and self.count >= limits.max_connections:
-            if not self.full:
-                self.full = True
+        limits, tally = self.limits, self.tally
+        if limits.max_connections and tally.count >= limits.max_connections:
+            if not tally.full:
+                tally.full = True
                 log.warning(
                     "server full (%d connections): refusing new ones", limits.max_connections
                 )
             return "Server full."
-        if limits.max_per_host and self.hosts.get(host, 0) >= limits.max_per_host:
-            if host not in self.noisy:  # once until one of its connections ends
-                self.noisy.add(host)
+        if limits.max_per_host and tally.hosts.get(host, 0) >= limits.max_per_host:
+            if host not in tally.noisy:  # once until one of its connections ends
+                tally.noisy.add(host)
                 log.warning(
                     "%s: refusing connections, %d open from there", host, limits.max_per_host
                 )
@@ -223,21 +238,23 @@ class Listener:
 
     def opened(self, host: str) -> None:
         """A connection from ``host`` was admitted: count it."""
-        self.count += 1
-        self.hosts[host] = self.hosts.get(host, 0) + 1
+        tally = self.tally
+        tally.count += 1
+        tally.hosts[host] = tally.hosts.get(host, 0) + 1
         if self.stats is not None:
             self.stats.opened()
 
     def closed(self, host: str) -> None:
         """A connection from ``host`` has ended: count it out."""
-        self.count -= 1
-        if self.hosts[host] == 1:
-            del self.hosts[host]
+        tally = self.tally
+        tally.count -= 1
+        if tally.hosts[host] == 1:
+            del tally.hosts[host]
         else:
-            self.hosts[host] -= 1
-        self.noisy.discard(host)
-        if self.full and self.count < (self.limits.max_connections or 1 << 62):
-            self.full = False
+            tally.hosts[host] -= 1
+        tally.noisy.discard(host)
+        if tally.full and tally.count < (self.limits.max_connections or 1 << 62):
+            tally.full = False
             log.info("no longer full: accepting new connections")
         if self.stats is not None:
             self.stats.closed()

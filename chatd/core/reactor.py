@@ -71,6 +71,7 @@ from chatd.core.listeners import (
     Admission,
     Limits,
     Listener,
+    Tally,
     format_address,
     open_tcp,
     open_unix,
@@ -95,6 +96,7 @@ __all__ = [
     "Limits",
     "Listener",
     "Reactor",
+    "Tally",
     "format_address",
 ]
 
@@ -200,10 +202,12 @@ class Reactor:
         limits: Limits = NO_LIMITS,
         *,
         stats: Stats | None = None,
+        tally: Tally | None = None,
     ) -> Listener:
-        """Serve TCP connections on (host, port) with ``handler``."""
+        """Serve TCP connections on (host, port) with ``handler``; listeners given
+        one ``tally`` count their connections together against their limits."""
         sock = open_tcp(host, port)
-        return self._admission.add(Listener(sock, handler, limits, stats=stats))
+        return self._admission.add(Listener(sock, handler, limits, stats=stats, tally=tally))
 
     def listen_unix(
         self,
@@ -548,7 +552,10 @@ class Reactor:
         listeners = self._admission.listeners
         handlers = {id(listener.handler): listener.handler for listener in listeners}
         self._admission.close_listeners()
-        for handler in handlers.values():
+        # The handler listened with last goes first: a gateway beside the hub
+        # (IRC) closes its connections with its own goodbye before the hub
+        # tells everyone left (what is sent to a closed connection is dropped).
+        for handler in reversed(handlers.values()):
             handler.shutdown(self.shutdown_message)
         self._flush()
         deadline = self.timers.clock() + SHUTDOWN_FLUSH_SECONDS
