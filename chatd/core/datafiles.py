@@ -1,4 +1,5 @@
-"""Reading the list files plugins use (words, facts): one entry a line.
+"""Reading the list files plugins use (words, facts): one entry a line; and
+the other text files the server reads while it runs (the IRC MOTD).
 
 Rule: one format for every list file: UTF-8, one entry a line, surrounding
 space trimmed, blank lines and lines starting with ``#`` ignored. Errors are
@@ -42,6 +43,16 @@ def _not_regular(path: Path, mode: int) -> DataFileError:
 
 def read_list(path: Path) -> list[str]:
     """The entries of a list file, in order."""
+    entries = [line.strip() for line in read_text(path).splitlines()]
+    return [entry for entry in entries if entry and not entry.startswith("#")]
+
+
+def read_text(path: Path, limit: int | None = None) -> str:
+    """The whole of a UTF-8 text file of at most ``limit`` bytes (a list's
+    MAX_LIST_BYTES by default), read without ever waiting on anybody."""
+    what = "keep it short"
+    if limit is None:
+        limit, what = MAX_LIST_BYTES, "a list is one entry a line"
     try:
         # stat first: opening a FIFO waits for a writer, and opening some
         # devices does things; neither is ever opened.
@@ -56,18 +67,20 @@ def read_list(path: Path) -> list[str]:
             mode = os.fstat(fh.fileno()).st_mode
             if not stat.S_ISREG(mode):
                 raise _not_regular(path, mode)
-            data = fh.read(MAX_LIST_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
         raise DataFileError(f"{path}: no such file") from None
     except OSError as exc:
         raise DataFileError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(data) > MAX_LIST_BYTES:
-        raise DataFileError(
-            f"{path}: larger than {MAX_LIST_BYTES // (1024 * 1024)} MiB; a list is one entry a line"
-        )
+    if len(data) > limit:
+        raise DataFileError(f"{path}: larger than {_size(limit)}; {what}")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataFileError(f"{path}: not UTF-8 (byte {exc.start})") from None
-    entries = [line.strip() for line in text.splitlines()]
-    return [entry for entry in entries if entry and not entry.startswith("#")]
+
+
+def _size(limit: int) -> str:
+    if limit % (1024 * 1024) == 0:
+        return f"{limit // (1024 * 1024)} MiB"
+    return f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
