@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,11 +35,12 @@ def _serve(args: argparse.Namespace) -> int:
     from chatd.admin.paths import SocketPathError
     from chatd.core.commands import CommandError
     from chatd.core.plugins import PluginError
-    from chatd.server import Server
+    from chatd.server import ListenError, Server
 
     try:
         config: Config = load(args.config)
         config = with_overrides(config, "server", host=args.host, port=args.port)
+        config = with_overrides(config, "irc", host=args.irc_host, port=args.irc_port)
     except ConfigError as exc:
         return _fail(str(exc))
     _setup_logging(args.log_level)
@@ -50,21 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         server.listen()
-    except SocketPathError as exc:  # the admin socket: the message names its path
+    except (SocketPathError, ListenError) as exc:  # each names its path or port
         return _fail(str(exc))
-    except OSError as exc:  # the chat port
-        where = f"{config.server.host}:{config.server.port}"
-        # A host name that does not resolve is a socket.gaierror (by name here: the
-        # reactor alone imports socket), which create_server re-raises as a plain
-        # OSError with the gaierror as its context; its errno is getaddrinfo's
-        # (EAI_NONAME is -2), which os.strerror does not know.
-        if "gaierror" in (type(exc).__name__, type(exc.__context__).__name__):
-            return _fail(
-                f"cannot listen on {where}: the host name could not be resolved;"
-                " set [server] host to an address of this machine"
-            )
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        return _fail(f"cannot listen on {where}: {reason}")
     server.reactor.install_signal_handlers()
     server.run()
     return 0
@@ -214,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
     serve.add_argument("--host", help="address to listen on (overrides [server] host)")
     serve.add_argument("--port", type=int, help="TCP port (overrides [server] port; 0 = any)")
+    serve.add_argument("--irc-host", help="address for IRC clients (overrides [irc] host)")
+    serve.add_argument(
+        "--irc-port", type=int, help="TCP port for IRC (overrides [irc] port; 0 = any)"
+    )
     serve.add_argument(
         "--log-level",
         default="INFO",

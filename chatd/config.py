@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Final, get_type_hints
 
 from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
 from chatd.core.flood import DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE
+from chatd.core.nicks import nick_problem
 from chatd.core.rooms import (
     DEFAULT_MAX_ROOMS,
     DEFAULT_MAX_ROOMS_PER_USER,
@@ -107,6 +109,17 @@ MAX_ROOMS_PER_USER: Final = 1000
 #: a client may send could never be typed.
 MIN_TOPIC_CHARS: Final = 20
 MAX_TOPIC_CHARS: Final = MAX_LINE_BYTES
+#: How long an IRC connection may stay silent before the server PINGs it, and
+#: then how long it has to answer: 5 seconds at least (a client on a slow link
+#: must have time to), a day at most (past that it is never); 0 = off.
+MIN_PING_SECONDS: Final = 5
+MAX_PING_SECONDS: Final = 86_400
+#: A server name is a host name (RFC 2812 2.3.1): letters, digits, "-" and
+#: ".", with at least one dot (so no client takes it for a nickname), at most
+#: 63 characters (the longest a server name may be on IRC).
+_SERVER_NAME = re.compile(r"(?=.{1,63}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+#: A network name goes into 005 NETWORK= and 001: one word.
+_NETWORK = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
 def _setting(
@@ -205,7 +218,9 @@ class LimitSettings:
 @dataclass(frozen=True)
 class RoomSettings:
     default: str = _setting(
-        "#lobby", "The room every user is in once named; it is never removed, and has no operator."
+        "#lobby",
+        "The room every nc and chatd connect user is put in once named;"
+        " it is never removed, and has no operator.",
     )
     max_rooms: int = _setting(
         DEFAULT_MAX_ROOMS,
@@ -230,6 +245,52 @@ class RoomSettings:
         problem = room_problem(self.default)
         if problem:
             raise ValueError(f"default: {problem}")
+
+
+@dataclass(frozen=True)
+class IrcSettings:
+    enabled: bool = _setting(True, "Serve IRC clients (irssi, weechat, HexChat) in the same chat.")
+    host: str = _setting("127.0.0.1", "Address the IRC listener listens on.")
+    port: int = _setting(6667, "TCP port for IRC; 0 picks a free one.", min=0, max=MAX_PORT)
+    server_name: str = _setting(
+        "chatd.local", "The server's name in IRC replies: a host name with a dot in it."
+    )
+    network: str = _setting("chatd", "The network's name IRC clients show (005 NETWORK).")
+    motd_file: str = _setting(
+        "", "Message of the day for IRC clients, a text file; empty = the bundled one."
+    )
+    ping_interval: float = _setting(
+        120,
+        "Seconds of silence before an IRC client is PINGed, and then to answer; 0 = never.",
+        min=MIN_PING_SECONDS,
+        max=MAX_PING_SECONDS,
+        off=0,
+    )
+    autojoin: list[str] = _setting(
+        ["#lobby"], "Rooms an IRC user is put in once registered (IRC users can JOIN others)."
+    )
+    service_nick: str = _setting(
+        "chatd", "Who IRC users send plugin commands to (/msg chatd fact); no user may take it."
+    )
+
+    def __post_init__(self) -> None:
+        if not _SERVER_NAME.fullmatch(self.server_name):
+            raise ValueError(
+                f"server_name: {self.server_name!r} is not a server name: use a host name"
+                " with a dot in it, like chat.example.org"
+            )
+        if not _NETWORK.fullmatch(self.network):
+            raise ValueError(
+                f"network: {self.network!r} is not a network name:"
+                " use 1-32 letters, digits, ., _ or -"
+            )
+        problem = nick_problem(self.service_nick)
+        if problem:
+            raise ValueError(f"service_nick: {problem}")
+        for name in self.autojoin:
+            problem = room_problem(name)
+            if problem:
+                raise ValueError(f"autojoin: {problem}")
 
 
 @dataclass(frozen=True)
@@ -307,6 +368,7 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     rooms: RoomSettings = field(default_factory=RoomSettings)
+    irc: IrcSettings = field(default_factory=IrcSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     jumble: JumbleSettings = field(default_factory=JumbleSettings)
@@ -316,6 +378,9 @@ class Config:
     extra: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     #: The file the settings came from, or None for built-in defaults.
     source: Path | None = field(default=None, compare=False)
+    #: What the command line set over the file (table -> key -> value): a
+    #: reload reads the file again and keeps these (see with_overrides).
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     @property
     def base_dir(self) -> Path:
@@ -339,7 +404,7 @@ def sections() -> dict[str, type[Any]]:
     return {
         f.name: hints[f.name]
         for f in dataclasses.fields(Config)
-        if f.name not in ("source", "extra")
+        if f.name not in ("source", "extra", "overrides")
     }
 
 
@@ -421,7 +486,15 @@ def with_overrides(config: Config, table: str, **values: Any) -> Config:
     current = getattr(config, table)
     merged = {**dataclasses.asdict(current), **values}
     section = _build_section(type(current), merged, f"[{table}]")
-    return dataclasses.replace(config, **{table: section})
+    overrides = {**config.overrides, table: {**config.overrides.get(table, {}), **values}}
+    return dataclasses.replace(config, **{table: section}, overrides=overrides)
+
+
+def reapply_overrides(old: Config, new: Config) -> Config:
+    """``new`` (a file read again) with the command-line settings ``old`` had."""
+    for table, values in old.overrides.items():
+        new = with_overrides(new, table, **values)
+    return new
 
 
 def _build_section(cls: type[Any], values: dict[str, Any], where: str) -> Any:

@@ -18,23 +18,38 @@ What the hub refuses with a sentence is answered with the IRC numeric for it
 where clients expect one (401, 403, 404, 441, 442, 482, ...), found from the
 hub's state rather than from the sentence's words, and as a NOTICE otherwise.
 
-Not yet here (the listener's step): the ``[irc]`` settings (server name,
-network, MOTD, autojoin, service nick, ping interval), PINGs from the server,
-capabilities (CAP LS advertises none), AWAY, and a reserved service nick in
-the hub's nickname rule.
+The ``[irc]`` settings it reads: server_name, network and service_nick as
+the gateway is made (they name the server and the service in every line, so
+they stay for the server's life); autojoin and ping_interval when used (a
+reload changes them); motd_file when made and on :meth:`IrcGateway.reload_motd`.
+
+PINGs from the server: a connection silent for ``ping_interval`` seconds is
+sent ``PING``; silent as long again, it is dropped with the QUIT reason
+``Ping timeout: N seconds``. Any line counts as an answer. One timer per
+connection, moved only when it fires: a line costs two stores, not a timer.
+
+Capabilities: ``server-time`` (CAP LS 302 and plain CAP LS alike). Asked for
+before registration, it gives the connection the ``irc+time`` format (see
+:class:`chatd.wire.irc.IrcWire`); after registration the format is fixed, so
+a CAP REQ that would change it is NAKed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Container
 from typing import Final
 
+import chatd
+from chatd.config import Config, ConfigError
+from chatd.core.datafiles import DataFileError, read_text
 from chatd.core.hub import Hub, State, User
 from chatd.core.invocation import Invocation
 from chatd.core.link import Link
 from chatd.core.nicks import nick_problem
 from chatd.core.rooms import Room, room_problem
+from chatd.core.timers import Timer
 from chatd.wire import irc
 from chatd.wire import irc_message as im
 from chatd.wire.irc_message import (
@@ -51,8 +66,13 @@ from chatd.wire.text import one_line
 
 log = logging.getLogger(__name__)
 
-#: Who plugin commands are sent to (``/msg chatd fact``); ``[irc] service_nick`` later.
-SERVICE_NICK: Final = "chatd"
+#: The MOTD when ``[irc] motd_file`` is empty.
+BUNDLED_MOTD: Final = """Welcome to chatd: one chat for nc, chatd connect and IRC users.
+Rooms are channels: /join #name, /list to see them.
+Plugin commands: /msg {service} help (or /quote HELP), e.g. /msg {service} game.
+Messages and names from nc users reach you as they would from IRC users."""
+#: Largest MOTD file read: a MOTD is a screenful, not a document.
+MAX_MOTD_BYTES: Final = 64 * 1024
 
 # Numerics irc_message does not name (modern.ircdocs.horse).
 ERR_INVALIDCAPCMD: Final = "410"
@@ -66,9 +86,20 @@ _BEFORE_REGISTRATION: Final = frozenset({"CAP", "NICK", "USER", "PASS", "QUIT", 
 class IrcSession:
     """One IRC connection: the hub's user, its wire, and its registration state."""
 
-    __slots__ = ("cap_pending", "invisible", "nick", "realname", "user", "username", "wire")
+    __slots__ = (
+        "cap_pending",
+        "heard",
+        "invisible",
+        "nick",
+        "pinged",
+        "realname",
+        "timer",
+        "user",
+        "username",
+        "wire",
+    )
 
-    def __init__(self, user: User, wire: irc.IrcWire) -> None:
+    def __init__(self, user: User, wire: irc.IrcWire, now: float) -> None:
         self.user = user
         self.wire = wire
         self.nick = ""  # the nickname asked for, until the hub names the user
@@ -76,6 +107,9 @@ class IrcSession:
         self.realname = ""
         self.cap_pending = False  # CAP LS/REQ seen, CAP END not yet
         self.invisible = False  # user mode +i: shown by MODE, changes nothing
+        self.heard = now  # when its last line came
+        self.pinged: float | None = None  # when the server PINGed it, unanswered since
+        self.timer: Timer | None = None  # the ping check, once registered
 
     @property
     def link(self) -> Link:
@@ -94,18 +128,76 @@ def _targets(param: str) -> list[str]:
     return [t for t in param.split(",") if t]
 
 
+def load_motd(config: Config) -> tuple[str, ...]:
+    """The MOTD's lines: ``[irc] motd_file``, or the bundled one. Raises
+    ConfigError, one line naming the setting and the file."""
+    setting = config.irc.motd_file
+    if not setting:
+        text = BUNDLED_MOTD.format(service=config.irc.service_nick)
+    else:
+        try:
+            text = read_text(config.path(setting), MAX_MOTD_BYTES)
+        except DataFileError as exc:
+            raise ConfigError(f"[irc] motd_file: {exc}") from None
+    return tuple(one_line(line).rstrip() for line in text.splitlines())
+
+
+def server_of(config: Config) -> irc.IrcServer:
+    """What the IRC lines say of this server, from the settings."""
+    settings = config.irc
+    return irc.IrcServer(
+        settings.server_name,
+        settings.network,
+        topic_len=config.rooms.max_topic_chars,
+        motd=load_motd(config),
+        service=settings.service_nick,
+    )
+
+
 class IrcGateway:
     """chatd.core.link.Handler for IRC connections, on ``hub``.
 
-    ``commands`` gives the plugin command names in force (a reload changes
-    them), for IRC verbs that are plugin commands (``GAME``); by default the
-    plugin host's command table.
+    ``info`` is what the lines say of the server (by default from the hub's
+    settings: :func:`server_of`, which raises ConfigError for a MOTD file that
+    cannot be read). ``commands`` gives the plugin command names in force (a
+    reload changes them), for IRC verbs that are plugin commands (``GAME``);
+    by default the plugin host's command table.
     """
 
-    def __init__(self, hub: Hub, commands: Callable[[], Container[str]] | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        info: irc.IrcServer | None = None,
+        commands: Callable[[], Container[str]] | None = None,
+    ) -> None:
         self.hub = hub
+        self.info = info if info is not None else server_of(hub.config)
         self._commands = commands or self._plugin_commands
         self.sessions: set[IrcSession] = set()
+
+    @property
+    def service(self) -> str:
+        return self.info.service
+
+    def reload_motd(self) -> str:
+        """Read ``[irc] motd_file`` again (the settings or the file may have
+        changed); returns one line saying what changed, "" for nothing. A file
+        that cannot be read keeps the MOTD in force, and says so."""
+        self.info.topic_len = self.hub.config.rooms.max_topic_chars
+        try:
+            motd = load_motd(self.hub.config)
+        except ConfigError as exc:
+            return f"irc: kept the MOTD in force: {exc}"
+        if motd == self.info.motd:
+            return ""
+        self.info.motd = motd
+        return f"irc: MOTD: {len(motd)} lines"
+
+    def settings_changed(self) -> None:
+        """``[irc] ping_interval`` may have changed: every ping check follows it."""
+        for session in self.sessions:
+            if self.hub.is_online(session.user):
+                self._arm_ping(session)
 
     def _plugin_commands(self) -> Container[str]:
         table: Container[str] = getattr(self.hub.plugins, "commands", ())
@@ -114,10 +206,10 @@ class IrcGateway:
     # -- Handler --------------------------------------------------------------------
 
     def connect(self, link: Link) -> IrcSession:
-        wire = irc.IrcWire(topic_len=self.hub.config.rooms.max_topic_chars)
+        wire = irc.IrcWire(info=self.info)
         user = self.hub.connect(link, wire)
         wire.owner = user
-        session = IrcSession(user, wire)
+        session = IrcSession(user, wire, self.hub.clock())
         if user.state is not State.GONE:  # not turned away (a banned address)
             self.sessions.add(session)
         return session
@@ -136,11 +228,13 @@ class IrcGateway:
             self._notice(session, f"Line ignored: {error.reason}.")
             return
         user = session.user
+        now = self.hub.clock()
+        session.heard, session.pinged = now, None  # any line answers a PING
         named = self.hub.is_online(user)
         if named:
             if msg.command not in ("PING", "PONG"):  # a client's lag check is not activity
                 user.lines += 1
-                user.last_active = self.hub.clock()
+                user.last_active = now
                 self.hub.stats.lines_in += 1
         elif msg.command not in _BEFORE_REGISTRATION:
             self._numeric(session, im.ERR_NOTREGISTERED, "You have not registered")
@@ -174,16 +268,58 @@ class IrcGateway:
         return irc.message("", "ERROR", one_line(reason))
 
     def disconnect(self, session: IrcSession, reason: str) -> None:
-        self.sessions.discard(session)
+        self._forget(session)
         self.hub.disconnect(session.user, reason)
+
+    def _forget(self, session: IrcSession) -> None:
+        self.sessions.discard(session)
+        if session.timer is not None:
+            session.timer.cancel()
+            session.timer = None
 
     def shutdown(self, message: str) -> None:
         """Tell every IRC connection ``message`` with ERROR and close it. The
         users themselves are the hub's: its own shutdown forgets them."""
-        for session in self.sessions:
+        for session in list(self.sessions):
             session.link.send(irc.message("", "ERROR", one_line(message)))
             session.link.close()
-        self.sessions.clear()
+            self._forget(session)
+
+    # -- the server's PINGs --------------------------------------------------------------
+
+    def _arm_ping(self, session: IrcSession) -> None:
+        """(Re)schedule ``session``'s ping check for when it would next be due."""
+        if session.timer is not None:
+            session.timer.cancel()
+            session.timer = None
+        interval = self.hub.config.irc.ping_interval
+        if interval > 0:
+            since = session.pinged if session.pinged is not None else session.heard
+            due = max(0.0, since + interval - self.hub.clock())
+            check = functools.partial(self._ping_check, session)
+            session.timer = self.hub.timers.call_later(due, check)
+
+    def _ping_check(self, session: IrcSession) -> None:
+        session.timer = None
+        interval = self.hub.config.irc.ping_interval
+        if session not in self.sessions or interval <= 0:
+            return
+        now = self.hub.clock()
+        if session.pinged is not None and now - session.pinged >= interval:
+            self._drop(session, f"Ping timeout: {interval:g} seconds")
+            return
+        if session.pinged is None and now - session.heard >= interval:
+            session.link.send(irc.message("", "PING", self.info.name))
+            session.pinged = now
+        self._arm_ping(session)
+
+    def _drop(self, session: IrcSession, reason: str) -> None:
+        """Close ``session`` for ``reason`` (the QUIT reason the others see)."""
+        nick = self._nick(session)
+        log.info("irc: %s (%s): %s", nick, session.link.peer, reason)
+        session.link.send(irc.message("", "ERROR", f"Closing Link: {nick} ({reason})"))
+        self.disconnect(session, reason)
+        session.link.close()
 
     # -- replies ----------------------------------------------------------------------
 
@@ -191,10 +327,10 @@ class IrcGateway:
         return session.user.nick or "*"
 
     def _numeric(self, session: IrcSession, code: str, *params: str) -> None:
-        session.link.send(irc.numeric(self._nick(session), code, *params))
+        session.link.send(irc.numeric(self._nick(session), code, *params, server=self.info.name))
 
     def _notice(self, session: IrcSession, text: str) -> None:
-        session.link.send(irc.notices(self._nick(session), text))
+        session.link.send(irc.notices(self._nick(session), text, self.info.name))
 
     def _need(self, session: IrcSession, msg: Message, count: int) -> bool:
         """Whether ``msg`` has ``count`` params (non-empty); else 461 is sent."""
@@ -234,25 +370,48 @@ class IrcGateway:
         sub = msg.params[0].upper()
         nick = self._nick(session)
         registered = self.hub.is_online(session.user)
+        server = self.info.name
         if sub == "LS":
             session.cap_pending = not registered
-            session.link.send(irc.message(irc.SERVER_NAME, "CAP", nick, "LS", ""))
+            offered = " ".join(irc.CAPABILITIES)
+            session.link.send(irc.message(server, "CAP", nick, "LS", offered))
         elif sub == "LIST":
-            session.link.send(irc.message(irc.SERVER_NAME, "CAP", nick, "LIST", ""))
+            enabled = "server-time" if session.wire.server_time else ""
+            session.link.send(irc.message(server, "CAP", nick, "LIST", enabled))
         elif sub == "REQ":
             session.cap_pending = not registered
-            wanted = msg.params[1] if len(msg.params) > 1 else ""
-            session.link.send(irc.message(irc.SERVER_NAME, "CAP", nick, "NAK", wanted))
+            asked = msg.params[1] if len(msg.params) > 1 else ""
+            wanted = self._cap_request(asked, session.wire.server_time, registered)
+            if wanted is None:
+                session.link.send(irc.message(server, "CAP", nick, "NAK", one_line(asked)))
+            else:
+                session.wire.server_time = wanted
+                session.link.send(irc.message(server, "CAP", nick, "ACK", asked))
         elif sub == "END":
             session.cap_pending = False
             self._try_register(session)
         else:
             self._numeric(session, ERR_INVALIDCAPCMD, msg.params[0], "Invalid CAP command")
 
+    @staticmethod
+    def _cap_request(asked: str, server_time: bool, registered: bool) -> bool | None:
+        """Whether server-time is on after ``CAP REQ :asked``, or None to NAK it
+        (all or nothing, IRCv3): a capability chatd lacks, nothing asked, or a
+        change of format once registered."""
+        names = asked.split()
+        if not names:
+            return None
+        wanted = server_time
+        for name in names:
+            if name.removeprefix("-") not in irc.CAPABILITIES:
+                return None
+            wanted = not name.startswith("-")
+        if registered and wanted != server_time:
+            return None
+        return wanted
+
     def _nick_refusal(self, nick: str, user: User) -> tuple[str, str] | None:
         """(numeric, text) when ``nick`` cannot be ``user``'s nickname."""
-        if irc_fold(nick) == SERVICE_NICK:
-            return im.ERR_NICKNAMEINUSE, f"The nickname {nick} is taken; choose another."
         problem = self.hub.nick_refusal(user, nick)
         if problem is None:
             return None
@@ -303,16 +462,14 @@ class IrcGateway:
         if self.hub.is_online(user):
             return
         refusal = self._nick_refusal(nick, user)
-        problem = refusal[1] if refusal else self.hub.register(user, nick)
+        autojoin = self.hub.config.irc.autojoin
+        problem = refusal[1] if refusal else self.hub.register(user, nick, autojoin)
         if problem:
             session.nick = ""  # the client sends another NICK
             code = refusal[0] if refusal else im.ERR_ERRONEUSNICKNAME
             self._numeric(session, code, nick, problem)
             return
-        # Registration put the user in the default room without the member list
-        # (nc's welcome names the room); an IRC client needs its JOIN and names.
-        for room in list(user.rooms.values()):
-            self.hub.room_state(user, room.name)
+        self._arm_ping(session)
 
     # -- after registration ------------------------------------------------------------------
 
@@ -320,17 +477,18 @@ class IrcGateway:
         if not msg.params or not msg.params[0]:
             self._numeric(session, im.ERR_NOORIGIN, "No origin specified")
             return
-        session.link.send(irc.message(irc.SERVER_NAME, "PONG", irc.SERVER_NAME, msg.params[0]))
+        server = self.info.name
+        session.link.send(irc.message(server, "PONG", server, msg.params[0]))
 
     def _pong(self, session: IrcSession, msg: Message) -> None:
-        pass  # the listener's PING timer will look at these
+        pass  # like any line, it answered the server's PING (receive_line)
 
     def _quit(self, session: IrcSession, msg: Message) -> None:
         reason = _text(msg.params[0]) if msg.params else ""
         nick = self._nick(session)
         shown = f"Quit: {reason}" if reason else "Quit"
         session.link.send(irc.message("", "ERROR", f"Closing Link: {nick} ({shown})"))
-        self.sessions.discard(session)
+        self._forget(session)
         self.hub.quit(session.user, reason)
 
     def _join(self, session: IrcSession, msg: Message) -> None:
@@ -393,7 +551,7 @@ class IrcGateway:
         for target in _targets(msg.params[0]):
             if target.startswith("#"):
                 self._to_channel(session, target, text, request, notice)
-            elif irc_fold(target) == SERVICE_NICK:
+            elif irc_fold(target) == irc_fold(self.service):
                 if not notice:
                     self._to_service(session, text, request)
             else:
@@ -445,8 +603,8 @@ class IrcGateway:
         if request is not None:
             verb = request[0]
             if verb in ("VERSION", "PING"):
-                answer = f"chatd {irc.NETWORK}" if verb == "VERSION" else request[1]
-                src = irc.source(SERVICE_NICK)
+                answer = f"chatd {chatd.__version__}" if verb == "VERSION" else request[1]
+                src = irc.source(self.service)
                 session.link.send(
                     irc.message(src, "NOTICE", self._nick(session), ctcp(verb, answer))
                 )
@@ -565,7 +723,7 @@ class IrcGateway:
             channel,
             member.nick,
             irc.CLOAK,
-            irc.SERVER_NAME,
+            self.info.name,
             member.nick,
             flags,
             f"0 {member.nick}",
@@ -600,7 +758,7 @@ class IrcGateway:
             )
             if channels:
                 self._numeric(session, im.RPL_WHOISCHANNELS, nick, channels)
-            self._numeric(session, im.RPL_WHOISSERVER, nick, irc.SERVER_NAME, "chatd")
+            self._numeric(session, im.RPL_WHOISSERVER, nick, self.info.name, self.info.network)
         self._numeric(session, im.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 
     def _list(self, session: IrcSession, msg: Message) -> None:
@@ -612,10 +770,11 @@ class IrcGateway:
         self._numeric(session, im.RPL_LISTEND, "End of /LIST")
 
     def _lusers(self, session: IrcSession, msg: Message) -> None:
-        session.link.send(irc.lusers(self._nick(session), len(self.hub.users())))
+        online = len(self.hub.users())
+        session.link.send(irc.lusers(self._nick(session), online, self.info.name))
 
     def _motd(self, session: IrcSession, msg: Message) -> None:
-        session.link.send(irc.no_motd(self._nick(session)))
+        session.link.send(irc.motd(self._nick(session), self.info))
 
 
 _COMMANDS: Final[dict[str, Callable[[IrcGateway, IrcSession, Message], None]]] = {

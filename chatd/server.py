@@ -18,15 +18,24 @@ from typing import Final
 from chatd.admin import wire
 from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
 from chatd.admin.service import AdminService
-from chatd.config import Config, ConfigError, changed_settings, check_extra, load
+from chatd.config import (
+    Config,
+    ConfigError,
+    changed_settings,
+    check_extra,
+    load,
+    reapply_overrides,
+)
 from chatd.core.hub import Hub
+from chatd.core.link import Handler
 from chatd.core.plugins import PluginHost, Report
-from chatd.core.reactor import Limits, Listener, Reactor, format_address
+from chatd.core.reactor import Limits, Listener, Reactor, Tally, format_address
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.core.watchdog import Watchdog
+from chatd.irc_gateway import IrcGateway
 from chatd.plugins import BUILTIN_PLUGINS
-from chatd.wire import line
+from chatd.wire import irc_message, line
 from chatd.wire.text import sentence
 
 log = logging.getLogger(__name__)
@@ -35,9 +44,22 @@ log = logging.getLogger(__name__)
 #: users is a few MiB of JSON, and operators are trusted.
 ADMIN_SENDQ_BYTES: Final = 64 * 1024 * 1024
 #: Settings that only take effect at startup (a config reload reports them):
-#: where the chat port is, everything about the admin socket, and the default
-#: room (every user is in it; a room users made must not become it by a reload).
-RESTART_ONLY: Final = ("[server] host", "[server] port", "[admin]", "[rooms] default")
+#: where the chat ports are, everything about the admin socket, the default
+#: room (every nc user is in it; a room users made must not become it by a
+#: reload), and the names every IRC line carries (the server's, the network's,
+#: the service's: a client would be left talking to a name that is gone).
+RESTART_ONLY: Final = (
+    "[server] host",
+    "[server] port",
+    "[admin]",
+    "[rooms] default",
+    "[irc] enabled",
+    "[irc] host",
+    "[irc] port",
+    "[irc] server_name",
+    "[irc] network",
+    "[irc] service_nick",
+)
 #: File descriptors kept beyond max_clients: listeners, the admin socket and its
 #: clients, the selector, the wake-up pair, word lists being read, the log.
 RESERVED_FDS: Final = 64
@@ -54,6 +76,31 @@ def chat_limits(config: Config) -> Limits:
         max_connections=config.server.max_clients,
         max_per_host=limits.max_per_ip,
     )
+
+
+def irc_limits(config: Config) -> Limits:
+    """What the IRC listener allows: the chat's limits, but lines as IRC has
+    them (512 bytes and IRCv3 tags: the gateway answers 417 past 512; past
+    that the reactor refuses the line unread)."""
+    return dataclasses.replace(chat_limits(config), max_line_bytes=irc_message.MAX_LINE_BYTES)
+
+
+class ListenError(Exception):
+    """A chat port cannot be listened on; the message says which, where and why."""
+
+
+def _listen_error(what: str, where: str, setting: str, exc: OSError) -> ListenError:
+    # A host name that does not resolve is a socket.gaierror (by name here: the
+    # reactor alone imports socket), which create_server re-raises as a plain
+    # OSError with the gaierror as its context; its errno is getaddrinfo's
+    # (EAI_NONAME is -2), which os.strerror does not know.
+    if "gaierror" in (type(exc).__name__, type(exc.__context__).__name__):
+        return ListenError(
+            f"cannot listen for {what} on {where}: the host name could not be resolved;"
+            f" set {setting} host to an address of this machine"
+        )
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return ListenError(f"cannot listen for {what} on {where}: {reason} (see {setting})")
 
 
 def _open_fds() -> int:
@@ -103,6 +150,7 @@ class Server:
             fanout=self.reactor.fanout,
         )
         self.plugins.attach(self.hub)
+        self.irc = IrcGateway(self.hub) if config.irc.enabled else None
         self.admin = AdminService(
             self.hub,
             self.plugins,
@@ -113,23 +161,30 @@ class Server:
         )
         self.plugins.startup()
         self.address: tuple[str, int] | None = None
+        self.irc_address: tuple[str, int] | None = None
         self.admin_path: Path | None = None
         self._chat: Listener | None = None
+        self._irc: Listener | None = None
 
     def listen(self) -> tuple[str, int]:
-        """Bind the chat port; returns (host, port) as bound (port 0 picks one)."""
-        max_clients = self.config.server.max_clients
+        """Bind the chat ports (nc, and IRC unless it is off); returns the nc
+        one's (host, port) as bound (port 0 picks one). Raises ListenError for
+        a port that cannot be had, SocketPathError for the admin socket."""
+        config = self.config
+        max_clients = config.server.max_clients
         fds = raise_fd_limit(max_clients + RESERVED_FDS)
-        self._chat = self.reactor.listen(
-            self.config.server.host,
-            self.config.server.port,
-            self.hub,
-            chat_limits(self.config),
-            stats=self.stats,
+        tally = Tally()  # max_clients and max_per_ip count nc and IRC together
+        server = config.server
+        self._chat = self._listen_tcp(
+            "chat", "[server]", server.host, server.port, self.hub, chat_limits(config), tally
         )
-        host, port = self._chat.sock.getsockname()[:2]
-        self.address = (host, port)
-        log.info("listening for chat on %s", format_address(self.address))
+        self.address = self._chat.sock.getsockname()[:2]
+        if self.irc is not None:
+            irc = config.irc
+            self._irc = self._listen_tcp(
+                "IRC", "[irc]", irc.host, irc.port, self.irc, irc_limits(config), tally
+            )
+            self.irc_address = self._irc.sock.getsockname()[:2]
         if self.config.admin.enabled:
             self.listen_admin()
         # Counted now that everything but the clients is open: what is left is
@@ -145,6 +200,26 @@ class Server:
                 max(0, room),
             )
         return self.address
+
+    def _listen_tcp(
+        self,
+        what: str,
+        table: str,
+        host: str,
+        port: int,
+        handler: Handler,
+        limits: Limits,
+        tally: Tally,
+    ) -> Listener:
+        """One chat listener, logged as bound; ListenError naming ``table`` if not."""
+        try:
+            listener = self.reactor.listen(
+                host, port, handler, limits, stats=self.stats, tally=tally
+            )
+        except OSError as exc:
+            raise _listen_error(what, format_address((host, port)), table, exc) from None
+        log.info("listening for %s on %s", what, format_address(listener.sock.getsockname()))
+        return listener
 
     def listen_admin(self) -> Path:
         """Serve the admin API on its Unix socket, to this user and root only.
@@ -200,10 +275,24 @@ class Server:
             report = self._reload_config()
             if not report.failed:  # the plugins hear of settings that took effect
                 report.extend(self.plugins.run_reload_hooks("config"))
+            report.extend(self._reload_motd())
             return report
-        report = self._reload_config() if what == "all" else Report()
+        report = Report()
+        if what == "all":
+            report.extend(self._reload_config())
+            report.extend(self._reload_motd())
         report.extend(self.plugins.reload(what))
         return report
+
+    def _reload_motd(self) -> Report:
+        """The IRC MOTD, read again (its file may have changed, or the setting)."""
+        if self.irc is None:
+            return Report()
+        line = self.irc.reload_motd()
+        if not line:
+            return Report()
+        log.info("reload: %s", line)
+        return Report([line], failed=line.startswith("irc: kept"))
 
     def _reload_config(self) -> Report:
         source = self.config.source
@@ -213,7 +302,7 @@ class Server:
         try:
             if not source.is_file():  # a FIFO (--config <(...)) would block the loop here
                 raise ConfigError(f"{source}: not a regular file, so it cannot be read again")
-            new = load(source)
+            new = reapply_overrides(old, load(source))  # --port and such still hold
             check_extra(new, set(self.plugins.names))
         except ConfigError as exc:
             line = f"config: reload failed, kept the old settings: {exc}"
@@ -223,17 +312,24 @@ class Server:
         now = [label for label in changed if not label.startswith(RESTART_ONLY)]
         restart = [label for label in changed if label.startswith(RESTART_ONLY)]
         # What runs now keeps its address and socket; everything else takes effect.
+        irc_kept = {
+            name: getattr(old.irc, name)
+            for name in ("enabled", "host", "port", "server_name", "network", "service_nick")
+        }
         applied = dataclasses.replace(
             new,
             server=dataclasses.replace(new.server, host=old.server.host, port=old.server.port),
             admin=old.admin,
             rooms=dataclasses.replace(new.rooms, default=old.rooms.default),
+            irc=dataclasses.replace(new.irc, **irc_kept),
         )
         self.config = applied
         self.plugins.set_config(applied)
         self.hub.limits_changed()
         if self._chat is not None:  # for connections from now on
             self._chat.limits = chat_limits(applied)
+        if self._irc is not None:
+            self._irc.limits = irc_limits(applied)
         if not changed:
             line = f"config: {source}: nothing changed"
         else:
@@ -241,6 +337,8 @@ class Server:
             if restart:
                 line += f"; needs a restart: {', '.join(restart)}"
         log.info("reload: %s", line)
+        if self.irc is not None:
+            self.irc.settings_changed()
         return Report([line])
 
     def stop(self, message: str | None = None) -> None:

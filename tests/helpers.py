@@ -17,15 +17,24 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from chatd import testing
-from chatd.config import AdminSettings, Config, LimitSettings, PluginSettings, ServerSettings
+from chatd.config import (
+    AdminSettings,
+    Config,
+    IrcSettings,
+    LimitSettings,
+    PluginSettings,
+    ServerSettings,
+)
 from chatd.core.hub import User
 from chatd.plugins import BUILTIN_PLUGINS
 from chatd.server import Server
+from chatd.wire.irc_message import Message
+from chatd.wire.irc_message import parse as irc_parse
 
 #: Longest any single wait in a test may take. Generous: a failing test pays it
 #: once; a passing one never waits more than the real work takes.
@@ -72,10 +81,11 @@ LIFTED_LIMITS_TOML = "[limits]\nflood_rate = 0\nmax_per_ip = 0\n"
 
 
 def make_config(**tables: object) -> Config:
-    """Config for tests: 127.0.0.1, an ephemeral port, no drop-in folders, no admin
-    socket, and :func:`lifted_limits`."""
+    """Config for tests: 127.0.0.1, ephemeral ports (nc and IRC), no drop-in
+    folders, no admin socket, and :func:`lifted_limits`."""
     base: dict[str, object] = {
         "server": ServerSettings(host="127.0.0.1", port=0),
+        "irc": IrcSettings(host="127.0.0.1", port=0),
         "limits": lifted_limits(),
         "plugins": NO_DROPINS,
         "admin": AdminSettings(enabled=False),
@@ -238,6 +248,35 @@ class LineClient:
         self.sock.close()
 
 
+class IrcLineClient(LineClient):
+    """An IRC client on a real socket: lines go out with CR LF, come back parsed."""
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\r\n")
+
+    def expect_message(
+        self, command: str, where: Callable[[Message], bool] = lambda m: True, wait: float = WAIT
+    ) -> Message:
+        """Consume lines up to the first message of ``command`` that ``where`` likes."""
+
+        def match(line: str) -> bool:
+            msg = irc_parse(line.rstrip("\r").encode())
+            return msg.command == command and where(msg)
+
+        return irc_parse(self.expect(match, wait).rstrip("\r").encode())
+
+    def register(self, nick: str, *, caps: str = "") -> None:
+        """NICK and USER (and CAP REQ ``caps`` first); waits for 001."""
+        if caps:
+            self.send("CAP LS 302")
+            self.send(f"CAP REQ :{caps}")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick} on IRC")
+        if caps:
+            self.send("CAP END")
+        self.expect_message("001")
+
+
 def non_reader(address: tuple[str, int], nick: str) -> socket.socket:
     """A client that registers (without waiting for the prompt) and then never reads."""
     sock = socket.socket()
@@ -283,6 +322,12 @@ def running_server(config: Config | None = None, **kwargs: object) -> Iterator[S
 DEFAULT_SERVE_ARGS = ("--host", "127.0.0.1", "--port", "0")
 
 
+def serve_args(args: Sequence[str]) -> list[str]:
+    """``chatd serve`` arguments for a test: IRC on an ephemeral port unless they
+    name one (tests run side by side, and 6667 may be taken)."""
+    return [*args] if "--irc-port" in args else [*args, "--irc-port", "0"]
+
+
 def _limit_files(count: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
 
@@ -298,7 +343,7 @@ class ServerProcess:
         # the admin socket goes under tmp_path
         env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatd", "serve", *(args or DEFAULT_SERVE_ARGS)],
+            [sys.executable, "-m", "chatd", "serve", *serve_args(args or DEFAULT_SERVE_ARGS)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
@@ -348,7 +393,10 @@ class ServerProcess:
 def run_chatd(
     *args: str, wait: float = WAIT, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m chatd ARGS`` to completion (``env`` is added to the environment)."""
+    """Run ``python -m chatd ARGS`` to completion (``env`` is added to the
+    environment); ``chatd serve`` gets :func:`serve_args`."""
+    if args[:1] == ("serve",):
+        args = ("serve", *serve_args(args[1:]))
     return subprocess.run(
         [sys.executable, "-m", "chatd", *args],
         capture_output=True,

@@ -101,7 +101,16 @@ def test_a_port_in_use_is_one_line(proc: ServerProcess) -> None:
     result = run_chatd("serve", "--host", host, "--port", str(port))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"chatd: cannot listen on {host}:{port}: Address already in use"
+        f"chatd: cannot listen for chat on {host}:{port}: Address already in use (see [server])"
+    )
+
+
+def test_an_irc_port_in_use_is_one_line_naming_irc(proc: ServerProcess) -> None:
+    host, port = proc.address  # taken: by the nc listener, which makes no difference
+    result = run_chatd("serve", "--port", "0", "--irc-host", host, "--irc-port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"chatd: cannot listen for IRC on {host}:{port}: Address already in use (see [irc])"
     )
 
 
@@ -166,7 +175,8 @@ def test_a_host_that_does_not_resolve_is_one_line_saying_so(tmp_path: Path) -> N
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "chatd: cannot listen on no.such.host.invalid:0: the host name could not be resolved;"
+        "chatd: cannot listen for chat on no.such.host.invalid:0: the host name could not be"
+        " resolved;"
         " set [server] host to an address of this machine"
     )
 

@@ -20,6 +20,7 @@ from chatd.config import (
     default_of,
     from_dict,
     load,
+    reapply_overrides,
     sections,
     with_overrides,
 )
@@ -127,6 +128,16 @@ def test_overrides_from_the_command_line_are_checked_as_the_file_is(
         ({"server": {"host": 7}}, "config: [server] host must be a string, got 7"),
         ({"limits": {"max_line_bytes": 10}}, "[limits] max_line_bytes must be at least 64"),
         ({"server": 5}, "config: server must be a table ([server])"),
+        (
+            {"irc": {"server_name": "localhost"}},
+            "config: [irc] server_name: 'localhost' is not a server name: use a host name"
+            " with a dot in it, like chat.example.org",
+        ),
+        ({"irc": {"server_name": "a b.c"}}, "[irc] server_name: 'a b.c' is not a server name"),
+        ({"irc": {"network": "my net"}}, "[irc] network: 'my net' is not a network name"),
+        ({"irc": {"service_nick": "no way"}}, '[irc] service_nick: "no way" is not a valid nick'),
+        ({"irc": {"autojoin": ["lobby"]}}, '[irc] autojoin: "lobby" is not a room name'),
+        ({"irc": {"ping_interval": 1}}, "[irc] ping_interval must be 0 or at least 5, got 1"),
     ],
 )
 def test_wrong_types_and_ranges_name_the_key(data: dict[str, object], message: str) -> None:
@@ -272,3 +283,13 @@ def test_changed_settings_names_each_setting_and_plugin_table() -> None:
     )
     assert changed_settings(old, new) == ["[server] port", "[limits] sendq_bytes", "[roll]"]
     assert changed_settings(new, new) == []
+
+
+def test_command_line_settings_hold_over_a_file_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "chatd.toml"
+    path.write_text("[server]\nport = 7000\n[irc]\nport = 6000\n")
+    started = with_overrides(load(path), "irc", port=0, host=None)
+    path.write_text('[server]\nport = 7000\n[irc]\nport = 6001\nnetwork = "new"\n')
+    again = reapply_overrides(started, load(path))
+    assert (again.server.port, again.irc.port, again.irc.network) == (7000, 0, "new")
+    assert changed_settings(started, again) == ["[irc] network"]  # not the port it keeps

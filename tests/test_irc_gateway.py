@@ -8,17 +8,19 @@ checks what a client would understand, not how the bytes are spaced.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatd.config import ConfigError, IrcSettings
 from chatd.core import events as ev
 from chatd.core.hub import Hub
 from chatd.irc_gateway import IrcGateway, IrcSession
 from chatd.wire import irc
 from chatd.wire.irc_message import Message, parse
-from tests.helpers import FakeLink, HubFixture
+from tests.helpers import FakeLink, HubFixture, make_config
 
 LOBBY = "#lobby"
 
@@ -49,10 +51,11 @@ class IrcClient:
 
 
 class Net:
-    """A hub with the built-in plugins, its IRC gateway, and an nc user or two."""
+    """A hub with the built-in plugins, its IRC gateway, and an nc user or two;
+    ``irc`` settings replace the tests' defaults (127.0.0.1, an ephemeral port)."""
 
-    def __init__(self) -> None:
-        self.fx = HubFixture()
+    def __init__(self, **irc_settings: object) -> None:
+        self.fx = HubFixture(config=make_config(irc=IrcSettings(port=0, **irc_settings)))  # type: ignore[arg-type]
         self.hub: Hub = self.fx.hub
         self.gateway = IrcGateway(self.hub)
         self.clients: list[IrcClient] = []
@@ -95,12 +98,15 @@ def test_registration_burst_then_the_default_room(net: Net) -> None:
     assert client.take() == []  # no nc greeting: IRC registers with NICK and USER
     client.send("CAP LS 302", "NICK bob", "USER bob 0 * :Bob B")
     got = client.take()
-    assert got == [Message("CAP", ("*", "LS", ""), irc.SERVER_NAME)]  # no capabilities yet
+    assert got == [Message("CAP", ("*", "LS", "server-time"), irc.SERVER_NAME)]
     client.send("CAP REQ :multi-prefix", "CAP END")
     got = client.take()
     assert got[0] == Message("CAP", ("*", "NAK", "multi-prefix"), irc.SERVER_NAME)
     codes = [m.command for m in got[1:]]
-    assert codes[:9] == ["001", "002", "003", "004", "005", "251", "255", "422", "JOIN"]
+    assert codes[:8] == ["001", "002", "003", "004", "005", "251", "255", "375"]
+    motd_end = codes.index("376")
+    assert set(codes[8:motd_end]) == {"372"}  # the bundled MOTD
+    assert codes[motd_end + 1 :] == ["JOIN", "353", "366"]
     welcome = got[1]
     assert welcome.params[0] == "bob" and welcome.source == irc.SERVER_NAME
     isupport = got[5].params
@@ -112,14 +118,14 @@ def test_registration_burst_then_the_default_room(net: Net) -> None:
         "TOPICLEN=300",
         "NETWORK=chatd",
         "PREFIX=(o)@",
-        "CHANMODES=,,,",
+        "CHANMODES=,,,t",
     ):
         assert token in isupport
     assert "There are 2 users" in got[6].params[-1]
-    join = got[9]
+    join = got[motd_end + 2]
     assert join == Message("JOIN", (LOBBY,), src("bob"))
-    assert got[10] == Message("353", ("bob", "=", LOBBY, "alice bob"), irc.SERVER_NAME)
-    assert got[11].command == "366" and got[11].params[:2] == ("bob", LOBBY)
+    assert got[motd_end + 3] == Message("353", ("bob", "=", LOBBY, "alice bob"), irc.SERVER_NAME)
+    assert got[motd_end + 4].command == "366" and got[motd_end + 4].params[:2] == ("bob", LOBBY)
 
 
 def test_registration_waits_for_cap_end(net: Net) -> None:
@@ -428,12 +434,12 @@ def test_plugin_command_through_the_service_nick_and_a_verb(net: Net) -> None:
 def test_room_announcement_is_a_channel_notice(net: Net) -> None:
     bob = net.irc("bob")
     net.hub.announce_room(LOBBY, "the jumble was solved\nby nobody")
-    assert bob.take() == [
-        Message("NOTICE", (LOBBY, "the jumble was solved"), irc.SERVER_NAME),
-        Message("NOTICE", (LOBBY, "by nobody"), irc.SERVER_NAME),
+    assert bob.take() == [  # the server's words come from the service nick
+        Message("NOTICE", (LOBBY, "the jumble was solved"), src("chatd")),
+        Message("NOTICE", (LOBBY, "by nobody"), src("chatd")),
     ]
     net.hub.announce("restart soon")  # to everyone: names no reader
-    assert bob.take() == [Message("NOTICE", ("*", "restart soon"), irc.SERVER_NAME)]
+    assert bob.take() == [Message("NOTICE", ("*", "restart soon"), src("chatd"))]
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -625,3 +631,157 @@ def test_a_rename_by_a_plugin_command_is_followed_by_the_client(net: Net) -> Non
     assert alice.take() == ["*** bob is now known as zed"]
     bob.send("QUIT :bye")
     assert [m.command for m in bob.take()] == ["ERROR"]  # and nothing after it
+
+
+# -- the [irc] settings, capabilities, the server's PINGs ------------------------------------
+
+
+def test_the_settings_name_the_server_network_and_service() -> None:
+    net = Net(server_name="irc.example.org", network="Example", service_nick="bot")
+    client = IrcClient(net.gateway)
+    got = client.register("bob")
+    assert {m.source for m in got if m.command.isdigit()} == {"irc.example.org"}
+    assert "NETWORK=Example" in next(m for m in got if m.command == "005").params
+    assert got[0].params[-1] == "Welcome to the Example IRC network, bob"
+    client.send("PRIVMSG bot :fact")  # the plugin's answer comes from the service
+    [fact] = client.take()
+    assert fact.command == "NOTICE" and fact.source == src("bot")
+    client.send("PRIVMSG chatd :fact")  # an ordinary (absent) nick now
+    assert client.commands() == ["401"]
+    nc = FakeLink()
+    user = net.hub.connect(nc)
+    net.hub.receive(user, "BOT")  # reserved for every wire, ignoring case
+    assert "The nickname BOT is taken" in nc.take()[-2]
+
+
+def test_autojoin_puts_irc_users_where_it_says() -> None:
+    net = Net(autojoin=["#games", "#lobby"])
+    alice = net.nc("alice")
+    bob = IrcClient(net.gateway)
+    got = bob.register("bob")
+    joins = [m.params[0] for m in got if m.command == "JOIN"]
+    assert joins == ["#games", "#lobby"]
+    assert alice.take() == ["*** bob joined"]  # arrived in alice's room, as an nc user would
+    nowhere = Net(autojoin=[])
+    dave = IrcClient(nowhere.gateway)
+    assert "JOIN" not in [m.command for m in dave.register("dave")]
+    user = nowhere.hub.find("dave")
+    assert user is not None and not user.rooms
+
+
+def test_the_motd_comes_from_its_file_and_a_reload_rereads_it(tmp_path: Path) -> None:
+    motd = tmp_path / "motd.txt"
+    motd.write_text("Be kind.\n\x1b[31mno escapes\nthird line\n")
+    net = Net(motd_file=str(motd))
+    bob = IrcClient(net.gateway)
+    got = bob.register("bob")
+    lines = [m.params[-1] for m in got if m.command == "372"]
+    assert lines == ["- Be kind.", "- no escapes", "- third line"]  # no control bytes
+    motd.write_text("New rules.\n")
+    assert net.gateway.reload_motd() == "irc: MOTD: 1 lines"
+    bob.send("MOTD")
+    assert [m.params[-1] for m in bob.take() if m.command == "372"] == ["- New rules."]
+    assert net.gateway.reload_motd() == ""  # nothing changed, nothing said
+    motd.unlink()
+    assert net.gateway.reload_motd().startswith(
+        f"irc: kept the MOTD in force: [irc] motd_file: {motd}"
+    )
+    bob.send("MOTD")
+    assert [m.params[-1] for m in bob.take() if m.command == "372"] == ["- New rules."]
+
+
+def test_a_motd_file_that_cannot_be_read_is_one_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=f"^\\[irc\\] motd_file: {tmp_path / 'nope'}: no such file$"
+    ):
+        Net(motd_file=str(tmp_path / "nope"))
+
+
+def test_server_time_is_offered_acked_and_stamps_what_the_client_reads(net: Net) -> None:
+    net.fx.chat.clock.now = 1_795_000_000.25  # the fake clock is the wall clock here
+    net.gateway.info.wall = net.fx.chat.clock
+    net.nc("alice")
+    bob = IrcClient(net.gateway)
+    bob.send("CAP LS 302")
+    [ls] = bob.take()
+    assert ls.params == ("*", "LS", "server-time")
+    bob.send("CAP REQ :server-time multi-prefix")  # all or nothing
+    [nak] = bob.take()
+    assert nak.params[1:] == ("NAK", "server-time multi-prefix")
+    bob.send("CAP REQ :server-time")
+    [ack] = bob.take()
+    assert ack.params[1:] == ("ACK", "server-time")
+    bob.register("bob")
+    bob.send("CAP END")
+    got = bob.take()
+    assert [m.command for m in got][:2] == ["001", "002"]
+    assert all(m.tags == (("time", "2026-11-18T11:06:40.250Z"),) for m in got)
+    carol = net.irc("carol")  # no server-time: the same lines without the tag
+    [join] = bob.take()
+    assert join.command == "JOIN" and join.tags == (("time", "2026-11-18T11:06:40.250Z"),)
+    alice = net.hub.find("alice")
+    assert alice is not None
+    net.hub.receive(alice, "hi all")
+    net.fx.chat.hub.fanout.flush()
+    [said] = bob.take()
+    assert said.tags == (("time", "2026-11-18T11:06:40.250Z"),)
+    assert said.params == (LOBBY, "hi all") and said.source == src("alice")
+    [plain] = carol.take()
+    assert plain.tags == () and plain.params == (LOBBY, "hi all")
+    bob.send("CAP LIST")
+    assert bob.take()[0].params[1:] == ("LIST", "server-time")
+    bob.send("CAP REQ :-server-time")  # the format is fixed once registered
+    assert bob.take()[0].params[1] == "NAK"
+
+
+def test_a_silent_client_is_pinged_then_dropped_with_a_quit_reason() -> None:
+    net = Net(ping_interval=30)
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    net.fx.chat.advance(29)
+    assert bob.take() == [] and carol.take() == []
+    net.fx.chat.advance(1)
+    assert bob.take() == [Message("PING", ("chatd.local",))]
+    assert carol.take() == [Message("PING", ("chatd.local",))]
+    net.fx.chat.advance(5)
+    carol.send("PONG :chatd.local")  # carol answers (at 35 s); bob does not
+    net.fx.chat.advance(24.5)
+    assert bob.take() == [] and carol.take() == []
+    net.fx.chat.advance(0.5)  # 30 s after the PING
+    error = bob.take()
+    assert error == [Message("ERROR", ("Closing Link: bob (Ping timeout: 30 seconds)",))]
+    assert bob.link.closed and net.hub.find("bob") is None
+    assert alice.take() == ["*** bob left (Ping timeout: 30 seconds)"]
+    assert carol.take() == [Message("QUIT", ("Ping timeout: 30 seconds",), src("bob"))]
+    # carol, who answered, is PINGed again 30 s after her PONG, and stays while she answers.
+    net.fx.chat.advance(5)
+    assert carol.take() == [Message("PING", ("chatd.local",))]
+    carol.send("PONG :chatd.local")
+    net.fx.chat.advance(29)
+    assert carol.take() == [] and net.hub.find("carol") is not None
+
+
+def test_any_line_counts_as_an_answer_and_a_chatty_client_is_never_pinged() -> None:
+    net = Net(ping_interval=30)
+    bob = net.irc("bob")
+    for _ in range(10):
+        net.fx.chat.advance(20)
+        bob.send("PRIVMSG #lobby :still here")
+    assert [m.command for m in bob.take()] == []
+    assert net.hub.find("bob") is not None
+
+
+def test_ping_interval_0_never_pings() -> None:
+    net = Net(ping_interval=0)
+    bob = net.irc("bob")
+    net.fx.chat.advance(86_400)
+    assert bob.take() == [] and net.hub.find("bob") is not None
+
+
+def test_irc_style_nicks_register_and_rename(net: Net) -> None:
+    alice = net.nc("alice")
+    tom = net.irc("[tom]")
+    tom.send("NICK tom|away")
+    assert tom.take() == [Message("NICK", ("tom|away",), src("[tom]"))]
+    assert alice.take()[-1] == "*** [tom] is now known as tom|away"

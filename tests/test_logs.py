@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from chatd import logs
-from tests.helpers import WAIT, LineClient, ServerProcess
+from tests.helpers import DEFAULT_SERVE_ARGS, WAIT, LineClient, ServerProcess, serve_args
 
 RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
@@ -130,7 +130,7 @@ def test_a_log_reader_that_goes_away_does_not_take_the_server_down(tmp_path: Pat
     read_end, write_end = os.pipe()
     env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatd", "serve", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "chatd", "serve", *serve_args(DEFAULT_SERVE_ARGS)],
         stdin=subprocess.DEVNULL,
         stdout=write_end,
         stderr=write_end,

@@ -35,6 +35,7 @@ import functools
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from chatd.config import Config
@@ -400,6 +401,9 @@ class Hub:
     def join(self, user: User, name: str) -> str | None:
         """``user`` joins room ``name`` (made if there is none) and makes it its
         current room; returns why not, or None when done."""
+        return self._join(user, name, arrived=False)
+
+    def _join(self, user: User, name: str, *, arrived: bool) -> str | None:
         problem = room_problem(name)
         if problem:
             return problem
@@ -422,7 +426,7 @@ class Hub:
                 )
             room = self._rooms[room_key(name)] = Room(name)
             room.ops.add(user)  # whoever makes a room runs it
-        self._enter(user, room, arrived=False)
+        self._enter(user, room, arrived=arrived)
         if created:
             log.info("%s made %s", user.nick, room.name)
         return None
@@ -568,13 +572,15 @@ class Hub:
             return f"{nick} is not in {room.name}."
         return room, target
 
-    def _enter(self, user: User, room: Room, *, arrived: bool) -> None:
-        """Put ``user`` in ``room`` as its current room; the members hear of it."""
+    def _enter(self, user: User, room: Room, *, arrived: bool, welcomed: bool = False) -> None:
+        """Put ``user`` in ``room`` as its current room; the members hear of it
+        (that it ``arrived`` on the server, or joined from elsewhere). ``user``
+        is told the room's state unless its welcome named the room."""
         self.delivery.to_room(room, ev.Joined(room.name, user.nick, arrived))
         room.members[user] = None
         user.rooms[room_key(room.name)] = room
         self._set_current(user, room)
-        if not arrived:  # arriving, the welcome names the room
+        if not welcomed:
             self.delivery.to_user(user, ev.Current(room.name))
             self.delivery.to_user(user, self._state(room))
 
@@ -632,11 +638,12 @@ class Hub:
         if problem:
             self.notify(user, f"{problem}\n{NICK_PROMPT}")
 
-    def register(self, user: User, nick: str) -> str | None:
+    def register(self, user: User, nick: str, rooms: Sequence[str] | None = None) -> str | None:
         """Name a registering ``user`` ``nick``, welcome it and put it in the
-        default room; returns why not (the nickname's rule, a ban, taken), or
-        None when done. The nc prompt calls it with each line; another wire
-        (IRC) when its own registration is complete."""
+        default room, or in ``rooms`` when given (each told as a join is, and
+        none when empty); returns why not (the nickname's rule, a ban, taken),
+        or None when done. The nc prompt calls it with each line; another wire
+        (IRC, with its autojoin) when its own registration is complete."""
         if user.state is not State.REGISTERING:
             return "You have a nickname already."
         problem = self.nick_refusal(user, nick)
@@ -650,9 +657,16 @@ class Hub:
         self.delivery.arrive(user)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", nick, user.link.peer)
-        room = self._lobby
-        self.delivery.to_user(user, ev.Welcome(nick, room.name, len(self._named)))
-        self._enter(user, room, arrived=True)
+        if rooms is None:
+            room = self._lobby
+            self.delivery.to_user(user, ev.Welcome(nick, room.name, len(self._named)))
+            self._enter(user, room, arrived=True, welcomed=True)
+        else:
+            self.delivery.to_user(user, ev.Welcome(nick, "", len(self._named)))
+            for name in rooms:
+                problem = self._join(user, name, arrived=True)
+                if problem:  # the server's own list: full, or past the rooms one may be in
+                    self.notify(user, problem)
         self.plugins.user_joined(user)
         return None
 
@@ -666,8 +680,13 @@ class Hub:
         return problem
 
     def nick_taken(self, nick: str, user: User) -> bool:
-        """Whether someone other than ``user`` is called ``nick`` (ignoring case)."""
-        holder = self._named.get(_key(nick))
+        """Whether someone other than ``user`` is called ``nick`` (ignoring case),
+        or it is the IRC service's (``[irc] service_nick``: reserved for everyone,
+        whether IRC is served or not, so that it never changes hands)."""
+        key = _key(nick)
+        if key == _key(self.config.irc.service_nick):
+            return True
+        holder = self._named.get(key)
         return holder is not None and holder is not user
 
     def _banned_nick(self, nick: str) -> str | None:

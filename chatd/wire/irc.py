@@ -26,6 +26,7 @@ themselves and have no current room.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
@@ -38,15 +39,30 @@ from chatd.wire import irc_message as im
 from chatd.wire.irc_message import Message, ctcp, format_message
 from chatd.wire.text import lines_of, one_line
 
-__all__ = ["HERE", "NAME", "SERVER_NAME", "SHARED", "IrcWire", "render", "variant"]
+__all__ = [
+    "CAPABILITIES",
+    "HERE",
+    "NAME",
+    "SERVER_NAME",
+    "SHARED",
+    "IrcServer",
+    "IrcWire",
+    "render",
+    "variant",
+]
 
 NAME: Final = "irc"
 
-#: The server's name in the prefix of its own lines and numerics. A constant
-#: until the listener's ``[irc] server_name`` setting exists.
+#: The server's name in the prefix of its own lines and numerics, unless
+#: ``[irc] server_name`` says otherwise (see :class:`IrcServer`).
 SERVER_NAME: Final = "chatd.local"
-#: The network's name in 001 and ISUPPORT (``[irc] network`` later).
+#: The network's name in 001 and ISUPPORT, unless ``[irc] network`` says otherwise.
 NETWORK: Final = "chatd"
+#: Who IRC users send plugin commands to, unless ``[irc] service_nick`` says otherwise.
+SERVICE: Final = "chatd"
+#: The capabilities chatd implements (CAP LS): ``server-time`` stamps every
+#: line a client is sent through its wire with ``@time=`` (IRCv3).
+CAPABILITIES: Final = ("server-time",)
 #: The host part of every user's source: one fixed cloak, so a line renders
 #: the same for every reader (and no reader learns another's address).
 CLOAK: Final = "chatd"
@@ -90,69 +106,69 @@ def token(text: str) -> str:
     return word or "*"
 
 
-def numeric(nick: str, code: str, *params: str) -> bytes:
+def numeric(nick: str, code: str, *params: str, server: str = SERVER_NAME) -> bytes:
     """``:server CODE nick params...``: a numeric reply to ``nick`` ("*" before it
     has one). Every param but the last (the text) may echo what a client sent,
     so each is made a :func:`token`: a reply can never be refused by the codec."""
     middle = tuple(token(param) for param in params[:-1])
-    return message(SERVER_NAME, code, token(nick), *middle, *params[-1:])
+    return message(server, code, token(nick), *middle, *params[-1:])
 
 
-def _by(nick: str) -> str:
+def _by(nick: str, server: str) -> str:
     """The source of what ``nick`` did, or the server's when a server operator did it."""
-    return source(nick) if nick else SERVER_NAME
+    return source(nick) if nick else server
 
 
-def _said(e: ev.Said, v: str) -> bytes:
+def _said(e: ev.Said, v: str, info: IrcServer) -> bytes:
     return message(source(e.nick), "PRIVMSG", e.room, one_line(e.text))
 
 
-def _acted(e: ev.Acted, v: str) -> bytes:
+def _acted(e: ev.Acted, v: str, info: IrcServer) -> bytes:
     return message(source(e.nick), "PRIVMSG", e.room, ctcp("ACTION", one_line(e.text)))
 
 
-def _private(e: ev.PrivateSaid, v: str) -> bytes:
+def _private(e: ev.PrivateSaid, v: str, info: IrcServer) -> bytes:
     if v == ECHO:  # the client shows its own line (no echo-message capability yet)
         return b""
     return message(source(e.sender), "PRIVMSG", e.to, one_line(e.text))
 
 
-def _joined(e: ev.Joined, v: str) -> bytes:
+def _joined(e: ev.Joined, v: str, info: IrcServer) -> bytes:
     return message(source(e.nick), "JOIN", e.room)
 
 
-def _parted(e: ev.Parted, v: str) -> bytes:
+def _parted(e: ev.Parted, v: str, info: IrcServer) -> bytes:
     reason = one_line(e.reason)
     if reason:
         return message(source(e.nick), "PART", e.room, reason)
     return message(source(e.nick), "PART", e.room)
 
 
-def _kick(room: str, nick: str, by: str, reason: str) -> bytes:
+def _kick(room: str, nick: str, by: str, reason: str, server: str) -> bytes:
     reason = one_line(reason)
     if reason:
-        return message(_by(by), "KICK", room, nick, reason)
-    return message(_by(by), "KICK", room, nick)
+        return message(_by(by, server), "KICK", room, nick, reason)
+    return message(_by(by, server), "KICK", room, nick)
 
 
-def _kicked(e: ev.Kicked, v: str) -> bytes:
-    return _kick(e.room, e.nick, e.by, e.reason)
+def _kicked(e: ev.Kicked, v: str, info: IrcServer) -> bytes:
+    return _kick(e.room, e.nick, e.by, e.reason, info.name)
 
 
-def _quit(e: ev.Quit, v: str) -> bytes:
+def _quit(e: ev.Quit, v: str, info: IrcServer) -> bytes:
     return message(source(e.nick), "QUIT", one_line(e.reason) or "Quit")
 
 
-def _renamed(e: ev.Renamed, v: str) -> bytes:
+def _renamed(e: ev.Renamed, v: str, info: IrcServer) -> bytes:
     return message(source(e.old), "NICK", e.new)
 
 
-def _topic(e: ev.TopicSet, v: str) -> bytes:
-    return message(_by(e.by), "TOPIC", e.room, one_line(e.text))
+def _topic(e: ev.TopicSet, v: str, info: IrcServer) -> bytes:
+    return message(_by(e.by, info.name), "TOPIC", e.room, one_line(e.text))
 
 
-def _opped(e: ev.Opped, v: str) -> bytes:
-    return message(_by(e.by), "MODE", e.room, "+o" if e.op else "-o", e.nick)
+def _opped(e: ev.Opped, v: str, info: IrcServer) -> bytes:
+    return message(_by(e.by, info.name), "MODE", e.room, "+o" if e.op else "-o", e.nick)
 
 
 def notices(target: str, text: str, src: str = SERVER_NAME) -> bytes:
@@ -160,74 +176,131 @@ def notices(target: str, text: str, src: str = SERVER_NAME) -> bytes:
     return b"".join(message(src, "NOTICE", target, line) for line in lines_of(text) if line)
 
 
-def _notice(e: ev.Notice, v: str) -> bytes:
-    return notices(e.room or "*", e.text)
+def _notice(e: ev.Notice, v: str, info: IrcServer) -> bytes:
+    # The server's words (a plugin's announcement, an operator's) come from the
+    # service nick, whom IRC users send commands to.
+    return notices(e.room or "*", e.text, source(info.service))
 
 
-def _current(e: ev.Current, v: str) -> bytes:
+def _current(e: ev.Current, v: str, info: IrcServer) -> bytes:
     return b""  # IRC has no current room
 
 
-def _greeting(e: ev.Greeting, v: str) -> bytes:
+def _greeting(e: ev.Greeting, v: str, info: IrcServer) -> bytes:
     return b""  # IRC registers with NICK and USER: no prompt
 
 
-def _you_renamed(e: ev.YouRenamed, v: str) -> bytes:
+def _you_renamed(e: ev.YouRenamed, v: str, info: IrcServer) -> bytes:
     return message(source(e.old), "NICK", e.new)  # the client follows its own NICK line
 
 
-def _goodbye(e: ev.Goodbye, v: str) -> bytes:
+def _goodbye(e: ev.Goodbye, v: str, info: IrcServer) -> bytes:
     return b""  # the gateway has answered QUIT with ERROR: nothing may follow it
 
 
 # -- what one reader is told: numerics name it -------------------------------------------
 
 
-def lusers(nick: str, online: int) -> bytes:
+class IrcServer:
+    """What every IRC line of one listener says of the server: its name, its
+    network, its limits, its MOTD, and the wall clock ``server-time`` reads.
+    One per listener, shared by its connections' wires; the MOTD may change
+    (a reload), the rest is fixed while the server runs."""
+
+    __slots__ = ("motd", "name", "network", "service", "topic_len", "wall")
+
+    def __init__(
+        self,
+        name: str = SERVER_NAME,
+        network: str = NETWORK,
+        *,
+        topic_len: int = DEFAULT_MAX_TOPIC_CHARS,
+        motd: Iterable[str] = (),
+        service: str = SERVICE,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.network = network
+        #: The service nick: plugin replies and announcements come from it.
+        self.service = service
+        self.topic_len = topic_len
+        #: The message of the day, line by line; none: 422 "MOTD File is missing".
+        self.motd: tuple[str, ...] = tuple(motd)
+        self.wall = wall
+
+
+#: Defaults, for renderings that have no listener's (tests, the module renderer).
+DEFAULT_SERVER: Final = IrcServer()
+
+
+def lusers(nick: str, online: int, server: str = SERVER_NAME) -> bytes:
     """251 and 255: how many are on (nc users count: it is one chat)."""
     return numeric(
-        nick, im.RPL_LUSERCLIENT, f"There are {online} users and 0 invisible on 1 server"
-    ) + numeric(nick, im.RPL_LUSERME, f"I have {online} clients and 0 servers")
+        nick,
+        im.RPL_LUSERCLIENT,
+        f"There are {online} users and 0 invisible on 1 server",
+        server=server,
+    ) + numeric(nick, im.RPL_LUSERME, f"I have {online} clients and 0 servers", server=server)
 
 
-def no_motd(nick: str) -> bytes:
-    return numeric(nick, im.ERR_NOMOTD, "MOTD File is missing")
+def motd(nick: str, info: IrcServer = DEFAULT_SERVER) -> bytes:
+    """375, a 372 for each line, 376; or 422 when there is no MOTD."""
+    if not info.motd:
+        return numeric(nick, im.ERR_NOMOTD, "MOTD File is missing", server=info.name)
+    server = info.name
+    out = [numeric(nick, im.RPL_MOTDSTART, f"- {server} Message of the day - ", server=server)]
+    out += [numeric(nick, im.RPL_MOTD, f"- {line}", server=server) for line in info.motd]
+    out.append(numeric(nick, im.RPL_ENDOFMOTD, "End of /MOTD command.", server=server))
+    return b"".join(out)
 
 
-def isupport(nick: str, topic_len: int) -> bytes:
+def isupport(nick: str, info: IrcServer = DEFAULT_SERVER) -> bytes:
     tokens = (
         f"CASEMAPPING={im.CASEMAPPING}",
         "CHANTYPES=#",
         f"NICKLEN={NICKLEN}",
         f"CHANNELLEN={CHANNELLEN}",
-        f"TOPICLEN={topic_len}",
-        f"NETWORK={NETWORK}",
+        f"TOPICLEN={info.topic_len}",
+        f"NETWORK={info.network}",
         "PREFIX=(o)@",
-        "CHANMODES=,,,",
+        "CHANMODES=,,,t",
     )
-    return numeric(nick, im.RPL_ISUPPORT, *tokens, "are supported by this server")
+    return numeric(nick, im.RPL_ISUPPORT, *tokens, "are supported by this server", server=info.name)
 
 
-def welcome(nick: str, online: int, topic_len: int = DEFAULT_MAX_TOPIC_CHARS) -> bytes:
-    """The registration burst: 001-004, 005, LUSERS (251, 255) and 422 (no MOTD yet)."""
+def welcome(nick: str, online: int, info: IrcServer = DEFAULT_SERVER) -> bytes:
+    """The registration burst: 001-004, 005, LUSERS (251, 255) and the MOTD."""
     version = f"chatd-{chatd.__version__}"
+    server = info.name
     return b"".join(
         (
-            numeric(nick, im.RPL_WELCOME, f"Welcome to the {NETWORK} IRC network, {nick}"),
-            numeric(nick, im.RPL_YOURHOST, f"Your host is {SERVER_NAME}, running {version}"),
-            numeric(nick, im.RPL_CREATED, "This server was created when chatd started"),
-            # Modes: user "i" (accepted and shown, changes nothing); channel "o".
-            numeric(nick, im.RPL_MYINFO, SERVER_NAME, version, "i", "o"),
-            isupport(nick, topic_len),
-            lusers(nick, online),
-            no_motd(nick),
+            numeric(
+                nick,
+                im.RPL_WELCOME,
+                f"Welcome to the {info.network} IRC network, {nick}",
+                server=server,
+            ),
+            numeric(
+                nick, im.RPL_YOURHOST, f"Your host is {server}, running {version}", server=server
+            ),
+            numeric(
+                nick, im.RPL_CREATED, "This server was created when chatd started", server=server
+            ),
+            # Modes: user "i" (accepted and shown, changes nothing); channel "o"
+            # and "t" (the topic is for operators while the channel has any).
+            numeric(nick, im.RPL_MYINFO, server, version, "i", "ot", "o", server=server),
+            isupport(nick, info),
+            lusers(nick, online, server),
+            motd(nick, info),
         )
     )
 
 
-def names(nick: str, room: str, members: Iterable[str], ops: frozenset[str]) -> bytes:
+def names(
+    nick: str, room: str, members: Iterable[str], ops: frozenset[str], server: str = SERVER_NAME
+) -> bytes:
     """353 lines (as many as the 512-byte limit needs), then 366."""
-    head = len(f":{SERVER_NAME} {im.RPL_NAMREPLY} {nick} = {room} :".encode())
+    head = len(f":{server} {im.RPL_NAMREPLY} {nick} = {room} :".encode())
     room_line = im.MAX_MESSAGE_BYTES - 2 - head  # bytes left for the names
     chunks: list[list[str]] = [[]]
     width = 0
@@ -238,50 +311,55 @@ def names(nick: str, room: str, members: Iterable[str], ops: frozenset[str]) -> 
             width = 0
         width += len(name) + (1 if chunks[-1] else 0)
         chunks[-1].append(name)
-    out = [numeric(nick, im.RPL_NAMREPLY, "=", room, " ".join(c)) for c in chunks if c]
-    out.append(numeric(nick, im.RPL_ENDOFNAMES, room, "End of /NAMES list"))
+    out = [
+        numeric(nick, im.RPL_NAMREPLY, "=", room, " ".join(c), server=server) for c in chunks if c
+    ]
+    out.append(numeric(nick, im.RPL_ENDOFNAMES, room, "End of /NAMES list", server=server))
     return b"".join(out)
 
 
-def room_state(nick: str, e: ev.RoomState) -> bytes:
+def room_state(nick: str, e: ev.RoomState, server: str = SERVER_NAME) -> bytes:
     """What a client needs to open a channel: its own JOIN, the topic, the names."""
     out = [message(source(nick), "JOIN", e.room)]
     topic = one_line(e.topic)
     if topic:
-        out.append(numeric(nick, im.RPL_TOPIC, e.room, topic))
-    out.append(names(nick, e.room, e.members, e.ops))
+        out.append(numeric(nick, im.RPL_TOPIC, e.room, topic, server=server))
+    out.append(names(nick, e.room, e.members, e.ops, server))
     return b"".join(out)
 
 
-def you_left(nick: str, e: ev.YouLeft) -> bytes:
+def you_left(nick: str, e: ev.YouLeft, server: str = SERVER_NAME) -> bytes:
     if e.kicked:
-        return _kick(e.room, nick, e.kicked_by, e.reason)
+        return _kick(e.room, nick, e.kicked_by, e.reason, server)
     reason = one_line(e.reason)
     if reason:
         return message(source(nick), "PART", e.room, reason)
     return message(source(nick), "PART", e.room)
 
 
-def personal(nick: str, event: ev.Event, topic_len: int = DEFAULT_MAX_TOPIC_CHARS) -> bytes:
+def personal(nick: str, event: ev.Event, info: IrcServer = DEFAULT_SERVER) -> bytes:
     """``event`` for the one reader called ``nick`` ("*" before it has a name)."""
+    server = info.name
     if isinstance(event, ev.Welcome):
-        return welcome(nick, event.online, topic_len)
+        return welcome(nick, event.online, info)
     if isinstance(event, ev.RoomState):
-        return room_state(nick, event)
+        return room_state(nick, event, server)
     if isinstance(event, ev.Members):
-        return names(nick, event.room, event.members, event.ops)
+        return names(nick, event.room, event.members, event.ops, server)
     if isinstance(event, ev.YouLeft):
-        return you_left(nick, event)
+        return you_left(nick, event, server)
     if isinstance(event, ev.Notice) and not event.room:
-        return notices(nick or "*", event.text)
-    return render(event)
+        # Before registration (no nick yet) the server speaks; after, the service.
+        src = source(info.service) if nick != "*" else server
+        return notices(nick, event.text, src)
+    return render(event, HERE, info)
 
 
-def _personal_anonymous(e: Any, v: str) -> bytes:
-    return personal("*", e)
+def _personal_anonymous(e: Any, v: str, info: IrcServer) -> bytes:
+    return personal("*", e, info)
 
 
-_RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
+_RENDER: Final[dict[type, Callable[[Any, str, IrcServer], bytes]]] = {
     ev.Said: _said,
     ev.Acted: _acted,
     ev.PrivateSaid: _private,
@@ -305,9 +383,24 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
 }
 
 
-def render(event: ev.Event, v: str = HERE) -> bytes:
+def render(event: ev.Event, v: str = HERE, info: IrcServer | None = None) -> bytes:
     """``event`` as complete IRC lines, the same for every reader (no recipient nick)."""
-    return _RENDER[type(event)](event, v)
+    return _RENDER[type(event)](event, v, info or DEFAULT_SERVER)
+
+
+def time_tag(when: float) -> bytes:
+    """IRCv3 ``server-time``: ``@time=2026-12-01T13:48:34.123Z `` for ``when``
+    (seconds since the epoch), in UTC, to the millisecond."""
+    seconds = int(when)
+    millis = int((when - seconds) * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"@time={stamp}.{millis:03d}Z ".encode()
+
+
+def stamped(data: bytes, when: float) -> bytes:
+    """Each line of ``data`` with the server-time tag of ``when`` before it."""
+    tag = time_tag(when)
+    return b"".join(tag + line for line in data.splitlines(keepends=True))
 
 
 class Named(Protocol):
@@ -325,15 +418,28 @@ _PERSONAL: Final = (ev.Welcome, ev.RoomState, ev.Members, ev.YouLeft)
 class IrcWire:
     """One IRC connection's wire: :func:`render` plus the personal events, which
     name their reader. Set ``owner`` (the hub's user) once the hub has made it;
-    until it has a nickname, numerics go to "*"."""
+    until it has a nickname, numerics go to "*".
 
-    NAME: Final = NAME
+    A connection that asked for ``server-time`` reads a format of its own
+    (:attr:`NAME` ``irc+time``): what the others share is rendered once more
+    for such readers, with the tag, never once per reader. Choose it before
+    the connection registers (delivery groups readers by NAME from then on).
+    """
 
     def __init__(
-        self, owner: Named | None = None, topic_len: int = DEFAULT_MAX_TOPIC_CHARS
+        self,
+        owner: Named | None = None,
+        info: IrcServer = DEFAULT_SERVER,
+        *,
+        server_time: bool = False,
     ) -> None:
         self.owner = owner
-        self.topic_len = topic_len
+        self.info = info
+        self.server_time = server_time
+
+    @property
+    def NAME(self) -> str:  # the Wire protocol names it so
+        return f"{NAME}+time" if self.server_time else NAME
 
     @property
     def nick(self) -> str:
@@ -346,5 +452,9 @@ class IrcWire:
         if isinstance(event, _PERSONAL) or (
             v != SHARED and isinstance(event, ev.Notice) and not event.room
         ):
-            return personal(self.nick, event, self.topic_len)
-        return render(event, HERE if v == SHARED else v)
+            data = personal(self.nick, event, self.info)
+        else:
+            data = render(event, HERE if v == SHARED else v, self.info)
+        if self.server_time and data:
+            return stamped(data, self.info.wall())
+        return data
