@@ -5,7 +5,8 @@ Both servers are started here, each pinned to CPU 1 (the load generator to CPU
 other with the same `chatd bench` load, alternating, REPEATS times; the table
 shows medians and chatd's ratio to the reference.
 
-    python bench/compare.py [--quick] [--c-server SOURCE] [--threaded-10k] [--json FILE]
+    python bench/compare.py [--quick] [--c-server SOURCE] [--loadgen SOURCE]
+                            [--threaded-10k] [--json FILE]
 
 With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
 ``cc -O2``; a built binary works too) the minimal C epoll server runs in the
@@ -30,6 +31,19 @@ work chatd does.) The thread-per-client reference is not run in rooms.
 
 Each load is ``bench/load.py``: chatd.bench.run, the code behind ``chatd
 bench``, with its options as JSON (``room_ports`` has no flag).
+
+IRC: with ``--loadgen ../shared/bench/loadgen.c`` (built here; a binary works
+too) the shared C load generator, which speaks IRC (``--proto irc``: NICK,
+USER, JOIN #bench, PRIVMSG), drives three servers in turn, each pinned to CPU
+1, in the same rotation: chatd's IRC listener, the same chatd's nc listener
+(the generator's line protocol: the same load, so "IRC costs this much more
+than nc"), and Debian's ngircd (``apt-get install ngircd``; skipped with a
+note when it is missing). 1,000 clients in one channel, 10 senders, 64 lines
+in flight each. chatd serves IRC with ``autojoin = []``: the generator joins
+#bench itself and counts a client ready at its first 366. ngircd gets a
+config that lifts what would refuse or slow the load (connections per
+address, the per-command penalty); its listen backlog is 10, so every server
+gets at most 8 connections in flight while the clients connect.
 """
 
 from __future__ import annotations
@@ -57,9 +71,38 @@ max_clients = 20000
 [limits]
 flood_rate = 0
 max_per_ip = 0
+[irc]
+port = {irc_port}
+autojoin = []
 [admin]
 enabled = false
 """
+#: Debian's ngircd for the IRC rows: no per-address limit, no penalty time
+#: (it delays each command of a busy client by a second), no DNS or ident
+#: lookups (nothing leaves loopback), as many joins and channels as asked.
+NGIRCD_CONFIG = """\
+[Global]
+    Name = ngircd.bench
+    Info = bench
+    AdminInfo1 = bench
+    AdminEMail = bench@localhost
+    Listen = 127.0.0.1
+    Ports = {port}
+    PidFile = {tmp}/ngircd.pid
+[Options]
+    PAM = no
+    Ident = no
+    DNS = no
+[Limits]
+    MaxPenaltyTime = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxNickLength = 31
+"""
+#: Connections the C load generator has connecting at once: under ngircd's
+#: listen backlog of 10 (a full backlog drops SYNs, and the connect phase
+#: crawls); the same for every server, so the runs compare.
+LOADGEN_MAX_PENDING = 8
 
 
 def free_port() -> int:
@@ -170,12 +213,25 @@ def place_c_server(source: Path, tmp: Path) -> None:
         binary.symlink_to(source.resolve())
 
 
+def chatd_argv(port: int, irc_port: int, tmp: Path) -> list[str]:
+    """chatd serving nc on ``port`` and IRC on ``irc_port`` (0: any), the bench's settings."""
+    config = tmp / "chatd.toml"
+    config.write_text(CONFIG.format(port=port, irc_port=irc_port))
+    return [
+        sys.executable,
+        "-m",
+        "chatd",
+        "serve",
+        "--config",
+        str(config),
+        "--log-level",
+        "WARNING",
+    ]
+
+
 def start(name: str, port: int, tmp: Path) -> Server:
     if name == "chatd":
-        config = tmp / "chatd.toml"
-        config.write_text(CONFIG.format(port=port))
-        argv = [sys.executable, "-m", "chatd", "serve", "--config", str(config)]
-        return Server(name, [*argv, "--log-level", "WARNING"], port)
+        return Server(name, chatd_argv(port, 0, tmp), port)
     if name == "c-epoll":
         return Server(name, [str(tmp / "c_epoll_broadcast"), "--port", str(port)], port)
     return Server(
@@ -203,6 +259,116 @@ def start_for(name: str, scenario: str, tmp: Path) -> list[Server]:
     return [start(name, free_port(), tmp)]
 
 
+# -- IRC, with the shared C load generator ------------------------------------------------
+
+#: The IRC rotation: chatd's IRC listener, the same chatd's nc listener, ngircd.
+IRC_SERVERS = ("chatd-irc", "chatd-nc", "ngircd")
+
+
+def place_loadgen(source: Path, tmp: Path) -> Path:
+    binary = tmp / "loadgen"
+    if source.suffix == ".c":
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(source)], check=True)
+    else:
+        binary.symlink_to(source.resolve())
+    return binary
+
+
+def start_irc(name: str, tmp: Path) -> tuple[Server, str]:
+    """``name`` of IRC_SERVERS, started; and the protocol the generator speaks to it."""
+    port = free_port()
+    if name == "ngircd":
+        config = tmp / "ngircd.conf"
+        config.write_text(NGIRCD_CONFIG.format(port=port, tmp=tmp))
+        return Server(name, ["ngircd", "--nodaemon", "--config", str(config)], port), "irc"
+    if name == "chatd-irc":  # wait for the IRC port: it is bound last
+        return Server(name, chatd_argv(0, port, tmp), port), "irc"
+    return Server(name, chatd_argv(port, 0, tmp), port), "line"
+
+
+def loadgen(binary: Path, server: Server, proto: str, duration: float) -> dict[str, Any]:
+    """One run of the C load generator (1,000 clients, 10 senders, window 64)."""
+    argv = [
+        str(binary),
+        *("--port", str(server.port), "--proto", proto),
+        *("--clients", "1000", "--senders", "10", "--window", "64"),
+        *("--duration", str(duration), "--warmup", "1"),
+        *("--max-pending", str(LOADGEN_MAX_PENDING), "--server-pid", str(server.proc.pid)),
+    ]
+    done = subprocess.run(pinned(0, argv), capture_output=True, text=True, timeout=300, check=False)
+    if not done.stdout.strip():
+        raise SystemExit(f"loadgen against {server.name} failed: {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def irc_table(binary: Path, repeats: int, duration: float, tmp: Path) -> dict[str, list[Any]]:
+    """Run the IRC rotation; print its table; return the raw runs."""
+    names = [n for n in IRC_SERVERS if n != "ngircd" or shutil.which("ngircd")]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            server, proto = start_irc(name, tmp)
+            try:
+                runs[name].append(loadgen(binary, server, proto, duration))
+            finally:
+                server.stop()
+
+    def med(name: str, *path: str) -> float | None:
+        values = []
+        for result in runs.get(name, []):
+            value: Any = result
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                values.append(float(value))
+        return statistics.median(values) if values else None
+
+    print()
+    print(
+        "IRC: ../shared/bench/loadgen, 1,000 clients in one channel, 10 senders, window 64"
+        f" (medians of {repeats}; the generator on CPU 0, each server on CPU 1)"
+    )
+    if "ngircd" not in names:
+        print("(ngircd is not installed: apt-get install ngircd for its column)")
+    titles = {"chatd-irc": "chatd IRC", "chatd-nc": "chatd nc", "ngircd": "ngircd"}
+    ratios = [("chatd-irc", "ngircd"), ("chatd-irc", "chatd-nc")]
+    ratios = [(a, b) for a, b in ratios if b in names]
+    head = [
+        "measure",
+        *(titles[n] for n in names),
+        *(f"{titles[a]} / {titles[b]}" for a, b in ratios),
+    ]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    rows = [
+        ("deliveries/s", ("deliveries_per_s",), "M"),
+        ("  delivery ratio", ("delivery_ratio",), ""),
+        ("  p99 latency (ms)", ("latency_ms", "p99"), ""),
+        ("  server CPU (of its core)", ("server_cpu_util",), ""),
+        ("  load generator CPU (of its core)", ("loadgen_cpu_util",), ""),
+    ]
+    for label, path, unit in rows:
+        values = {name: med(name, *path) for name in names}
+        cells = [
+            "-"
+            if values[n] is None
+            else (f"{values[n] / 1e6:.2f} M" if unit == "M" else f"{values[n]:g}")  # type: ignore[operator]
+            for n in names
+        ]
+        for a, b in ratios:
+            va, vb = values[a], values[b]
+            cells.append(f"{va / vb:.2f}x" if va is not None and vb else "-")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    return runs
+
+
+def shown(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.2f} M" if unit == "M" else f"{value:g}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat, shorter runs")
@@ -214,6 +380,14 @@ def main() -> None:
         help="also measure the C epoll server: ../shared/bench/c_epoll_broadcast.c or its binary",
     )
     parser.add_argument(
+        "--loadgen",
+        type=Path,
+        metavar="SOURCE",
+        help="also run the IRC rows with the C load generator: ../shared/bench/loadgen.c"
+        " or its binary (chatd IRC vs chatd nc vs ngircd)",
+    )
+    parser.add_argument("--irc-only", action="store_true", help="with --loadgen: only the IRC rows")
+    parser.add_argument(
         "--threaded-10k",
         action="store_true",
         help="run the 10,000-client part against the threaded reference too (about 10 minutes:"
@@ -221,6 +395,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     repeats, duration = (1, 2.0) if args.quick else (3, 5.0)
+    if args.irc_only:
+        if not args.loadgen:
+            parser.error("--irc-only needs --loadgen")
+        with tempfile.TemporaryDirectory() as tmp:
+            binary = place_loadgen(args.loadgen, Path(tmp))
+            only = irc_table(binary, repeats, duration, Path(tmp))
+        if args.json:
+            args.json.write_text(json.dumps({"irc": only}, indent=1))
+        return
     names = ["chatd", "threaded", *(["c-epoll"] if args.c_server else [])]
     heavy = {"clients": 1000, "senders": 10, "window": 64, "duration": duration}
     rooms = {**heavy, "rooms": ROOMS}
@@ -260,11 +443,6 @@ def main() -> None:
             if value is not None:  # no latency sample: nothing arrived in time
                 values.append(float(value))
         return statistics.median(values) if values else None
-
-    def shown(value: float | None, unit: str) -> str:
-        if value is None:
-            return "-"
-        return f"{value / 1e6:.2f} M" if unit == "M" else f"{value:g}"
 
     rows = [
         ("1,000 clients, 10 senders: deliveries/s", ("heavy", "deliveries_per_s"), "M"),
@@ -308,8 +486,14 @@ def main() -> None:
             f"In rooms the C column is {ROOMS} C servers of {1000 // ROOMS} clients, one a room"
             " (the C server has no rooms): the same connections and recipients a line."
         )
+    irc_runs: dict[str, list[Any]] = {}
+    if args.loadgen:
+        with tempfile.TemporaryDirectory() as tmp:
+            binary = place_loadgen(args.loadgen, Path(tmp))
+            irc_runs = irc_table(binary, repeats, duration, Path(tmp))
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "memory_kib": memory}, indent=1))
+        raw = {"runs": runs, "memory_kib": memory, "irc": irc_runs}
+        args.json.write_text(json.dumps(raw, indent=1))
 
 
 if __name__ == "__main__":
