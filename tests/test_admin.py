@@ -25,9 +25,11 @@ from chatd.admin.paths import SocketPathError, prepare_folder
 from chatd.admin.service import AdminService
 from chatd.config import AdminSettings, JumbleSettings
 from chatd.core.plugins import Report
+from chatd.irc_gateway import IrcGateway
 from chatd.server import Server
 from tests.helpers import (
     WAIT,
+    FakeLink,
     HubFixture,
     LineClient,
     ServerProcess,
@@ -82,9 +84,11 @@ def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: Admin
     assert [u["nick"] for u in users] == ["alice", "bob"]
     by_nick = {u["nick"]: u for u in users}
     assert set(by_nick["alice"]) == {
-        "nick", "address", "connected_seconds", "idle_seconds", "lines", "rooms", "game",
+        "nick", "address", "protocol", "connected_seconds", "idle_seconds", "lines", "rooms",
+        "game",
     }  # fmt: skip
     assert by_nick["alice"]["address"] == "{}:{}".format(*alice.sock.getsockname())
+    assert by_nick["alice"]["protocol"] == "line"
     assert by_nick["alice"]["lines"] == 1 and by_nick["bob"]["lines"] == 1
     assert by_nick["alice"]["game"] is None
     assert re.fullmatch(r"jumble \(6 letters\), \d+s left", by_nick["bob"]["game"])
@@ -786,3 +790,18 @@ def test_the_service_is_built_from_its_parts_without_a_server() -> None:
     assert asked == ["words", "back soon"]
     assert [u["nick"] for u in call("users")["result"]] == ["alice"]
     assert call("stats")["result"]["uptime_seconds"] == 0
+
+
+def test_users_says_which_protocol_each_came_in_on() -> None:
+    fixture = HubFixture()
+    fixture.join("alice")
+    gateway = IrcGateway(fixture.hub)
+    session = gateway.connect(FakeLink())
+    for line in (b"CAP LS 302", b"CAP REQ :server-time", b"NICK bob", b"USER b 0 * :B", b"CAP END"):
+        gateway.receive_line(session, line)
+    service = AdminService(
+        fixture.hub, fixture.plugins, fixture.hub.stats, clock=fixture.clock,
+        reload=lambda what: Report(), stop=lambda message: None,
+    )  # fmt: skip
+    users = service.users({})
+    assert {u["nick"]: u["protocol"] for u in users} == {"alice": "line", "bob": "irc"}

@@ -35,6 +35,7 @@ def test_users_table() -> None:
             {
                 "nick": "alice",
                 "address": "127.0.0.1:5000",
+                "protocol": "irc",
                 "connected_seconds": 3725,
                 "idle_seconds": 75,
                 "lines": 12,
@@ -58,6 +59,8 @@ def test_users_table() -> None:
     assert "alice" in text and "1h 02m" in text and "1m 15s" in text and "12" in text
     assert "jumble (6 letters), 40s left" in text
     assert "[::1]:6000" in text
+    assert re.search(r"127\.0\.0\.1:5000 +│ irc +│", text)  # how each came in
+    assert re.search(r"\[::1\]:6000 +│ line +│", text)  # no protocol: an older server's
     assert re.search(r"┃ lines ┃ rooms +┃ game", text)
     assert "#games, #lobby" in text
     assert all(len(line) <= 80 for line in lines)  # wraps to fit, never wider
@@ -74,7 +77,7 @@ def test_users_table_keeps_nick_and_address_whole_at_80_columns() -> None:
     text = _text(users_table([user]))
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "│ alice_the_great1 │ [2001:db8::1234:5678]:50000 │" in text
-    rooms = "".join(line.split("│")[6] for line in text.splitlines() if "│" in line)
+    rooms = "".join(line.split("│")[7] for line in text.splitlines() if "│" in line)
     assert rooms.replace(" ", "") == "#games,#lobby,#a-long-room-name"  # folded, not cut
 
 

@@ -36,6 +36,7 @@ def users_table(users: list[dict[str, Any]]) -> Table:
     # terminal the rest wraps, rooms and game (the free-form ones) folding.
     table.add_column("nick", style="bold", no_wrap=True)
     table.add_column("address", no_wrap=True)
+    table.add_column("via", no_wrap=True)
     table.add_column("connected", justify="right")
     table.add_column("idle", justify="right")
     table.add_column("lines", justify="right")
@@ -45,6 +46,7 @@ def users_table(users: list[dict[str, Any]]) -> Table:
         table.add_row(
             Text(user["nick"]),
             Text(user["address"]),  # as Text: an IPv6 "::1234:" is no emoji code
+            Text(user.get("protocol", "line")),  # a server from before IRC: all line
             duration(user["connected_seconds"]),
             duration(user["idle_seconds"]),
             str(user["lines"]),

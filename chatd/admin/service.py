@@ -137,6 +137,8 @@ class AdminService:
             {
                 "nick": user.nick,
                 "address": user.link.peer,
+                # The wire's format, less its options ("irc+time" is IRC).
+                "protocol": user.wire.NAME.partition("+")[0],
                 "connected_seconds": round(now - user.connected_at, 1),
                 "idle_seconds": round(now - user.last_active, 1),
                 "lines": user.lines,
