@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable, Container
 from typing import Final
 
@@ -78,6 +79,11 @@ MAX_MOTD_BYTES: Final = 64 * 1024
 ERR_INVALIDCAPCMD: Final = "410"
 ERR_BADCHANNAME: Final = "479"
 RPL_ENDOFBANLIST: Final = "368"
+
+# What a username keeps: RFC 2812's "user" is any octet but NUL, CR, LF, space
+# and "@"; chatd keeps printable ASCII without the characters a mask gives
+# meaning to, so a WHO reply's username reads the same in every client.
+_USERNAME_DROP: Final = re.compile(r"[^!-~]|[@!*?]")
 
 #: Verbs a connection may send before it is registered; anything else is 451.
 _BEFORE_REGISTRATION: Final = frozenset({"CAP", "NICK", "USER", "PASS", "QUIT", "PONG"})
@@ -128,6 +134,12 @@ def _targets(param: str) -> list[str]:
     return [t for t in param.split(",") if t]
 
 
+def _username(raw: str) -> str:
+    """USER's username as WHO and WHOIS show it: printable ASCII, at most
+    irc.USERLEN characters ("" when nothing of it is left)."""
+    return _USERNAME_DROP.sub("", raw)[: irc.USERLEN]
+
+
 def load_motd(config: Config) -> tuple[str, ...]:
     """The MOTD's lines: ``[irc] motd_file``, or the bundled one. Raises
     ConfigError, one line naming the setting and the file."""
@@ -174,6 +186,7 @@ class IrcGateway:
         self.info = info if info is not None else server_of(hub.config)
         self._commands = commands or self._plugin_commands
         self.sessions: set[IrcSession] = set()
+        self._session_of: dict[User, IrcSession] = {}  # the IRC users' sessions
 
     @property
     def service(self) -> str:
@@ -212,6 +225,7 @@ class IrcGateway:
         session = IrcSession(user, wire, self.hub.clock())
         if user.state is not State.GONE:  # not turned away (a banned address)
             self.sessions.add(session)
+            self._session_of[user] = session
         return session
 
     def receive_line(self, session: IrcSession, line: bytes) -> None:
@@ -273,6 +287,7 @@ class IrcGateway:
 
     def _forget(self, session: IrcSession) -> None:
         self.sessions.discard(session)
+        self._session_of.pop(session.user, None)
         if session.timer is not None:
             session.timer.cancel()
             session.timer = None
@@ -444,10 +459,13 @@ class IrcGateway:
         if self.hub.is_online(session.user):
             self._numeric(session, im.ERR_ALREADYREGISTERED, "You may not reregister")
             return
-        if len(msg.params) < 4 or not msg.params[0]:
+        # An empty username or real name is a missing one (modern.ircdocs.horse:
+        # "If the client sends an empty <realname>, ERR_NEEDMOREPARAMS").
+        if len(msg.params) < 4 or not msg.params[0] or not msg.params[3]:
             self._numeric(session, im.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
             return
-        session.username, session.realname = msg.params[0], msg.params[3]
+        # Kept as given for registration (any username will do), shown cleaned.
+        session.username, session.realname = msg.params[0], _text(msg.params[3])
         self._try_register(session)
 
     def _pass_cmd(self, session: IrcSession, msg: Message) -> None:
@@ -715,18 +733,29 @@ class IrcGateway:
                 self._numeric(session, im.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
         self._numeric(session, im.RPL_UMODEIS, "+i" if session.invisible else "+")
 
+    def _identity(self, member: User) -> tuple[str, str]:
+        """(username, real name) as WHO and WHOIS show ``member``: what an IRC
+        user gave in USER (the username as ``~name``: nobody vouched for it), and
+        the nick for both for everyone else, as the source of their lines has it."""
+        session = self._session_of.get(member)
+        if session is None:
+            return member.nick, member.nick
+        username = _username(session.username)
+        return (f"~{username}" if username else member.nick), session.realname or member.nick
+
     def _who_line(self, session: IrcSession, channel: str, member: User, op: bool) -> None:
         flags = "H@" if op else "H"
+        username, realname = self._identity(member)
         self._numeric(
             session,
             im.RPL_WHOREPLY,
             channel,
-            member.nick,
+            username,
             irc.CLOAK,
             self.info.name,
             member.nick,
             flags,
-            f"0 {member.nick}",
+            f"0 {realname}",
         )
 
     def _who(self, session: IrcSession, msg: Message) -> None:
@@ -752,7 +781,8 @@ class IrcGateway:
             self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
         else:
             nick = found.nick
-            self._numeric(session, im.RPL_WHOISUSER, nick, nick, irc.CLOAK, "*", nick)
+            username, realname = self._identity(found)
+            self._numeric(session, im.RPL_WHOISUSER, nick, username, irc.CLOAK, "*", realname)
             channels = " ".join(
                 ("@" if found in room.ops else "") + room.name for room in found.rooms.values()
             )

@@ -116,6 +116,7 @@ def test_registration_burst_then_the_default_room(net: Net) -> None:
         "NICKLEN=16",
         "CHANNELLEN=33",
         "TOPICLEN=300",
+        "USERLEN=16",
         "NETWORK=chatd",
         "PREFIX=(o)@",
         "CHANMODES=,,,t",
@@ -168,6 +169,36 @@ def test_user_needs_four_params_and_cannot_register_twice(net: Net) -> None:
     client.register("bob")
     client.send("USER bob 0 * :again", "PASS secret")
     assert client.commands() == ["462", "462"]
+
+
+def test_user_with_an_empty_real_name_is_461(net: Net) -> None:
+    client = IrcClient(net.gateway)
+    client.take()
+    client.send("NICK bob", "USER bob 0 * :")
+    assert client.commands() == ["461"]  # irctest testEmptyRealname
+    client.send("USER bob 0 * :Bob")
+    assert client.commands()[0] == "001"
+
+
+def test_who_and_whois_show_the_username_and_real_name_given_in_user(net: Net) -> None:
+    net.nc("alice")
+    bob = IrcClient(net.gateway)
+    bob.send("NICK bob", "USER myusernam 0 * :My \x02Real\x02 Name")
+    carol = IrcClient(net.gateway)
+    carol.send("NICK carol", "USER \U0001f60a\U0001f60a@x!y*averyveryverylongname 0 * :C")
+    net.clients += [bob, carol]
+    net.settle()
+    bob.send("WHO bob", "WHOIS bob")
+    who, _, whois, *_ = bob.take()
+    # irctest (who.py, testNonutf8*): the username, marked as nobody's word
+    # for it, and the real name (formatting stripped) in WHO and WHOIS.
+    assert who.params[2] == "~myusernam" and who.params[-1] == "0 My Real Name"
+    assert whois.params[1:] == ("bob", "~myusernam", "chatd", "*", "My Real Name")
+    bob.send("WHOIS carol")
+    # Only printable ASCII outside masks' characters, cut to USERLEN.
+    assert bob.take()[0].params[2] == "~xyaveryveryveryl"
+    bob.send("WHOIS alice")  # an nc user has no username: the nick, as in its lines
+    assert bob.take()[0].params[2:] == ("alice", "chatd", "*", "alice")
 
 
 # -- one conversation with nc ---------------------------------------------------------

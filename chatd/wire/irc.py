@@ -77,6 +77,9 @@ SHARED: Final = "shared"
 NICKLEN: Final = NICK_MAX
 #: "#" and at most ROOM_MAX characters (chatd.core.rooms).
 CHANNELLEN: Final = 1 + ROOM_MAX
+#: Longest username WHO and WHOIS show from a client's USER (chatd.irc_gateway
+#: cuts it): a username is a short login name, shown beside a 16-character nick.
+USERLEN: Final = 16
 
 
 def variant(room: str, current: str) -> str:
@@ -261,6 +264,7 @@ def isupport(nick: str, info: IrcServer = DEFAULT_SERVER) -> bytes:
         f"NICKLEN={NICKLEN}",
         f"CHANNELLEN={CHANNELLEN}",
         f"TOPICLEN={info.topic_len}",
+        f"USERLEN={USERLEN}",
         f"NETWORK={info.network}",
         "PREFIX=(o)@",
         "CHANMODES=,,,t",

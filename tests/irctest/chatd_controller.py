@@ -103,6 +103,7 @@ class ChatdController(BaseServerController, DirectoryBasedController):
         "NETWORK": "chatd",
         "PREFIX": "(o)@",
         "CHANMODES": ",,,t",
+        "USERLEN": "16",
         "NICKLEN": "16",
         "CHANNELLEN": "33",
         "TOPICLEN": "300",
