@@ -61,6 +61,7 @@ from chatd.wire.irc_message import (
     ctcp,
     ctcp_of,
     irc_fold,
+    mask_match,
     strip_formatting,
 )
 from chatd.wire.text import one_line
@@ -84,6 +85,11 @@ RPL_ENDOFBANLIST: Final = "368"
 # and "@"; chatd keeps printable ASCII without the characters a mask gives
 # meaning to, so a WHO reply's username reads the same in every client.
 _USERNAME_DROP: Final = re.compile(r"[^!-~]|[@!*?]")
+
+#: Most users one WHO mask lists (``WHO *`` names everyone): one short line
+#: must not queue a reply the size of the server. A channel's members are
+#: asked for with ``WHO #room``, which lists them all.
+MAX_WHO_MATCHES: Final = 100
 
 #: Verbs a connection may send before it is registered; anything else is 451.
 _BEFORE_REGISTRATION: Final = frozenset({"CAP", "NICK", "USER", "PASS", "QUIT", "PONG"})
@@ -758,18 +764,49 @@ class IrcGateway:
             f"0 {realname}",
         )
 
+    def _invisible(self, member: User) -> bool:
+        session = self._session_of.get(member)
+        return session is not None and session.invisible
+
+    def _visible_to(self, asker: User, member: User) -> bool:
+        """Whether a WHO mask shows ``member`` to ``asker``: unless it is +i
+        and shares no channel with ``asker`` (RFC 2812 3.6.1)."""
+        return (
+            member is asker
+            or not self._invisible(member)
+            or not member.rooms.keys().isdisjoint(asker.rooms.keys())
+        )
+
     def _who(self, session: IrcSession, msg: Message) -> None:
         mask = msg.params[0] if msg.params and msg.params[0] else "*"
+        user = session.user
+        opers_only = len(msg.params) > 1 and "o" in msg.params[1]  # chatd has no IRC operators
         if mask.startswith("#"):
             room = self.hub.find_room(mask)
-            if room is not None:
+            if room is not None and not opers_only:
+                inside = user in room.members
                 for member in sorted(room.members, key=lambda u: u.nick.lower()):
-                    self._who_line(session, room.name, member, member in room.ops)
-        else:
-            found = self.hub.find(mask)
-            if found is not None:
-                self._who_line(session, "*", found, False)
+                    if inside or not self._invisible(member):
+                        self._who_line(session, room.name, member, member in room.ops)
+        elif not opers_only:
+            for member in self._who_matches(user, "*" if mask == "0" else mask):
+                self._who_line(session, "*", member, False)
         self._numeric(session, im.RPL_ENDOFWHO, mask, "End of WHO list")
+
+    def _who_matches(self, asker: User, mask: str) -> list[User]:
+        """Who ``WHO mask`` lists: a nick's user whatever its modes; for a mask
+        (``*``, ``?``) the users whose nick matches and whom ``asker`` may see,
+        in nick order, at most MAX_WHO_MATCHES."""
+        if "*" not in mask and "?" not in mask:
+            found = self.hub.find(mask)
+            return [found] if found is not None else []
+        matches = [
+            member
+            for member in self.hub.users()
+            if mask_match(mask, member.nick) and self._visible_to(asker, member)
+        ]
+        matches.sort(key=lambda u: u.nick.lower())
+        return matches[:MAX_WHO_MATCHES]
 
     def _whois(self, session: IrcSession, msg: Message) -> None:
         if not msg.params or not msg.params[-1]:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from chatd.config import ConfigError, IrcSettings
 from chatd.core import events as ev
 from chatd.core.hub import Hub
-from chatd.irc_gateway import IrcGateway, IrcSession
+from chatd.irc_gateway import MAX_WHO_MATCHES, IrcGateway, IrcSession
 from chatd.wire import irc
 from chatd.wire.irc_message import Message, parse
 from tests.helpers import FakeLink, HubFixture, make_config
@@ -394,6 +394,46 @@ def test_who_whois_list(net: Net) -> None:
         Message("322", ("bob", LOBBY, "2", ""), irc.SERVER_NAME),
         Message("323", ("bob", "End of /LIST"), irc.SERVER_NAME),
     ]
+
+
+def test_who_takes_masks_and_hides_the_invisible_from_them(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    evan = net.irc("evan")
+    net.irc("eve")
+    evan.send("PART #lobby", "MODE evan +i")
+    net.settle()
+
+    def who(line: str) -> list[str]:
+        bob.send(line)
+        got = bob.take()
+        assert got[-1].command == "315" and got[-1].params[1] == line.split()[1]
+        return [m.params[5] for m in got[:-1]]
+
+    # irctest testWhoStar, testWhoNick[mask], testWhoInvisible:
+    assert who("WHO *") == ["alice", "bob", "eve"]  # evan is +i and shares no channel
+    assert who("WHO 0") == ["alice", "bob", "eve"]
+    assert who("WHO E*") == ["eve"]
+    assert who("WHO evan") == ["evan"]  # a nick is answered whatever its modes
+    assert who("WHO ?li*") == ["alice"]
+    assert who("WHO * o") == []  # operators only: chatd has no IRC operators
+    evan.send("JOIN #x")
+    bob.send("JOIN #x")
+    net.settle()
+    assert who("WHO eva*") == ["evan"]  # now they share a channel
+    evan.send("WHO *")  # and one always sees oneself
+    assert "evan" in [m.params[5] for m in evan.take() if m.command == "352"]
+
+
+def test_who_with_a_mask_lists_at_most_max_who_matches(net: Net) -> None:
+    bob = net.irc("bob")
+    for n in range(MAX_WHO_MATCHES + 5):
+        net.fx.join(f"u{n:03d}")
+    net.settle()
+    bob.send("WHO u*")
+    assert bob.commands() == ["352"] * MAX_WHO_MATCHES + ["315"]
+    bob.send("WHO #lobby")  # a channel is listed whole
+    assert len(bob.take()) == MAX_WHO_MATCHES + 5 + 2
 
 
 # -- nick, quit, ping -------------------------------------------------------------------

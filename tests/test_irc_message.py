@@ -24,6 +24,7 @@ from chatd.wire.irc_message import (
     ctcp_of,
     format_message,
     irc_fold,
+    mask_match,
     parse,
     strip_formatting,
 )
@@ -596,6 +597,28 @@ def test_irc_fold_is_ascii_casemapping() -> None:
     # only A-Z: what lower() would do to other letters is not part of ascii
     assert irc_fold("ÄB") == "Äb"
     assert irc_fold("İX") == "İx"
+
+
+@pytest.mark.parametrize(
+    ("mask", "name", "matches"),
+    [
+        ("*", "alice", True),
+        ("coolni*", "coolNick", True),
+        ("COOLNICK", "coolnick", True),
+        ("c?ol*k", "cOolNick", True),
+        ("*k", "coolNick", True),
+        ("a*b*c", "aXbYc", True),
+        ("**", "", True),
+        ("*x", "coolNick", False),
+        ("a*", "ba", False),
+        ("?", "", False),
+        ("alice", "alice2", False),
+        ("[a]*", "[A]x", True),  # brackets are characters, not a class
+        ("*a" * 250 + "b", "a" * 16, False),  # many stars: still a quick no
+    ],
+)
+def test_mask_match(mask: str, name: str, matches: bool) -> None:
+    assert mask_match(mask, name) is matches
 
 
 def _numerics() -> dict[str, str]:

@@ -42,6 +42,7 @@ __all__ = [
     "ctcp_of",
     "format_message",
     "irc_fold",
+    "mask_match",
     "parse",
     "strip_formatting",
 ]
@@ -376,6 +377,31 @@ def irc_fold(name: str) -> str:
     (with :data:`CASEMAPPING`, which the listener advertises).
     """
     return name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
+
+
+def mask_match(mask: str, name: str) -> bool:
+    """Whether ``name`` matches the IRC mask ``mask`` (``*``: any run of
+    characters, ``?``: any one), ignoring case as :func:`irc_fold` does.
+
+    In linear passes with one remembered star, never by a regular expression:
+    a client's mask may hold hundreds of stars, and a backtracking match of
+    ``*a*a*a...`` against every nick on the server would stall the loop.
+    """
+    mask, name = irc_fold(mask), irc_fold(name)
+    m = n = 0
+    star, resume = -1, 0  # the last "*" seen in mask, and where name resumes after it
+    while n < len(name):
+        if m < len(mask) and mask[m] in ("?", name[n]):
+            m, n = m + 1, n + 1
+        elif m < len(mask) and mask[m] == "*":
+            star, resume = m, n
+            m += 1
+        elif star >= 0:  # let the last star take one more character
+            resume += 1
+            m, n = star + 1, resume
+        else:
+            return False
+    return mask[m:].strip("*") == ""
 
 
 # --- numerics -----------------------------------------------------------------
