@@ -99,6 +99,7 @@ class IrcSession:
     """One IRC connection: the hub's user, its wire, and its registration state."""
 
     __slots__ = (
+        "away",
         "cap_pending",
         "heard",
         "invisible",
@@ -118,7 +119,8 @@ class IrcSession:
         self.username = ""
         self.realname = ""
         self.cap_pending = False  # CAP LS/REQ seen, CAP END not yet
-        self.invisible = False  # user mode +i: shown by MODE, changes nothing
+        self.invisible = False  # user mode +i: WHO masks do not show it
+        self.away = ""  # AWAY's message while it is away
         self.heard = now  # when its last line came
         self.pinged: float | None = None  # when the server PINGed it, unanswered since
         self.timer: Timer | None = None  # the ping check, once registered
@@ -616,11 +618,15 @@ class IrcGateway:
                 return  # a CTCP an nc user cannot answer
             text = f"* {user.nick} {text}"
         problem = self.hub.private(user, nick, text)
-        if problem and not notice:
-            if self.hub.find(nick) is None:
-                self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
-            else:
-                self._notice(session, problem)
+        to = self.hub.find(nick)
+        if notice:
+            return  # never answered
+        if to is None:
+            self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        elif problem:
+            self._notice(session, problem)
+        elif self._away(to):
+            self._numeric(session, im.RPL_AWAY, to.nick, self._away(to))
 
     def _to_service(self, session: IrcSession, text: str, request: tuple[str, str] | None) -> None:
         """``/msg chatd fact``: the text is a command line, with or without its "/"."""
@@ -749,8 +755,13 @@ class IrcGateway:
         username = _username(session.username)
         return (f"~{username}" if username else member.nick), session.realname or member.nick
 
+    def _away(self, member: User) -> str:
+        """``member``'s AWAY message ("" while it is here; nc users always are)."""
+        session = self._session_of.get(member)
+        return session.away if session is not None else ""
+
     def _who_line(self, session: IrcSession, channel: str, member: User, op: bool) -> None:
-        flags = "H@" if op else "H"
+        flags = ("G" if self._away(member) else "H") + ("@" if op else "")
         username, realname = self._identity(member)
         self._numeric(
             session,
@@ -825,6 +836,9 @@ class IrcGateway:
             )
             if channels:
                 self._numeric(session, im.RPL_WHOISCHANNELS, nick, channels)
+            away = self._away(found)
+            if away:
+                self._numeric(session, im.RPL_AWAY, nick, away)
             self._numeric(session, im.RPL_WHOISSERVER, nick, self.info.name, self.info.network)
         self._numeric(session, im.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 
@@ -835,6 +849,15 @@ class IrcGateway:
                 count = str(len(room.members))
                 self._numeric(session, im.RPL_LIST, room.name, count, one_line(room.topic))
         self._numeric(session, im.RPL_LISTEND, "End of /LIST")
+
+    def _away_cmd(self, session: IrcSession, msg: Message) -> None:
+        """``AWAY :message`` marks the user away (WHO's G, WHOIS and private
+        messages say so); ``AWAY`` alone, or an empty message, marks it back."""
+        session.away = _text(msg.params[0]) if msg.params else ""
+        if session.away:
+            self._numeric(session, im.RPL_NOWAWAY, "You have been marked as being away")
+        else:
+            self._numeric(session, im.RPL_UNAWAY, "You are no longer marked as being away")
 
     def _lusers(self, session: IrcSession, msg: Message) -> None:
         online = len(self.hub.users())
@@ -864,5 +887,6 @@ _COMMANDS: Final[dict[str, Callable[[IrcGateway, IrcSession, Message], None]]] =
     "WHOIS": IrcGateway._whois,
     "LIST": IrcGateway._list,
     "LUSERS": IrcGateway._lusers,
+    "AWAY": IrcGateway._away_cmd,
     "MOTD": IrcGateway._motd,
 }

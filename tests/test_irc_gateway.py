@@ -436,6 +436,30 @@ def test_who_with_a_mask_lists_at_most_max_who_matches(net: Net) -> None:
     assert len(bob.take()) == MAX_WHO_MATCHES + 5 + 2
 
 
+def test_away_shows_in_who_whois_and_private_messages(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    carol.send("AWAY :be right \x02back")
+    assert carol.take() == [
+        Message("306", ("carol", "You have been marked as being away"), irc.SERVER_NAME)
+    ]
+    # irctest testWhoNickAway, testWhoChan: G for gone, H for here.
+    bob.send("WHO #lobby")
+    assert [m.params[6] for m in bob.take()[:-1]] == ["H", "H", "G"]
+    bob.send("WHOIS carol")
+    assert Message("301", ("bob", "carol", "be right back"), irc.SERVER_NAME) in bob.take()
+    bob.send("PRIVMSG carol :hi", "NOTICE carol :hi")  # a NOTICE is never answered
+    assert bob.take() == [Message("301", ("bob", "carol", "be right back"), irc.SERVER_NAME)]
+    assert carol.take()[0].params == ("carol", "hi")  # the message is delivered all the same
+    carol.send("AWAY")
+    assert carol.commands() == ["305"]
+    bob.send("WHO carol", "PRIVMSG carol :back?")
+    assert [m.command for m in bob.take()] == ["352", "315"]
+    bob.send("PRIVMSG alice :hi")  # nc users are never away
+    assert bob.take() == []
+
+
 # -- nick, quit, ping -------------------------------------------------------------------
 
 
