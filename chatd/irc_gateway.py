@@ -195,6 +195,10 @@ class IrcGateway:
         self._commands = commands or self._plugin_commands
         self.sessions: set[IrcSession] = set()
         self._session_of: dict[User, IrcSession] = {}  # the IRC users' sessions
+        #: The most users online at once that this gateway has seen (LUSERS'
+        #: 265/266): counted as IRC users register and LUSERS is asked, so a
+        #: peak of nc users alone in between is missed; never lower than now.
+        self.peak_users = 0
 
     @property
     def service(self) -> str:
@@ -495,6 +499,7 @@ class IrcGateway:
             code = refusal[0] if refusal else im.ERR_ERRONEUSNICKNAME
             self._numeric(session, code, nick, problem)
             return
+        self._count_users()
         self._arm_ping(session)
 
     # -- after registration ------------------------------------------------------------------
@@ -859,9 +864,16 @@ class IrcGateway:
         else:
             self._numeric(session, im.RPL_UNAWAY, "You are no longer marked as being away")
 
-    def _lusers(self, session: IrcSession, msg: Message) -> None:
+    def _count_users(self) -> int:
+        """How many users are online; the peak follows."""
         online = len(self.hub.users())
-        session.link.send(irc.lusers(self._nick(session), online, self.info.name))
+        self.peak_users = max(self.peak_users, online)
+        return online
+
+    def _lusers(self, session: IrcSession, msg: Message) -> None:
+        online = self._count_users()
+        data = irc.lusers(self._nick(session), online, self.info.name, self.peak_users)
+        session.link.send(data)
 
     def _motd(self, session: IrcSession, msg: Message) -> None:
         session.link.send(irc.motd(self._nick(session), self.info))

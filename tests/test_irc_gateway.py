@@ -460,6 +460,24 @@ def test_away_shows_in_who_whois_and_private_messages(net: Net) -> None:
     assert bob.take() == []
 
 
+def test_lusers_counts_everyone_and_the_most_there_have_been(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    carol.send("QUIT")
+    net.settle()
+    IrcClient(net.gateway).send("NICK dave")  # registering: not counted
+    bob.send("LUSERS")
+    # irctest lusers.py testLusersFull: 265 and 266 are [nick, now, most, text],
+    # and the most does not fall when someone leaves.
+    assert [(m.command, m.params[1:-1]) for m in bob.take()] == [
+        ("251", ()),
+        ("255", ()),
+        ("265", ("2", "3")),
+        ("266", ("2", "3")),
+    ]
+
+
 # -- nick, quit, ping -------------------------------------------------------------------
 
 

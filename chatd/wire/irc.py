@@ -236,14 +236,23 @@ class IrcServer:
 DEFAULT_SERVER: Final = IrcServer()
 
 
-def lusers(nick: str, online: int, server: str = SERVER_NAME) -> bytes:
-    """251 and 255: how many are on (nc users count: it is one chat)."""
-    return numeric(
+def lusers(nick: str, online: int, server: str = SERVER_NAME, peak: int | None = None) -> bytes:
+    """251 and 255: how many are on (nc users count: it is one chat); with
+    ``peak`` (the most there have been), 265 and 266 too, local and global
+    alike on a server of one."""
+    out = numeric(
         nick,
         im.RPL_LUSERCLIENT,
         f"There are {online} users and 0 invisible on 1 server",
         server=server,
     ) + numeric(nick, im.RPL_LUSERME, f"I have {online} clients and 0 servers", server=server)
+    if peak is None:
+        return out
+    most = max(peak, online)
+    for code, where in ((im.RPL_LOCALUSERS, "local"), (im.RPL_GLOBALUSERS, "global")):
+        text = f"Current {where} users {online}, max {most}"
+        out += numeric(nick, code, str(online), str(most), text, server=server)
+    return out
 
 
 def motd(nick: str, info: IrcServer = DEFAULT_SERVER) -> bytes:
