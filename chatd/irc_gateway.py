@@ -720,8 +720,28 @@ class IrcGateway:
                 mine = session.user in room.ops  # only an operator's no-op passes in silence
                 if problem and not (mine and self._already(room, nick, adding)):
                     self._room_numeric(session, room.name, nick, problem)
+            elif char == "t":
+                self._topic_mode(session, room, adding)
             else:
                 self._numeric(session, im.ERR_UNKNOWNMODE, char, "is an unknown mode char to me")
+
+    def _topic_mode(self, session: IrcSession, room: Room, on: bool) -> None:
+        """``MODE #room +t`` or ``-t``. chatd's rule makes +t: the topic is for
+        operators while the room has any (004 and CHANMODES say t). So a MODE
+        asking for what is so passes in silence, as a no-op does on any IRC
+        server, and one asking otherwise is refused: the operators, not a mode,
+        decide it."""
+        user = session.user
+        if user not in room.members:
+            self._numeric(session, im.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
+        elif bool(room.ops) == on:
+            return
+        elif user not in room.ops:
+            why = "You're not channel operator" if room.ops else "It has no operators to set it"
+            self._numeric(session, im.ERR_CHANOPRIVSNEEDED, room.name, why)
+        else:
+            why = f"is on while {room.name} has an operator; it cannot be turned off"
+            self._numeric(session, im.ERR_UNKNOWNMODE, "t", why)
 
     def _already(self, room: Room, nick: str, op: bool) -> bool:
         """Whether ``nick`` is (``op``) or is not an operator of ``room`` already:

@@ -372,6 +372,28 @@ def test_mode_op_and_queries(net: Net) -> None:
     ]
 
 
+def test_mode_t_is_what_the_operators_make_it(net: Net) -> None:
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("JOIN #games")
+    carol.send("JOIN #games")
+    net.settle()
+    # 004 and CHANMODES say t: +t where it is on passes in silence (irctest
+    # testTopicPrivileges), and so does -t where it is off (#lobby has no operators).
+    bob.send("MODE #games +t", "MODE #lobby -t")
+    assert bob.take() == []
+    bob.send("MODE #games -t")  # the operators decide it, not a mode
+    [refused] = bob.take()
+    assert refused.command == "472" and refused.params[1] == "t"
+    assert "has an operator" in refused.params[-1]
+    carol.send("MODE #games -t", "MODE #lobby +t")
+    assert [(m.command, m.params[1]) for m in carol.take()] == [("482", "#games"), ("482", LOBBY)]
+    carol.send("MODE #games +t")  # already so: nothing to refuse
+    assert carol.take() == []
+    carol.send("PART #games", "MODE #games +t")
+    assert carol.commands() == ["PART", "442"]
+
+
 def test_who_whois_list(net: Net) -> None:
     net.nc("alice")
     bob = net.irc("bob")
