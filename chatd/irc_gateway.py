@@ -1,9 +1,10 @@
 """The IRC gateway: the Handler an IRC listener serves its connections with, on the hub.
 
 Rule: this is the one place that knows IRC verbs. It holds each connection's
-IRC state (registration, CAP, user modes), turns each parsed message into a
-call of the hub's API (say, join, private, rename, ...) and answers the queries
-(NAMES, WHO, WHOIS, LIST, MODE, LUSERS) from the hub's data; the hub's own
+IRC state (registration, CAP, USER's names, user modes, AWAY), turns each
+parsed message into a call of the hub's API (say, join, private, rename, ...)
+and answers the queries (NAMES, WHO, WHOIS, LIST, MODE, LUSERS) from the
+hub's data and its own; the hub's own
 replies and every event come back through the connection's
 :class:`chatd.wire.irc.IrcWire`. Like the hub, it knows nothing of sockets:
 the reactor hands it raw lines and it writes to :class:`~chatd.core.link.Link`\\ s.
