@@ -23,10 +23,12 @@ What it does:
    ``irctest.controllers.ngircd`` (needs ``ngircd`` on PATH:
    ``apt-get install ngircd``).
 4. Prints pass/skip/fail/xfail per file for each server, then chatd's
-   failures and skips with their reasons.
+   failures (each known one with why chatd fails it: :data:`KNOWN_FAILURES`)
+   and skips with their reasons.
 
-Exit status: 0 when chatd has no failures or errors (skips and xfails are
-expected), 1 when it has some, 2 when the run could not be set up.
+Exit status: 0 when chatd fails only the known cases (skips and xfails are
+expected), 1 when it fails another one, 2 when the run could not be set up.
+A known case that passes is reported, so the list can shrink.
 Set IRCTEST_DEBUG_LOGS=1 to see the servers' own output.
 """
 
@@ -71,6 +73,26 @@ MARKERS = "not services and not implementation-specific and not deprecated and n
 DEFAULT_WORKERS = 4
 
 OUTCOMES = ("pass", "skip", "fail", "xfail")
+
+_OPER = "chatd has no IRC operators (OPER): its operators use chatd admin"
+#: The cases chatd fails on purpose, or until the hub changes, and why
+#: (as printed in the notes: file::class::test).
+KNOWN_FAILURES = {
+    "isupport::IsupportTestCase::testPrefix": "the test needs +v in PREFIX; chatd has +o only",
+    "messages::NoticeTestCase::testNotice": (
+        "a NOTICE reaches the others as a PRIVMSG: the hub has no notice event yet"
+    ),
+    "names::NamesTestCase::testNames2812Secret": "chatd has no secret channels (+s)",
+    "topic::TopicPrivilegesTestCase::testTopicPrivileges": "chatd has no voice (+v)",
+    "topic::TopicTestCase::testTopicMode": (
+        "no -t: a room's topic is its operators' while it has any"
+    ),
+    **{
+        f"who::WhoTestCase::{test}[{mask}]": _OPER
+        for test in ("testWhoNickOper", "testWhoNickAwayAndOper")
+        for mask in ("exact", "casefolded", "mask")
+    },
+}
 
 
 class SetupError(Exception):
@@ -137,7 +159,7 @@ def run_suite(
 
 
 def outcomes(report: Path) -> tuple[dict[str, Counter[str]], list[tuple[str, str, str]]]:
-    """Per-file outcome counts, and (outcome, test, reason) for what did not pass."""
+    """Per-file outcome counts, and (outcome, test, reason) for every test."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     notes: list[tuple[str, str, str]] = []
     if not report.exists():
@@ -157,8 +179,7 @@ def outcomes(report: Path) -> tuple[dict[str, Counter[str]], list[tuple[str, str
                 outcome = "xfail" if xfail else "skip"
                 reason = child.get("message") or ""
         counts[module][outcome] += 1
-        if outcome != "pass":
-            notes.append((outcome, test, reason[:160]))
+        notes.append((outcome, test, reason[:160]))
     return counts, notes
 
 
@@ -238,9 +259,19 @@ def main(argv: list[str] | None = None) -> int:
             if listed:
                 print(f"\n{name} {outcome} ({len(listed)}):")
                 for test, reason in sorted(listed):
-                    print(f"  {test}: {reason}")
-    failed = sum(c["fail"] for c in results["chatd"].values())
-    return 1 if failed else 0
+                    known = KNOWN_FAILURES.get(test) if name == "chatd" else None
+                    print(f"  {test}: {f'known: {known}' if known else reason}")
+    failed = {t for o, t, _ in notes["chatd"] if o == "fail"}
+    unexpected = sorted(failed - KNOWN_FAILURES.keys())
+    fixed = sorted({t for o, t, _ in notes["chatd"] if o == "pass"} & KNOWN_FAILURES.keys())
+    for test in fixed:
+        print(f"\nnow passes (take it out of KNOWN_FAILURES): {test}")
+    if unexpected:
+        print(f"\nchatd failed {len(unexpected)} case(s) not known to fail:")
+        for test in unexpected:
+            print(f"  {test}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
