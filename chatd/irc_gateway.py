@@ -196,10 +196,6 @@ class IrcGateway:
         self._commands = commands or self._plugin_commands
         self.sessions: set[IrcSession] = set()
         self._session_of: dict[User, IrcSession] = {}  # the IRC users' sessions
-        #: The most users online at once that this gateway has seen (LUSERS'
-        #: 265/266): counted as IRC users register and LUSERS is asked, so a
-        #: peak of nc users alone in between is missed; never lower than now.
-        self.peak_users = 0
 
     @property
     def service(self) -> str:
@@ -494,13 +490,16 @@ class IrcGateway:
             return
         refusal = self._nick_refusal(nick, user)
         autojoin = self.hub.config.irc.autojoin
+        # Its lines come from nick!~username@chatd ("~": nobody vouched for the
+        # name), WHO and WHOIS say the same; nothing usable left: the nick.
+        username = _username(session.username)
+        user.ident = f"~{username}" if username else ""
         problem = refusal[1] if refusal else self.hub.register(user, nick, autojoin)
         if problem:
             session.nick = ""  # the client sends another NICK
             code = refusal[0] if refusal else im.ERR_ERRONEUSNICKNAME
             self._numeric(session, code, nick, problem)
             return
-        self._count_users()
         self._arm_ping(session)
 
     # -- after registration ------------------------------------------------------------------
@@ -605,7 +604,7 @@ class IrcGateway:
                 self._numeric(session, code, name, "Cannot send to channel")
             return
         if request is None:
-            self.hub.say(user, text, room.name)
+            self.hub.say(user, text, room.name, notice=notice)
         elif request[0] == "ACTION" and text:
             self.hub.emote(user, text, room.name)
         # Other CTCPs to a channel are dropped: nc users could not answer them.
@@ -620,10 +619,14 @@ class IrcGateway:
     ) -> None:
         user = session.user
         if request is not None:
+            if request[0] in ("VERSION", "PING"):
+                if not notice:  # a CTCP reply (a NOTICE) is never answered
+                    self._ctcp_for(session, nick, request)
+                return
             if request[0] != "ACTION" or not text:
-                return  # a CTCP an nc user cannot answer
+                return  # another CTCP: no one here could answer it
             text = f"* {user.nick} {text}"
-        problem = self.hub.private(user, nick, text)
+        problem = self.hub.private(user, nick, text, notice=notice)
         to = self.hub.find(nick)
         if notice:
             return  # never answered
@@ -633,6 +636,19 @@ class IrcGateway:
             self._notice(session, problem)
         elif self._away(to):
             self._numeric(session, im.RPL_AWAY, to.nick, self._away(to))
+
+    def _ctcp_for(self, session: IrcSession, nick: str, request: tuple[str, str]) -> None:
+        """CTCP VERSION or PING to ``nick``, answered by the server in its name:
+        CTCP does not cross to nc users (nor between IRC users: chatd's events
+        carry clean text), and clients wait for an answer."""
+        to = self.hub.find(nick)
+        if to is None:
+            self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
+            return
+        verb, args = request
+        answer = f"chatd {chatd.__version__}" if verb == "VERSION" else one_line(args)
+        src = irc.source(to.nick, to.ident)
+        session.link.send(irc.message(src, "NOTICE", self._nick(session), ctcp(verb, answer)))
 
     def _to_service(self, session: IrcSession, text: str, request: tuple[str, str] | None) -> None:
         """``/msg chatd fact``: the text is a command line, with or without its "/"."""
@@ -772,14 +788,12 @@ class IrcGateway:
         self._numeric(session, im.RPL_UMODEIS, "+i" if session.invisible else "+")
 
     def _identity(self, member: User) -> tuple[str, str]:
-        """(username, real name) as WHO and WHOIS show ``member``: what an IRC
-        user gave in USER (the username as ``~name``: nobody vouched for it), and
-        the nick for both for everyone else, as the source of their lines has it."""
+        """(username, real name) as WHO and WHOIS show ``member``: its ident, as
+        the source of its lines has it (an IRC user's ``~name`` from USER, an nc
+        user's first nick), and the real name USER gave, else the nick."""
         session = self._session_of.get(member)
-        if session is None:
-            return member.nick, member.nick
-        username = _username(session.username)
-        return (f"~{username}" if username else member.nick), session.realname or member.nick
+        realname = session.realname if session is not None else ""
+        return member.ident or member.nick, realname or member.nick
 
     def _away(self, member: User) -> str:
         """``member``'s AWAY message ("" while it is here; nc users always are)."""
@@ -885,16 +899,10 @@ class IrcGateway:
         else:
             self._numeric(session, im.RPL_UNAWAY, "You are no longer marked as being away")
 
-    def _count_users(self) -> int:
-        """How many users are online; the peak follows."""
-        online = len(self.hub.users())
-        self.peak_users = max(self.peak_users, online)
-        return online
-
     def _lusers(self, session: IrcSession, msg: Message) -> None:
-        online = self._count_users()
-        data = irc.lusers(self._nick(session), online, self.info.name, self.peak_users)
-        session.link.send(data)
+        online = len(self.hub.users())
+        peak = self.hub.stats.users_peak  # the hub's count: nc users' peaks included
+        session.link.send(irc.lusers(self._nick(session), online, self.info.name, peak))
 
     def _motd(self, session: IrcSession, msg: Message) -> None:
         session.link.send(irc.motd(self._nick(session), self.info))

@@ -86,7 +86,13 @@ def net() -> Iterator[Net]:
 
 
 def src(nick: str) -> str:
+    """The source of an nc user's lines (its ident is the nick it registered with)."""
     return f"{nick}!{nick}@chatd"
+
+
+def irc_src(nick: str) -> str:
+    """The source of an IRC user's lines here (USER gave its nick as the username)."""
+    return f"{nick}!~{nick}@chatd"
 
 
 # -- registration ---------------------------------------------------------------------
@@ -124,7 +130,7 @@ def test_registration_burst_then_the_default_room(net: Net) -> None:
         assert token in isupport
     assert "There are 2 users" in got[6].params[-1]
     join = got[motd_end + 2]
-    assert join == Message("JOIN", (LOBBY,), src("bob"))
+    assert join == Message("JOIN", (LOBBY,), irc_src("bob"))
     assert got[motd_end + 3] == Message("353", ("bob", "=", LOBBY, "alice bob"), irc.SERVER_NAME)
     assert got[motd_end + 4].command == "366" and got[motd_end + 4].params[:2] == ("bob", LOBBY)
 
@@ -253,7 +259,7 @@ def test_two_irc_users_talk(net: Net) -> None:
     bob = net.irc("bob")
     carol = net.irc("carol")
     bob.send("PRIVMSG #lobby :hello carol")
-    assert carol.take() == [Message("PRIVMSG", (LOBBY, "hello carol"), src("bob"))]
+    assert carol.take() == [Message("PRIVMSG", (LOBBY, "hello carol"), irc_src("bob"))]
 
 
 # -- channels -------------------------------------------------------------------------
@@ -264,7 +270,7 @@ def test_join_part_and_names(net: Net) -> None:
     bob = net.irc("bob")
     bob.send("JOIN #games,#lobby")  # #lobby: already in it, ignored
     got = bob.take()
-    assert got[0] == Message("JOIN", ("#games",), src("bob"))
+    assert got[0] == Message("JOIN", ("#games",), irc_src("bob"))
     assert got[1] == Message("353", ("bob", "=", "#games", "@bob"), irc.SERVER_NAME)
     assert [m.command for m in got] == ["JOIN", "353", "366"]
     net.hub.receive(net.hub.find("alice"), "/join #games")  # type: ignore[arg-type]
@@ -275,7 +281,9 @@ def test_join_part_and_names(net: Net) -> None:
     assert got[0] == Message("353", ("bob", "=", "#games", "alice @bob"), irc.SERVER_NAME)
     assert got[1].command == "366"
     bob.send("PART #games :bye all")
-    assert bob.take() == [Message("PART", ("#games", "bye all"), src("bob"))]  # its own reason too
+    assert bob.take() == [
+        Message("PART", ("#games", "bye all"), irc_src("bob"))
+    ]  # its own reason too
     assert alice.take() == ["*** bob left #games (bye all)"]
     net.hub.receive(net.hub.find("alice"), "/part #games")  # type: ignore[arg-type]
     assert bob.take() == []  # no longer in it
@@ -302,7 +310,7 @@ def test_topic_query_and_set(net: Net) -> None:
     bob.send("TOPIC #lobby")
     assert bob.commands() == ["331"]
     bob.send("TOPIC #lobby :all welcome")
-    assert bob.take() == [Message("TOPIC", (LOBBY, "all welcome"), src("bob"))]
+    assert bob.take() == [Message("TOPIC", (LOBBY, "all welcome"), irc_src("bob"))]
     assert alice.take() == ["*** bob set the topic of #lobby: all welcome"]
     bob.send("TOPIC #lobby")
     assert bob.take() == [Message("332", ("bob", LOBBY, "all welcome"), irc.SERVER_NAME)]
@@ -333,7 +341,7 @@ def test_kick_by_an_op(net: Net) -> None:
     [refused] = carol.take()
     assert refused.command == "482"
     bob.send("KICK #games carol :out")
-    kick = Message("KICK", ("#games", "carol", "out"), src("bob"))
+    kick = Message("KICK", ("#games", "carol", "out"), irc_src("bob"))
     assert carol.take() == [kick]
     assert bob.take() == [kick]
     assert alice.take() == ["*** carol was kicked from #games by bob (out)"]
@@ -353,12 +361,12 @@ def test_mode_op_and_queries(net: Net) -> None:
     bob.send("MODE #games")
     assert bob.take() == [Message("324", ("bob", "#games", "+t"), irc.SERVER_NAME)]
     bob.send("MODE #games +o carol")
-    opped = Message("MODE", ("#games", "+o", "carol"), src("bob"))
+    opped = Message("MODE", ("#games", "+o", "carol"), irc_src("bob"))
     assert bob.take() == [opped] and carol.take() == [opped]
     bob.send("MODE #games +o carol")  # already: no word
     assert bob.take() == []
     carol.send("MODE #games -o bob")
-    deopped = Message("MODE", ("#games", "-o", "bob"), src("carol"))
+    deopped = Message("MODE", ("#games", "-o", "bob"), irc_src("carol"))
     assert bob.take() == [deopped] and carol.take() == [deopped]
     bob.send("MODE #games +o bob")
     assert bob.commands() == ["482"]
@@ -508,7 +516,7 @@ def test_nick_change_both_ways(net: Net) -> None:
     bob = net.irc("bob")
     bob.send("NICK robert")
     got = bob.take()
-    assert Message("NICK", ("robert",), src("bob")) in got
+    assert Message("NICK", ("robert",), irc_src("bob")) in got
     assert alice.take() == ["*** bob is now known as robert"]
     net.hub.receive(net.hub.find("alice"), "/nick alicia")  # type: ignore[arg-type]
     assert bob.take() == [Message("NICK", ("alicia",), src("alice"))]
@@ -526,7 +534,7 @@ def test_quit_answers_error_and_tells_the_others(net: Net) -> None:
     assert bob.take()[0].command == "ERROR"
     assert bob.link.closed
     assert alice.take() == ["*** bob left (Quit: gone fishing)"]
-    assert carol.take() == [Message("QUIT", ("Quit: gone fishing",), src("bob"))]
+    assert carol.take() == [Message("QUIT", ("Quit: gone fishing",), irc_src("bob"))]
     assert net.hub.find("bob") is None
     net.hub.receive(net.hub.find("alice"), "/quit")  # type: ignore[arg-type]
     assert carol.take() == [Message("QUIT", ("Quit",), src("alice"))]
@@ -653,7 +661,7 @@ def test_one_line_is_rendered_once_for_many_irc_readers(
     net.hub.receive(net.hub.find("alice"), "hi all")  # type: ignore[arg-type]
     for client in clients:
         assert client.take() == [Message("PRIVMSG", (LOBBY, "hi all"), src("alice"))]
-    assert calls == [ev.Said(LOBBY, "alice", "hi all")]
+    assert calls == [ev.Said(LOBBY, "alice", "hi all", ident="alice")]
 
 
 def test_refused_and_shutdown_say_error(net: Net) -> None:
@@ -762,7 +770,7 @@ def test_a_rename_by_a_plugin_command_is_followed_by_the_client(net: Net) -> Non
     alice = net.nc("alice")
     bob = net.irc("bob")
     bob.send("PRIVMSG chatd :nick zed")  # the basics plugin's /nick, not IRC's NICK
-    assert bob.take() == [Message("NICK", ("zed",), src("bob"))]
+    assert bob.take() == [Message("NICK", ("zed",), irc_src("bob"))]
     assert alice.take() == ["*** bob is now known as zed"]
     bob.send("QUIT :bye")
     assert [m.command for m in bob.take()] == ["ERROR"]  # and nothing after it
@@ -888,7 +896,7 @@ def test_a_silent_client_is_pinged_then_dropped_with_a_quit_reason() -> None:
     assert error == [Message("ERROR", ("Closing Link: bob (Ping timeout: 30 seconds)",))]
     assert bob.link.closed and net.hub.find("bob") is None
     assert alice.take() == ["*** bob left (Ping timeout: 30 seconds)"]
-    assert carol.take() == [Message("QUIT", ("Ping timeout: 30 seconds",), src("bob"))]
+    assert carol.take() == [Message("QUIT", ("Ping timeout: 30 seconds",), irc_src("bob"))]
     # carol, who answered, is PINGed again 30 s after her PONG, and stays while she answers.
     net.fx.chat.advance(5)
     assert carol.take() == [Message("PING", ("chatd.local",))]
@@ -918,5 +926,77 @@ def test_irc_style_nicks_register_and_rename(net: Net) -> None:
     alice = net.nc("alice")
     tom = net.irc("[tom]")
     tom.send("NICK tom|away")
-    assert tom.take() == [Message("NICK", ("tom|away",), src("[tom]"))]
+    assert tom.take() == [Message("NICK", ("tom|away",), irc_src("[tom]"))]
     assert alice.take()[-1] == "*** [tom] is now known as tom|away"
+
+
+# -- NOTICE, idents, CTCP ---------------------------------------------------------------------
+
+
+def test_a_notice_stays_a_notice_and_nc_reads_it_as_chat(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("NOTICE #lobby :bot here", "NOTICE carol :just you")
+    assert carol.take() == [
+        Message("NOTICE", (LOBBY, "bot here"), irc_src("bob")),
+        Message("NOTICE", ("carol", "just you"), irc_src("bob")),
+    ]
+    assert alice.take() == ["<bob> bot here"]
+    bob.send("NOTICE alice :psst")
+    assert alice.take() == ["*bob* psst"]
+    assert bob.take() == []  # a NOTICE is never answered, not even with a numeric
+    bob.send("NOTICE nobody :hello")
+    assert bob.take() == []
+
+
+def test_every_line_of_a_user_names_the_same_ident_and_it_outlives_a_rename(net: Net) -> None:
+    net.nc("alice")
+    carol = net.irc("carol")
+    bob = IrcClient(net.gateway)
+    bob.send("NICK bob", "USER bobby 0 * :Bob B")
+    bob.take()
+    net.settle()
+    alice = net.hub.find("alice")
+    assert alice is not None
+    bob.send("PRIVMSG #lobby :hi")
+    [said] = carol.take()
+    assert said.source == "bob!~bobby@chatd"
+    bob.send("NICK rob", "PRIVMSG #lobby :again", "WHO rob")
+    renamed, again = carol.take()
+    assert (renamed.source, again.source) == ("bob!~bobby@chatd", "rob!~bobby@chatd")
+    who = bob.take()[1]
+    assert who.command == "352" and who.params[2] == "~bobby"  # WHO says the same
+    net.hub.rename(alice, "alicia")  # an nc user keeps the nick it registered with
+    net.hub.receive(alice, "hi")
+    got = carol.take()
+    assert [m.source for m in got] == ["alice!alice@chatd", "alicia!alice@chatd"]
+    carol.send("WHOIS alicia")
+    assert carol.take()[0].params[:3] == ("carol", "alicia", "alice")
+
+
+def test_ctcp_version_and_ping_to_a_nick_are_answered_in_its_name(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    bob.send("PRIVMSG alice :\x01VERSION\x01", "PRIVMSG alice :\x01PING 12345\x01")
+    version, ping = bob.take()
+    assert version.command == "NOTICE" and version.source == src("alice")
+    assert version.params[1].startswith("\x01VERSION chatd ")
+    assert ping.params == ("bob", "\x01PING 12345\x01")
+    bob.send("NOTICE alice :\x01VERSION\x01", "PRIVMSG alice :\x01TIME\x01")
+    assert bob.take() == []  # a reply is not answered; other CTCPs are dropped
+    bob.send("PRIVMSG nobody :\x01VERSION\x01")
+    assert bob.commands() == ["401"]
+
+
+def test_lusers_most_counts_a_peak_of_nc_users_alone(net: Net) -> None:
+    bob = net.irc("bob")
+    for nick in ("n1", "n2", "n3"):
+        net.nc(nick)
+    for nick in ("n1", "n2", "n3"):
+        user = net.hub.find(nick)
+        assert user is not None
+        net.hub.quit(user)
+    bob.take()
+    bob.send("LUSERS")
+    assert [m.params[1:3] for m in bob.take() if m.command == "266"] == [("1", "4")]

@@ -7,6 +7,11 @@ module (chatd.wire.line for nc, later IRC, the browser, the history store and
 other nodes) renders it in its own way. Events are frozen, so one event can be
 handed to every renderer and compared whole in tests.
 
+A user who caused an event is named by its nickname and, beside it, its
+``ident`` (:attr:`chatd.core.hub.User.ident`: the user name a wire shows after
+the nick, IRC's ``nick!ident@host``; fixed for the connection's life, so it
+stays when the nick changes). A renderer that has no use for it ignores it.
+
 Text in an event is what its author gave (a user's line is already clean; a
 plugin's or an operator's may hold anything): the renderer that puts it on a
 wire sanitizes it, since only it knows what its format must not contain.
@@ -19,11 +24,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Said:
-    """``nick`` said ``text`` in ``room``."""
+    """``nick`` said ``text`` in ``room``; a ``notice`` (IRC's NOTICE) is never
+    answered automatically, and a wire that has no notices shows it as chat."""
 
     room: str
     nick: str
     text: str
+    ident: str = ""
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +41,18 @@ class Acted:
     room: str
     nick: str
     text: str
+    ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PrivateSaid:
-    """``sender`` said ``text`` to ``to`` alone."""
+    """``sender`` said ``text`` to ``to`` alone (a ``notice``: see Said)."""
 
     sender: str
     to: str
     text: str
+    ident: str = ""
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,7 @@ class Joined:
     room: str
     nick: str
     arrived: bool = False
+    ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,7 @@ class Parted:
     room: str
     nick: str
     reason: str = ""
+    ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,7 @@ class Kicked:
     nick: str
     by: str
     reason: str = ""
+    by_ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +93,7 @@ class Quit:
 
     nick: str
     reason: str
+    ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,7 @@ class Renamed:
 
     old: str
     new: str
+    ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +112,7 @@ class TopicSet:
     room: str
     text: str
     by: str
+    by_ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +123,7 @@ class Opped:
     nick: str
     by: str
     op: bool
+    by_ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,7 @@ class YouRenamed:
 
     old: str
     new: str
+    ident: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +209,7 @@ class YouLeft:
     kicked: bool = False
     kicked_by: str = ""
     reason: str = ""
+    by_ident: str = ""
 
 
 Event = (

@@ -91,6 +91,7 @@ class User:
         "current",
         "deadline",
         "id",
+        "ident",
         "last_active",
         "last_from",
         "lines",
@@ -107,6 +108,10 @@ class User:
         self.link = link
         self.wire = wire
         self.nick = ""
+        #: The user name wires show beside the nick (IRC: nick!ident@host): what
+        #: the wire gave before registering (IRC's USER), else the nick it
+        #: registered with; it stays when the nick changes, as on IRC.
+        self.ident = ""
         self.state = State.REGISTERING
         self.connected_at = connected_at
         self.last_active = connected_at  # when it last sent a line
@@ -249,7 +254,7 @@ class Hub:
             del self._by_id[user.id]
             log.info("%s left (%s)", user.nick, reason)
             if user.rooms:
-                self.delivery.to_sharing(user, ev.Quit(user.nick, reason))
+                self.delivery.to_sharing(user, ev.Quit(user.nick, reason, user.ident))
             self.delivery.depart(user)
             for room in list(user.rooms.values()):
                 self._leave_room(user, room)
@@ -287,22 +292,24 @@ class Hub:
             return 0
         return self.delivery.to_room(found, ev.Notice(text, found.name), exclude)
 
-    def say(self, user: User, text: str, room: str = "") -> None:
-        """Chat from ``user`` to ``room`` (its current room by default), if plugins let it pass."""
-        self._from_user(user, text, room, action=False)
+    def say(self, user: User, text: str, room: str = "", *, notice: bool = False) -> None:
+        """Chat from ``user`` to ``room`` (its current room by default), if plugins
+        let it pass; a ``notice`` is chat no one answers automatically (IRC's NOTICE)."""
+        self._from_user(user, text, room, action=False, notice=notice)
 
     def emote(self, user: User, text: str, room: str = "") -> None:
         """An action (``/me``), likewise."""
         self._from_user(user, text, room, action=True)
 
-    def private(self, user: User, nick: str, text: str) -> str | None:
-        """A private message from ``user`` to ``nick``; returns why not, or None when sent."""
+    def private(self, user: User, nick: str, text: str, *, notice: bool = False) -> str | None:
+        """A private message (or ``notice``) from ``user`` to ``nick``; returns why
+        not, or None when sent."""
         to = self.find(nick)
         if to is None:
             return f"No such user: {nick}."
         if to is user:
             return "That is you: a private message goes to someone else."
-        event = ev.PrivateSaid(user.nick, to.nick, text)
+        event = ev.PrivateSaid(user.nick, to.nick, text, user.ident, notice)
         self.delivery.to_user(to, event)
         self.delivery.to_user(user, event, ECHO)
         to.last_from = user.id
@@ -374,9 +381,9 @@ class Hub:
         user.nick = new_nick
         self._named[_key(new_nick)] = user
         log.info("%s is now known as %s", old, new_nick)
-        self.delivery.to_user(user, ev.YouRenamed(old, new_nick))
+        self.delivery.to_user(user, ev.YouRenamed(old, new_nick, user.ident))
         if user.rooms:
-            self.delivery.to_sharing(user, ev.Renamed(old, new_nick))
+            self.delivery.to_sharing(user, ev.Renamed(old, new_nick, user.ident))
         return None
 
     def quit(self, user: User, reason: str = "") -> None:
@@ -446,7 +453,7 @@ class Hub:
         else:
             room = user.current
         reason = _reason(reason)
-        self.delivery.to_room(room, ev.Parted(room.name, user.nick, reason), user)
+        self.delivery.to_room(room, ev.Parted(room.name, user.nick, reason, user.ident), user)
         self._leave_room(user, room)
         self.delivery.to_user(user, ev.YouLeft(room.name, reason=reason))
         self._after_leaving(user, room)
@@ -474,7 +481,8 @@ class Hub:
             log.info("%s set the topic of %s: %s", by, room.name, text)
         else:
             log.info("%s cleared the topic of %s", by, room.name)
-        self.delivery.to_room(room, ev.TopicSet(room.name, text, room.topic_by))
+        by_ident = user.ident if user is not None else ""
+        self.delivery.to_room(room, ev.TopicSet(room.name, text, room.topic_by, by_ident))
         return None
 
     def kick_from_room(self, by: User | None, name: str, nick: str, reason: str = "") -> str | None:
@@ -487,14 +495,15 @@ class Hub:
         if target is by:
             return f"You cannot kick yourself; /part {room.name} leaves it."
         reason = _reason(reason)
-        by_nick = by.nick if by is not None else ""
+        by_nick, by_ident = (by.nick, by.ident) if by is not None else ("", "")
         why = f" ({reason})" if reason else ""
         log.info(
             "%s was kicked from %s by %s%s", target.nick, room.name, by_nick or "an operator", why
         )
-        self.delivery.to_room(room, ev.Kicked(room.name, target.nick, by_nick, reason), target)
+        kicked = ev.Kicked(room.name, target.nick, by_nick, reason, by_ident)
+        self.delivery.to_room(room, kicked, target)
         self._leave_room(target, room)
-        self.delivery.to_user(target, ev.YouLeft(room.name, True, by_nick, reason))
+        self.delivery.to_user(target, ev.YouLeft(room.name, True, by_nick, reason, by_ident))
         self._after_leaving(target, room)
         return None
 
@@ -512,7 +521,7 @@ class Hub:
             room.ops.add(target)
         else:
             room.ops.discard(target)
-        by_nick = by.nick if by is not None else ""
+        by_nick, by_ident = (by.nick, by.ident) if by is not None else ("", "")
         log.info(
             "%s %s %s as an operator of %s",
             by_nick or "an operator",
@@ -520,7 +529,7 @@ class Hub:
             target.nick,
             room.name,
         )
-        self.delivery.to_room(room, ev.Opped(room.name, target.nick, by_nick, op))
+        self.delivery.to_room(room, ev.Opped(room.name, target.nick, by_nick, op, by_ident))
         return None
 
     def who(self, user: User, name: str) -> str | None:
@@ -576,7 +585,7 @@ class Hub:
         """Put ``user`` in ``room`` as its current room; the members hear of it
         (that it ``arrived`` on the server, or joined from elsewhere). ``user``
         is told the room's state unless its welcome named the room."""
-        self.delivery.to_room(room, ev.Joined(room.name, user.nick, arrived))
+        self.delivery.to_room(room, ev.Joined(room.name, user.nick, arrived, user.ident))
         room.members[user] = None
         user.rooms[room_key(room.name)] = room
         self._set_current(user, room)
@@ -650,10 +659,12 @@ class Hub:
         if problem:
             return problem
         user.nick = nick
+        user.ident = user.ident or nick
         user.state = State.NAMED
         user.last_active = self.clock()
         self._named[_key(nick)] = user
         self._by_id[user.id] = user
+        self.stats.users_peak = max(self.stats.users_peak, len(self._named))
         self.delivery.arrive(user)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", nick, user.link.peer)
@@ -727,12 +738,18 @@ class Hub:
         self.disconnect(user, "idle timeout")
         user.link.close()
 
-    def _from_user(self, user: User, text: str, room_name: str, *, action: bool) -> None:
+    def _from_user(
+        self, user: User, text: str, room_name: str, *, action: bool, notice: bool = False
+    ) -> None:
         room = self.find_room(room_name) if room_name else user.current
         if room is None or user not in room.members:
             self.notify(user, NO_ROOM if not room_name else f"You are not in {room_name}.")
             return
         passed = self.plugins.filter_message(user, room.name, text, action)
         if passed is not None and user.state is State.NAMED and user in room.members:
-            event = (ev.Acted if action else ev.Said)(room.name, user.nick, passed)
+            event: ev.Said | ev.Acted
+            if action:
+                event = ev.Acted(room.name, user.nick, passed, user.ident)
+            else:
+                event = ev.Said(room.name, user.nick, passed, user.ident, notice)
             self.delivery.to_room(room, event, user)

@@ -19,6 +19,7 @@ class Stats:
     connections_peak: int = 0
     connections_total: int = 0
     refused: int = 0  # connections turned away (server full, too many from one address)
+    users_peak: int = 0  # the most named users at once (IRC's LUSERS reports it)
     lines_in: int = 0
     lines_out: int = 0
     bytes_in: int = 0

@@ -87,9 +87,10 @@ def variant(room: str, current: str) -> str:
     return HERE
 
 
-def source(nick: str) -> str:
-    """The prefix of a line ``nick`` caused: ``nick!nick@chatd``."""
-    return f"{nick}!{nick}@{CLOAK}"
+def source(nick: str, ident: str = "") -> str:
+    """The prefix of a line ``nick`` caused: ``nick!ident@chatd`` (the ident is the
+    user name it registered with: IRC's USER, else its first nick)."""
+    return f"{nick}!{ident or nick}@{CLOAK}"
 
 
 def message(src: str, command: str, *params: str) -> bytes:
@@ -117,61 +118,64 @@ def numeric(nick: str, code: str, *params: str, server: str = SERVER_NAME) -> by
     return message(server, code, token(nick), *middle, *params[-1:])
 
 
-def _by(nick: str, server: str) -> str:
+def _by(nick: str, ident: str, server: str) -> str:
     """The source of what ``nick`` did, or the server's when a server operator did it."""
-    return source(nick) if nick else server
+    return source(nick, ident) if nick else server
 
 
 def _said(e: ev.Said, v: str, info: IrcServer) -> bytes:
-    return message(source(e.nick), "PRIVMSG", e.room, one_line(e.text))
+    command = "NOTICE" if e.notice else "PRIVMSG"
+    return message(source(e.nick, e.ident), command, e.room, one_line(e.text))
 
 
 def _acted(e: ev.Acted, v: str, info: IrcServer) -> bytes:
-    return message(source(e.nick), "PRIVMSG", e.room, ctcp("ACTION", one_line(e.text)))
+    return message(source(e.nick, e.ident), "PRIVMSG", e.room, ctcp("ACTION", one_line(e.text)))
 
 
 def _private(e: ev.PrivateSaid, v: str, info: IrcServer) -> bytes:
     if v == ECHO:  # the client shows its own line (no echo-message capability yet)
         return b""
-    return message(source(e.sender), "PRIVMSG", e.to, one_line(e.text))
+    command = "NOTICE" if e.notice else "PRIVMSG"
+    return message(source(e.sender, e.ident), command, e.to, one_line(e.text))
 
 
 def _joined(e: ev.Joined, v: str, info: IrcServer) -> bytes:
-    return message(source(e.nick), "JOIN", e.room)
+    return message(source(e.nick, e.ident), "JOIN", e.room)
 
 
 def _parted(e: ev.Parted, v: str, info: IrcServer) -> bytes:
     reason = one_line(e.reason)
     if reason:
-        return message(source(e.nick), "PART", e.room, reason)
-    return message(source(e.nick), "PART", e.room)
+        return message(source(e.nick, e.ident), "PART", e.room, reason)
+    return message(source(e.nick, e.ident), "PART", e.room)
 
 
-def _kick(room: str, nick: str, by: str, reason: str, server: str) -> bytes:
+def _kick(room: str, nick: str, by: str, by_ident: str, reason: str, server: str) -> bytes:
     reason = one_line(reason)
     if reason:
-        return message(_by(by, server), "KICK", room, nick, reason)
-    return message(_by(by, server), "KICK", room, nick)
+        return message(_by(by, by_ident, server), "KICK", room, nick, reason)
+    return message(_by(by, by_ident, server), "KICK", room, nick)
 
 
 def _kicked(e: ev.Kicked, v: str, info: IrcServer) -> bytes:
-    return _kick(e.room, e.nick, e.by, e.reason, info.name)
+    return _kick(e.room, e.nick, e.by, e.by_ident, e.reason, info.name)
 
 
 def _quit(e: ev.Quit, v: str, info: IrcServer) -> bytes:
-    return message(source(e.nick), "QUIT", one_line(e.reason) or "Quit")
+    return message(source(e.nick, e.ident), "QUIT", one_line(e.reason) or "Quit")
 
 
 def _renamed(e: ev.Renamed, v: str, info: IrcServer) -> bytes:
-    return message(source(e.old), "NICK", e.new)
+    return message(source(e.old, e.ident), "NICK", e.new)
 
 
 def _topic(e: ev.TopicSet, v: str, info: IrcServer) -> bytes:
-    return message(_by(e.by, info.name), "TOPIC", e.room, one_line(e.text))
+    return message(_by(e.by, e.by_ident, info.name), "TOPIC", e.room, one_line(e.text))
 
 
 def _opped(e: ev.Opped, v: str, info: IrcServer) -> bytes:
-    return message(_by(e.by, info.name), "MODE", e.room, "+o" if e.op else "-o", e.nick)
+    src = _by(e.by, e.by_ident, info.name)
+    return message(src, "MODE", e.room, "+o" if e.op else "-o", e.nick)
 
 
 def notices(target: str, text: str, src: str = SERVER_NAME) -> bytes:
@@ -194,7 +198,7 @@ def _greeting(e: ev.Greeting, v: str, info: IrcServer) -> bytes:
 
 
 def _you_renamed(e: ev.YouRenamed, v: str, info: IrcServer) -> bytes:
-    return message(source(e.old), "NICK", e.new)  # the client follows its own NICK line
+    return message(source(e.old, e.ident), "NICK", e.new)  # the client follows its own NICK line
 
 
 def _goodbye(e: ev.Goodbye, v: str, info: IrcServer) -> bytes:
@@ -331,9 +335,9 @@ def names(
     return b"".join(out)
 
 
-def room_state(nick: str, e: ev.RoomState, server: str = SERVER_NAME) -> bytes:
+def room_state(nick: str, e: ev.RoomState, server: str = SERVER_NAME, ident: str = "") -> bytes:
     """What a client needs to open a channel: its own JOIN, the topic, the names."""
-    out = [message(source(nick), "JOIN", e.room)]
+    out = [message(source(nick, ident), "JOIN", e.room)]
     topic = one_line(e.topic)
     if topic:
         out.append(numeric(nick, im.RPL_TOPIC, e.room, topic, server=server))
@@ -341,26 +345,29 @@ def room_state(nick: str, e: ev.RoomState, server: str = SERVER_NAME) -> bytes:
     return b"".join(out)
 
 
-def you_left(nick: str, e: ev.YouLeft, server: str = SERVER_NAME) -> bytes:
+def you_left(nick: str, e: ev.YouLeft, server: str = SERVER_NAME, ident: str = "") -> bytes:
     if e.kicked:
-        return _kick(e.room, nick, e.kicked_by, e.reason, server)
+        return _kick(e.room, nick, e.kicked_by, e.by_ident, e.reason, server)
     reason = one_line(e.reason)
     if reason:
-        return message(source(nick), "PART", e.room, reason)
-    return message(source(nick), "PART", e.room)
+        return message(source(nick, ident), "PART", e.room, reason)
+    return message(source(nick, ident), "PART", e.room)
 
 
-def personal(nick: str, event: ev.Event, info: IrcServer = DEFAULT_SERVER) -> bytes:
-    """``event`` for the one reader called ``nick`` ("*" before it has a name)."""
+def personal(
+    nick: str, event: ev.Event, info: IrcServer = DEFAULT_SERVER, ident: str = ""
+) -> bytes:
+    """``event`` for the one reader called ``nick`` ("*" before it has a name),
+    whose ident is ``ident`` (its own JOIN and PART lines show it)."""
     server = info.name
     if isinstance(event, ev.Welcome):
         return welcome(nick, event.online, info)
     if isinstance(event, ev.RoomState):
-        return room_state(nick, event, server)
+        return room_state(nick, event, server, ident)
     if isinstance(event, ev.Members):
         return names(nick, event.room, event.members, event.ops, server)
     if isinstance(event, ev.YouLeft):
-        return you_left(nick, event, server)
+        return you_left(nick, event, server, ident)
     if isinstance(event, ev.Notice) and not event.room:
         # Before registration (no nick yet) the server speaks; after, the service.
         src = source(info.service) if nick != "*" else server
@@ -422,6 +429,9 @@ class Named(Protocol):
     @property
     def nick(self) -> str: ...
 
+    @property
+    def ident(self) -> str: ...
+
 
 #: Events IrcWire renders with its reader's nick; a Notice only when it is in no
 #: room and rendered for this reader alone (see SHARED).
@@ -465,7 +475,8 @@ class IrcWire:
         if isinstance(event, _PERSONAL) or (
             v != SHARED and isinstance(event, ev.Notice) and not event.room
         ):
-            data = personal(self.nick, event, self.info)
+            ident = self.owner.ident if self.owner is not None else ""
+            data = personal(self.nick, event, self.info, ident)
         else:
             data = render(event, HERE if v == SHARED else v, self.info)
         if self.server_time and data:
