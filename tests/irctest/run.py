@@ -79,9 +79,6 @@ _OPER = "chatd has no IRC operators (OPER): its operators use chatd admin"
 #: (as printed in the notes: file::class::test).
 KNOWN_FAILURES = {
     "isupport::IsupportTestCase::testPrefix": "the test needs +v in PREFIX; chatd has +o only",
-    "messages::NoticeTestCase::testNotice": (
-        "a NOTICE reaches the others as a PRIVMSG: the hub has no notice event yet"
-    ),
     "names::NamesTestCase::testNames2812Secret": "chatd has no secret channels (+s)",
     "topic::TopicPrivilegesTestCase::testTopicPrivileges": "chatd has no voice (+v)",
     "topic::TopicTestCase::testTopicMode": (
