@@ -25,6 +25,7 @@ from chatd.server import Server
 from tests.helpers import (
     LINGER_ZERO,
     LineClient,
+    PumpedClient,
     PumpedServer,
     lifted_limits,
     make_config,
@@ -279,3 +280,48 @@ def test_socket_errors_read_as_the_leave_reasons_the_readme_lists() -> None:
     assert _reason(err(errno.EPIPE)) == "connection reset by peer"  # a broken pipe
     assert _reason(err(errno.ETIMEDOUT)) == "connection timed out"
     assert _reason(err(errno.EACCES)) == "connection error: permission denied"
+
+
+# -- the same limits for IRC connections ------------------------------------------------
+
+
+def _irc_client(pumped: PumpedServer) -> PumpedClient:
+    assert pumped.server.irc_address is not None
+    client = PumpedClient(pumped.server.irc_address)
+    pumped.clients.append(client)
+    return client
+
+
+def test_an_irc_flood_is_slowed_and_every_line_arrives_in_order(pumped: PumpedServer) -> None:
+    alice = pumped.connect("alice")
+    bob = _irc_client(pumped)
+    bob.send("NICK bob\r\nUSER bob 0 * :Bob")  # 2 of bob's 5 tokens
+    pumped.until(lambda: any(" 366 bob " in line for line in bob.lines), "bob's autojoin")
+    bob.send("\r\n".join(f"PRIVMSG #lobby :line {i}" for i in range(8)))
+    pumped.until(lambda: len(alice.chat()) == 3, "the burst")
+    pumped.settle()
+    assert len(alice.chat()) == 3
+    slowed = [line for line in bob.lines if "You are sending too fast" in line]
+    assert slowed == [":chatd!chatd@chatd NOTICE bob :You are sending too fast: your lines go"
+                      " out at 2 a second now.\r"]  # fmt: skip
+    for delivered in range(4, 9):
+        pumped.clock.advance(0.5)
+        pumped.until(lambda: len(alice.chat()) >= delivered, f"line {delivered}")  # noqa: B023
+        pumped.settle(10)
+        assert len(alice.chat()) == delivered
+    assert alice.chat() == [f"<bob> line {i}" for i in range(8)]
+    assert not bob.closed
+
+
+def test_an_irc_connection_that_never_registers_is_closed_at_register_timeout(
+    pumped: PumpedServer,
+) -> None:
+    lurker = _irc_client(pumped)
+    lurker.send("NICK lurker")  # no USER: registration never completes
+    pumped.settle()
+    pumped.clock.advance(29)
+    pumped.settle()
+    assert not lurker.closed
+    pumped.clock.advance(1)
+    pumped.until(lambda: lurker.closed, "the register timeout")
+    assert any("Timed out" in line for line in lurker.lines)
