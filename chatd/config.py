@@ -267,7 +267,9 @@ class IrcSettings:
         off=0,
     )
     autojoin: list[str] = _setting(
-        ["#lobby"], "Rooms an IRC user is put in once registered (IRC users can JOIN others)."
+        ["#lobby"],
+        "Rooms an IRC user is put in once registered (IRC users can JOIN others);"
+        " left out, the [rooms] default room.",
     )
     service_nick: str = _setting(
         "chatd", "Who IRC users send plugin commands to (/msg chatd fact); no user may take it."
@@ -449,6 +451,12 @@ def from_dict(data: dict[str, Any], *, source: Path | None = None) -> Config:
             built[table] = _build_section(known[table], values, f"{where}: [{table}]")
         else:
             extra[table] = values  # a drop-in plugin's, or a typo: see check_extra()
+    irc_table = data.get("irc")
+    if "rooms" in built and not (isinstance(irc_table, dict) and "autojoin" in irc_table):
+        # Left out, autojoin follows the default room: IRC users land where the
+        # nc users are, whatever that room is called.
+        irc = built.get("irc", IrcSettings())
+        built["irc"] = dataclasses.replace(irc, autojoin=[built["rooms"].default])
     return Config(**built, extra=extra, source=source)
 
 

@@ -79,6 +79,7 @@ MAX_MOTD_BYTES: Final = 64 * 1024
 
 # Numerics irc_message does not name (modern.ircdocs.horse).
 ERR_INVALIDCAPCMD: Final = "410"
+ERR_TOOMANYTARGETS: Final = "407"
 ERR_BADCHANNAME: Final = "479"
 RPL_ENDOFBANLIST: Final = "368"
 
@@ -93,7 +94,8 @@ _USERNAME_DROP: Final = re.compile(r"[^!-~]|[@!*?]")
 MAX_WHO_MATCHES: Final = 100
 
 #: Verbs a connection may send before it is registered; anything else is 451.
-_BEFORE_REGISTRATION: Final = frozenset({"CAP", "NICK", "USER", "PASS", "QUIT", "PONG"})
+#: PING too: clients and bouncers check the link while they negotiate CAP.
+_BEFORE_REGISTRATION: Final = frozenset({"CAP", "NICK", "USER", "PASS", "QUIT", "PING", "PONG"})
 
 
 class IrcSession:
@@ -579,7 +581,14 @@ class IrcGateway:
             if not notice:
                 self._numeric(session, im.ERR_NOTEXTTOSEND, "No text to send")
             return
-        for target in _targets(msg.params[0]):
+        targets = list({irc_fold(t): t for t in _targets(msg.params[0])}.values())  # once each
+        if len(targets) > irc.MAX_TARGETS:
+            # One line must not become dozens of messages: flood control counts lines.
+            for extra in targets[irc.MAX_TARGETS :]:
+                if not notice:
+                    self._numeric(session, ERR_TOOMANYTARGETS, extra, "Too many targets")
+            targets = targets[: irc.MAX_TARGETS]
+        for target in targets:
             if target.startswith("#"):
                 self._to_channel(session, target, text, request, notice)
             elif irc_fold(target) == irc_fold(self.service):

@@ -291,8 +291,9 @@ class Server:
         line = self.irc.reload_motd()
         if not line:
             return Report()
-        log.info("reload: %s", line)
-        return Report([line], failed=line.startswith("irc: kept"))
+        failed = line.startswith("irc: kept")
+        (log.warning if failed else log.info)("reload: %s", line)
+        return Report([line], failed=failed)
 
     def _reload_config(self) -> Report:
         source = self.config.source

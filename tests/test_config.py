@@ -293,3 +293,11 @@ def test_command_line_settings_hold_over_a_file_read_again(tmp_path: Path) -> No
     again = reapply_overrides(started, load(path))
     assert (again.server.port, again.irc.port, again.irc.network) == (7000, 0, "new")
     assert changed_settings(started, again) == ["[irc] network"]  # not the port it keeps
+
+
+def test_irc_autojoin_left_out_follows_the_default_room() -> None:
+    assert from_dict({"rooms": {"default": "#main"}}).irc.autojoin == ["#main"]
+    assert from_dict({"rooms": {"default": "#main"}, "irc": {"port": 0}}).irc.autojoin == ["#main"]
+    given = {"rooms": {"default": "#main"}, "irc": {"autojoin": ["#a"]}}
+    assert from_dict(given).irc.autojoin == ["#a"]
+    assert from_dict({}).irc.autojoin == ["#lobby"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,8 @@ def nc_client(server: Server, nick: str) -> LineClient:
     return client
 
 
-def test_chatd_serve_with_no_config_serves_both_and_logs_both_addresses(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_chatd_serve_serves_both_protocols_and_logs_both_addresses(tmp_path: Path) -> None:
+    # No config file; only the IRC port is given (0: tests never bind 6667).
     proc = ServerProcess(tmp_path)
     try:
         found = proc.wait_log(re.compile(r"listening for IRC on 127\.0\.0\.1:(\d+)"))

@@ -1000,3 +1000,47 @@ def test_lusers_most_counts_a_peak_of_nc_users_alone(net: Net) -> None:
     bob.take()
     bob.send("LUSERS")
     assert [m.params[1:3] for m in bob.take() if m.command == "266"] == [("1", "4")]
+
+
+def test_an_nc_users_long_line_reaches_irc_whole_in_several_lines(net: Net) -> None:
+    net.nc("alice")
+    bob = net.irc("bob")
+    alice = net.hub.find("alice")
+    assert alice is not None
+    text = " ".join(f"w{i:03d}" for i in range(200))  # 999 bytes: nc takes up to 1024
+    net.hub.say(alice, text)
+    net.hub.emote(alice, "é" * 400)  # 800 bytes of two-byte characters
+    net.hub.private(alice, "bob", "x" * 900)
+    got = bob.take()
+    assert all(len(irc.message(m.source, m.command, *m.params)) <= 512 for m in got)
+    said = [m.params[1] for m in got if m.params[0] == LOBBY and "\x01" not in m.params[1]]
+    assert len(said) == 3 and " ".join(said) == text  # cut at spaces, which go
+    acted = [m.params[1] for m in got if m.params[1].startswith("\x01ACTION ")]
+    assert "".join(a.removeprefix("\x01ACTION ").removesuffix("\x01") for a in acted) == "é" * 400
+    private = [m.params[1] for m in got if m.params[0] == "bob"]
+    assert "".join(private) == "x" * 900 and len(private) == 2
+
+
+def test_one_line_names_at_most_targmax_targets_each_once(net: Net) -> None:
+    carol = net.irc("carol")
+    bob = net.irc("bob")
+    bob.send("PRIVMSG " + ",".join(["carol"] * 70) + " :spam")
+    assert carol.take() == [Message("PRIVMSG", ("carol", "spam"), irc_src("bob"))]
+    assert bob.take() == []
+    for room in ("#a", "#b", "#c", "#d", "#e"):
+        bob.send(f"JOIN {room}")
+    bob.take()
+    bob.send("PRIVMSG #a,#b,#c,#d,#e,carol :hello")
+    refused = bob.take()
+    assert [(m.command, m.params[1]) for m in refused] == [("407", "#e"), ("407", "carol")]
+    assert carol.take() == []
+    bob.send("NOTICE #a,#b,#c,#d,#e,carol :hello")
+    assert bob.take() == []  # a NOTICE is never answered
+
+
+def test_ping_while_registering_is_answered(net: Net) -> None:
+    client = IrcClient(net.gateway)
+    client.send("CAP LS 302", "PING :negotiating")
+    ls, pong = client.take()
+    assert ls.params[1] == "LS"
+    assert pong == Message("PONG", ("chatd.local", "negotiating"), irc.SERVER_NAME)

@@ -77,6 +77,10 @@ SHARED: Final = "shared"
 NICKLEN: Final = NICK_MAX
 #: "#" and at most ROOM_MAX characters (chatd.core.rooms).
 CHANNELLEN: Final = 1 + ROOM_MAX
+#: Targets one PRIVMSG or NOTICE may name (``#a,bob``; 005 TARGMAX): flood
+#: control counts lines, so a line naming 70 targets would be 70 messages for
+#: one token; 4 is what people type (a channel or two and a friend).
+MAX_TARGETS: Final = 4
 #: Longest username WHO and WHOIS show from a client's USER (chatd.irc_gateway
 #: cuts it): a username is a short login name, shown beside a 16-character nick.
 USERLEN: Final = 16
@@ -123,20 +127,57 @@ def _by(nick: str, ident: str, server: str) -> str:
     return source(nick, ident) if nick else server
 
 
+#: Bytes of a CTCP ACTION's wrapping ("\x01ACTION " and "\x01").
+_ACTION_BYTES: Final = len(ctcp("ACTION", "").encode())
+
+
+def split_text(text: str, size: int) -> list[str]:
+    """``text`` in pieces of at most ``size`` UTF-8 bytes each, cut between
+    characters and, where one is in the last half of a piece, at a space (which
+    goes): an nc user's line may be twice what one IRC line holds, and none
+    of it may be lost on the way."""
+    data = text.encode("utf-8", "replace")
+    size = max(size, 4)  # room for any one character
+    pieces: list[str] = []
+    while len(data) > size:
+        cut = size
+        while data[cut] & 0xC0 == 0x80:  # inside a character
+            cut -= 1
+        space = data.rfind(b" ", 0, cut + 1)
+        if space > size // 2:
+            cut = space
+        pieces.append(data[:cut].decode("utf-8"))
+        data = data[cut:].removeprefix(b" ")
+    if data or not pieces:
+        pieces.append(data.decode("utf-8"))
+    return pieces
+
+
+def chat_lines(src: str, command: str, target: str, text: str, *, action: bool = False) -> bytes:
+    """``:src COMMAND target :text`` as as many lines as ``text`` needs (each
+    within IRC's 512 bytes), a CTCP ACTION each when ``action``."""
+    head = len(f":{src} {command} {target} :".encode()) + 2  # and the CR LF
+    room = im.MAX_MESSAGE_BYTES - head - (_ACTION_BYTES if action else 0)
+    pieces = split_text(one_line(text), room)
+    if action:
+        return b"".join(message(src, command, target, ctcp("ACTION", p)) for p in pieces)
+    return b"".join(message(src, command, target, p) for p in pieces)
+
+
 def _said(e: ev.Said, v: str, info: IrcServer) -> bytes:
     command = "NOTICE" if e.notice else "PRIVMSG"
-    return message(source(e.nick, e.ident), command, e.room, one_line(e.text))
+    return chat_lines(source(e.nick, e.ident), command, e.room, e.text)
 
 
 def _acted(e: ev.Acted, v: str, info: IrcServer) -> bytes:
-    return message(source(e.nick, e.ident), "PRIVMSG", e.room, ctcp("ACTION", one_line(e.text)))
+    return chat_lines(source(e.nick, e.ident), "PRIVMSG", e.room, e.text, action=True)
 
 
 def _private(e: ev.PrivateSaid, v: str, info: IrcServer) -> bytes:
     if v == ECHO:  # the client shows its own line (no echo-message capability yet)
         return b""
     command = "NOTICE" if e.notice else "PRIVMSG"
-    return message(source(e.sender, e.ident), command, e.to, one_line(e.text))
+    return chat_lines(source(e.sender, e.ident), command, e.to, e.text)
 
 
 def _joined(e: ev.Joined, v: str, info: IrcServer) -> bytes:
@@ -179,8 +220,9 @@ def _opped(e: ev.Opped, v: str, info: IrcServer) -> bytes:
 
 
 def notices(target: str, text: str, src: str = SERVER_NAME) -> bytes:
-    """``NOTICE target :line`` for each non-empty line of ``text``."""
-    return b"".join(message(src, "NOTICE", target, line) for line in lines_of(text) if line)
+    """``NOTICE target :line`` for each non-empty line of ``text`` (a long one
+    as several, none cut short)."""
+    return b"".join(chat_lines(src, "NOTICE", target, line) for line in lines_of(text) if line)
 
 
 def _notice(e: ev.Notice, v: str, info: IrcServer) -> bytes:
@@ -281,6 +323,7 @@ def isupport(nick: str, info: IrcServer = DEFAULT_SERVER) -> bytes:
         f"NETWORK={info.network}",
         "PREFIX=(o)@",
         "CHANMODES=,,,t",
+        f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS}",
     )
     return numeric(nick, im.RPL_ISUPPORT, *tokens, "are supported by this server", server=info.name)
 

@@ -371,10 +371,9 @@ def irc_fold(name: str) -> str:
     ``lower()`` the hub compares nicknames and rooms with.
 
     Not rfc1459: that casemapping also takes ``[]\\^`` for the upper case of
-    ``{}|~``, and chatd's nicknames and room names hold none of those
-    characters, so it would only add an ambiguity for clients to get wrong. If
-    the nickname rule is ever extended to them, this is the one place to change
-    (with :data:`CASEMAPPING`, which the listener advertises).
+    ``{}|~``. chatd's nicknames may hold ``[]\\^{}|`` (chatd.core.nicks) but
+    the hub tells them apart (``[tom]`` and ``{tom}`` are two people, as for
+    nc users), so ascii is what chatd does and what the listener advertises.
     """
     return name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
 

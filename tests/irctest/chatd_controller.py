@@ -82,9 +82,10 @@ class ChatdController(BaseServerController, DirectoryBasedController):
     #: CAP LS offers server-time alone (chatd.wire.irc.CAPABILITIES).
     capabilities = frozenset({Capabilities.SERVER_TIME})
     #: JOIN #a,#b, PRIVMSG a,b and KICK #chan a,b are split on commas by the
-    #: gateway (chatd/irc_gateway.py: _targets). Not claimed:
-    #: MULTI_NAMES_COMMAND (NAMES #a,#b does answer each channel, but irctest
-    #: looks for it in a TARGMAX token, which chatd does not send), and
+    #: gateway (chatd/irc_gateway.py: _targets; PRIVMSG and NOTICE up to
+    #: TARGMAX's 4). Not claimed: MULTI_NAMES_COMMAND (NAMES #a,#b does answer
+    #: each channel, but irctest looks for NAMES in TARGMAX, which names only
+    #: PRIVMSG and NOTICE), and
     #: CAP_REQ_MINUS (CAP REQ -server-time works before registration only:
     #: after it, the connection's format is fixed).
     optional_behaviors = frozenset(
@@ -107,6 +108,7 @@ class ChatdController(BaseServerController, DirectoryBasedController):
         "NICKLEN": "16",
         "CHANNELLEN": "33",
         "TOPICLEN": "300",
+        "TARGMAX": "PRIVMSG:4,NOTICE:4",
     }
 
     def run(
