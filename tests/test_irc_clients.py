@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -228,7 +228,7 @@ class Weechat:
         )
         self._fifo = -1
 
-    def open_fifo(self) -> None:
+    def begin(self) -> None:
         """Wait for the fifo plugin's pipe and hold it open; skip if there is none."""
         path = self.home / f"weechat_fifo_{self.proc.pid}"
 
@@ -275,21 +275,41 @@ class Weechat:
             self._out.close()
 
 
+class RealClient(Protocol):
+    def begin(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+Started = TypeVar("Started", bound=RealClient)
+
+
+def started_clients(
+    make: Callable[[str], Started],
+) -> Iterator[Callable[[str], Started]]:
+    """A fixture's body: ``start(nick)`` makes a client and begins it; every
+    client started is stopped afterwards, whatever the test did."""
+    started: list[Started] = []
+
+    def start(nick: str) -> Started:
+        client = make(nick)
+        started.append(client)
+        client.begin()
+        return client
+
+    try:
+        yield start
+    finally:
+        for client in started:
+            client.stop()
+
+
 @pytest.fixture
 def weechat(server: Server, tmp_path: Path) -> Iterator[Callable[[str], Weechat]]:
     need("weechat-headless", "weechat-headless weechat-plugins")
-    started: list[Weechat] = []
-
-    def start(nick: str) -> Weechat:
-        assert server.irc_address is not None
-        client = Weechat(tmp_path / "weechat", server.irc_address, nick)
-        started.append(client)
-        client.open_fifo()
-        return client
-
-    yield start
-    for client in started:
-        client.stop()
+    assert server.irc_address is not None
+    address = server.irc_address
+    yield from started_clients(lambda nick: Weechat(tmp_path / "weechat", address, nick))
 
 
 def test_weechat_in_the_same_chat_as_an_nc_user(
@@ -367,7 +387,7 @@ class Irssi:
         self.pid = 0  # irssi's, once started
         self.socket_path = ""  # tmux's, once started
 
-    def start(self) -> None:
+    def begin(self) -> None:
         irssi = f"exec irssi --home={shlex.quote(str(self.home))}"
         self.tmux("new-session", "-d", "-s", self.SESSION, "-x", "200", "-y", "50", irssi)
         shown = self.tmux("display-message", "-p", "-t", self.SESSION, "#{pane_pid} #{socket_path}")
@@ -424,18 +444,9 @@ class Irssi:
 def irssi(server: Server, tmp_path: Path) -> Iterator[Callable[[str], Irssi]]:
     need("irssi", "irssi")
     need("tmux", "tmux")
-    started: list[Irssi] = []
-
-    def start(nick: str) -> Irssi:
-        assert server.irc_address is not None
-        client = Irssi(tmp_path / "irssi", server.irc_address, nick)
-        started.append(client)
-        client.start()
-        return client
-
-    yield start
-    for client in started:
-        client.stop()
+    assert server.irc_address is not None
+    address = server.irc_address
+    yield from started_clients(lambda nick: Irssi(tmp_path / "irssi", address, nick))
 
 
 def test_irssi_in_the_same_chat_as_an_nc_user(
