@@ -518,11 +518,8 @@ class IrcGateway:
 
     def _quit(self, session: IrcSession, msg: Message) -> None:
         reason = _text(msg.params[0]) if msg.params else ""
-        nick = self._nick(session)
-        shown = f"Quit: {reason}" if reason else "Quit"
-        session.link.send(irc.message("", "ERROR", f"Closing Link: {nick} ({shown})"))
         self._forget(session)
-        self.hub.quit(session.user, reason)
+        self.hub.quit(session.user, reason)  # its Goodbye is ERROR :Closing Link: nick (...)
 
     def _join(self, session: IrcSession, msg: Message) -> None:
         if not self._need(session, msg, 1):
@@ -634,8 +631,8 @@ class IrcGateway:
                 return
             if request[0] != "ACTION" or not text:
                 return  # another CTCP: no one here could answer it
-            text = f"* {user.nick} {text}"
-        problem = self.hub.private(user, nick, text, notice=notice)
+        action = request is not None  # a private /me
+        problem = self.hub.private(user, nick, text, notice=notice, action=action)
         to = self.hub.find(nick)
         if notice:
             return  # never answered

@@ -1044,3 +1044,34 @@ def test_ping_while_registering_is_answered(net: Net) -> None:
     ls, pong = client.take()
     assert ls.params[1] == "LS"
     assert pong == Message("PONG", ("chatd.local", "negotiating"), irc.SERVER_NAME)
+
+
+def test_every_close_ends_with_an_error_line(net: Net) -> None:
+    bob = net.irc("bob")
+    user = net.hub.find("bob")
+    assert user is not None
+    net.hub.kick(user, "spam")
+    notice, error = bob.take()
+    assert notice.command == "NOTICE" and "kicked by an operator" in notice.params[1]
+    assert error == Message("ERROR", ("Closing Link: bob (kicked by an operator: spam)",))
+    assert bob.link.closed
+    carol = net.irc("carol")
+    carol.send("PRIVMSG chatd :quit see you")  # the plugin's /quit, not IRC's QUIT
+    assert carol.take() == [Message("ERROR", ("Closing Link: carol (Quit: see you)",))]
+    early = IrcClient(net.gateway)
+    early.send("QUIT")  # before registering (irctest's port probe does this)
+    assert early.take() == [Message("ERROR", ("Closing Link: * (Quit)",))]
+    slow = IrcClient(net.gateway)
+    slow.send("NICK slow")
+    net.fx.chat.advance(net.hub.config.limits.register_timeout)
+    *_, last = slow.take()
+    assert last == Message("ERROR", ("Closing Link: * (registration timed out)",))
+
+
+def test_a_private_action_stays_an_action_for_irc_and_reads_as_one_for_nc(net: Net) -> None:
+    alice = net.nc("alice")
+    bob = net.irc("bob")
+    carol = net.irc("carol")
+    bob.send("PRIVMSG carol :\x01ACTION waves\x01", "PRIVMSG alice :\x01ACTION waves\x01")
+    assert carol.take() == [Message("PRIVMSG", ("carol", "\x01ACTION waves\x01"), irc_src("bob"))]
+    assert alice.take() == ["*bob* * bob waves"]

@@ -83,6 +83,8 @@ CASES: list[tuple[ev.Event, str, bytes]] = [
     ),
     (ev.YouRenamed("bob", "robert"), HERE, b"*** You are now known as robert.\n"),
     (ev.Goodbye("bob"), HERE, b"*** Goodbye, bob.\n"),
+    (ev.Closing("idle timeout"), HERE, b""),  # the notice before it said why
+    (ev.PrivateSaid("bob", "alice", "waves", action=True), HERE, b"*bob* * bob waves\n"),
     (ev.Current("#games"), HERE, b"*** Now talking in #games.\n"),
     (ev.Current(""), HERE, b"*** You are in no room. /join #room to enter one.\n"),
     (ev.YouLeft("#games"), HERE, b"*** You left #games.\n"),

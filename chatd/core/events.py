@@ -46,13 +46,15 @@ class Acted:
 
 @dataclass(frozen=True, slots=True)
 class PrivateSaid:
-    """``sender`` said ``text`` to ``to`` alone (a ``notice``: see Said)."""
+    """``sender`` said ``text`` to ``to`` alone (a ``notice``: see Said), or did
+    it (an ``action``: a private ``/me``)."""
 
     sender: str
     to: str
     text: str
     ident: str = ""
     notice: bool = False
+    action: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +151,20 @@ class YouRenamed:
 
 @dataclass(frozen=True, slots=True)
 class Goodbye:
-    """The user quit on purpose (``nick``: ``""`` if it never had one); its
-    connection closes after this."""
+    """The user quit on purpose (``nick``: ``""`` if it never had one), with
+    the ``reason`` the others are told; its connection closes after this."""
 
     nick: str
+    reason: str = "Quit"
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The server closes the user's connection now, for ``reason`` (a kick, a
+    ban, a timeout): it was told why in words just before; a wire whose clients
+    expect a last line before a close (IRC's ERROR) sends it."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +239,7 @@ Event = (
     | Greeting
     | YouRenamed
     | Goodbye
+    | Closing
     | Welcome
     | RoomState
     | Members

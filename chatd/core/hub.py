@@ -194,6 +194,7 @@ class Hub:
             left = format_duration(ban.until - user.connected_at)
             self.notify(user, f"You are banned from this server for another {left}.")
             log.info("%s: refused, its address is banned for another %s", link.peer, left)
+            self.delivery.to_user(user, ev.Closing("banned"))
             user.state = State.GONE
             link.close()
             return user
@@ -301,15 +302,17 @@ class Hub:
         """An action (``/me``), likewise."""
         self._from_user(user, text, room, action=True)
 
-    def private(self, user: User, nick: str, text: str, *, notice: bool = False) -> str | None:
-        """A private message (or ``notice``) from ``user`` to ``nick``; returns why
-        not, or None when sent."""
+    def private(
+        self, user: User, nick: str, text: str, *, notice: bool = False, action: bool = False
+    ) -> str | None:
+        """A private message (or ``notice``, or ``action``: a private ``/me``) from
+        ``user`` to ``nick``; returns why not, or None when sent."""
         to = self.find(nick)
         if to is None:
             return f"No such user: {nick}."
         if to is user:
             return "That is you: a private message goes to someone else."
-        event = ev.PrivateSaid(user.nick, to.nick, text, user.ident, notice)
+        event = ev.PrivateSaid(user.nick, to.nick, text, user.ident, notice, action)
         self.delivery.to_user(to, event)
         self.delivery.to_user(user, event, ECHO)
         to.last_from = user.id
@@ -341,8 +344,7 @@ class Hub:
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
         self.notify(user, sentence(f"You have been {why}"))
         log.info("%s was %s", user.nick or user.link.peer, why)
-        self.disconnect(user, why)
-        user.link.close()
+        self._close(user, why)
 
     def ban(self, nick: str, seconds: float, reason: str = "") -> str:
         """An operator keeps ``nick`` out for ``seconds``, and the address it is
@@ -360,8 +362,7 @@ class Hub:
         told = f"You have been banned by an operator for {length}"
         self.notify(user, sentence(f"{told}: {reason}" if reason else told))
         log.info("%s was banned by an operator for %s, and %s", user.nick, length, user.link.host)
-        self.disconnect(user, why)
-        user.link.close()
+        self._close(user, why)
         return f"banned {user.nick} and the address {user.link.host} for {length}"
 
     def limits_changed(self) -> None:
@@ -390,10 +391,18 @@ class Hub:
         """The user leaves on purpose: say goodbye, tell the others, close."""
         if user.state is State.GONE:
             return
-        self.delivery.to_user(user, ev.Goodbye(user.nick))
         reason = one_line(reason)  # a plugin's ctx.quit may pass anything (a user's
         # own quit is bounded by its line limit, and is its to say in full)
-        self.disconnect(user, f"Quit: {reason}" if reason else "Quit")
+        why = f"Quit: {reason}" if reason else "Quit"
+        self.delivery.to_user(user, ev.Goodbye(user.nick, why))
+        self.disconnect(user, why)
+        user.link.close()
+
+    def _close(self, user: User, reason: str) -> None:
+        """Close ``user``'s connection for ``reason`` (it was told why): its wire's
+        last line, the others hear it leave, the link closes."""
+        self.delivery.to_user(user, ev.Closing(reason))
+        self.disconnect(user, reason)
         user.link.close()
 
     # -- rooms -------------------------------------------------------------------------
@@ -712,8 +721,7 @@ class Hub:
             waited = self.clock() - user.connected_at
             self.notify(user, f"Timed out: no nickname chosen in {waited:.0f} seconds.")
             log.info("%s: closed, no nickname chosen in %.0fs", user.link.peer, waited)
-            self.disconnect(user, "registration timed out")
-            user.link.close()
+            self._close(user, "registration timed out")
 
     def _arm_idle_timeout(self, user: User) -> None:
         """(Re)schedule the idle check for when ``user`` would pass the idle timeout."""
@@ -735,8 +743,7 @@ class Hub:
             self._arm_idle_timeout(user)
             return
         self.notify(user, f"Disconnected: nothing sent for {idle:g} seconds (idle timeout).")
-        self.disconnect(user, "idle timeout")
-        user.link.close()
+        self._close(user, "idle timeout")
 
     def _from_user(
         self, user: User, text: str, room_name: str, *, action: bool, notice: bool = False

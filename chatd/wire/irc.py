@@ -177,7 +177,7 @@ def _private(e: ev.PrivateSaid, v: str, info: IrcServer) -> bytes:
     if v == ECHO:  # the client shows its own line (no echo-message capability yet)
         return b""
     command = "NOTICE" if e.notice else "PRIVMSG"
-    return chat_lines(source(e.sender, e.ident), command, e.to, e.text)
+    return chat_lines(source(e.sender, e.ident), command, e.to, e.text, action=e.action)
 
 
 def _joined(e: ev.Joined, v: str, info: IrcServer) -> bytes:
@@ -243,8 +243,9 @@ def _you_renamed(e: ev.YouRenamed, v: str, info: IrcServer) -> bytes:
     return message(source(e.old, e.ident), "NICK", e.new)  # the client follows its own NICK line
 
 
-def _goodbye(e: ev.Goodbye, v: str, info: IrcServer) -> bytes:
-    return b""  # the gateway has answered QUIT with ERROR: nothing may follow it
+def closing_link(nick: str, reason: str) -> bytes:
+    """``ERROR :Closing Link: nick (reason)``: the last line before a close."""
+    return message("", "ERROR", f"Closing Link: {nick} ({one_line(reason)})")
 
 
 # -- what one reader is told: numerics name it -------------------------------------------
@@ -411,6 +412,10 @@ def personal(
         return names(nick, event.room, event.members, event.ops, server)
     if isinstance(event, ev.YouLeft):
         return you_left(nick, event, server, ident)
+    if isinstance(event, ev.Goodbye):
+        return closing_link(nick, event.reason)
+    if isinstance(event, ev.Closing):
+        return closing_link(nick, event.reason)
     if isinstance(event, ev.Notice) and not event.room:
         # Before registration (no nick yet) the server speaks; after, the service.
         src = source(info.service) if nick != "*" else server
@@ -437,7 +442,9 @@ _RENDER: Final[dict[type, Callable[[Any, str, IrcServer], bytes]]] = {
     ev.Current: _current,
     ev.Greeting: _greeting,
     ev.YouRenamed: _you_renamed,
-    ev.Goodbye: _goodbye,
+    # The last line before a close names its reader: rendered by IrcWire.
+    ev.Goodbye: _personal_anonymous,
+    ev.Closing: _personal_anonymous,
     # Personal events reach the module renderer only by mistake; they name no one.
     ev.Welcome: _personal_anonymous,
     ev.RoomState: _personal_anonymous,
@@ -478,7 +485,14 @@ class Named(Protocol):
 
 #: Events IrcWire renders with its reader's nick; a Notice only when it is in no
 #: room and rendered for this reader alone (see SHARED).
-_PERSONAL: Final = (ev.Welcome, ev.RoomState, ev.Members, ev.YouLeft)
+_PERSONAL: Final = (
+    ev.Welcome,
+    ev.RoomState,
+    ev.Members,
+    ev.YouLeft,
+    ev.Goodbye,
+    ev.Closing,
+)
 
 
 class IrcWire:

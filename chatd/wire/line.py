@@ -90,6 +90,8 @@ def _acted(e: ev.Acted, v: str) -> bytes:
 
 def _private(e: ev.PrivateSaid, v: str) -> bytes:
     text = one_line(e.text)
+    if e.action:  # a private /me (from IRC): "*bob* * bob waves"
+        text = f"* {e.sender} {text}"
     return encode_line(f"-> *{e.to}* {text}" if v == ECHO else f"*{e.sender}* {text}")
 
 
@@ -173,6 +175,10 @@ def _goodbye(e: ev.Goodbye, v: str) -> bytes:
     )
 
 
+def _closing(e: ev.Closing, v: str) -> bytes:
+    return b""  # the notice before it said why, and nc needs no last word
+
+
 def _welcome(e: ev.Welcome, v: str) -> bytes:
     online = "1 user online (you)" if e.online == 1 else f"{e.online} users online"
     where = f"; you are in {e.room}" if e.room else ""
@@ -241,6 +247,7 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.Greeting: _greeting,
     ev.YouRenamed: _you_renamed,
     ev.Goodbye: _goodbye,
+    ev.Closing: _closing,
     ev.Welcome: _welcome,
     ev.RoomState: _room_state,
     ev.Members: _members,
