@@ -109,9 +109,10 @@ def test_registration_burst_then_the_default_room(net: Net) -> None:
     got = client.take()
     assert got[0] == Message("CAP", ("*", "NAK", "multi-prefix"), irc.SERVER_NAME)
     codes = [m.command for m in got[1:]]
-    assert codes[:8] == ["001", "002", "003", "004", "005", "251", "255", "375"]
+    assert codes[:10] == ["001", "002", "003", "004", "005", "251", "255", "265", "266", "375"]
+    assert got[8].params[1:3] == ("2", "2")  # LUSERS in the burst: 2 on, 2 at most
     motd_end = codes.index("376")
-    assert set(codes[8:motd_end]) == {"372"}  # the bundled MOTD
+    assert set(codes[10:motd_end]) == {"372"}  # the bundled MOTD
     assert codes[motd_end + 1 :] == ["JOIN", "353", "366"]
     welcome = got[1]
     assert welcome.params[0] == "bob" and welcome.source == irc.SERVER_NAME

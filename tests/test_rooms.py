@@ -96,7 +96,7 @@ def test_registration_welcomes_into_the_default_room_and_its_members_hear(rooms:
     rooms.links["alice"], rooms.users["alice"] = link, alice
     rooms.got("alice")
     rooms.send("alice", "alice")
-    assert rooms.got("alice") == [(ev.Welcome("alice", "#lobby", 1), HERE)]
+    assert rooms.got("alice") == [(ev.Welcome("alice", "#lobby", 1, most=1), HERE)]
     assert alice.current is not None and alice.current.name == "#lobby"
     rooms.join("bob")  # join() clears what everyone got: ask before
     link = FakeLink()
@@ -106,7 +106,7 @@ def test_registration_welcomes_into_the_default_room_and_its_members_hear(rooms:
     rooms.send("carol", "carol")
     assert rooms.got("alice") == [(ev.Joined("#lobby", "carol", True), HERE)]
     assert rooms.got("bob") == [(ev.Joined("#lobby", "carol", True), HERE)]
-    assert rooms.got("carol") == [(ev.Welcome("carol", "#lobby", 3), HERE)]
+    assert rooms.got("carol") == [(ev.Welcome("carol", "#lobby", 3, most=3), HERE)]
 
 
 def test_join_makes_a_room_its_maker_runs_and_tells_the_joiner_what_is_there(
@@ -632,6 +632,6 @@ def test_register_is_the_nickname_step_any_wire_can_call(rooms: Rooms) -> None:
     assert rooms.hub.register(user, "ALICE") == "The nickname ALICE is taken; choose another."
     assert rooms.hub.register(user, "no way") is not None
     assert rooms.hub.register(user, "bob") is None
-    assert [rooms._read(x) for x in link.take()] == [(ev.Welcome("bob", "#lobby", 2), HERE)]
+    assert [rooms._read(x) for x in link.take()] == [(ev.Welcome("bob", "#lobby", 2, most=2), HERE)]
     assert rooms.got("alice") == [(ev.Joined("#lobby", "bob", True), HERE)]
     assert rooms.hub.register(user, "robert") == "You have a nickname already."

@@ -176,11 +176,12 @@ class Greeting:
 @dataclass(frozen=True, slots=True)
 class Welcome:
     """``nick`` is registered, and is in ``room`` (``""``: none); ``online`` users
-    are on the server, it included."""
+    are on the server, it included, and there have been ``most`` at once."""
 
     nick: str
     room: str
     online: int
+    most: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -679,10 +679,12 @@ class Hub:
         log.info("%s joined from %s", nick, user.link.peer)
         if rooms is None:
             room = self._lobby
-            self.delivery.to_user(user, ev.Welcome(nick, room.name, len(self._named)))
+            welcome = ev.Welcome(nick, room.name, len(self._named), self.stats.users_peak)
+            self.delivery.to_user(user, welcome)
             self._enter(user, room, arrived=True, welcomed=True)
         else:
-            self.delivery.to_user(user, ev.Welcome(nick, "", len(self._named)))
+            welcome = ev.Welcome(nick, "", len(self._named), self.stats.users_peak)
+            self.delivery.to_user(user, welcome)
             for name in rooms:
                 problem = self._join(user, name, arrived=True)
                 if problem:  # the server's own list: full, or past the rooms one may be in

@@ -329,7 +329,7 @@ def isupport(nick: str, info: IrcServer = DEFAULT_SERVER) -> bytes:
     return numeric(nick, im.RPL_ISUPPORT, *tokens, "are supported by this server", server=info.name)
 
 
-def welcome(nick: str, online: int, info: IrcServer = DEFAULT_SERVER) -> bytes:
+def welcome(nick: str, online: int, info: IrcServer = DEFAULT_SERVER, most: int = 0) -> bytes:
     """The registration burst: 001-004, 005, LUSERS (251, 255) and the MOTD."""
     version = f"chatd-{chatd.__version__}"
     server = info.name
@@ -351,7 +351,7 @@ def welcome(nick: str, online: int, info: IrcServer = DEFAULT_SERVER) -> bytes:
             # and "t" (the topic is for operators while the channel has any).
             numeric(nick, im.RPL_MYINFO, server, version, "i", "ot", "o", server=server),
             isupport(nick, info),
-            lusers(nick, online, server),
+            lusers(nick, online, server, most or None),
             motd(nick, info),
         )
     )
@@ -405,7 +405,7 @@ def personal(
     whose ident is ``ident`` (its own JOIN and PART lines show it)."""
     server = info.name
     if isinstance(event, ev.Welcome):
-        return welcome(nick, event.online, info)
+        return welcome(nick, event.online, info, event.most)
     if isinstance(event, ev.RoomState):
         return room_state(nick, event, server, ident)
     if isinstance(event, ev.Members):
