@@ -46,6 +46,7 @@ other socket error ends that one connection, never the loop.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import logging
@@ -115,6 +116,8 @@ IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") e
 
 #: The byte request_stop() writes to the wake-up socket; signal numbers are never 0.
 _STOP = 0
+#: The byte call_soon_threadsafe() writes: past every signal number (at most 64).
+_CALL = 255
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -191,6 +194,10 @@ class Reactor:
         self.turned = time.monotonic()
         #: The loop is waiting in select(): idle, not stalled, however long it waits.
         self.idle = False
+        #: What other threads asked the loop to run (call_soon_threadsafe), in order.
+        self._calls: collections.deque[Callable[[], object]] = collections.deque()
+        #: Run at the end of every iteration, after its output is written.
+        self._turn_hooks: list[Callable[[], object]] = []
 
     # -- setting up ------------------------------------------------------------
 
@@ -238,6 +245,22 @@ class Reactor:
             # the signal number to the wake-up socket, which the loop reads.
             self._old_signals[signum] = signal.signal(signum, lambda *_: None)
 
+    def call_soon_threadsafe(self, call: Callable[[], object]) -> None:
+        """Run ``call`` on the loop's thread, soon (within the iteration the loop
+        is in, or the next: the loop is woken). Safe from any thread: how work
+        done elsewhere (a password hashed, a batch stored) comes back to the
+        loop. An exception from it is logged; the loop goes on."""
+        self._calls.append(call)  # deque.append is atomic; the wake-up comes after it
+        # OSError: the pair is full (a wake-up is already pending) or closed (stopped).
+        with contextlib.suppress(OSError):
+            self._wake_w.send(bytes([_CALL]))
+
+    def add_turn_hook(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` at the end of every loop iteration, after the iteration's
+        output is written (the store hands over the iteration's lines there, in
+        one batch). An exception from it is logged; the loop goes on."""
+        self._turn_hooks.append(hook)
+
     def request_stop(self) -> None:
         """Ask the loop to shut down gracefully. Safe from any thread or signal handler."""
         # OSError: the pair is full (a wake-up is already pending) or closed (stopped).
@@ -280,7 +303,23 @@ class Reactor:
                 if isinstance(target, Connection):
                     self._abort(target, "internal error")
         self.timers.run_due()
+        if self._calls:
+            self._run_calls()
         self._flush()
+        for hook in self._turn_hooks:
+            self._guarded(hook, "turn hook")
+
+    def _run_calls(self) -> None:
+        calls = self._calls
+        for _ in range(len(calls)):  # those queued now; later ones wake the loop again
+            self._guarded(calls.popleft(), "call from another thread")
+
+    @staticmethod
+    def _guarded(call: Callable[[], object], what: str) -> None:
+        try:
+            call()
+        except Exception:
+            log.exception("internal error in a %s (%r)", what, call)
 
     # -- admitting -----------------------------------------------------------------
 
@@ -536,6 +575,8 @@ class Reactor:
         except (BlockingIOError, InterruptedError):
             return
         for signum in data:
+            if signum == _CALL:
+                continue  # the calls run at the end of this iteration
             if signum in (_STOP, signal.SIGINT, signal.SIGTERM) and not self._stopping:
                 why = (
                     "asked to stop"
