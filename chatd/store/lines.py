@@ -1,0 +1,334 @@
+"""Room lines kept: appended on the loop, written on a thread, read back bounded.
+
+Rule: the loop never waits for the disk. :meth:`LineStore.append` only adds to
+this iteration's list (the line's id is given here, in arrival order); the
+reactor's turn hook (:meth:`LineStore.end_turn`) hands that list over as one
+batch to a bounded queue, and a writer thread, which touches nothing but its
+own SQLite connection and the queue (no socket, no hub state), commits each
+batch in one transaction. When the queue is full (the disk far behind) the
+batch is dropped and counted, never waited for. Reads run on the loop, on a
+read-only connection, indexed and LIMITed, and a per-room tail of the latest
+lines (committed or not) makes a read see what the writer has not written
+yet. (Only a line both older than its room's tail and not yet written can be
+missed by a read: a room given more than TAIL_LINES lines while the writer is
+behind.)
+
+:class:`MemoryLines` is the same interface kept in memory (``[store] path =
+":memory:"``, and tests), bounded the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from chatd.store.database import Database
+
+log = logging.getLogger(__name__)
+
+#: Kinds of line (the ``lines.kind`` column).
+SAID: Final = 1
+ACTED: Final = 2
+NOTICE: Final = 3
+TOPIC: Final = 4
+
+#: Lines waiting for the writer, at most: about a second of the heaviest load
+#: measured (20,000 lines/s arriving at 1,000 clients), a thousand seconds of a
+#: light one; about 4 MB. Past it the disk is far behind: lines are dropped.
+MAX_QUEUED_LINES: Final = 20_000
+#: Lines one transaction takes at most: about 25 ms of the writer's work, so a
+#: backlog drains in steps and close() is never stuck behind one huge commit.
+MAX_BATCH_LINES: Final = 5000
+#: Latest lines kept in memory per room: at least what a catch-up or /history
+#: shows, so the common read never touches the disk (200 x ~200 B per room).
+TAIL_LINES: Final = 200
+#: Lines a room may pass its max_per_room by before its oldest are deleted (or
+#: 1% of the max, if more): pruning is one indexed delete every so often.
+PRUNE_SLACK: Final = 100
+#: How long close() waits for the writer to finish what is queued.
+CLOSE_SECONDS: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One kept line: ``id`` in arrival order, ``at`` seconds since the epoch."""
+
+    id: int
+    room: str  # the room's key (chatd.core.rooms.room_key)
+    at: float
+    kind: int
+    nick: str
+    ident: str
+    text: str
+
+
+class Lines(Protocol):
+    """What the hub will use: both stores have it."""
+
+    def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line: ...
+
+    def end_turn(self) -> None: ...
+
+    def last(self, room: str, count: int) -> list[Line]: ...
+
+    def since(self, room: str, after: int, limit: int) -> list[Line]: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryLines:
+    """Lines in memory only: the last ``max_per_room`` of each room, gone at exit."""
+
+    def __init__(self, max_per_room: int, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self._max = max_per_room
+        self._rooms: dict[str, collections.deque[Line]] = {}
+        self._next = 1
+
+    def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line:
+        line = Line(self._next, room, self._wall(), kind, nick, ident, text)
+        self._next += 1
+        kept = self._rooms.get(room)
+        if kept is None:
+            kept = self._rooms[room] = collections.deque(maxlen=self._max)
+        kept.append(line)
+        return line
+
+    def end_turn(self) -> None:
+        pass
+
+    def last(self, room: str, count: int) -> list[Line]:
+        kept = self._rooms.get(room, ())
+        return list(kept)[-count:] if count > 0 else []
+
+    def since(self, room: str, after: int, limit: int) -> list[Line]:
+        return [line for line in self._rooms.get(room, ()) if line.id > after][:limit]
+
+    def close(self) -> None:
+        pass
+
+
+_ROW: Final = "SELECT lines.id, ?, at, kind, nick, ident, text FROM lines"
+
+
+class LineStore:
+    """Lines in the SQLite database ``db`` (opened, locked and migrated);
+    at most ``max_per_room`` kept per room (the writer deletes the oldest)."""
+
+    def __init__(
+        self,
+        db: Database,
+        max_per_room: int,
+        *,
+        wall: Callable[[], float] = time.time,
+        max_queued: int = MAX_QUEUED_LINES,
+    ) -> None:
+        self._db = db
+        self._wall = wall
+        self._max = max_per_room
+        self._turn: list[Line] = []
+        self._tails: dict[str, collections.deque[Line]] = {}
+        self._queue: queue.Queue[list[Line] | None] = queue.Queue()
+        self._queued = 0  # lines in the queue (the loop adds, the writer takes away)
+        self._queued_lock = threading.Lock()
+        self._max_queued = max_queued
+        #: Lines dropped because the queue was full or a commit failed.
+        self.dropped = 0
+        self._dropping = False  # logged once per episode
+        self._reader = sqlite3.connect(
+            f"file:{db.path}?mode=ro", uri=True, timeout=0, check_same_thread=False
+        )
+        self._reader.execute("PRAGMA query_only = 1")
+        last = db.conn.execute("SELECT max(id) FROM lines").fetchone()[0]
+        self._next = (last or 0) + 1
+        self._writer = threading.Thread(target=self._write_loop, name="chatd-store", daemon=True)
+        self._writer.start()
+
+    # -- the loop's side -------------------------------------------------------------
+
+    def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line:
+        line = Line(self._next, room, self._wall(), kind, nick, ident, text)
+        self._next += 1
+        self._turn.append(line)
+        tail = self._tails.get(room)
+        if tail is None:
+            tail = self._tails[room] = collections.deque(maxlen=TAIL_LINES)
+        tail.append(line)
+        return line
+
+    def end_turn(self) -> None:
+        """Hand this iteration's lines to the writer, or drop them if it is too
+        far behind (the reactor's turn hook)."""
+        batch, self._turn = self._turn, []
+        if not batch:
+            return
+        with self._queued_lock:
+            full = self._queued + len(batch) > self._max_queued
+            if not full:
+                self._queued += len(batch)
+        if full:
+            self._drop(len(batch), "the writer is behind (the disk is slow or stuck)")
+            return
+        self._queue.put(batch)
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._queued_lock:
+            self.dropped += count
+        if not self._dropping:
+            self._dropping = True
+            log.warning(
+                "history: %s; lines are not kept until it catches up (%s)", why, self._db.path
+            )
+
+    def last(self, room: str, count: int) -> list[Line]:
+        """The last ``count`` lines of ``room``, oldest first."""
+        if count <= 0:
+            return []
+        tail = list(self._tails.get(room, ()))
+        if len(tail) >= count:
+            return tail[-count:]
+        below = tail[0].id if tail else self._next
+        rows = self._read(
+            room, "AND lines.id < ? ORDER BY lines.id DESC LIMIT ?", below, count - len(tail)
+        )
+        return rows[::-1] + tail
+
+    def since(self, room: str, after: int, limit: int) -> list[Line]:
+        """The lines of ``room`` after id ``after``, oldest first, at most ``limit``:
+        those older than the room's tail from the database (one indexed read),
+        then the tail's."""
+        if limit <= 0:
+            return []
+        kept = self._tails.get(room)
+        first = kept[0].id if kept else self._next
+        rows = self._read(
+            room, "AND lines.id > ? AND lines.id < ? ORDER BY lines.id LIMIT ?", after, first, limit
+        )
+        tail = [line for line in kept or () if line.id > after]
+        return (rows + tail)[:limit]
+
+    def _read(self, room: str, where: str, *args: int) -> list[Line]:
+        sql = f"{_ROW} JOIN rooms ON rooms.id = lines.room WHERE rooms.key = ? {where}"
+        try:
+            rows = self._reader.execute(sql, (room, room, *args)).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("history: cannot read %s: %s", self._db.path, exc)
+            return []
+        return [
+            Line(i, r, at / 1000, kind, nick, ident, text)
+            for i, r, at, kind, nick, ident, text in rows
+        ]
+
+    def flush(self) -> None:
+        """Wait until the writer has written what was handed over (tests)."""
+        self.end_turn()
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write what is left, stop the writer, close the database."""
+        self.end_turn()
+        self._queue.put(None)
+        self._writer.join(CLOSE_SECONDS)
+        if self._writer.is_alive():
+            log.error("history: the writer did not finish in %gs; closing anyway", CLOSE_SECONDS)
+        self._reader.close()
+        if not self._writer.is_alive():
+            self._db.close()
+
+    # -- the writer thread: its connection and the queue, nothing else ----------------
+
+    def _write_loop(self) -> None:
+        conn = self._db.conn
+        room_ids: dict[str, tuple[int, int]] = {}  # key -> (rooms.id, lines kept)
+        failing = False
+        while True:
+            first = self._queue.get()
+            batches = [first]
+            lines = len(first) if first else 0
+            while lines < MAX_BATCH_LINES:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batches.append(more)
+                lines += len(more) if more else 0
+            rows = [line for batch in batches if batch for line in batch]
+            try:
+                if rows:
+                    self._commit(conn, rows, room_ids)
+                if failing:
+                    failing = False
+                    log.info("history: writing %s again", self._db.path)
+            except sqlite3.Error as exc:
+                room_ids.clear()  # the rollback may have undone new rooms
+                if not failing:
+                    failing = True
+                    log.warning(
+                        "history: cannot write %s (%s); chat goes on; lines are not kept"
+                        " until it can write again",
+                        self._db.path,
+                        exc,
+                    )
+                with self._queued_lock:
+                    self.dropped += len(rows)
+            finally:
+                with self._queued_lock:
+                    self._queued -= len(rows)
+                for _ in batches:
+                    self._queue.task_done()
+            if None in batches:
+                return
+
+    def _commit(
+        self, conn: sqlite3.Connection, rows: list[Line], room_ids: dict[str, tuple[int, int]]
+    ) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            counts: dict[str, int] = {}
+            for line in rows:
+                if line.room not in room_ids:
+                    room_ids[line.room] = self._room_id(conn, line.room)
+                counts[line.room] = counts.get(line.room, 0) + 1
+            conn.executemany(
+                "INSERT INTO lines(id, room, at, kind, nick, ident, text) VALUES (?,?,?,?,?,?,?)",
+                [
+                    (r.id, room_ids[r.room][0], int(r.at * 1000), r.kind, r.nick, r.ident, r.text)
+                    for r in rows
+                ],
+            )
+            for key, added in counts.items():
+                room_id, kept = room_ids[key]
+                kept += added
+                if kept > self._max + max(PRUNE_SLACK, self._max // 100):
+                    # The oldest go, by id through the index: once per slack
+                    # lines of the room, never a scan per insert.
+                    cut = conn.execute(
+                        "SELECT id FROM lines WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                        (room_id, self._max - 1),
+                    ).fetchone()[0]
+                    gone = conn.execute(
+                        "DELETE FROM lines WHERE room = ? AND id < ?", (room_id, cut)
+                    ).rowcount
+                    kept -= gone
+                conn.execute("UPDATE rooms SET lines = ? WHERE id = ?", (kept, room_id))
+                room_ids[key] = (room_id, kept)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _room_id(conn: sqlite3.Connection, key: str) -> tuple[int, int]:
+        row = conn.execute("SELECT id, lines FROM rooms WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return int(row[0]), int(row[1])
+        cursor = conn.execute("INSERT INTO rooms(key, name) VALUES (?, ?)", (key, key))
+        return int(cursor.lastrowid or 0), 0

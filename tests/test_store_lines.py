@@ -1,0 +1,155 @@
+"""Room lines kept (chatd.store.lines): appended on the loop, written by the
+writer thread, read back in order; the same behaviour in memory. Real SQLite
+files in tmp_path."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chatd.store.database import open_database
+from chatd.store.lines import ACTED, SAID, Line, Lines, LineStore, MemoryLines
+from chatd.testing import FakeClock
+
+MakeStore = Callable[..., Lines]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1_795_000_000.0)
+
+
+@pytest.fixture
+def opened(tmp_path: Path, clock: FakeClock) -> Iterator[MakeStore]:
+    stores: list[Lines] = []
+
+    def make(max_per_room: int = 1000, **kwargs: object) -> LineStore:
+        store = LineStore(
+            open_database(tmp_path / "chatd.db"),
+            max_per_room,
+            wall=clock,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, opened: MakeStore, clock: FakeClock) -> Lines:
+    if request.param == "memory":
+        return MemoryLines(1000, wall=clock)
+    return opened()
+
+
+def _texts(lines: list[Line]) -> list[str]:
+    return [line.text for line in lines]
+
+
+def test_lines_come_back_in_order_by_room_bounded(store: Lines, clock: FakeClock) -> None:
+    for i in range(30):
+        store.append("lobby", SAID, "alice", "alice", f"l{i}")
+        store.append("games", ACTED, "bob", "~bob", f"g{i}")
+        clock.advance(1)
+    store.end_turn()
+    assert _texts(store.last("lobby", 3)) == ["l27", "l28", "l29"]
+    assert _texts(store.last("lobby", 100)) == [f"l{i}" for i in range(30)]
+    first = store.last("games", 30)[0]
+    assert (first.kind, first.nick, first.ident, first.at) == (
+        ACTED,
+        "bob",
+        "~bob",
+        1_795_000_000.0,
+    )
+    mark = store.last("lobby", 10)[0].id  # "last seen" before l20
+    assert _texts(store.since("lobby", mark, 5)) == ["l21", "l22", "l23", "l24", "l25"]
+    assert store.last("nowhere", 5) == [] and store.since("nowhere", 0, 5) == []
+    assert store.last("lobby", 0) == [] and store.since("lobby", 0, 0) == []
+
+
+def test_reads_see_lines_not_yet_written_and_a_reopened_store_keeps_them(
+    opened: MakeStore, tmp_path: Path
+) -> None:
+    store = opened()
+    for i in range(250):  # past the tail: the oldest come from the database
+        store.append("lobby", SAID, "alice", "alice", f"l{i}")
+    assert _texts(store.last("lobby", 2)) == ["l248", "l249"]  # before any write
+    store.end_turn()
+    store.flush()  # type: ignore[attr-defined]
+    assert _texts(store.last("lobby", 250)) == [f"l{i}" for i in range(250)]
+    assert _texts(store.since("lobby", 0, 3)) == ["l0", "l1", "l2"]
+    store.close()
+    again = opened()  # the same file, as after a restart: the tail is empty
+    assert _texts(again.last("lobby", 3)) == ["l247", "l248", "l249"]
+    newest = again.append("lobby", SAID, "bob", "bob", "after the restart")
+    assert newest.id == 251  # ids go on from the file's
+    assert _texts(again.since("lobby", 248, 10)) == ["l248", "l249", "after the restart"]
+
+
+def test_a_room_keeps_its_newest_max_lines_and_others_are_untouched(
+    opened: MakeStore, tmp_path: Path
+) -> None:
+    store = opened(max_per_room=150)
+    store.append("games", SAID, "bob", "bob", "keep me")
+    for i in range(600):
+        store.append("lobby", SAID, "alice", "alice", f"l{i}")
+        if i % 50 == 49:
+            store.end_turn()
+    store.flush()  # type: ignore[attr-defined]
+    with sqlite3.connect(tmp_path / "chatd.db") as conn:
+        kept = conn.execute(
+            "SELECT count(*), min(text) FROM lines JOIN rooms ON rooms.id = lines.room"
+            " WHERE rooms.key = 'lobby'"
+        ).fetchone()
+        counted = conn.execute("SELECT lines FROM rooms WHERE key = 'lobby'").fetchone()[0]
+    assert 150 <= kept[0] <= 150 + 100 and counted == kept[0]  # pruned once per 100 past it
+    assert _texts(store.last("lobby", 150)) == [f"l{i}" for i in range(450, 600)]
+    assert _texts(store.last("games", 5)) == ["keep me"]
+
+
+def test_a_writer_far_behind_drops_a_batch_and_never_waits(
+    opened: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = opened(max_queued=10)
+    for i in range(11):  # one iteration's batch past the bound
+        store.append("lobby", SAID, "alice", "alice", f"l{i}")
+    with caplog.at_level(logging.WARNING):
+        store.end_turn()
+    assert store.dropped == 11  # type: ignore[attr-defined]
+    assert "history: the writer is behind" in caplog.text
+    assert _texts(store.last("lobby", 2)) == ["l9", "l10"]  # still shown this session
+
+
+def test_a_write_that_fails_is_logged_once_and_writing_resumes(
+    opened: MakeStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = opened()
+    blocker = sqlite3.connect(tmp_path / "chatd.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    with caplog.at_level(logging.INFO):
+        for turn in range(3):
+            store.append("lobby", SAID, "alice", "alice", f"lost {turn}")
+            store.flush()  # type: ignore[attr-defined]
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        store.append("lobby", SAID, "alice", "alice", "kept")
+        store.flush()  # type: ignore[attr-defined]
+    assert caplog.text.count("cannot write") == 1
+    assert "writing " in caplog.text and " again" in caplog.text
+    assert store.dropped == 3  # type: ignore[attr-defined]
+    with sqlite3.connect(tmp_path / "chatd.db") as conn:
+        assert conn.execute("SELECT text FROM lines").fetchall() == [("kept",)]
+
+
+def test_memory_lines_keep_the_newest_max_per_room(clock: FakeClock) -> None:
+    store = MemoryLines(3, wall=clock)
+    for i in range(5):
+        store.append("lobby", SAID, "alice", "alice", f"l{i}")
+    assert _texts(store.last("lobby", 10)) == ["l2", "l3", "l4"]
