@@ -153,3 +153,23 @@ def test_memory_lines_keep_the_newest_max_per_room(clock: FakeClock) -> None:
     for i in range(5):
         store.append("lobby", SAID, "alice", "alice", f"l{i}")
     assert _texts(store.last("lobby", 10)) == ["l2", "l3", "l4"]
+
+
+def test_lines_past_their_age_go_and_each_rooms_count_stays_right(
+    opened: MakeStore, tmp_path: Path, clock: FakeClock
+) -> None:
+    day = 86_400.0
+    store = opened(keep_seconds=30 * day)
+    for i in range(1500):  # more than one chunk of old lines
+        store.append("lobby" if i % 3 else "games", SAID, "alice", "alice", f"old {i}")
+    store.flush()  # type: ignore[attr-defined]  # the first check: nothing is old yet
+    clock.advance(31 * day)
+    store.append("lobby", SAID, "alice", "alice", "new")
+    store.flush()  # type: ignore[attr-defined]
+    with sqlite3.connect(tmp_path / "chatd.db") as conn:
+        texts = [row[0] for row in conn.execute("SELECT text FROM lines")]
+        counts = dict(conn.execute("SELECT key, lines FROM rooms").fetchall())
+    assert texts == ["new"]
+    assert counts == {"lobby": 1, "games": 0}
+    assert _texts(store.last("lobby", 5)) == ["new"]  # nor from the tail
+    assert _texts(store.since("games", 0, 5)) == []

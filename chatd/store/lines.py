@@ -25,7 +25,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -52,6 +52,11 @@ TAIL_LINES: Final = 200
 #: Lines a room may pass its max_per_room by before its oldest are deleted (or
 #: 1% of the max, if more): pruning is one indexed delete every so often.
 PRUNE_SLACK: Final = 100
+#: How often, at most, the writer deletes lines past their age (keep_seconds):
+#: a minute's lines more or less in a month's history are nothing.
+AGE_CHECK_SECONDS: Final = 60
+#: Oldest lines looked at per step of that: a few hundred microseconds each.
+AGE_CHUNK: Final = 1000
 #: How long close() waits for the writer to finish what is queued.
 CLOSE_SECONDS: Final = 10.0
 
@@ -129,10 +134,13 @@ class LineStore:
         *,
         wall: Callable[[], float] = time.time,
         max_queued: int = MAX_QUEUED_LINES,
+        keep_seconds: float = 0,
     ) -> None:
         self._db = db
         self._wall = wall
         self._max = max_per_room
+        self._keep = keep_seconds  # 0: lines are kept however old (the count still bounds them)
+        self._aged_at: float | None = None  # when the writer last deleted lines by age
         self._turn: list[Line] = []
         self._tails: dict[str, collections.deque[Line]] = {}
         self._queue: queue.Queue[list[Line] | None] = queue.Queue()
@@ -191,7 +199,7 @@ class LineStore:
         """The last ``count`` lines of ``room``, oldest first."""
         if count <= 0:
             return []
-        tail = list(self._tails.get(room, ()))
+        tail = self._fresh(self._tails.get(room, ()))
         if len(tail) >= count:
             return tail[-count:]
         below = tail[0].id if tail else self._next
@@ -211,8 +219,16 @@ class LineStore:
         rows = self._read(
             room, "AND lines.id > ? AND lines.id < ? ORDER BY lines.id LIMIT ?", after, first, limit
         )
-        tail = [line for line in kept or () if line.id > after]
+        tail = [line for line in self._fresh(kept or ()) if line.id > after]
         return (rows + tail)[:limit]
+
+    def _fresh(self, lines: Iterable[Line]) -> list[Line]:
+        """``lines`` without those past their age (the writer deletes them from
+        the file; the tail must not show them either)."""
+        if self._keep <= 0:
+            return list(lines)
+        oldest = self._wall() - self._keep
+        return [line for line in lines if line.at >= oldest]
 
     def _read(self, room: str, where: str, *args: int) -> list[Line]:
         sql = f"{_ROW} JOIN rooms ON rooms.id = lines.room WHERE rooms.key = ? {where}"
@@ -319,11 +335,38 @@ class LineStore:
                     kept -= gone
                 conn.execute("UPDATE rooms SET lines = ? WHERE id = ?", (kept, room_id))
                 room_ids[key] = (room_id, kept)
+            now = self._wall()
+            if self._keep > 0 and (
+                self._aged_at is None or now - self._aged_at >= AGE_CHECK_SECONDS
+            ):
+                self._aged_at = now
+                self._prune_by_age(conn, int((now - self._keep) * 1000))
+                room_ids.clear()  # counts changed: read again when next needed
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _prune_by_age(conn: sqlite3.Connection, cutoff_ms: int) -> None:
+        """Delete lines older than ``cutoff_ms``: ids are in arrival order, so the
+        old ones are the first ids, looked at AGE_CHUNK at a time (only lines
+        that are going are read), each room's count kept right."""
+        while True:
+            last = conn.execute(
+                "SELECT max(id) FROM (SELECT id, at FROM lines ORDER BY id LIMIT ?) WHERE at < ?",
+                (AGE_CHUNK, cutoff_ms),
+            ).fetchone()[0]
+            if last is None:
+                return
+            for room_id, gone in conn.execute(
+                "SELECT room, count(*) FROM lines WHERE id <= ? GROUP BY room", (last,)
+            ).fetchall():
+                conn.execute("UPDATE rooms SET lines = lines - ? WHERE id = ?", (gone, room_id))
+            deleted = conn.execute("DELETE FROM lines WHERE id <= ?", (last,)).rowcount
+            if deleted < AGE_CHUNK:
+                return
 
     @staticmethod
     def _room_id(conn: sqlite3.Connection, key: str) -> tuple[int, int]:
