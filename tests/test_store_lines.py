@@ -173,3 +173,27 @@ def test_lines_past_their_age_go_and_each_rooms_count_stays_right(
     assert counts == {"lobby": 1, "games": 0}
     assert _texts(store.last("lobby", 5)) == ["new"]  # nor from the tail
     assert _texts(store.since("games", 0, 5)) == []
+
+
+def test_seen_marks_are_read_back_now_and_after_a_restart(store: Lines) -> None:
+    line = store.append("lobby", SAID, "alice", "alice", "hi")
+    assert store.seen("nick:bob", "lobby") is None
+    store.mark_seen("nick:bob", "lobby", line.id)
+    store.mark_seen("nick:bob", "games", 0)  # a room with no lines yet
+    store.end_turn()
+    assert store.seen("nick:bob", "lobby") == line.id
+    assert store.seen("nick:bob", "games") == 0
+    assert store.seen("nick:carol", "lobby") is None
+
+
+def test_seen_marks_survive_a_restart_and_the_newest_counts(opened: MakeStore) -> None:
+    store = opened()
+    first = store.append("lobby", SAID, "alice", "alice", "one")
+    second = store.append("lobby", SAID, "alice", "alice", "two")
+    store.mark_seen("@bob", "lobby", first.id)
+    store.end_turn()
+    store.mark_seen("@bob", "lobby", second.id)  # a later turn moves it on
+    store.close()
+    again = opened()
+    assert again.seen("@bob", "lobby") == second.id
+    assert _texts(again.since("lobby", first.id, 10)) == ["two"]

@@ -1,4 +1,5 @@
-"""Room lines kept: appended on the loop, written on a thread, read back bounded.
+"""Room lines kept, and where each user last was in them: appended on the
+loop, written on a thread, read back bounded.
 
 Rule: the loop never waits for the disk. :meth:`LineStore.append` only adds to
 this iteration's list (the line's id is given here, in arrival order); the
@@ -12,6 +13,9 @@ lines (committed or not) makes a read see what the writer has not written
 yet. (Only a line both older than its room's tail and not yet written can be
 missed by a read: a room given more than TAIL_LINES lines while the writer is
 behind.)
+
+Seen marks (:meth:`LineStore.mark_seen`: who saw a room up to which line,
+what a catch-up starts after) travel with the lines, in the same batches.
 
 :class:`MemoryLines` is the same interface kept in memory (``[store] path =
 ":memory:"``, and tests), bounded the same way.
@@ -74,10 +78,25 @@ class Line:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """``who`` ("@account" or "nick:alice") was last in ``room`` when its line
+    ``last_id`` was the newest: what a catch-up starts after."""
+
+    who: str
+    room: str
+    last_id: int
+    at: float
+
+
 class Lines(Protocol):
     """What the hub will use: both stores have it."""
 
     def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line: ...
+
+    def mark_seen(self, who: str, room: str, last_id: int) -> None: ...
+
+    def seen(self, who: str, room: str) -> int | None: ...
 
     def end_turn(self) -> None: ...
 
@@ -95,7 +114,14 @@ class MemoryLines:
         self._wall = wall
         self._max = max_per_room
         self._rooms: dict[str, collections.deque[Line]] = {}
+        self._seen: dict[tuple[str, str], int] = {}
         self._next = 1
+
+    def mark_seen(self, who: str, room: str, last_id: int) -> None:
+        self._seen[who, room] = last_id
+
+    def seen(self, who: str, room: str) -> int | None:
+        return self._seen.get((who, room))
 
     def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line:
         line = Line(self._next, room, self._wall(), kind, nick, ident, text)
@@ -141,9 +167,11 @@ class LineStore:
         self._max = max_per_room
         self._keep = keep_seconds  # 0: lines are kept however old (the count still bounds them)
         self._aged_at: float | None = None  # when the writer last deleted lines by age
-        self._turn: list[Line] = []
+        self._turn: list[Line | Seen] = []
         self._tails: dict[str, collections.deque[Line]] = {}
-        self._queue: queue.Queue[list[Line] | None] = queue.Queue()
+        #: Seen marks set this session (the file has the older ones).
+        self._seen: dict[tuple[str, str], int] = {}
+        self._queue: queue.Queue[list[Line | Seen] | None] = queue.Queue()
         self._queued = 0  # lines in the queue (the loop adds, the writer takes away)
         self._queued_lock = threading.Lock()
         self._max_queued = max_queued
@@ -170,6 +198,25 @@ class LineStore:
             tail = self._tails[room] = collections.deque(maxlen=TAIL_LINES)
         tail.append(line)
         return line
+
+    def mark_seen(self, who: str, room: str, last_id: int) -> None:
+        """``who`` has seen ``room`` up to line ``last_id`` (written with the lines)."""
+        self._seen[who, room] = last_id
+        self._turn.append(Seen(who, room, last_id, self._wall()))
+
+    def seen(self, who: str, room: str) -> int | None:
+        """The last line of ``room`` that ``who`` saw, or None if it never was there."""
+        if (who, room) in self._seen:
+            return self._seen[who, room]
+        sql = (
+            "SELECT last_id FROM seen JOIN rooms ON rooms.id = seen.room WHERE who = ? AND key = ?"
+        )
+        try:
+            row = self._reader.execute(sql, (who, room)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("history: cannot read %s: %s", self._db.path, exc)
+            return None
+        return int(row[0]) if row is not None else None
 
     def end_turn(self) -> None:
         """Hand this iteration's lines to the writer, or drop them if it is too
@@ -275,7 +322,7 @@ class LineStore:
                     break
                 batches.append(more)
                 lines += len(more) if more else 0
-            rows = [line for batch in batches if batch for line in batch]
+            rows = [item for batch in batches if batch for item in batch]
             try:
                 if rows:
                     self._commit(conn, rows, room_ids)
@@ -303,11 +350,19 @@ class LineStore:
                 return
 
     def _commit(
-        self, conn: sqlite3.Connection, rows: list[Line], room_ids: dict[str, tuple[int, int]]
+        self,
+        conn: sqlite3.Connection,
+        items: list[Line | Seen],
+        room_ids: dict[str, tuple[int, int]],
     ) -> None:
+        rows = [item for item in items if isinstance(item, Line)]
+        marks = [item for item in items if isinstance(item, Seen)]
         conn.execute("BEGIN IMMEDIATE")
         try:
             counts: dict[str, int] = {}
+            for mark in marks:
+                if mark.room not in room_ids:
+                    room_ids[mark.room] = self._room_id(conn, mark.room)
             for line in rows:
                 if line.room not in room_ids:
                     room_ids[line.room] = self._room_id(conn, line.room)
@@ -335,6 +390,12 @@ class LineStore:
                     kept -= gone
                 conn.execute("UPDATE rooms SET lines = ? WHERE id = ?", (kept, room_id))
                 room_ids[key] = (room_id, kept)
+            conn.executemany(
+                "INSERT INTO seen(who, room, last_id, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(who, room)"
+                " DO UPDATE SET last_id = excluded.last_id, at = excluded.at",
+                [(m.who, room_ids[m.room][0], m.last_id, int(m.at * 1000)) for m in marks],
+            )
             now = self._wall()
             if self._keep > 0 and (
                 self._aged_at is None or now - self._aged_at >= AGE_CHECK_SECONDS
@@ -359,14 +420,16 @@ class LineStore:
                 (AGE_CHUNK, cutoff_ms),
             ).fetchone()[0]
             if last is None:
-                return
+                break
             for room_id, gone in conn.execute(
                 "SELECT room, count(*) FROM lines WHERE id <= ? GROUP BY room", (last,)
             ).fetchall():
                 conn.execute("UPDATE rooms SET lines = lines - ? WHERE id = ?", (gone, room_id))
             deleted = conn.execute("DELETE FROM lines WHERE id <= ?", (last,)).rowcount
             if deleted < AGE_CHUNK:
-                return
+                break
+        # A mark that old starts a catch-up before every line kept: it is as if none.
+        conn.execute("DELETE FROM seen WHERE at < ?", (cutoff_ms,))
 
     @staticmethod
     def _room_id(conn: sqlite3.Connection, key: str) -> tuple[int, int]:
