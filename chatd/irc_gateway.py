@@ -207,7 +207,6 @@ class IrcGateway:
         """Read ``[irc] motd_file`` again (the settings or the file may have
         changed); returns one line saying what changed, "" for nothing. A file
         that cannot be read keeps the MOTD in force, and says so."""
-        self.info.topic_len = self.hub.config.rooms.max_topic_chars
         try:
             motd = load_motd(self.hub.config)
         except ConfigError as exc:
@@ -218,7 +217,9 @@ class IrcGateway:
         return f"irc: MOTD: {len(motd)} lines"
 
     def settings_changed(self) -> None:
-        """``[irc] ping_interval`` may have changed: every ping check follows it."""
+        """The settings were reloaded: TOPICLEN follows ``[rooms] max_topic_chars``,
+        and every ping check ``[irc] ping_interval``."""
+        self.info.topic_len = self.hub.config.rooms.max_topic_chars
         for session in self.sessions:
             if self.hub.is_online(session.user):
                 self._arm_ping(session)
@@ -341,11 +342,9 @@ class IrcGateway:
 
     def _drop(self, session: IrcSession, reason: str) -> None:
         """Close ``session`` for ``reason`` (the QUIT reason the others see)."""
-        nick = self._nick(session)
-        log.info("irc: %s (%s): %s", nick, session.link.peer, reason)
-        session.link.send(irc.message("", "ERROR", f"Closing Link: {nick} ({reason})"))
-        self.disconnect(session, reason)
-        session.link.close()
+        log.info("irc: %s (%s): %s", self._nick(session), session.link.peer, reason)
+        self._forget(session)
+        self.hub.close_user(session.user, reason)  # its ERROR :Closing Link: nick (reason)
 
     # -- replies ----------------------------------------------------------------------
 

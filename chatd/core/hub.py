@@ -344,7 +344,7 @@ class Hub:
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
         self.notify(user, sentence(f"You have been {why}"))
         log.info("%s was %s", user.nick or user.link.peer, why)
-        self._close(user, why)
+        self.close_user(user, why)
 
     def ban(self, nick: str, seconds: float, reason: str = "") -> str:
         """An operator keeps ``nick`` out for ``seconds``, and the address it is
@@ -362,7 +362,7 @@ class Hub:
         told = f"You have been banned by an operator for {length}"
         self.notify(user, sentence(f"{told}: {reason}" if reason else told))
         log.info("%s was banned by an operator for %s, and %s", user.nick, length, user.link.host)
-        self._close(user, why)
+        self.close_user(user, why)
         return f"banned {user.nick} and the address {user.link.host} for {length}"
 
     def limits_changed(self) -> None:
@@ -398,9 +398,10 @@ class Hub:
         self.disconnect(user, why)
         user.link.close()
 
-    def _close(self, user: User, reason: str) -> None:
-        """Close ``user``'s connection for ``reason`` (it was told why): its wire's
-        last line, the others hear it leave, the link closes."""
+    def close_user(self, user: User, reason: str) -> None:
+        """Close ``user``'s connection for ``reason`` (it was told why, or ``reason``
+        says it): its wire's last line (IRC's ERROR), the others hear it leave
+        with ``reason``, the link closes."""
         self.delivery.to_user(user, ev.Closing(reason))
         self.disconnect(user, reason)
         user.link.close()
@@ -723,7 +724,7 @@ class Hub:
             waited = self.clock() - user.connected_at
             self.notify(user, f"Timed out: no nickname chosen in {waited:.0f} seconds.")
             log.info("%s: closed, no nickname chosen in %.0fs", user.link.peer, waited)
-            self._close(user, "registration timed out")
+            self.close_user(user, "registration timed out")
 
     def _arm_idle_timeout(self, user: User) -> None:
         """(Re)schedule the idle check for when ``user`` would pass the idle timeout."""
@@ -745,7 +746,7 @@ class Hub:
             self._arm_idle_timeout(user)
             return
         self.notify(user, f"Disconnected: nothing sent for {idle:g} seconds (idle timeout).")
-        self._close(user, "idle timeout")
+        self.close_user(user, "idle timeout")
 
     def _from_user(
         self, user: User, text: str, room_name: str, *, action: bool, notice: bool = False
