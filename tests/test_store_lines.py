@@ -197,3 +197,18 @@ def test_seen_marks_survive_a_restart_and_the_newest_counts(opened: MakeStore) -
     again = opened()
     assert again.seen("@bob", "lobby") == second.id
     assert _texts(again.since("lobby", first.id, 10)) == ["two"]
+
+
+def test_a_write_runs_in_the_writers_transaction_in_order(opened: MakeStore) -> None:
+    store = opened()
+    sql = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+    store.write(sql, ("greeting", "one"))
+    store.write(sql, ("greeting", "two"))  # the later one wins: they run in order
+    store.append("lobby", SAID, "alice", "alice", "hi")
+    store.close()
+    conn = sqlite3.connect(store._db.path)  # type: ignore[attr-defined]
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'greeting'").fetchone() == ("two",)
+        assert conn.execute("SELECT text FROM lines").fetchall() == [("hi",)]
+    finally:
+        conn.close()

@@ -89,6 +89,16 @@ class Seen:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One statement for the writer to run in its next transaction, after that
+    transaction's lines and marks: how accounts, offline messages and scores
+    (chatd.store.accounts) reach the file without the loop waiting for it."""
+
+    sql: str
+    params: tuple[object, ...]
+
+
 class Lines(Protocol):
     """What the hub will use: both stores have it."""
 
@@ -97,6 +107,8 @@ class Lines(Protocol):
     def mark_seen(self, who: str, room: str, last_id: int) -> None: ...
 
     def seen(self, who: str, room: str) -> int | None: ...
+
+    def write(self, sql: str, params: tuple[object, ...]) -> None: ...
 
     def end_turn(self) -> None: ...
 
@@ -131,6 +143,9 @@ class MemoryLines:
             kept = self._rooms[room] = collections.deque(maxlen=self._max)
         kept.append(line)
         return line
+
+    def write(self, sql: str, params: tuple[object, ...]) -> None:
+        pass  # nothing is kept
 
     def end_turn(self) -> None:
         pass
@@ -167,11 +182,11 @@ class LineStore:
         self._max = max_per_room
         self._keep = keep_seconds  # 0: lines are kept however old (the count still bounds them)
         self._aged_at: float | None = None  # when the writer last deleted lines by age
-        self._turn: list[Line | Seen] = []
+        self._turn: list[Line | Seen | Write] = []
         self._tails: dict[str, collections.deque[Line]] = {}
         #: Seen marks set this session (the file has the older ones).
         self._seen: dict[tuple[str, str], int] = {}
-        self._queue: queue.Queue[list[Line | Seen] | None] = queue.Queue()
+        self._queue: queue.Queue[list[Line | Seen | Write] | None] = queue.Queue()
         self._queued = 0  # lines in the queue (the loop adds, the writer takes away)
         self._queued_lock = threading.Lock()
         self._max_queued = max_queued
@@ -203,6 +218,11 @@ class LineStore:
         """``who`` has seen ``room`` up to line ``last_id`` (written with the lines)."""
         self._seen[who, room] = last_id
         self._turn.append(Seen(who, room, last_id, self._wall()))
+
+    def write(self, sql: str, params: tuple[object, ...]) -> None:
+        """Run ``sql`` with ``params`` in the writer's next transaction, in the
+        order given (a statement that fails loses its whole batch, logged)."""
+        self._turn.append(Write(sql, params))
 
     def seen(self, who: str, room: str) -> int | None:
         """The last line of ``room`` that ``who`` saw, or None if it never was there."""
@@ -352,11 +372,12 @@ class LineStore:
     def _commit(
         self,
         conn: sqlite3.Connection,
-        items: list[Line | Seen],
+        items: list[Line | Seen | Write],
         room_ids: dict[str, tuple[int, int]],
     ) -> None:
         rows = [item for item in items if isinstance(item, Line)]
         marks = [item for item in items if isinstance(item, Seen)]
+        writes = [item for item in items if isinstance(item, Write)]
         conn.execute("BEGIN IMMEDIATE")
         try:
             counts: dict[str, int] = {}
@@ -396,6 +417,8 @@ class LineStore:
                 " DO UPDATE SET last_id = excluded.last_id, at = excluded.at",
                 [(m.who, room_ids[m.room][0], m.last_id, int(m.at * 1000)) for m in marks],
             )
+            for write in writes:
+                conn.execute(write.sql, write.params)
             now = self._wall()
             if self._keep > 0 and (
                 self._aged_at is None or now - self._aged_at >= AGE_CHECK_SECONDS
