@@ -4,6 +4,13 @@ Rule: the schema is only ever changed by appending a step to MIGRATIONS; a
 database records how many steps it has had in ``PRAGMA user_version``, and
 opening it applies the missing ones in one transaction. A step is never
 edited once released: databases out there have run it.
+
+Step 1 made the tables (room lines, seen marks, accounts, offline private
+messages, scores); step 2 marks a kept private message that was a /me
+(``pms.action``) and keeps each score as it was won (``score_events``, a
+week of them: chatd.store.accounts), for the week's scores beside all-time.
+A step's SQL is split at semicolons: none may appear inside one statement,
+nor in a comment.
 """
 
 from __future__ import annotations
@@ -67,6 +74,19 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY(game, who)
     ) WITHOUT ROWID;
     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """,
+    # 2: a private /me kept for an offline account stays an action; each score
+    # as it was won, so that "this week" can be told from all-time.
+    """
+    ALTER TABLE pms ADD COLUMN action INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE score_events(
+        id INTEGER PRIMARY KEY,
+        game TEXT NOT NULL,
+        who TEXT NOT NULL,                   -- as in scores: '@account' or a guest's nickname
+        at INTEGER NOT NULL,                 -- milliseconds since the epoch
+        points INTEGER NOT NULL
+    );
+    CREATE INDEX score_events_at ON score_events(at);
     """,
 )
 
