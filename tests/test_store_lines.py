@@ -181,8 +181,11 @@ def test_seen_marks_are_read_back_now_and_after_a_restart(store: Lines) -> None:
     store.mark_seen("nick:bob", "lobby", line.id)
     store.mark_seen("nick:bob", "games", 0)  # a room with no lines yet
     store.end_turn()
-    assert store.seen("nick:bob", "lobby") == line.id
-    assert store.seen("nick:bob", "games") == 0
+    seen = store.seen("nick:bob", "lobby")
+    assert seen is not None and seen.last_id == line.id
+    assert seen.at == line.at  # when it left: what "While you were away (since ...)" shows
+    games = store.seen("nick:bob", "games")
+    assert games is not None and games.last_id == 0
     assert store.seen("nick:carol", "lobby") is None
 
 
@@ -195,7 +198,8 @@ def test_seen_marks_survive_a_restart_and_the_newest_counts(opened: MakeStore) -
     store.mark_seen("@bob", "lobby", second.id)  # a later turn moves it on
     store.close()
     again = opened()
-    assert again.seen("@bob", "lobby") == second.id
+    seen = again.seen("@bob", "lobby")
+    assert seen is not None and seen.last_id == second.id
     assert _texts(again.since("lobby", first.id, 10)) == ["two"]
 
 
@@ -212,3 +216,25 @@ def test_a_write_runs_in_the_writers_transaction_in_order(opened: MakeStore) -> 
         assert conn.execute("SELECT text FROM lines").fetchall() == [("hi",)]
     finally:
         conn.close()
+
+
+def test_count_counts_a_rooms_lines_between_two_ids_up_to_a_bound(
+    opened: MakeStore, clock: FakeClock
+) -> None:
+    store = opened()
+    lines = [store.append("lobby", SAID, "alice", "alice", f"l{i}") for i in range(300)]
+    store.append("games", SAID, "bob", "bob", "elsewhere")
+    store.flush()
+    store.close()
+    again = opened()  # the tail is empty: every count is read from the file
+    assert again.count("lobby", lines[9].id, lines[20].id, 1000) == 10
+    assert again.count("lobby", 0, lines[-1].id + 10, 1000) == 300
+    assert again.count("lobby", 0, lines[-1].id + 10, 50) == 50  # it stops counting
+    more = [again.append("lobby", SAID, "alice", "alice", f"m{i}") for i in range(5)]
+    # Half in the file, half in the tail (not yet written): each counted once.
+    assert again.count("lobby", lines[-3].id, more[-1].id, 1000) == 2 + 4
+    assert again.count("games", 0, more[-1].id, 1000) == 1
+    memory = MemoryLines(1000, wall=clock)
+    kept = [memory.append("lobby", SAID, "a", "a", str(i)) for i in range(5)]
+    assert memory.count("lobby", kept[0].id, kept[4].id, 1000) == 3
+    assert memory.count("lobby", 0, 99, 2) == 2

@@ -106,7 +106,9 @@ class Lines(Protocol):
 
     def mark_seen(self, who: str, room: str, last_id: int) -> None: ...
 
-    def seen(self, who: str, room: str) -> int | None: ...
+    def seen(self, who: str, room: str) -> Seen | None: ...
+
+    def count(self, room: str, after: int, before: int, most: int) -> int: ...
 
     def write(self, sql: str, params: tuple[object, ...]) -> None: ...
 
@@ -126,14 +128,18 @@ class MemoryLines:
         self._wall = wall
         self._max = max_per_room
         self._rooms: dict[str, collections.deque[Line]] = {}
-        self._seen: dict[tuple[str, str], int] = {}
+        self._seen: dict[tuple[str, str], Seen] = {}
         self._next = 1
 
     def mark_seen(self, who: str, room: str, last_id: int) -> None:
-        self._seen[who, room] = last_id
+        self._seen[who, room] = Seen(who, room, last_id, self._wall())
 
-    def seen(self, who: str, room: str) -> int | None:
+    def seen(self, who: str, room: str) -> Seen | None:
         return self._seen.get((who, room))
+
+    def count(self, room: str, after: int, before: int, most: int) -> int:
+        kept = self._rooms.get(room, ())
+        return min(most, sum(1 for line in kept if after < line.id < before))
 
     def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line:
         line = Line(self._next, room, self._wall(), kind, nick, ident, text)
@@ -185,7 +191,7 @@ class LineStore:
         self._turn: list[Line | Seen | Write] = []
         self._tails: dict[str, collections.deque[Line]] = {}
         #: Seen marks set this session (the file has the older ones).
-        self._seen: dict[tuple[str, str], int] = {}
+        self._seen: dict[tuple[str, str], Seen] = {}
         self._queue: queue.Queue[list[Line | Seen | Write] | None] = queue.Queue()
         self._queued = 0  # lines in the queue (the loop adds, the writer takes away)
         self._queued_lock = threading.Lock()
@@ -216,27 +222,49 @@ class LineStore:
 
     def mark_seen(self, who: str, room: str, last_id: int) -> None:
         """``who`` has seen ``room`` up to line ``last_id`` (written with the lines)."""
-        self._seen[who, room] = last_id
-        self._turn.append(Seen(who, room, last_id, self._wall()))
+        mark = self._seen[who, room] = Seen(who, room, last_id, self._wall())
+        self._turn.append(mark)
 
     def write(self, sql: str, params: tuple[object, ...]) -> None:
         """Run ``sql`` with ``params`` in the writer's next transaction, in the
         order given (a statement that fails loses its whole batch, logged)."""
         self._turn.append(Write(sql, params))
 
-    def seen(self, who: str, room: str) -> int | None:
-        """The last line of ``room`` that ``who`` saw, or None if it never was there."""
+    def seen(self, who: str, room: str) -> Seen | None:
+        """The last line of ``room`` that ``who`` saw, and when, or None if it
+        never was there."""
         if (who, room) in self._seen:
             return self._seen[who, room]
         sql = (
-            "SELECT last_id FROM seen JOIN rooms ON rooms.id = seen.room WHERE who = ? AND key = ?"
+            "SELECT last_id, at FROM seen JOIN rooms ON rooms.id = seen.room"
+            " WHERE who = ? AND key = ?"
         )
         try:
             row = self._reader.execute(sql, (who, room)).fetchone()
         except sqlite3.Error as exc:
             log.warning("history: cannot read %s: %s", self._db.path, exc)
             return None
-        return int(row[0]) if row is not None else None
+        return Seen(who, room, int(row[0]), row[1] / 1000) if row is not None else None
+
+    def count(self, room: str, after: int, before: int, most: int) -> int:
+        """How many lines of ``room`` have ids between ``after`` and ``before``
+        (neither counted), counting to ``most`` at most (one bounded read)."""
+        kept = self._tails.get(room)
+        first = kept[0].id if kept else self._next
+        tail = sum(1 for line in self._fresh(kept or ()) if after < line.id < before)
+        top = min(before, first)
+        if top <= after + 1 or tail >= most:
+            return min(most, tail)
+        sql = (
+            "SELECT count(*) FROM (SELECT 1 FROM lines JOIN rooms ON rooms.id = lines.room"
+            " WHERE rooms.key = ? AND lines.id > ? AND lines.id < ? LIMIT ?)"
+        )
+        try:
+            row = self._reader.execute(sql, (room, after, top, most - tail)).fetchone()
+        except sqlite3.Error as exc:
+            log.warning("history: cannot read %s: %s", self._db.path, exc)
+            return min(most, tail)
+        return min(most, tail + int(row[0]))
 
     def end_turn(self) -> None:
         """Hand this iteration's lines to the writer, or drop them if it is too
