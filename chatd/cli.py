@@ -36,21 +36,24 @@ def _serve(args: argparse.Namespace) -> int:
     from chatd.core.commands import CommandError
     from chatd.core.plugins import PluginError
     from chatd.server import ListenError, Server
+    from chatd.store import StoreError
 
     try:
         config: Config = load(args.config)
         config = with_overrides(config, "server", host=args.host, port=args.port)
         config = with_overrides(config, "irc", host=args.irc_host, port=args.irc_port)
+        config = with_overrides(config, "store", path=args.store)
     except ConfigError as exc:
         return _fail(str(exc))
     _setup_logging(args.log_level)
     try:
         server = Server(config)
-    except (PluginError, CommandError, ConfigError) as exc:
+    except (PluginError, CommandError, ConfigError, StoreError) as exc:
         return _fail(str(exc))
     try:
         server.listen()
     except (SocketPathError, ListenError) as exc:  # each names its path or port
+        server.store.close()
         return _fail(str(exc))
     server.reactor.install_signal_handlers()
     server.run()
@@ -204,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--irc-host", help="address for IRC clients (overrides [irc] host)")
     serve.add_argument(
         "--irc-port", type=int, help="TCP port for IRC (overrides [irc] port; 0 = any)"
+    )
+    serve.add_argument(
+        "--store", metavar="PATH", help='history database (overrides [store] path; ":memory:")'
     )
     serve.add_argument(
         "--log-level",

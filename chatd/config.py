@@ -95,6 +95,17 @@ MAX_BREAKER_COUNT: Final = 1000
 #: server that stopped; 0 turns the deadline off.
 MIN_CALL_TIMEOUT: Final = 0.01
 MAX_CALL_TIMEOUT: Final = 3600
+#: Lines kept per room: a hundred at least (less is no history), ten million at
+#: most (about 2 GB of SQLite per room: past that a room wants an archive, not
+#: a chat server's history).
+MIN_HISTORY_LINES: Final = 100
+MAX_HISTORY_LINES: Final = 10_000_000
+#: How long lines are kept: a day at least, ten years at most; 0 = by count only.
+MIN_KEEP_DAYS: Final = 1
+MAX_KEEP_DAYS: Final = 3650
+#: Lines a returning user or a newcomer is shown: a catch-up longer than a
+#: thousand lines is a scroll no one reads (/history shows more).
+MAX_CATCHUP_LINES: Final = 1000
 #: How long the loop may stand still before the watchdog says where: a second
 #: at least (a busy loop iteration is milliseconds), an hour at most; 0 = off.
 MIN_STALL_SECONDS: Final = 1
@@ -353,6 +364,44 @@ class PluginSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    max_lines_per_room: int = _setting(
+        10_000,
+        "Lines kept per room; the oldest go first.",
+        min=MIN_HISTORY_LINES,
+        max=MAX_HISTORY_LINES,
+    )
+    keep_days: float = _setting(
+        30,
+        "Days a line is kept; 0 = as long as max_lines_per_room allows.",
+        min=MIN_KEEP_DAYS,
+        max=MAX_KEEP_DAYS,
+        off=0,
+    )
+    catchup_lines: int = _setting(
+        100,
+        "Most missed lines a returning user is shown, per room; 0 = none.",
+        min=0,
+        max=MAX_CATCHUP_LINES,
+    )
+    join_lines: int = _setting(
+        10,
+        "Latest lines someone new to a room is shown; 0 = none.",
+        min=0,
+        max=MAX_CATCHUP_LINES,
+    )
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str = _setting(
+        "",
+        "The history and accounts database; empty = $XDG_STATE_HOME/chatd/chatd.db;"
+        ' ":memory:" keeps nothing.',
+    )
+
+
+@dataclass(frozen=True)
 class JumbleSettings:
     words_file: str = _setting("", "Word list, one word a line; empty = the bundled list.")
     round_seconds: int = _setting(
@@ -371,6 +420,8 @@ class Config:
     limits: LimitSettings = field(default_factory=LimitSettings)
     rooms: RoomSettings = field(default_factory=RoomSettings)
     irc: IrcSettings = field(default_factory=IrcSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     jumble: JumbleSettings = field(default_factory=JumbleSettings)

@@ -35,6 +35,7 @@ from chatd.core.timers import Clock, Timers
 from chatd.core.watchdog import Watchdog
 from chatd.irc_gateway import IrcGateway
 from chatd.plugins import BUILTIN_PLUGINS
+from chatd.store.store import Store, open_store
 from chatd.wire import irc_message, line
 from chatd.wire.text import sentence
 
@@ -46,13 +47,17 @@ ADMIN_SENDQ_BYTES: Final = 64 * 1024 * 1024
 #: Settings that only take effect at startup (a config reload reports them):
 #: where the chat ports are, everything about the admin socket, the default
 #: room (every nc user is in it; a room users made must not become it by a
-#: reload), and the names every IRC line carries (the server's, the network's,
-#: the service's: a client would be left talking to a name that is gone).
+#: reload), the names every IRC line carries (the server's, the network's,
+#: the service's: a client would be left talking to a name that is gone), and
+#: the database and what its writer prunes by.
 RESTART_ONLY: Final = (
     "[server] host",
     "[server] port",
     "[admin]",
     "[rooms] default",
+    "[history] max_lines_per_room",
+    "[history] keep_days",
+    "[store]",
     "[irc] enabled",
     "[irc] host",
     "[irc] port",
@@ -132,15 +137,21 @@ class Server:
         clock: Clock = time.monotonic,
         builtins: Iterable[str] = BUILTIN_PLUGINS,
         entry_points: bool = True,
+        store: Store | None = None,
     ) -> None:
-        """Load plugins and build the parts; raises PluginError, CommandError or
-        ConfigError (each a one-line message) when the plugins don't fit."""
+        """Load plugins, open the store (``store``, else the one [store] path
+        names) and build the parts; raises PluginError, CommandError or
+        ConfigError when the plugins don't fit, StoreError when the database
+        cannot be used (each a one-line message)."""
         self.config = config
         self.clock = clock
         self.timers = Timers(clock)
         self.stats = Stats(clock())
         self.plugins = PluginHost(config, builtins, entry_points=entry_points)
+        self.store = store if store is not None else open_store(config)
         self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
+        # The iteration's lines go to the store's writer once its output is out.
+        self.reactor.add_turn_hook(self.store.end_turn)
         self.hub = Hub(
             self.plugins,
             self.timers,
@@ -148,7 +159,9 @@ class Server:
             clock=clock,
             stats=self.stats,
             fanout=self.reactor.fanout,
+            store=self.store,
         )
+
         self.plugins.attach(self.hub)
         self.irc = IrcGateway(self.hub) if config.irc.enabled else None
         self.admin = AdminService(
@@ -247,6 +260,7 @@ class Server:
     def run(self) -> None:
         """Serve until stopped; returns after a graceful shutdown."""
         log.info("%s", self.plugins.describe())
+        log.info("history: %s", self.store.path or "in memory only ([store] path is :memory:)")
         guard = self.plugins.guard
         # The deadline needs SIGALRM, so only a server run in the main thread has it.
         if not guard.deadline.install() and self.config.plugins.call_timeout > 0:
@@ -263,6 +277,7 @@ class Server:
         finally:
             watchdog.stop()
             guard.deadline.uninstall()
+            self.store.close()  # what the last iterations recorded is written first
         log.info("stopped")
 
     def reload(self, what: str = "all") -> Report:
@@ -321,6 +336,12 @@ class Server:
             new,
             server=dataclasses.replace(new.server, host=old.server.host, port=old.server.port),
             admin=old.admin,
+            store=old.store,
+            history=dataclasses.replace(
+                new.history,
+                max_lines_per_room=old.history.max_lines_per_room,
+                keep_days=old.history.keep_days,
+            ),
             rooms=dataclasses.replace(new.rooms, default=old.rooms.default),
             irc=dataclasses.replace(new.irc, **irc_kept),
         )

@@ -71,6 +71,9 @@ __all__ = [
 #: Where a harness's clock starts: any number would do; not 0, so that a plugin
 #: treating 0 as "never" is not fooled.
 START_TIME: Final = 1000.0
+#: A harness's wall clock (the times history shows) is its clock moved on to
+#: start at 2026-11-18 11:06:40 UTC: the two move together.
+WALL_OFFSET: Final = 1_795_000_000.0 - START_TIME
 #: Runs of plugins' timers at one instant, in one turn, before the harness gives
 #: up: only a timer that keeps re-arming itself with no delay gets there (a real
 #: server would spin on it for ever), and no plugin needs this many.
@@ -367,7 +370,13 @@ class ChatHarness:
             )
             self.plugins.guard = _WatchedGuard(self.plugins.guard.settings, self._failed)
             #: The hub: who is on and who gets what (for what this kit has no method for).
-            self.hub = Hub(self.plugins, self.timers, wire=line_wire, clock=self.clock)
+            self.hub = Hub(
+                self.plugins,
+                self.timers,
+                wire=line_wire,
+                clock=self.clock,
+                wall=lambda: self.clock() + WALL_OFFSET,
+            )
             self.plugins.attach(self.hub)
             #: Plugin files and entry points that failed to load, one line each.
             self.problems: list[str] = list(self.plugins.set.problems)

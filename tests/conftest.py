@@ -10,6 +10,13 @@ from chatd.server import Server
 from tests.helpers import LineClient, running_server
 
 
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's $XDG_STATE_HOME (where ``chatd serve`` keeps its history
+    database by default) is a folder of its own, never the real one."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def dropin_dir(tmp_path: Path) -> Iterator[Path]:
     """A plugins.d folder for the test; the modules its files became are dropped after."""

@@ -29,6 +29,7 @@ from chatd.config import (
     LimitSettings,
     PluginSettings,
     ServerSettings,
+    StoreSettings,
 )
 from chatd.core.hub import User
 from chatd.plugins import BUILTIN_PLUGINS
@@ -89,6 +90,7 @@ def make_config(**tables: object) -> Config:
         "limits": lifted_limits(),
         "plugins": NO_DROPINS,
         "admin": AdminSettings(enabled=False),
+        "store": StoreSettings(path=":memory:"),
     }
     return Config(**{**base, **tables})  # type: ignore[arg-type]
 
@@ -120,6 +122,17 @@ class HubFixture:
         self.links.append(link)
         for each in self.links:
             each.take()
+        return user, link
+
+    def join_keeping(self, nick: str) -> tuple[User, FakeLink]:
+        """A named user whose own link keeps what it was told on arrival (the
+        history it was shown); every other link's unread lines are cleared."""
+        link = FakeLink()
+        user = self.hub.connect(link)
+        self.hub.receive(user, nick)
+        for each in self.links:
+            each.take()
+        self.links.append(link)
         return user, link
 
 
@@ -340,8 +353,8 @@ class ServerProcess:
         ``max_files`` sets the process's RLIMIT_NOFILE (soft and hard)."""
         self.log_path = tmp_path / "server.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        # the admin socket goes under tmp_path
-        env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+        # the admin socket and the history database go under tmp_path
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_STATE_HOME": str(tmp_path)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chatd", "serve", *serve_args(args or DEFAULT_SERVE_ARGS)],
             stdin=subprocess.DEVNULL,

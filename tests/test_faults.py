@@ -90,8 +90,8 @@ def test_1000_abrupt_resets_leak_no_descriptor_and_log_no_traceback(tmp_path: Pa
             for sock in socks:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
                 sock.close()
-        watcher.send("/who")
         wait_until(lambda: server.open_files() == baseline, what="every descriptor closed")
+        watcher.send("/who")  # asked once all are gone, not while the last resets are read
         watcher.expect("*** 1 user in #lobby: watcher")
         assert "Traceback" not in server.log
         assert "internal error" not in server.log

@@ -146,9 +146,9 @@ def test_help_lists_every_command_sorted_and_shows_usage(fx: HubFixture) -> None
     assert all(line.startswith("*** ") for line in lines)
     names = [line.split()[1] for line in lines if line.startswith("***   /")]
     assert names == [
-        "/deop", "/fact", "/game", "/giveup", "/guess", "/help", "/hint", "/join", "/kick",
-        "/me", "/msg", "/names", "/nick", "/op", "/part", "/quit", "/r", "/rooms", "/scores",
-        "/topic", "/who",
+        "/deop", "/fact", "/game", "/giveup", "/guess", "/help", "/hint", "/history", "/join",
+        "/kick", "/me", "/msg", "/names", "/nick", "/op", "/part", "/quit", "/r", "/rooms",
+        "/scores", "/topic", "/who",
     ]  # fmt: skip
     fx.hub.receive(alice_user, "/help nick")
     assert alice.take() == ["*** Usage: /nick NEWNAME  -  Change your nickname."]

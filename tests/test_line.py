@@ -3,11 +3,25 @@ each variant, and cleaned whoever wrote the text."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chatd.core import events as ev
 from chatd.wire import line
 from chatd.wire.line import AWAY, ECHO, HERE, render
+
+
+def _local(*when: int) -> float:
+    """Seconds since the epoch of a time of day in this machine's time zone
+    (what history shows times in)."""
+    return time.mktime((*when, 0, 0, -1))  # type: ignore[arg-type]
+
+
+AT = _local(2026, 12, 1, 10, 32, 0)  # 10:32 today
+NOW = _local(2026, 12, 1, 15, 0, 0)
+YESTERDAY = _local(2026, 11, 30, 23, 59, 0)
+LAST_YEAR = _local(2025, 11, 30, 8, 5, 0)
 
 CASES: list[tuple[ev.Event, str, bytes]] = [
     (ev.Said("#lobby", "bob", "hi"), HERE, b"<bob> hi\n"),
@@ -98,6 +112,50 @@ CASES: list[tuple[ev.Event, str, bytes]] = [
         HERE,
         b"*** You were kicked from #games by a server operator.\n",
     ),
+    # History: each kept line marked with its time, the date when not today.
+    (ev.Replayed("#lobby", AT, ev.SAID, "bob", "hi", now=NOW), HERE, b"*** [10:32] <bob> hi\n"),
+    (
+        ev.Replayed("#games", YESTERDAY, ev.ACTED, "bob", "waves", now=NOW),
+        AWAY,
+        b"*** [#games] [Nov 30 23:59] * bob waves\n",
+    ),
+    (
+        ev.Replayed("#lobby", LAST_YEAR, ev.TOPIC, "alice", "chess", now=NOW),
+        HERE,
+        b"*** [2025-11-30 08:05] alice set the topic: chess\n",
+    ),
+    (
+        ev.Replayed("#lobby", AT, ev.TOPIC, "", "", now=NOW),
+        HERE,
+        b"*** [10:32] a server operator cleared the topic\n",
+    ),
+    (ev.Replayed("#lobby", AT, ev.NOTICED, "bob", "hi", now=NOW), HERE, b"*** [10:32] <bob> hi\n"),
+    (
+        ev.ReplayStart("#lobby", ev.MISSED, 14, AT, NOW),
+        HERE,
+        b"*** While you were away (since 10:32): 14 lines in #lobby.\n",
+    ),
+    (
+        ev.ReplayStart("#games", ev.MISSED, 1, YESTERDAY, NOW),
+        AWAY,
+        b"*** [#games] While you were away (since Nov 30 23:59): 1 line in #games.\n",
+    ),
+    (ev.ReplayStart("#lobby", ev.RECENT, 3), HERE, b"*** Recent chat in #lobby (3 lines):\n"),
+    (ev.ReplayStart("#lobby", ev.ASKED, 20), HERE, b"*** History of #lobby, the last 20 lines:\n"),
+    (
+        ev.ReplayEnd("#lobby", ev.MISSED, 100, 50, True, 150),
+        HERE,
+        b"*** End of what you missed in #lobby; 50 earlier lines not shown: /history 150.\n",
+    ),
+    (
+        ev.ReplayEnd("#lobby", ev.MISSED, 100, 10000, False, 500),
+        HERE,
+        b"*** End of what you missed in #lobby;"
+        b" 10000 or more earlier lines not shown: /history 500.\n",
+    ),
+    (ev.ReplayEnd("#lobby", ev.MISSED, 3), HERE, b"*** End of what you missed in #lobby.\n"),
+    (ev.ReplayEnd("#lobby", ev.RECENT, 3), HERE, b"*** End of recent chat in #lobby.\n"),
+    (ev.ReplayEnd("#lobby", ev.ASKED, 3), AWAY, b"*** [#lobby] End of history of #lobby.\n"),
 ]
 
 
@@ -125,6 +183,8 @@ NASTY = "a\x1b[31mred\x07\nforged\r<root> x\u2028y"
         ev.Notice(NASTY, "#a"),
         ev.RoomState("#a", NASTY, ("bob",), frozenset()),
         ev.YouLeft("#a", True, "bob", NASTY),
+        ev.Replayed("#a", AT, ev.SAID, "bob", NASTY, now=NOW),
+        ev.Replayed("#a", AT, ev.TOPIC, "bob", NASTY, now=NOW),
     ],
 )
 @pytest.mark.parametrize("variant", [HERE, AWAY, ECHO])

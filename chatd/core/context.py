@@ -253,6 +253,11 @@ class Context(Chat):
         marked; returns why not (a bad name, no such room), or None when done."""
         return self._hub.who(self._user, room or self._room)
 
+    def show_history(self, count: int, room: str = "") -> str | None:
+        """Show the caller the last ``count`` kept lines of ``room`` (default:
+        :attr:`room`), marked as history; returns why not, or None when done."""
+        return self._hub.history(self._user, count, room or self._room)
+
     def message(self, nick: str, text: str) -> str | None:
         """Send ``text`` to ``nick`` alone (``*caller* text``); why not, or None."""
         return self._hub.private(self._user, nick, text)

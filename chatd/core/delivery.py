@@ -79,6 +79,9 @@ ROOM_EVENTS: Final = (
     events.TopicSet,
     events.Opped,
     events.Notice,
+    events.ReplayStart,
+    events.Replayed,
+    events.ReplayEnd,
 )
 
 

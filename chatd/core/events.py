@@ -137,6 +137,64 @@ class Notice:
     room: str = ""
 
 
+# -- history shown again (to one user) ----------------------------------------------
+
+#: What a kept line was (Replayed.kind).
+SAID = "said"
+ACTED = "acted"
+NOTICED = "notice"  # chat sent as a notice (IRC's NOTICE)
+TOPIC = "topic"
+
+#: Why kept lines are shown (ReplayStart.why): what the user missed while away,
+#: the latest lines of a room new to it, or what it asked for (/history).
+MISSED = "missed"
+RECENT = "recent"
+ASKED = "asked"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStart:
+    """``count`` kept lines of ``room`` follow, shown for ``why``; ``since``
+    is when the user was last there (MISSED), and ``now`` is when they are
+    shown (a renderer gives a date to times from another day)."""
+
+    room: str
+    why: str
+    count: int
+    since: float = 0.0
+    now: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A kept line of ``room`` shown again: ``nick`` (``ident``) did ``kind``
+    with ``text`` at ``at`` (seconds since the epoch); shown at ``now``. It is
+    history, and every wire marks it so (nc: ``*** [10:32] <alice> hi``; IRC:
+    its server-time tag, or the time in the text)."""
+
+    room: str
+    at: float
+    kind: str
+    nick: str
+    text: str
+    ident: str = ""
+    now: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEnd:
+    """The lines ReplayStart announced have been shown; ``more`` earlier ones
+    were not (past the cap: ``more_counted`` False when there are more still,
+    not counted), and ``/history {ask}`` shows as many of them as it can."""
+
+    room: str
+    why: str
+    count: int
+    more: int = 0
+    more_counted: bool = True
+    ask: int = 0
+
+
 # -- what only the user it concerns is told ---------------------------------------
 
 
@@ -246,4 +304,7 @@ Event = (
     | Members
     | Current
     | YouLeft
+    | ReplayStart
+    | Replayed
+    | ReplayEnd
 )

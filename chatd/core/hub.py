@@ -36,7 +36,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from chatd.config import Config
 from chatd.core import events as ev
@@ -49,9 +49,28 @@ from chatd.core.nicks import NICK_PROMPT, nick_problem
 from chatd.core.rooms import MAX_REASON_CHARS, NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
+from chatd.store import lines as kept
+from chatd.store.store import Store, memory_store
 from chatd.wire.text import decode_line, one_line, sentence
 
 log = logging.getLogger(__name__)
+
+#: Lines /history shows without a number, and at most: 500 lines is ten
+#: screens, past what anyone scrolls back through in a terminal (and a
+#: bounded read: the room's in-memory tail and one indexed query).
+HISTORY_LINES: Final = 20
+MAX_HISTORY_LINES: Final = 500
+#: Missed lines past the catch-up cap are counted to this many at most ("N or
+#: more"): one bounded read, however long someone was away.
+MAX_COUNTED_LINES: Final = 10_000
+
+#: The kind a line is kept as (chatd.store.lines) -> the kind it is shown as.
+_SHOWN_AS: Final = {
+    kept.SAID: ev.SAID,
+    kept.ACTED: ev.ACTED,
+    kept.NOTICE: ev.NOTICED,
+    kept.TOPIC: ev.TOPIC,
+}
 
 
 class State(enum.Enum):
@@ -151,17 +170,22 @@ class Hub:
         clock: Clock = time.monotonic,
         stats: Stats | None = None,
         fanout: Fanout | None = None,
+        store: Store | None = None,
+        wall: Clock = time.time,
     ) -> None:
         """``wire`` is the format of the connections the hub serves as a Handler
         (chatd.wire.line: nc's); ``fanout`` makes the fan-out groups: the
         reactor's, so that they are flushed once per loop iteration (tests flush
-        their own)."""
+        their own). ``store`` keeps the history (by default in memory, for
+        this hub's life); ``wall`` is the time of day its lines are kept with."""
         self.wire = wire
         self.plugins = plugins
         self.stats = stats if stats is not None else Stats(clock())
         self.delivery = Delivery(fanout, self.stats)
         self.timers = timers if timers is not None else Timers(clock)
         self.clock = clock
+        self.wall = wall
+        self.store = store if store is not None else memory_store(self.config, wall)
         self._connected: set[User] = set()
         self._named: dict[str, User] = {}  # _key(nick) -> user
         self._by_id: dict[int, User] = {}  # id -> named user
@@ -171,7 +195,7 @@ class Hub:
         self.bans = Bans()
         # The room users are put in: [rooms] default as the hub started (a reload
         # does not move it: it is a restart-only setting). Never removed.
-        self._lobby = Room(self.config.rooms.default)
+        self._lobby = self._new_room(self.config.rooms.default)
         self._rooms[room_key(self._lobby.name)] = self._lobby
 
     @property
@@ -267,6 +291,8 @@ class Hub:
         for user in self._connected:
             user.link.close()
             if user.state is State.NAMED:
+                for room in user.rooms.values():
+                    self._mark_seen(user, room)
                 self.delivery.depart(user)
             user.state = State.GONE  # no leave notices: everyone is going
         told = len(self._connected)
@@ -378,6 +404,8 @@ class Hub:
         if new_nick == user.nick:
             return f"You are already {new_nick}."
         old = user.nick
+        for room in user.rooms.values():  # what "old" saw, should it come back
+            self._mark_seen(user, room)
         del self._named[_key(old)]
         user.nick = new_nick
         self._named[_key(new_nick)] = user
@@ -441,7 +469,7 @@ class Hub:
                     f"The server has {len(self._rooms)} rooms, as many as it allows;"
                     " join one of them (/rooms lists them)."
                 )
-            room = self._rooms[room_key(name)] = Room(name)
+            room = self._rooms[room_key(name)] = self._new_room(name)
             room.ops.add(user)  # whoever makes a room runs it
         self._enter(user, room, arrived=arrived)
         if created:
@@ -493,6 +521,7 @@ class Hub:
             log.info("%s cleared the topic of %s", by, room.name)
         by_ident = user.ident if user is not None else ""
         self.delivery.to_room(room, ev.TopicSet(room.name, text, room.topic_by, by_ident))
+        self._record(room, kept.TOPIC, room.topic_by, by_ident, text)
         return None
 
     def kick_from_room(self, by: User | None, name: str, nick: str, reason: str = "") -> str | None:
@@ -602,6 +631,7 @@ class Hub:
         if not welcomed:
             self.delivery.to_user(user, ev.Current(room.name))
             self.delivery.to_user(user, self._state(room))
+        self._catch_up(user, room)
 
     def _state(self, room: Room) -> ev.RoomState:
         """What a user who joins ``room`` is told of it."""
@@ -621,6 +651,7 @@ class Hub:
 
     def _leave_room(self, user: User, room: Room) -> None:
         """Take ``user`` out of ``room``, and the room away when it is empty."""
+        self._mark_seen(user, room)
         self.delivery.remove(user, room)
         room.members.pop(user, None)
         room.ops.discard(user)
@@ -763,3 +794,93 @@ class Hub:
             else:
                 event = ev.Said(room.name, user.nick, passed, user.ident, notice)
             self.delivery.to_room(room, event, user)
+            kind = kept.ACTED if action else kept.NOTICE if notice else kept.SAID
+            self._record(room, kind, user.nick, user.ident, passed)
+
+    # -- history -----------------------------------------------------------------------
+
+    def _new_room(self, name: str) -> Room:
+        """A room as it is made: it goes on from the newest line kept of it."""
+        newest = self.store.lines.last(room_key(name), 1)
+        return Room(name, newest[0].id if newest else 0)
+
+    def _record(self, room: Room, kind: int, nick: str, ident: str, text: str) -> None:
+        """Keep a line of ``room`` (the store writes it off the loop)."""
+        line = self.store.lines.append(room_key(room.name), kind, nick, ident, one_line(text))
+        room.last_line = line.id
+
+    def _mark_seen(self, user: User, room: Room) -> None:
+        """``user`` has seen ``room`` up to its newest line (it is leaving it,
+        or the server, or its nickname): where its next catch-up starts."""
+        self.store.lines.mark_seen(_key(user.nick), room_key(room.name), room.last_line)
+
+    def _catch_up(self, user: User, room: Room) -> None:
+        """``user`` has just entered ``room``: show it what it missed since it
+        was last there under this nickname, or, new to the room, its latest
+        lines (``[history] catchup_lines`` and ``join_lines``)."""
+        history = self.config.history
+        key = room_key(room.name)
+        lines = self.store.lines
+        seen = lines.seen(_key(user.nick), key)
+        if seen is None:
+            self._replay(user, room, ev.RECENT, lines.last(key, history.join_lines))
+            return
+        cap = history.catchup_lines
+        if seen.last_id >= room.last_line or cap <= 0:
+            return
+        shown = [line for line in lines.last(key, cap) if line.id > seen.last_id]
+        more = 0
+        if len(shown) == cap:
+            more = lines.count(key, seen.last_id, shown[0].id, MAX_COUNTED_LINES)
+        self._replay(
+            user,
+            room,
+            ev.MISSED,
+            shown,
+            since=seen.at,
+            more=more,
+            counted=more < MAX_COUNTED_LINES,
+        )
+
+    def _replay(
+        self,
+        user: User,
+        room: Room,
+        why: str,
+        shown: Sequence[kept.Line],
+        *,
+        since: float = 0.0,
+        more: int = 0,
+        counted: bool = True,
+    ) -> None:
+        """Show ``user`` kept lines of ``room``, between the line that says why
+        and the one that says how many more there are."""
+        if not shown:
+            return
+        now = self.wall()
+        to = self.delivery.to_user
+        to(user, ev.ReplayStart(room.name, why, len(shown), since, now))
+        for line in shown:
+            kind = _SHOWN_AS.get(line.kind, ev.SAID)
+            to(user, ev.Replayed(room.name, line.at, kind, line.nick, line.text, line.ident, now))
+        ask = min(len(shown) + more, MAX_HISTORY_LINES)
+        to(user, ev.ReplayEnd(room.name, why, len(shown), more, counted, ask))
+
+    def history(self, user: User, count: int = HISTORY_LINES, name: str = "") -> str | None:
+        """Show ``user`` the last ``count`` kept lines of room ``name`` (its
+        current room by default; one it is in); returns why not, or None."""
+        if name:
+            room = self.find_room(name)
+            if room is None or user not in room.members:
+                return room_problem(name) or f"You are not in {name}."
+        elif user.current is None:
+            return NO_ROOM
+        else:
+            room = user.current
+        if not 1 <= count <= MAX_HISTORY_LINES:
+            return f"/history shows 1 to {MAX_HISTORY_LINES} lines."
+        shown = self.store.lines.last(room_key(room.name), count)
+        if not shown:
+            return f"{room.name} has no history yet."
+        self._replay(user, room, ev.ASKED, shown)
+        return None

@@ -51,10 +51,13 @@ def room_key(name: str) -> str:
 class Room:
     """One room: its members in the order they joined, its operators, its topic."""
 
-    __slots__ = ("groups", "members", "name", "ops", "topic", "topic_by")
+    __slots__ = ("groups", "last_line", "members", "name", "ops", "topic", "topic_by")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, last_line: int = 0) -> None:
         self.name = name
+        #: The id of the newest line kept of it (chatd.store.lines): what a
+        #: member who leaves has seen up to.
+        self.last_line = last_line
         #: Member -> None: a dict keeps the order they joined in (a User; Any here
         #: so this module needs nothing of the hub's).
         self.members: dict[Any, None] = {}

@@ -1,7 +1,9 @@
-"""The chat basics: rooms (/join, /part, /rooms, /topic, /who), private messages
-(/msg, /r), a room operator's /kick, /op and /deop, and /nick, /me, /quit."""
+"""The chat basics: rooms (/join, /part, /rooms, /topic, /who, /history),
+private messages (/msg, /r), a room operator's /kick, /op and /deop, and
+/nick, /me, /quit."""
 
 from chatd import Command, Context, hookimpl
+from chatd.core.hub import HISTORY_LINES, MAX_HISTORY_LINES
 from chatd.core.nicks import NICK_RULE
 
 
@@ -89,6 +91,23 @@ def names(ctx: Context, args: str) -> None:
     _answer(ctx, ctx.show_members(words[0] if words else ""))
 
 
+def history(ctx: Context, args: str) -> None:
+    count, room = HISTORY_LINES, ""
+    usage = f"Usage: /history [N] [{ROOM}] (the last N lines, 1 to {MAX_HISTORY_LINES})."
+    for word in args.split():
+        if word.startswith("#") and not room:
+            room = word
+        elif word.isdigit() and count == HISTORY_LINES and len(word) <= 6:
+            count = int(word)
+        else:
+            ctx.reply(usage)
+            return
+    if not room and not ctx.room:
+        ctx.reply(NO_ROOM)
+        return
+    _answer(ctx, ctx.show_history(count, room))
+
+
 def msg(ctx: Context, args: str) -> None:
     nick, _, text = args.partition(" ")
     if not nick or not text.strip():
@@ -151,6 +170,12 @@ def chatd_commands() -> list[Command]:
         ),
         Command("who", names, f"/who [{ROOM}]", "List who is in a room (your current one)."),
         Command("names", names, f"/names [{ROOM}]", "The same as /who."),
+        Command(
+            "history",
+            history,
+            f"/history [N] [{ROOM}]",
+            f"Show a room's last N lines (default {HISTORY_LINES}, at most {MAX_HISTORY_LINES}).",
+        ),
         Command("msg", msg, "/msg NICK TEXT", "Send a private message."),
         Command("r", reply, "/r TEXT", "Answer the last private message."),
         Command("kick", kick, "/kick NICK [REASON]", "Put someone out of your room (operators)."),

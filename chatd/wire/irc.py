@@ -36,6 +36,7 @@ from chatd.core.delivery import ECHO, HERE
 from chatd.core.nicks import NICK_MAX
 from chatd.core.rooms import DEFAULT_MAX_TOPIC_CHARS, ROOM_MAX
 from chatd.wire import irc_message as im
+from chatd.wire import replay
 from chatd.wire.irc_message import Message, ctcp, format_message
 from chatd.wire.text import lines_of, one_line
 
@@ -229,6 +230,33 @@ def _notice(e: ev.Notice, v: str, info: IrcServer) -> bytes:
     # The server's words (a plugin's announcement, an operator's) come from the
     # service nick, whom IRC users send commands to.
     return notices(e.room or "*", e.text, source(info.service))
+
+
+def _replay_start(e: ev.ReplayStart, v: str, info: IrcServer) -> bytes:
+    return notices(e.room, replay.start_text(e), source(info.service))
+
+
+def _replay_end(e: ev.ReplayEnd, v: str, info: IrcServer) -> bytes:
+    return notices(e.room, replay.end_text(e), source(info.service))
+
+
+def replayed(e: ev.Replayed, info: IrcServer, *, timed: bool = False) -> bytes:
+    """A kept line as the lines it was: from its author to the room, its time
+    before the text (``[10:32] hi``) unless the reader's client shows the
+    server-time tag it is sent with (``timed``). A topic is told, not set
+    again: a NOTICE from the service."""
+    stamp = "" if timed else f"[{replay.clock_time(e.at, e.now)}] "
+    if e.kind == ev.TOPIC:
+        return notices(e.room, stamp + replay.body(e), source(info.service))
+    src = source(e.nick, e.ident)
+    if e.kind == ev.ACTED:
+        return chat_lines(src, "PRIVMSG", e.room, stamp + one_line(e.text), action=True)
+    command = "NOTICE" if e.kind == ev.NOTICED else "PRIVMSG"
+    return chat_lines(src, command, e.room, stamp + one_line(e.text))
+
+
+def _replayed(e: ev.Replayed, v: str, info: IrcServer) -> bytes:
+    return replayed(e, info)
 
 
 def _current(e: ev.Current, v: str, info: IrcServer) -> bytes:
@@ -442,6 +470,9 @@ _RENDER: Final[dict[type, Callable[[Any, str, IrcServer], bytes]]] = {
     ev.Current: _current,
     ev.Greeting: _greeting,
     ev.YouRenamed: _you_renamed,
+    ev.ReplayStart: _replay_start,
+    ev.Replayed: _replayed,
+    ev.ReplayEnd: _replay_end,
     # The last line before a close names its reader: rendered by IrcWire.
     ev.Goodbye: _personal_anonymous,
     ev.Closing: _personal_anonymous,
@@ -529,6 +560,9 @@ class IrcWire:
         return HERE
 
     def render(self, event: ev.Event, v: str = SHARED) -> bytes:
+        if isinstance(event, ev.Replayed) and self.server_time:
+            # History keeps its own time: the client shows when it was said.
+            return stamped(replayed(event, self.info, timed=True), event.at)
         if isinstance(event, _PERSONAL) or (
             v != SHARED and isinstance(event, ev.Notice) and not event.room
         ):

@@ -14,6 +14,8 @@ The format, in full (the README documents the same):
 * an action by alice:   ``* alice waves``
 * a private message:    ``*alice* text`` (the sender sees ``-> *bob* text``)
 * anything the server itself says (notices, replies, errors): ``*** text``
+* a kept line shown again (history), with its time: ``*** [10:32] <alice> hi``
+  (``[Nov 30 10:32]`` another day), between a line before and a line after
 * from a room that is not the reader's current room, the same with the room
   before it: ``[#games] <bob> hi``, ``[#games] * bob waves``, ``*** [#games] carol joined``.
 
@@ -32,6 +34,7 @@ from chatd.core import events as ev
 from chatd.core.delivery import AWAY, ECHO, HERE
 from chatd.core.nicks import NICK_PROMPT
 from chatd.core.rooms import NO_ROOM
+from chatd.wire import replay
 from chatd.wire.text import lines_of, one_line
 
 __all__ = ["AWAY", "ECHO", "HERE", "NAME", "NO_ROOM", "render", "variant"]
@@ -211,6 +214,19 @@ def _you_left(e: ev.YouLeft, v: str) -> bytes:
     return encode_line(f"{SERVER_PREFIX}{told}: {reason}" if reason else f"{SERVER_PREFIX}{told}.")
 
 
+def _replay_start(e: ev.ReplayStart, v: str) -> bytes:
+    return _room_notice(e.room, replay.start_text(e), replay.start_text(e), v)
+
+
+def _replayed(e: ev.Replayed, v: str) -> bytes:
+    line = f"[{replay.clock_time(e.at, e.now)}] {replay.body(e)}"
+    return _room_notice(e.room, line, line, v)
+
+
+def _replay_end(e: ev.ReplayEnd, v: str) -> bytes:
+    return _room_notice(e.room, replay.end_text(e), replay.end_text(e), v)
+
+
 #: Members' lines are cut at about this many characters, so a busy room does not
 #: send one line wider than any terminal.
 MEMBERS_LINE_CHARS: Final = 400
@@ -253,6 +269,9 @@ _RENDER: Final[dict[type, Callable[[Any, str], bytes]]] = {
     ev.Members: _members,
     ev.Current: _current,
     ev.YouLeft: _you_left,
+    ev.ReplayStart: _replay_start,
+    ev.Replayed: _replayed,
+    ev.ReplayEnd: _replay_end,
 }
 
 

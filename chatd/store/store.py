@@ -1,0 +1,95 @@
+"""The store as the server holds it: opened from the settings, one object
+with everything kept, closed at the end.
+
+Rule: the hub and the admin service reach what is kept only through
+:class:`Store`; what it holds (room lines and seen marks, and what the
+writer's statements carry) sits behind the narrow interfaces of
+:mod:`chatd.store.lines`. ``[store] path = ":memory:"`` gives the same
+interface with nothing on disk, and is what a Hub built without a store
+(tests, the plugin test kit) gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from chatd.config import Config
+from chatd.store.database import Database, open_database
+from chatd.store.lines import Lines, LineStore, MemoryLines
+
+#: ``[store] path`` for a store that keeps nothing past a restart.
+MEMORY: Final = ":memory:"
+
+#: Seconds in a day (``[history] keep_days``).
+DAY_SECONDS: Final = 86_400
+
+
+def default_path() -> Path:
+    """``$XDG_STATE_HOME/chatd/chatd.db``, or ``~/.local/state/chatd/chatd.db``."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "chatd" / "chatd.db"
+
+
+def store_path(config: Config) -> Path | None:
+    """Where ``config`` keeps its database; None for ":memory:"."""
+    path = config.store.path
+    if path == MEMORY:
+        return None
+    return config.path(path) if path else default_path()
+
+
+@dataclass
+class Store:
+    """Everything kept: ``lines`` (room history and seen marks); ``path`` is
+    the database's, None when nothing is kept on disk."""
+
+    lines: Lines
+    path: Path | None = None
+    database: Database | None = None
+
+    def end_turn(self) -> None:
+        """The end of a loop iteration: what it recorded goes to the writer."""
+        self.lines.end_turn()
+
+    def close(self) -> None:
+        """Write what is left and close the database (at shutdown)."""
+        self.lines.close()
+
+    def size(self) -> int:
+        """The database's bytes on disk (the file and its WAL); 0 in memory."""
+        if self.path is None:
+            return 0
+        total = 0
+        for part in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(OSError):  # no WAL: nothing to add
+                total += part.stat().st_size
+        return total
+
+
+def memory_store(config: Config, wall: Callable[[], float] = time.time) -> Store:
+    """A store that keeps what ``config`` says in memory, for this run only."""
+    return Store(MemoryLines(config.history.max_lines_per_room, wall=wall))
+
+
+def open_store(config: Config, wall: Callable[[], float] = time.time) -> Store:
+    """The store ``config`` asks for: its database opened, checked, locked and
+    migrated (StoreError, one line naming the path, when it cannot be), or
+    one in memory."""
+    path = store_path(config)
+    if path is None:
+        return memory_store(config, wall)
+    db = open_database(path)
+    history = config.history
+    lines = LineStore(
+        db,
+        history.max_lines_per_room,
+        wall=wall,
+        keep_seconds=history.keep_days * DAY_SECONDS,
+    )
+    return Store(lines, path, db)
