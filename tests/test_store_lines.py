@@ -234,7 +234,10 @@ def test_count_counts_a_rooms_lines_between_two_ids_up_to_a_bound(
     # Half in the file, half in the tail (not yet written): each counted once.
     assert again.count("lobby", lines[-3].id, more[-1].id, 1000) == 2 + 4
     assert again.count("games", 0, more[-1].id, 1000) == 1
+    again.flush()
+    assert again.total() == 306  # every room's, as written
     memory = MemoryLines(1000, wall=clock)
     kept = [memory.append("lobby", SAID, "a", "a", str(i)) for i in range(5)]
     assert memory.count("lobby", kept[0].id, kept[4].id, 1000) == 3
     assert memory.count("lobby", 0, 99, 2) == 2
+    assert memory.total() == 5

@@ -110,6 +110,8 @@ class Lines(Protocol):
 
     def count(self, room: str, after: int, before: int, most: int) -> int: ...
 
+    def total(self) -> int: ...
+
     def write(self, sql: str, params: tuple[object, ...]) -> None: ...
 
     def end_turn(self) -> None: ...
@@ -136,6 +138,9 @@ class MemoryLines:
 
     def seen(self, who: str, room: str) -> Seen | None:
         return self._seen.get((who, room))
+
+    def total(self) -> int:
+        return sum(len(kept) for kept in self._rooms.values())
 
     def count(self, room: str, after: int, before: int, most: int) -> int:
         kept = self._rooms.get(room, ())
@@ -245,6 +250,16 @@ class LineStore:
             log.warning("history: cannot read %s: %s", self._db.path, exc)
             return None
         return Seen(who, room, int(row[0]), row[1] / 1000) if row is not None else None
+
+    def total(self) -> int:
+        """Lines kept in the file, every room's (the writer's own count, one
+        read; what it has not written yet is not in it)."""
+        try:
+            row = self._reader.execute("SELECT coalesce(sum(lines), 0) FROM rooms").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("history: cannot read %s: %s", self._db.path, exc)
+            return 0
+        return int(row[0])
 
     def count(self, room: str, after: int, before: int, most: int) -> int:
         """How many lines of ``room`` have ids between ``after`` and ``before``

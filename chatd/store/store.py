@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from chatd.config import Config
+from chatd.store.accounts import Accounts, Scores
 from chatd.store.database import Database, open_database
 from chatd.store.lines import Lines, LineStore, MemoryLines
 
@@ -46,12 +47,25 @@ def store_path(config: Config) -> Path | None:
 
 @dataclass
 class Store:
-    """Everything kept: ``lines`` (room history and seen marks); ``path`` is
-    the database's, None when nothing is kept on disk."""
+    """Everything kept: ``lines`` (room history and seen marks), ``accounts``
+    (and the private messages held for them), ``scores``; ``path`` is the
+    database's, None when nothing is kept on disk."""
 
     lines: Lines
+    accounts: Accounts
+    scores: Scores
     path: Path | None = None
     database: Database | None = None
+
+    def rows(self) -> dict[str, int]:
+        """What is kept, counted (for stats): room lines, accounts, held
+        messages, scores."""
+        return {
+            "lines": self.lines.total(),
+            "accounts": len(self.accounts),
+            "held_messages": self.accounts.held_total,
+            "scores": len(self.scores),
+        }
 
     def end_turn(self) -> None:
         """The end of a loop iteration: what it recorded goes to the writer."""
@@ -74,7 +88,9 @@ class Store:
 
 def memory_store(config: Config, wall: Callable[[], float] = time.time) -> Store:
     """A store that keeps what ``config`` says in memory, for this run only."""
-    return Store(MemoryLines(config.history.max_lines_per_room, wall=wall))
+    lines = MemoryLines(config.history.max_lines_per_room, wall=wall)
+    scores = Scores(lines.write, wall=wall)
+    return Store(lines, Accounts(lines.write, scores, wall=wall), scores)
 
 
 def open_store(config: Config, wall: Callable[[], float] = time.time) -> Store:
@@ -92,4 +108,7 @@ def open_store(config: Config, wall: Callable[[], float] = time.time) -> Store:
         wall=wall,
         keep_seconds=history.keep_days * DAY_SECONDS,
     )
-    return Store(lines, path, db)
+    # Read before the first batch reaches the writer, whose connection it is.
+    scores = Scores.load(db, lines.write, wall=wall)
+    accounts = Accounts.load(db, lines.write, scores, wall=wall)
+    return Store(lines, accounts, scores, path, db)
