@@ -32,6 +32,10 @@ work chatd does.) The thread-per-client reference is not run in rooms.
 Each load is ``bench/load.py``: chatd.bench.run, the code behind ``chatd
 bench``, with its options as JSON (``room_ports`` has no flag).
 
+Every chatd started here keeps its history in a fresh database of its own in
+the run's temporary folder (``chatd-<n>.db``, the store on, as chatd runs by
+default), never in the user's ``$XDG_STATE_HOME/chatd/chatd.db``.
+
 IRC: with ``--loadgen ../shared/bench/loadgen.c`` (built here; a binary works
 too) the shared C load generator, which speaks IRC (``--proto irc``: NICK,
 USER, JOIN #bench, PRIVMSG), drives three servers in turn, each pinned to CPU
@@ -59,6 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +81,8 @@ port = {irc_port}
 autojoin = []
 [admin]
 enabled = false
+[store]
+path = {store}
 """
 #: Debian's ngircd for the IRC rows: no per-address limit, no penalty time
 #: (it delays each command of a busy client by a second), no DNS or ident
@@ -213,10 +220,19 @@ def place_c_server(source: Path, tmp: Path) -> None:
         binary.symlink_to(source.resolve())
 
 
-def chatd_argv(port: int, irc_port: int, tmp: Path) -> list[str]:
-    """chatd serving nc on ``port`` and IRC on ``irc_port`` (0: any), the bench's settings."""
-    config = tmp / "chatd.toml"
-    config.write_text(CONFIG.format(port=port, irc_port=irc_port))
+#: Numbers each chatd started here: its config and its database are tmp/chatd-<n>.*.
+_STARTS = count(1)
+
+
+def chatd_argv(port: int, irc_port: int, tmp: Path, store: str | None = None) -> list[str]:
+    """chatd serving nc on ``port`` and IRC on ``irc_port`` (0: any), the bench's
+    settings, keeping its history in ``store`` (a ``[store] path``; by default a
+    fresh database in ``tmp``: never the user's own, and never one another
+    chatd has open)."""
+    n = next(_STARTS)
+    config = tmp / f"chatd-{n}.toml"
+    store = str(tmp / f"chatd-{n}.db") if store is None else store
+    config.write_text(CONFIG.format(port=port, irc_port=irc_port, store=json.dumps(store)))
     return [
         sys.executable,
         "-m",
