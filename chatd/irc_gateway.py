@@ -107,6 +107,7 @@ class IrcSession:
         "heard",
         "invisible",
         "nick",
+        "password",
         "pinged",
         "realname",
         "timer",
@@ -119,6 +120,7 @@ class IrcSession:
         self.user = user
         self.wire = wire
         self.nick = ""  # the nickname asked for, until the hub names the user
+        self.password = ""  # PASS: the account password, until registration takes it
         self.username = ""
         self.realname = ""
         self.cap_pending = False  # CAP LS/REQ seen, CAP END not yet
@@ -481,7 +483,13 @@ class IrcGateway:
     def _pass_cmd(self, session: IrcSession, msg: Message) -> None:
         if self.hub.is_online(session.user):
             self._numeric(session, im.ERR_ALREADYREGISTERED, "You may not reregister")
-        # Accepted and ignored until accounts exist.
+            return
+        if not msg.params:
+            self._numeric(session, im.ERR_NEEDMOREPARAMS, "PASS", "Not enough parameters")
+            return
+        # The password of the nickname's account (chatd has no server
+        # password): checked when registration completes; never logged.
+        session.password = msg.params[0]
 
     def _try_register(self, session: IrcSession) -> None:
         if session.cap_pending or not session.nick or not session.username:
@@ -495,6 +503,9 @@ class IrcGateway:
         # name), WHO and WHOIS say the same; nothing usable left: the nick.
         username = _username(session.username)
         user.ident = f"~{username}" if username else ""
+        if self.hub.desk.registered(nick) and (refusal is None or self.hub.find(nick)):
+            self._log_in(session, nick, autojoin)
+            return
         problem = refusal[1] if refusal else self.hub.register(user, nick, autojoin)
         if problem:
             session.nick = ""  # the client sends another NICK
@@ -502,6 +513,24 @@ class IrcGateway:
             self._numeric(session, code, nick, problem)
             return
         self._arm_ping(session)
+
+    def _log_in(self, session: IrcSession, nick: str, autojoin: list[str]) -> None:
+        """Registration with a registered nickname: its PASS must be its
+        password (checked off the loop; the client waits for its 001)."""
+        password, session.password = session.password, ""
+
+        def refused(why: str, wrong: bool) -> None:
+            session.nick = ""  # the client sends another NICK (or is closed)
+            if wrong:
+                self._numeric(session, im.ERR_PASSWDMISMATCH, "Password incorrect")
+                self.hub.close_user(session.user, "Password incorrect")
+            else:
+                self._numeric(session, im.ERR_NICKNAMEINUSE, nick, why)
+
+        def done() -> None:
+            self._arm_ping(session)
+
+        self.hub.desk.login(session.user, nick, password, autojoin, refused, done)
 
     # -- after registration ------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from chatd.config import (
 )
 from chatd.core.hub import Hub
 from chatd.core.link import Handler
+from chatd.core.passwords import Hasher
 from chatd.core.plugins import PluginHost, Report
 from chatd.core.reactor import Limits, Listener, Reactor, Tally, format_address
 from chatd.core.stats import Stats
@@ -160,6 +161,8 @@ class Server:
             stats=self.stats,
             fanout=self.reactor.fanout,
             store=self.store,
+            # scrypt runs on its own thread; the answer comes back on the loop.
+            hasher=Hasher(self.reactor.call_soon_threadsafe),
         )
 
         self.plugins.attach(self.hub)

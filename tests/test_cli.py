@@ -150,7 +150,7 @@ def test_sighup_reloads_config_and_dropins_without_dropping_anyone(tmp_path: Pat
         config.write_text(config.read_text() + "[limits]\nmax_per_ip = 7\n")
         server.proc.send_signal(signal.SIGHUP)
         server.wait_log(
-            re.compile(r"reload: plugins: 4 -> 5 loaded, commands 22 -> 23 \(\+/shout\)")
+            re.compile(r"reload: plugins: 4 -> 5 loaded, commands 26 -> 27 \(\+/shout\)")
         )
         server.wait_log(re.compile(r"reload: config: .*: changed \[limits\] max_per_ip\s*$", re.M))
         alice.send("/shout hi")

@@ -93,9 +93,9 @@ def test_a_misspelt_hook_is_an_error_naming_the_plugin(plugin_modules: list[str]
 def test_table_lists_commands_sorted_with_their_plugin() -> None:
     table = load_plugins(make_config(), entry_points=False).commands
     assert [c.name for c in table] == [
-        "deop", "fact", "game", "giveup", "guess", "help", "hint", "history", "join", "kick",
-        "me", "msg", "names", "nick", "op", "part", "quit", "r", "rooms", "scores", "topic",
-        "who",
+        "deop", "fact", "game", "giveup", "guess", "help", "hint", "history", "identify",
+        "join", "kick", "me", "msg", "names", "nick", "op", "part", "password", "quit", "r",
+        "register", "rooms", "scores", "topic", "unregister", "who",
     ]  # fmt: skip
     assert table.plugin_of("who") == "basics"
     assert table.plugin_of("nick") == "basics"

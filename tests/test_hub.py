@@ -30,7 +30,7 @@ def test_greeting_ends_with_the_nickname_prompt(fx: HubFixture) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["bad name", "x" * 17, "émile", "a.b", "<alice>", "*bob*", "#lobby", "a:b", "~t"]
+    "bad", ["bad name", "x" * 17, "émile", "a.b", "<alice>", "*bob*", "#lobby", "~t"]
 )
 def test_invalid_nickname_gets_a_reason_and_the_prompt_again(fx: HubFixture, bad: str) -> None:
     link = FakeLink()
@@ -146,9 +146,10 @@ def test_help_lists_every_command_sorted_and_shows_usage(fx: HubFixture) -> None
     assert all(line.startswith("*** ") for line in lines)
     names = [line.split()[1] for line in lines if line.startswith("***   /")]
     assert names == [
-        "/deop", "/fact", "/game", "/giveup", "/guess", "/help", "/hint", "/history", "/join",
-        "/kick", "/me", "/msg", "/names", "/nick", "/op", "/part", "/quit", "/r", "/rooms",
-        "/scores", "/topic", "/who",
+        "/deop", "/fact", "/game", "/giveup", "/guess", "/help", "/hint", "/history",
+        "/identify", "/join", "/kick", "/me", "/msg", "/names", "/nick", "/op", "/part",
+        "/password", "/quit", "/r", "/register", "/rooms", "/scores", "/topic", "/unregister",
+        "/who",
     ]  # fmt: skip
     fx.hub.receive(alice_user, "/help nick")
     assert alice.take() == ["*** Usage: /nick NEWNAME  -  Change your nickname."]

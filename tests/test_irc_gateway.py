@@ -7,6 +7,7 @@ checks what a client would understand, not how the bytes are spaced.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -1076,3 +1077,49 @@ def test_a_private_action_stays_an_action_for_irc_and_reads_as_one_for_nc(net: N
     bob.send("PRIVMSG carol :\x01ACTION waves\x01", "PRIVMSG alice :\x01ACTION waves\x01")
     assert carol.take() == [Message("PRIVMSG", ("carol", "\x01ACTION waves\x01"), irc_src("bob"))]
     assert alice.take() == ["*bob* * bob waves"]
+
+
+# -- accounts: PASS is the nickname's account password ---------------------------------
+
+
+def _account(net: Net, nick: str, password: str) -> None:
+    user, link = net.fx.join(nick)
+    net.hub.receive(user, f"/register {password}")
+    assert link.take()[0].startswith("*** Registered:")
+    net.hub.quit(user)
+    net.settle()
+
+
+def test_pass_with_a_registered_nick_logs_in_and_its_kept_messages_follow(net: Net) -> None:
+    _account(net, "bob", "bobs-secret")
+    net.nc("alice")
+    alice = net.hub.find("alice")
+    assert alice is not None
+    net.hub.receive(alice, "/msg bob see you at 5")
+    bob = IrcClient(net.gateway)
+    bob.send("PASS bobs-secret")
+    got = bob.register("bob")
+    assert got[0].command == "001"
+    notices = [m.params for m in got if m.command == "NOTICE"]
+    assert ("bob", "You are identified: bob is your account.") in notices
+    assert ("bob", "1 private message while you were away:") in notices
+    [kept] = [m for m in got if m.command == "PRIVMSG"]
+    assert kept.source == src("alice") and kept.params[0] == "bob"
+    assert re.fullmatch(
+        r"\[\d\d:\d\d\] see you at 5", kept.params[1]
+    )  # no server-time: in the text
+
+
+def test_a_registered_nick_without_pass_is_433_and_a_wrong_pass_464(net: Net) -> None:
+    _account(net, "bob", "bobs-secret")
+    nopass = IrcClient(net.gateway)
+    [refused] = nopass.register("bob")
+    assert refused.command == "433" and refused.params[1] == "bob"
+    assert "registered" in refused.params[2]
+    nopass.send("NICK bob_")  # what a client does next: another nick
+    assert nopass.take()[0].command == "001"
+    wrong = IrcClient(net.gateway)
+    wrong.send("PASS not-it-at-all")
+    got = wrong.register("bob")
+    assert [m.command for m in got] == ["464", "ERROR"]
+    assert wrong.link.closed

@@ -193,7 +193,7 @@ def test_a_file_broken_by_an_edit_keeps_its_previous_version_on_reload(
     report = fx.plugins.reload("plugins")
     assert report.failed
     assert list(report) == [
-        "plugins: 5 -> 5 loaded, commands 22 -> 22",
+        "plugins: 5 -> 5 loaded, commands 26 -> 26",
         f"plugins: plugin file {path} failed to load, kept the previous version:"
         " SyntaxError: invalid syntax (line 1)",
     ]
@@ -243,7 +243,7 @@ def test_an_admin_reload_that_fails_is_an_error_response(tmp_path: Path, dropin_
         admin = AdminClient(server.admin_path)
         try:
             assert admin.call("reload", {"what": "plugins"}) == [
-                "plugins: 5 -> 5 loaded, commands 23 -> 23"
+                "plugins: 5 -> 5 loaded, commands 27 -> 27"
             ]
             path.write_text("raise SystemExit(3)\n")
             with pytest.raises(AdminFailed, match="reload failed: plugins: 5 -> 5 loaded"):

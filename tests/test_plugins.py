@@ -80,12 +80,12 @@ def test_an_edit_is_picked_up_by_reload_without_dropping_anyone(dropin_dir: Path
     alice_user, alice = fx.join("alice")
     path.write_text(textwrap.dedent(ECHO.format(word="new")))
     _write(dropin_dir, "shout.py", ECHO.replace('"echo"', '"shout"').format(word="SHOUT"))
-    assert fx.plugins.reload("plugins") == ["plugins: 5 -> 6 loaded, commands 23 -> 24 (+/shout)"]
+    assert fx.plugins.reload("plugins") == ["plugins: 5 -> 6 loaded, commands 27 -> 28 (+/shout)"]
     fx.hub.receive(alice_user, "/echo hi")
     fx.hub.receive(alice_user, "/shout hi")
     assert alice.take() == ["*** new: hi", "*** SHOUT: hi"]
     path.unlink()
-    assert fx.plugins.reload("plugins") == ["plugins: 6 -> 5 loaded, commands 24 -> 23 (-/echo)"]
+    assert fx.plugins.reload("plugins") == ["plugins: 6 -> 5 loaded, commands 28 -> 27 (-/echo)"]
     fx.hub.receive(alice_user, "/echo hi")
     assert alice.take() == ["*** Unknown command /echo. Type /help for the list of commands."]
     assert not alice.closed
@@ -270,7 +270,7 @@ def test_chatd_reload_reports_and_state_survives(recorder: tuple[HubFixture, lis
     fx, _ = recorder
     fx.plugins.states["recorder"]["seen"] = 41
     report = fx.plugins.reload("plugins")
-    assert report[0] == "plugins: 5 -> 5 loaded, commands 22 -> 22"
+    assert report[0] == "plugins: 5 -> 5 loaded, commands 26 -> 26"
     assert "recorder: recorder reloaded plugins" in report
     events = sys.modules["chatd_plugin_recorder"].EVENTS  # the re-imported module's
     assert events == [("startup", "recorder")]
@@ -285,8 +285,8 @@ def test_chatd_reload_reports_and_state_survives(recorder: tuple[HubFixture, lis
 def test_chatd_commands_is_how_every_command_exists() -> None:
     fx = HubFixture(("chatd.plugins.basics",))
     assert [c.name for c in fx.plugins.commands] == [
-        "deop", "history", "join", "kick", "me", "msg", "names", "nick", "op", "part", "quit",
-        "r", "rooms", "topic", "who",
+        "deop", "history", "identify", "join", "kick", "me", "msg", "names", "nick", "op",
+        "part", "password", "quit", "r", "register", "rooms", "topic", "unregister", "who",
     ]  # fmt: skip
     alice_user, alice = fx.join("alice")
     fx.hub.receive(alice_user, "/help")

@@ -258,6 +258,30 @@ class Context(Chat):
         :attr:`room`), marked as history; returns why not, or None when done."""
         return self._hub.history(self._user, count, room or self._room)
 
+    # The caller's account (chatd.core.accounts): each answers the caller
+    # itself, once its password has been checked off the loop.
+
+    @property
+    def identified(self) -> bool:
+        """Whether the caller proved its nickname's account password."""
+        return bool(self._user.account)
+
+    def register_account(self, password: str) -> None:
+        """Make the caller's nickname an account with ``password``."""
+        self._hub.desk.register(self._user, password)
+
+    def identify(self, password: str, nick: str = "") -> None:
+        """Prove the password of ``nick``'s account (default: the caller's
+        nickname), and take that nickname."""
+        self._hub.desk.identify(self._user, nick or self._user.nick, password)
+
+    def change_password(self, old: str, new: str) -> None:
+        self._hub.desk.change_password(self._user, old, new)
+
+    def unregister_account(self, password: str) -> None:
+        """Delete the caller's account (it stays on, a guest)."""
+        self._hub.desk.unregister(self._user, password)
+
     def message(self, nick: str, text: str) -> str | None:
         """Send ``text`` to ``nick`` alone (``*caller* text``); why not, or None."""
         return self._hub.private(self._user, nick, text)

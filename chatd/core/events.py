@@ -144,12 +144,15 @@ SAID = "said"
 ACTED = "acted"
 NOTICED = "notice"  # chat sent as a notice (IRC's NOTICE)
 TOPIC = "topic"
+PRIVATE = "private"  # a private message kept for an account while it was away
+PRIVATE_ACTED = "private-acted"  # a private /me, likewise
 
 #: Why kept lines are shown (ReplayStart.why): what the user missed while away,
 #: the latest lines of a room new to it, or what it asked for (/history).
 MISSED = "missed"
 RECENT = "recent"
 ASKED = "asked"
+HELD = "held"  # private messages kept for an account (in no room: ``room`` is "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from typing import Final, Protocol
 
 from chatd.config import Config
 from chatd.core import events as ev
+from chatd.core.accounts import Desk, Hashing, InlineHasher
 from chatd.core.bans import Bans, format_duration
 from chatd.core.delivery import ECHO, Delivery, Wire
 from chatd.core.fanout import Fanout, Group
@@ -106,6 +107,9 @@ class User:
     """A connection and, once it has one, its nickname and rooms."""
 
     __slots__ = (
+        "account",
+        "asking",
+        "checking",
         "connected_at",
         "current",
         "deadline",
@@ -119,6 +123,7 @@ class User:
         "placed",
         "rooms",
         "state",
+        "tries",
         "wire",
     )
 
@@ -143,6 +148,14 @@ class User:
         #: The id of who messaged it last, for /r (an id, not the user: a user
         #: that has left must not be kept alive by whoever it wrote to).
         self.last_from = 0
+        #: Accounts (chatd.core.accounts): the account it proved the password
+        #: of (its folded name; "" for a guest); while registering, the
+        #: registered nickname whose password it was asked for, and how many
+        #: wrong ones it gave; whether a password of its is being checked.
+        self.account = ""
+        self.asking = ""
+        self.tries = 0
+        self.checking = False
 
     def __repr__(self) -> str:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
@@ -172,12 +185,15 @@ class Hub:
         fanout: Fanout | None = None,
         store: Store | None = None,
         wall: Clock = time.time,
+        hasher: Hashing | None = None,
     ) -> None:
         """``wire`` is the format of the connections the hub serves as a Handler
         (chatd.wire.line: nc's); ``fanout`` makes the fan-out groups: the
         reactor's, so that they are flushed once per loop iteration (tests flush
         their own). ``store`` keeps the history (by default in memory, for
-        this hub's life); ``wall`` is the time of day its lines are kept with."""
+        this hub's life); ``wall`` is the time of day its lines are kept with;
+        ``hasher`` runs password hashing off the loop (by default at once, on
+        the caller's thread: for a hub with no loop)."""
         self.wire = wire
         self.plugins = plugins
         self.stats = stats if stats is not None else Stats(clock())
@@ -186,6 +202,7 @@ class Hub:
         self.clock = clock
         self.wall = wall
         self.store = store if store is not None else memory_store(self.config, wall)
+        self.desk = Desk(self, hasher if hasher is not None else InlineHasher())
         self._connected: set[User] = set()
         self._named: dict[str, User] = {}  # _key(nick) -> user
         self._by_id: dict[int, User] = {}  # id -> named user
@@ -275,6 +292,8 @@ class Hub:
             user.deadline.cancel()
         self._connected.discard(user)
         if was_named:
+            if user.account:
+                self.store.accounts.touch(user.nick)  # its last seen
             del self._named[_key(user.nick)]
             del self._by_id[user.id]
             log.info("%s left (%s)", user.nick, reason)
@@ -335,7 +354,11 @@ class Hub:
         ``user`` to ``nick``; returns why not, or None when sent."""
         to = self.find(nick)
         if to is None:
-            return f"No such user: {nick}."
+            kept = self.desk.hold(user, nick, text, notice=notice, action=action)
+            if kept is None:
+                return f"No such user: {nick}."
+            self.notify(user, kept)
+            return None
         if to is user:
             return "That is you: a private message goes to someone else."
         event = ev.PrivateSaid(user.nick, to.nick, text, user.ident, notice, action)
@@ -351,6 +374,15 @@ class Hub:
 
     def find(self, nick: str) -> User | None:
         return self._named.get(_key(nick))
+
+    @staticmethod
+    def fold(nick: str) -> str:
+        """``nick`` as uniqueness sees it (ASCII lower case)."""
+        return _key(nick)
+
+    def is_connected(self, user: User) -> bool:
+        """Whether ``user``'s connection is still there (registering or named)."""
+        return user.state is not State.GONE
 
     def is_online(self, user: User) -> bool:
         return user.state is State.NAMED
@@ -396,11 +428,18 @@ class Hub:
         for user in self._named.values():
             self._arm_idle_timeout(user)
 
-    def rename(self, user: User, new_nick: str) -> str | None:
-        """Change a named user's nickname; returns why not, or None when done."""
+    def rename(self, user: User, new_nick: str, *, verified: bool = False) -> str | None:
+        """Change a named user's nickname; returns why not, or None when done.
+        A registered nickname is only for its account (``verified``: its
+        password was just given)."""
         problem = self.nick_refusal(user, new_nick)
         if problem:
             return problem
+        if not verified and user.account != _key(new_nick) and self.desk.registered(new_nick):
+            return (
+                f"The nickname {new_nick} is registered;"
+                f" /identify {new_nick} PASSWORD takes it if it is yours."
+            )
         if new_nick == user.nick:
             return f"You are already {new_nick}."
         old = user.nick
@@ -674,6 +713,13 @@ class Hub:
 
     def _register(self, user: User, text: str) -> None:
         parsed = parse(text)
+        if user.asking and isinstance(parsed, Invocation) and parsed.name == "nick":
+            user.asking = ""  # another nickname after all
+            self._register(user, parsed.args.strip())
+            return
+        if user.asking and not (isinstance(parsed, Invocation) and parsed.name == "quit"):
+            self.desk.password_line(user, text)  # the line is a password: never shown or logged
+            return
         if isinstance(parsed, Invocation):
             if parsed.name == "quit":
                 self.quit(user)
@@ -684,21 +730,34 @@ class Hub:
         if not text:
             self.notify(user, NICK_PROMPT)
             return
+        nick, colon, password = text.partition(":")  # NICK:PASSWORD (":" is in no nick)
+        if self.desk.at_prompt(user, nick, password if colon else None):
+            return
         problem = self.register(user, text)
         if problem:
             self.notify(user, f"{problem}\n{NICK_PROMPT}")
 
-    def register(self, user: User, nick: str, rooms: Sequence[str] | None = None) -> str | None:
+    def register(
+        self,
+        user: User,
+        nick: str,
+        rooms: Sequence[str] | None = None,
+        *,
+        verified: bool = False,
+    ) -> str | None:
         """Name a registering ``user`` ``nick``, welcome it and put it in the
         default room, or in ``rooms`` when given (each told as a join is, and
         none when empty); returns why not (the nickname's rule, a ban, taken),
         or None when done. The nc prompt calls it with each line; another wire
-        (IRC, with its autojoin) when its own registration is complete."""
+        (IRC, with its autojoin) when its own registration is complete. A
+        registered nickname needs its password proved first (``verified``)."""
         if user.state is not State.REGISTERING:
             return "You have a nickname already."
         problem = self.nick_refusal(user, nick)
         if problem:
             return problem
+        if not verified and self.desk.registered(nick):
+            return f"The nickname {nick} is registered; its password is needed."
         user.nick = nick
         user.ident = user.ident or nick
         user.state = State.NAMED
@@ -728,7 +787,7 @@ class Hub:
         """Why ``user`` may not be called ``nick`` (the rule, a ban, someone else
         has it), or None: what registering and renaming check, and what a wire
         checks before its registration is complete (IRC's NICK)."""
-        problem = nick_problem(nick) or self._banned_nick(nick)
+        problem = nick_problem(nick) or self.banned_nick(nick)
         if problem is None and self.nick_taken(nick, user):
             problem = f"The nickname {nick} is taken; choose another."
         return problem
@@ -743,7 +802,8 @@ class Hub:
         holder = self._named.get(key)
         return holder is not None and holder is not user
 
-    def _banned_nick(self, nick: str) -> str | None:
+    def banned_nick(self, nick: str) -> str | None:
+        """Why ``nick`` is banned now, or None."""
         ban = self.bans.find("nick", nick, self.clock())
         if ban is None:
             return None

@@ -1,6 +1,6 @@
 """The chat basics: rooms (/join, /part, /rooms, /topic, /who, /history),
-private messages (/msg, /r), a room operator's /kick, /op and /deop, and
-/nick, /me, /quit."""
+private messages (/msg, /r), a room operator's /kick, /op and /deop, accounts
+(/register, /identify, /password, /unregister), and /nick, /me, /quit."""
 
 from chatd import Command, Context, hookimpl
 from chatd.core.hub import HISTORY_LINES, MAX_HISTORY_LINES
@@ -108,6 +108,37 @@ def history(ctx: Context, args: str) -> None:
     _answer(ctx, ctx.show_history(count, room))
 
 
+def register(ctx: Context, args: str) -> None:
+    if not args or " " in args:
+        ctx.reply("Usage: /register PASSWORD (keeps your nickname for you; one word).")
+        return
+    ctx.register_account(args)
+
+
+def identify(ctx: Context, args: str) -> None:
+    words = args.split(" ")
+    if not args or len(words) > 2:
+        ctx.reply("Usage: /identify [NICK] PASSWORD (proves the account is yours).")
+        return
+    nick, password = (words[0], words[1]) if len(words) == 2 else ("", words[0])
+    ctx.identify(password, nick)
+
+
+def password(ctx: Context, args: str) -> None:
+    words = args.split(" ")
+    if len(words) != 2 or not all(words):
+        ctx.reply("Usage: /password OLD NEW (changes your account's password).")
+        return
+    ctx.change_password(words[0], words[1])
+
+
+def unregister(ctx: Context, args: str) -> None:
+    if not args or " " in args:
+        ctx.reply("Usage: /unregister PASSWORD (deletes your account).")
+        return
+    ctx.unregister_account(args)
+
+
 def msg(ctx: Context, args: str) -> None:
     nick, _, text = args.partition(" ")
     if not nick or not text.strip():
@@ -182,6 +213,17 @@ def chatd_commands() -> list[Command]:
         _op_command(True),
         _op_command(False),
         Command("nick", nick, "/nick NEWNAME", "Change your nickname."),
+        Command(
+            "register", register, "/register PASSWORD", "Keep your nickname for you: an account."
+        ),
+        Command(
+            "identify",
+            identify,
+            "/identify [NICK] PASSWORD",
+            "Prove an account is yours (and take its nickname).",
+        ),
+        Command("password", password, "/password OLD NEW", "Change your account's password."),
+        Command("unregister", unregister, "/unregister PASSWORD", "Delete your account."),
         Command("me", me, "/me ACTION", "Describe an action: others see * yourname ACTION."),
         Command("quit", quit_command, "/quit [REASON]", "Leave the chat; others see the reason."),
     ]

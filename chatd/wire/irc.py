@@ -233,26 +233,28 @@ def _notice(e: ev.Notice, v: str, info: IrcServer) -> bytes:
 
 
 def _replay_start(e: ev.ReplayStart, v: str, info: IrcServer) -> bytes:
-    return notices(e.room, replay.start_text(e), source(info.service))
+    return notices(e.room or "*", replay.start_text(e), source(info.service))
 
 
 def _replay_end(e: ev.ReplayEnd, v: str, info: IrcServer) -> bytes:
-    return notices(e.room, replay.end_text(e), source(info.service))
+    return notices(e.room or "*", replay.end_text(e), source(info.service))
 
 
-def replayed(e: ev.Replayed, info: IrcServer, *, timed: bool = False) -> bytes:
-    """A kept line as the lines it was: from its author to the room, its time
-    before the text (``[10:32] hi``) unless the reader's client shows the
-    server-time tag it is sent with (``timed``). A topic is told, not set
-    again: a NOTICE from the service."""
+def replayed(e: ev.Replayed, info: IrcServer, *, timed: bool = False, to: str = "*") -> bytes:
+    """A kept line as the lines it was: from its author to the room (a kept
+    private message: to its reader, ``to``), its time before the text
+    (``[10:32] hi``) unless the reader's client shows the server-time tag it
+    is sent with (``timed``). A topic is told, not set again: a NOTICE from
+    the service."""
     stamp = "" if timed else f"[{replay.clock_time(e.at, e.now)}] "
+    target = e.room or to
     if e.kind == ev.TOPIC:
-        return notices(e.room, stamp + replay.body(e), source(info.service))
+        return notices(target, stamp + replay.body(e), source(info.service))
     src = source(e.nick, e.ident)
-    if e.kind == ev.ACTED:
-        return chat_lines(src, "PRIVMSG", e.room, stamp + one_line(e.text), action=True)
+    if e.kind in (ev.ACTED, ev.PRIVATE_ACTED):
+        return chat_lines(src, "PRIVMSG", target, stamp + one_line(e.text), action=True)
     command = "NOTICE" if e.kind == ev.NOTICED else "PRIVMSG"
-    return chat_lines(src, command, e.room, stamp + one_line(e.text))
+    return chat_lines(src, command, target, stamp + one_line(e.text))
 
 
 def _replayed(e: ev.Replayed, v: str, info: IrcServer) -> bytes:
@@ -560,9 +562,19 @@ class IrcWire:
         return HERE
 
     def render(self, event: ev.Event, v: str = SHARED) -> bytes:
-        if isinstance(event, ev.Replayed) and self.server_time:
+        if isinstance(event, (ev.ReplayStart, ev.ReplayEnd)) and not event.room:
+            # Private messages kept for this reader: told to it by the service.
+            text = (
+                replay.start_text(event)
+                if isinstance(event, ev.ReplayStart)
+                else replay.end_text(event)
+            )
+            data = notices(self.nick, text, source(self.info.service))
+            return stamped(data, self.info.wall()) if self.server_time else data
+        if isinstance(event, ev.Replayed):
             # History keeps its own time: the client shows when it was said.
-            return stamped(replayed(event, self.info, timed=True), event.at)
+            data = replayed(event, self.info, timed=self.server_time, to=self.nick)
+            return stamped(data, event.at) if self.server_time else data
         if isinstance(event, _PERSONAL) or (
             v != SHARED and isinstance(event, ev.Notice) and not event.room
         ):

@@ -37,12 +37,17 @@ def start_text(e: ev.ReplayStart) -> str:
         return f"While you were away (since {since}): {_lines(e.count)} in {e.room}."
     if e.why == ev.RECENT:
         return f"Recent chat in {e.room} ({_lines(e.count)}):"
+    if e.why == ev.HELD:
+        messages = "1 private message" if e.count == 1 else f"{e.count} private messages"
+        return f"{messages} while you were away:"
     return f"History of {e.room}, the last {_lines(e.count)}:"
 
 
 def end_text(e: ev.ReplayEnd) -> str:
     """The line after a replay: how many earlier lines were not shown, and how
     to see them."""
+    if e.why == ev.HELD:
+        return "End of private messages kept for you."
     what = {ev.MISSED: "what you missed in", ev.RECENT: "recent chat in"}.get(e.why, "history of")
     text = f"End of {what} {e.room}"
     if e.more:
@@ -53,8 +58,13 @@ def end_text(e: ev.ReplayEnd) -> str:
 
 def body(e: ev.Replayed) -> str:
     """A kept line's text as nc shows it, without the time: ``<alice> hi``,
-    ``* alice waves``, ``alice set the topic: ...``."""
+    ``* alice waves``, ``alice set the topic: ...``, ``*carol* psst`` (a
+    private message kept for the reader)."""
     text = one_line(e.text)
+    if e.kind == ev.PRIVATE:
+        return f"*{e.nick}* {text}"
+    if e.kind == ev.PRIVATE_ACTED:
+        return f"*{e.nick}* * {e.nick} {text}"
     if e.kind == ev.ACTED:
         return f"* {e.nick} {text}"
     if e.kind == ev.TOPIC:
