@@ -14,9 +14,9 @@ imported from ``chatd`` and listed in ``__all__``; anything else may change.
 """
 
 from chatd.core.commands import Command
-from chatd.core.context import Chat, Context, Drop, RoomInfo
+from chatd.core.context import Chat, Context, Drop, RoomInfo, Score
 from chatd.core.datafiles import read_list
 from chatd.hookspecs import hookimpl
 
-__all__ = ["Chat", "Command", "Context", "Drop", "RoomInfo", "hookimpl", "read_list"]
+__all__ = ["Chat", "Command", "Context", "Drop", "RoomInfo", "Score", "hookimpl", "read_list"]
 __version__ = "0.1.0"

@@ -187,6 +187,7 @@ def test_a_jumble_round_over_real_sockets_while_others_chat(tmp_path: Path) -> N
         alice.expect(re.compile(r"^\*\*\* Correct! PUZZLE in \d+\.\ds: 4 points \(total 4\)\.$"))
         bob.expect(re.compile(r"^\*\*\* alice solved a jumble in \d+\.\ds\. /game to play\.$"))
         bob.send("/scores")
-        bob.expect("*** Top players: 1. alice 4.")
+        bob.expect("*** Top players: 1. alice (guest) 4.")
+        bob.expect("*** This week: 1. alice (guest) 4.")
         bob.send("/fact")
         bob.expect(re.compile(r"^\*\*\* Fact: \S"))

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatd.config import JumbleSettings
-from chatd.plugins import jumble
-from chatd.plugins.jumble import MAX_SCORES, add_score, shuffle
+from chatd.plugins.jumble import shuffle
 from tests.helpers import HubFixture, make_config
 
 
@@ -190,58 +189,29 @@ def test_a_nick_change_keeps_the_round_and_leaving_ends_it(tmp_path: Path) -> No
     assert alice.take() == []
 
 
-def test_scores_rank_the_players(tmp_path: Path) -> None:
+def test_scores_rank_the_players_all_time_and_this_week(tmp_path: Path) -> None:
     fx = _fx(tmp_path, "planet")
     alice_user, alice = fx.join("alice")
     bob_user, _ = fx.join("bob")
     fx.hub.receive(alice_user, "/scores")
     assert alice.take() == ["*** No one has solved a jumble yet. /game to be the first."]
+    fx.hub.receive(alice_user, "/register alices-secret")  # alice's points are her account's
     for user in (alice_user, bob_user, bob_user):
         fx.hub.receive(user, "/game")
         fx.hub.receive(user, "/guess planet")
     fx.hub.receive(alice_user, "/scores")
-    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. alice 6."
-
-
-def test_the_score_table_keeps_the_players_who_scored_last(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(jumble, "MAX_SCORES", 3)
-    fx = _fx(tmp_path, "planet")
-    users = {nick: fx.join(nick) for nick in ("alice", "bob", "carol", "dave")}
-
-    def solve(nick: str, seconds: float = 10) -> None:
-        user, link = users[nick]
-        fx.hub.receive(user, "/game")
-        fx.clock.advance(seconds)
-        fx.hub.receive(user, "/guess planet")
-        link.take()
-
-    for nick in ("alice", "bob", "alice", "carol"):  # alice 12, bob 6, carol 6
-        solve(nick)
-    alice = users["alice"][1]
-    fx.hub.receive(users["alice"][0], "/scores")
-    assert alice.take()[-1] == "*** Top players: 1. alice 12, 2. bob 6, 3. carol 6."
-    solve("bob")  # bob scored last now: alice is the least recent
-    solve("dave")  # a fourth player: alice's entry makes room, though it is the best
-    fx.hub.receive(users["alice"][0], "/scores")
-    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. carol 6, 3. dave 6."
-    assert list(fx.plugins.states["jumble"]["scores"]) == ["carol", "bob", "dave"]
-    solve("alice")  # alice starts again from nothing
-    fx.hub.receive(users["alice"][0], "/scores")
-    assert alice.take()[-1] == "*** Top players: 1. bob 12, 2. alice 6, 3. dave 6."
-
-
-def test_the_score_table_is_bounded_by_max_scores() -> None:
-    assert MAX_SCORES == 1000
-    table: dict[str, list[object]] = {}
-    for i in range(20_000):
-        add_score(table, f"nick{i}", 1 + i % 7)
-    assert len(table) == MAX_SCORES
-    assert next(iter(table)) == "nick19000"  # the least recent kept
-    assert add_score(table, "NICK19000", 5) == 1 + 19000 % 7 + 5  # one entry, any case
-    assert list(table)[-1] == "nick19000" and table["nick19000"][0] == "NICK19000"
-    assert next(iter(table)) == "nick19001"
+    assert alice.take()[-2:] == [
+        "*** Top players: 1. bob (guest) 12, 2. alice 6.",
+        "*** This week: 1. bob (guest) 12, 2. alice 6.",
+    ]
+    fx.clock.advance(8 * 86_400)  # a week and a day later, bob plays once more
+    fx.hub.receive(bob_user, "/game")
+    fx.hub.receive(bob_user, "/guess planet")
+    fx.hub.receive(alice_user, "/scores")
+    assert alice.take()[-2:] == [
+        "*** Top players: 1. bob (guest) 18, 2. alice 6.",
+        "*** This week: 1. bob (guest) 6.",
+    ]
 
 
 def test_every_jumble_line_is_a_sentence(tmp_path: Path) -> None:

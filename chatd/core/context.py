@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatd.core.datafiles import DataFileError, read_list
+from chatd.store.accounts import account_who
 
 if TYPE_CHECKING:
     from chatd.core.commands import Command
@@ -44,6 +45,17 @@ class RoomInfo:
     topic: str
     members: tuple[str, ...]
     ops: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Score:
+    """A player's kept score: ``name`` (the account's, or a guest's
+    nickname), ``points``, and whether it is a ``guest`` (no account: the
+    points belong to whoever uses that nickname)."""
+
+    name: str
+    points: int
+    guest: bool
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,21 @@ class Chat:
     def commands(self) -> list[Command]:
         """Every command available now, sorted by name."""
         return list(self._host.commands)
+
+    # -- scores (kept in the store, across restarts) -------------------------------
+
+    def top_scores(self, count: int, *, days: float | None = None) -> list[Score]:
+        """This plugin's best ``count`` players, all time or over the last
+        ``days`` (at most 7), best first."""
+        store = self._hub.store
+        shown: list[Score] = []
+        for who, points in store.scores.top(self.name, count, days=days):
+            if who.startswith("@"):
+                account = store.accounts.get(who[1:])
+                shown.append(Score(account.name if account else who[1:], points, False))
+            else:
+                shown.append(Score(who, points, True))
+        return shown
 
     # -- time -----------------------------------------------------------------
 
@@ -257,6 +284,14 @@ class Context(Chat):
         """Show the caller the last ``count`` kept lines of ``room`` (default:
         :attr:`room`), marked as history; returns why not, or None when done."""
         return self._hub.history(self._user, count, room or self._room)
+
+    def add_score(self, points: int) -> int:
+        """Give the caller ``points`` in this plugin's scores (kept for its
+        account, or for its nickname if it is a guest); returns its total."""
+        store, user = self._hub.store, self._user
+        who = account_who(user.nick) if user.account else self._hub.fold(user.nick)
+        store.scores.add(self.name, who, points)
+        return store.scores.total(self.name, who)
 
     # The caller's account (chatd.core.accounts): each answers the caller
     # itself, once its password has been checked off the loop.

@@ -2,31 +2,25 @@
 
 Every player has a round of their own, independent of everyone else's. A round
 ends when it is solved, given up, or after ``[jumble] round_seconds``. Points
-are the word's length less two for each hint (at least one); /scores shows the
-best players among the last :data:`MAX_SCORES` to score (the table is bounded:
-the player who scored least recently makes room for a new one).
+are the word's length less two for each hint (at least one), kept in the
+store across restarts (for an account, or for a guest's nickname); /scores
+shows the best players of all time and of the last seven days.
 """
 
 from __future__ import annotations
 
-import heapq
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatd import Chat, Command, Context, hookimpl
+from chatd import Chat, Command, Context, Score, hookimpl
 
 BUNDLED_WORDS = Path(__file__).with_name("data") / "words.txt"
-#: How many players /scores lists.
+#: How many players /scores lists, all time and this week.
 TOP = 10
-#: Most players the score table keeps. Anyone may take a nickname, so without a
-#: bound it grows by one entry per nickname that ever scored, for as long as the
-#: server runs. A thousand is far more regular players than a top ten needs,
-#: costs a few hundred KB at most, and /scores ranks it in well under a
-#: millisecond. Past it the entry that scored least recently is dropped: a
-#: player who keeps playing keeps their score. (Until scores move to the store.)
-MAX_SCORES = 1000
+#: "This week": the last seven days.
+WEEK_DAYS = 7
 
 
 @dataclass
@@ -129,7 +123,7 @@ def guess(ctx: Context, args: str) -> None:
         return
     _end(ctx)
     took = ctx.now() - rnd.started
-    total = add_score(ctx.state["scores"], ctx.nick, rnd.points)
+    total = ctx.add_score(rnd.points)
     plural = "s" if rnd.points != 1 else ""
     ctx.reply(
         f"Correct! {attempt.upper()} in {took:.1f}s: {rnd.points} point{plural} (total {total})."
@@ -161,28 +155,20 @@ def giveup(ctx: Context, args: str) -> None:
     ctx.reply(f"The word was {rnd.word.upper()}. /game for another.")
 
 
-def add_score(table: dict[str, list[Any]], nick: str, points: int) -> int:
-    """Add ``points`` to ``nick``'s score (one entry per nickname, any case) and
-    return the new total. The entry moves to the end: the table is in order of
-    last scoring, and past :data:`MAX_SCORES` the first (least recent) goes."""
-    entry = table.pop(nick.lower(), None) or [nick, 0]
-    entry[0] = nick
-    entry[1] += points
-    table[nick.lower()] = entry
-    while len(table) > MAX_SCORES:
-        del table[next(iter(table))]
-    total: int = entry[1]
-    return total
+def _ranks(best: list[Score]) -> str:
+    return ", ".join(
+        f"{i}. {s.name}{' (guest)' if s.guest else ''} {s.points}" for i, s in enumerate(best, 1)
+    )
 
 
 def scores(ctx: Context, args: str) -> None:
-    table: dict[str, list[Any]] = ctx.state["scores"]
-    if not table:
+    best = ctx.top_scores(TOP)
+    if not best:
         ctx.reply("No one has solved a jumble yet. /game to be the first.")
         return
-    best = heapq.nsmallest(TOP, table.values(), key=lambda e: (-e[1], e[0].lower()))
-    ranks = ", ".join(f"{i}. {n} {p}" for i, (n, p) in enumerate(best, 1))
-    ctx.reply(f"Top players: {ranks}.")
+    week = ctx.top_scores(TOP, days=WEEK_DAYS)
+    this_week = _ranks(week) if week else "no one yet"
+    ctx.reply(f"Top players: {_ranks(best)}.\nThis week: {this_week}.")
 
 
 @hookimpl
@@ -196,7 +182,7 @@ def chatd_commands() -> list[Command]:
             "scores",
             scores,
             "/scores",
-            f"The best jumble players (among the last {MAX_SCORES} to score).",
+            "The best jumble players, of all time and this week.",
         ),
     ]
 
@@ -209,7 +195,6 @@ def _set_words(chat: Chat, words: list[str]) -> None:
 @hookimpl
 def chatd_startup(chat: Chat) -> None:
     chat.state.setdefault("rounds", {})
-    chat.state.setdefault("scores", {})
     chat.state.setdefault("rng", random.Random())
     words, path = load_words(chat)
     _set_words(chat, words)
