@@ -5,7 +5,8 @@ Both servers are started here, each pinned to CPU 1 (the load generator to CPU
 other with the same `chatd bench` load, alternating, REPEATS times; the table
 shows medians and chatd's ratio to the reference.
 
-    python bench/compare.py [--quick] [--c-server SOURCE] [--loadgen SOURCE]
+    python bench/compare.py [--quick] [--repeats N] [--c-server SOURCE]
+                            [--loadgen SOURCE [--irc-only | --store]]
                             [--threaded-10k] [--json FILE]
 
 With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
@@ -48,6 +49,27 @@ in flight each. chatd serves IRC with ``autojoin = []``: the generator joins
 config that lifts what would refuse or slow the load (connections per
 address, the per-command penalty); its listen backlog is 10, so every server
 gets at most 8 connections in flight while the clients connect.
+
+The store: ``--loadgen SOURCE --store`` runs only this, chatd against itself:
+its history in a file (a fresh ``store-<n>.db`` in the temporary folder each
+start, the store on as by default) vs ``[store] path = ":memory:"``, the same
+chatd otherwise, alternating (on, :memory:, then :memory:, on), REPEATS times,
+chatd and all its threads (the store's writer too) pinned to CPU 1, the
+generator to CPU 0. Two loads of the generator's line protocol, 1,000 clients
+in one room: light (10 senders at 2 lines a second: 20 a second in all; p99
+and p50 latency) and heavy fan-out (10 senders, 64 lines in flight each;
+deliveries a second, p99). Beside them: the server's CPU, deliveries per
+server CPU-second (its cost, without the waits a machine busy with other
+work adds to deliveries a second, though not without all its blur), and the
+server's CPU a line split between the loop thread and the others (the writer;
+the watchdog's is nil), from /proc while the senders send (the generator's
+warmup, measured part and drain; not while its clients connect). Each server
+is stopped with SIGTERM (its writer finishes), and then what it kept is read:
+the database's size (file and WAL), lines kept of lines appended (ids are
+given in arrival order, so the highest is the count appended), ids missing
+among those kept, and whether its log has the writer's warning that lines
+were not kept (its queue overflowed or a commit failed): the only sign of a
+dropped line the server gives.
 """
 
 from __future__ import annotations
@@ -58,11 +80,13 @@ import os
 import platform
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -110,6 +134,12 @@ NGIRCD_CONFIG = """\
 #: listen backlog of 10 (a full backlog drops SYNs, and the connect phase
 #: crawls); the same for every server, so the runs compare.
 LOADGEN_MAX_PENDING = 8
+#: How long a server stopped with SIGTERM has to exit: chatd's store waits up
+#: to 10 s for its writer at close (chatd.store.lines.CLOSE_SECONDS), plus the rest.
+STOP_SECONDS = 20.0
+#: How long one run of the C load generator may take, at most (its own phases
+#: are bounded: connect 60 s, then seconds each).
+LOADGEN_SECONDS = 300.0
 
 
 def free_port() -> int:
@@ -125,11 +155,12 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], port: int) -> None:
+    def __init__(self, name: str, argv: list[str], port: int, log: Path | None = None) -> None:
+        """Start ``argv`` pinned to CPU 1 and wait for ``port``; its stderr
+        goes to ``log`` (None: nowhere)."""
         self.name, self.port = name, port
-        self.proc = subprocess.Popen(
-            pinned(1, argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with open(log or os.devnull, "wb") as err:
+            self.proc = subprocess.Popen(pinned(1, argv), stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -137,7 +168,11 @@ class Server:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise SystemExit(f"{name} did not start") from None
+                    said = log.read_text(errors="replace").strip() if log else ""
+                    self.proc.kill()
+                    raise SystemExit(
+                        f"{name} did not start" + (f": {said.splitlines()[-1]}" if said else "")
+                    ) from None
                 time.sleep(0.05)
 
     def rss_kib(self) -> int:
@@ -146,7 +181,34 @@ class Server:
                 return int(line.split()[1])
         return 0
 
-    def stop(self) -> None:
+    def thread_cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by the main thread (chatd's loop) and by
+        all its other threads together (chatd's store writer and watchdog)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        main = others = 0.0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # a thread that ended meanwhile
+            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            if task.name == str(self.proc.pid):
+                main += seconds
+            else:
+                others += seconds
+        return main, others
+
+    def stop(self, graceful: bool = False) -> None:
+        """Kill the server; ``graceful``: SIGTERM, so it closes what it holds
+        (chatd writes what its store's writer has queued), killed only if it
+        has not exited within STOP_SECONDS."""
+        if graceful:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                print(f"({self.name} did not stop in {STOP_SECONDS}s on SIGTERM: killed)")
         self.proc.kill()
         self.proc.wait()
 
@@ -302,19 +364,45 @@ def start_irc(name: str, tmp: Path) -> tuple[Server, str]:
     return Server(name, chatd_argv(port, 0, tmp), port), "line"
 
 
-def loadgen(binary: Path, server: Server, proto: str, duration: float) -> dict[str, Any]:
-    """One run of the C load generator (1,000 clients, 10 senders, window 64)."""
+def loadgen(
+    binary: Path,
+    server: Server,
+    proto: str,
+    duration: float,
+    rate: float = 0,
+    at_start: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """One run of the C load generator (1,000 clients, 10 senders, window 64;
+    ``rate`` lines a second each, 0: as fast as the window allows);
+    ``at_start`` is called as the senders start (every client connected and
+    settled: the generator's ready file appears)."""
     argv = [
         str(binary),
         *("--port", str(server.port), "--proto", proto),
-        *("--clients", "1000", "--senders", "10", "--window", "64"),
+        *("--clients", "1000", "--senders", "10", "--window", "64", "--rate", f"{rate:g}"),
         *("--duration", str(duration), "--warmup", "1"),
         *("--max-pending", str(LOADGEN_MAX_PENDING), "--server-pid", str(server.proc.pid)),
     ]
-    done = subprocess.run(pinned(0, argv), capture_output=True, text=True, timeout=300, check=False)
-    if not done.stdout.strip():
-        raise SystemExit(f"loadgen against {server.name} failed: {done.stderr.strip()}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    ready = binary.parent / f"ready-{server.port}"
+    if at_start is not None:
+        argv += ["--ready-file", str(ready)]
+    with subprocess.Popen(
+        pinned(0, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        deadline = time.monotonic() + LOADGEN_SECONDS
+        while at_start is not None and proc.poll() is None and time.monotonic() < deadline:
+            if ready.exists():
+                at_start()
+                break
+            time.sleep(0.01)
+        try:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    if not out.strip():
+        raise SystemExit(f"loadgen against {server.name} failed: {err.strip()}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -379,6 +467,189 @@ def irc_table(binary: Path, repeats: int, duration: float, tmp: Path) -> dict[st
     return runs
 
 
+# -- the store on vs ":memory:", with the shared C load generator -------------------------
+
+#: The store rotation's two sides: chatd keeping its history in a file (the
+#: store on, the default) and the same chatd with [store] path = ":memory:".
+STORE_SIDES = ("on", "memory")
+#: Its loads, as lines a second per sender (0: window-bound): light load is 10
+#: senders at 2 a second, 20 lines a second to 1,000 clients.
+STORE_LOADS = {"light": 2.0, "heavy": 0.0}
+
+
+def store_file(path: Path) -> dict[str, Any]:
+    """What a stopped chatd left in its database ``path``: bytes on disk (the
+    file and its WAL), and the lines kept (their count, lowest and highest id;
+    ids are given in arrival order from 1, so the highest is how many lines
+    were appended, and in one room the kept ids have no gap unless some were
+    dropped)."""
+    size = sum(
+        Path(f"{path}{tail}").stat().st_size
+        for tail in ("", "-wal")
+        if Path(f"{path}{tail}").exists()
+    )
+    conn = sqlite3.connect(path)
+    try:
+        kept, low, high = conn.execute("SELECT count(*), min(id), max(id) FROM lines").fetchone()
+        rooms = conn.execute("SELECT count(*) FROM rooms").fetchone()[0]
+    finally:
+        conn.close()
+    return {
+        "bytes": size,
+        "lines_kept": kept,
+        "lines_appended": high or 0,
+        "rooms": rooms,
+        "gaps": (high - low + 1 - kept) if kept else 0,
+    }
+
+
+def store_run(binary: Path, side: str, rate: float, duration: float, tmp: Path) -> dict[str, Any]:
+    """One generator run against chatd with ``side`` of STORE_SIDES: the
+    generator's result, plus the server's threads' CPU while the senders send,
+    what its log says about the store, and (store on) its database after a
+    graceful stop."""
+    port = free_port()
+    n = next(_STARTS)
+    db, log = tmp / f"store-{n}.db", tmp / f"store-{n}.log"
+    store = str(db) if side == "on" else ":memory:"
+    server = Server(f"chatd (store {side})", chatd_argv(port, 0, tmp, store), port, log)
+    marks: list[tuple[tuple[float, float], float]] = []
+
+    def mark() -> None:
+        marks.append((server.thread_cpu(), time.monotonic()))
+
+    try:
+        result = loadgen(binary, server, "line", duration, rate, at_start=mark)
+        mark()
+    finally:
+        server.stop(graceful=True)
+    if len(marks) != 2:
+        raise SystemExit(f"loadgen against {server.name} never started its senders")
+    (before, start), (after, end) = marks
+    wall = end - start  # warmup, the measured part and the drain: lines flowing
+    result["wall_s"] = wall
+    result["loop_cpu_s"] = after[0] - before[0]
+    result["loop_cpu_util"] = result["loop_cpu_s"] / wall
+    result["other_threads_cpu_s"] = after[1] - before[1]
+    result["other_threads_cpu_util"] = result["other_threads_cpu_s"] / wall
+    lines = result.get("messages_sent_total") or 0  # every line chatd fanned out and kept
+    if lines:
+        result["loop_us_per_line"] = result["loop_cpu_s"] / lines * 1e6
+        result["other_threads_us_per_line"] = result["other_threads_cpu_s"] / lines * 1e6
+    cpu, rate = result.get("server_cpu_util", -1), result.get("deliveries_per_s", 0)
+    if cpu > 0 and rate:  # deliveries a CPU-second: what a busy machine does not blur
+        result["deliveries_per_cpu_s"] = rate / cpu
+    text = log.read_text(errors="replace")
+    result["log_drops"] = [line for line in text.splitlines() if "are not kept" in line]
+    result["log_lines"] = len(text.splitlines())
+    if side == "on":
+        result["store"] = store_file(db)
+    return result
+
+
+def store_table(
+    binary: Path, repeats: int, duration: float, tmp: Path
+) -> dict[str, dict[str, list[Any]]]:
+    """Run the store rotation; print its table and what the store kept; return the raw runs."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        load: {side: [] for side in STORE_SIDES} for load in STORE_LOADS
+    }
+    for repeat in range(repeats):
+        # on, memory, then memory, on: a drift of the machine over the sitting
+        # falls on both sides alike.
+        sides = STORE_SIDES if repeat % 2 == 0 else STORE_SIDES[::-1]
+        for load, rate in STORE_LOADS.items():
+            for side in sides:
+                runs[load][side].append(store_run(binary, side, rate, duration, tmp))
+
+    def med_of(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
+        value: Any = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        # -1: the generator could not tell (no latency sample, no server CPU)
+        return float(value) if value is not None and value >= 0 else None
+
+    def med(load: str, side: str, *path: str) -> float | None:
+        values = [v for r in runs[load][side] if (v := med_of(r, path)) is not None]
+        return statistics.median(values) if values else None
+
+    print()
+    print(
+        'store: chatd keeping its history in a file (store on) vs [store] path = ":memory:",'
+        f" ../shared/bench/loadgen, medians of {repeats} (alternating; the generator on CPU 0,"
+        " chatd and all its threads on CPU 1)"
+    )
+    print("| measure | store on | :memory: | on / memory |")
+    print("|---|---|---|---|")
+    rows = [
+        (
+            "light load (1,000 clients, 20 lines/s): p99 latency (ms)",
+            "light",
+            ("latency_ms", "p99"),
+            "",
+        ),
+        ("  p50 latency (ms)", "light", ("latency_ms", "p50"), ""),
+        ("  delivery ratio", "light", ("delivery_ratio",), ""),
+        ("  server CPU (of its core)", "light", ("server_cpu_util",), ""),
+        (
+            "heavy fan-out (1,000 clients, 10 senders, window 64): deliveries/s",
+            "heavy",
+            ("deliveries_per_s",),
+            "M",
+        ),
+        ("  p99 latency (ms)", "heavy", ("latency_ms", "p99"), ""),
+        ("  delivery ratio", "heavy", ("delivery_ratio",), ""),
+        ("  server CPU (of its core)", "heavy", ("server_cpu_util",), ""),
+        ("  deliveries per server CPU-second", "heavy", ("deliveries_per_cpu_s",), "M"),
+        ("  server CPU a line, the loop thread (us)", "heavy", ("loop_us_per_line",), ""),
+        (
+            "  server CPU a line, other threads: writer, watchdog (us)",
+            "heavy",
+            ("other_threads_us_per_line",),
+            "",
+        ),
+        ("  load generator CPU (of its core)", "heavy", ("loadgen_cpu_util",), ""),
+    ]
+    for label, load, path, unit in rows:
+        on, memory = med(load, "on", *path), med(load, "memory", *path)
+        ratio = f"{on / memory:.2f}x" if on is not None and memory else "-"
+        cells = ["-" if v is None else shown(v, unit) if unit else f"{v:.3g}" for v in (on, memory)]
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+    for label, load, path, unit in (rows[0], rows[4]):
+        each = {
+            side: ", ".join(shown(med_of(r, path), unit) for r in runs[load][side])
+            for side in STORE_SIDES
+        }
+        print(
+            f"{load}: {label.split(': ')[-1]}, run by run:"
+            f" on {each['on']}; :memory: {each['memory']}"
+        )
+    for load in STORE_LOADS:
+        kept = [r["store"] for r in runs[load]["on"]]
+        drops = [line for side in STORE_SIDES for r in runs[load][side] for line in r["log_drops"]]
+        sent = [r.get("messages_sent_total", 0) for r in runs[load]["on"]]
+        print(
+            f"{load}: the database after each run (store on): "
+            + "; ".join(
+                f"{k['bytes'] / 1e6:.1f} MB, {k['lines_kept']:,} lines kept of"
+                f" {k['lines_appended']:,} appended ({n:,} sent), {k['gaps']} missing among them"
+                for k, n in zip(kept, sent, strict=True)
+            )
+        )
+        on, memory = (med(load, side, "other_threads_us_per_line") for side in STORE_SIDES)
+        if on is not None and memory is not None:
+            print(
+                f"{load}: the writer's CPU a line (other threads, store on minus :memory:,"
+                f" medians; /proc counts in {1000 / os.sysconf('SC_CLK_TCK'):g} ms ticks):"
+                f" {on - memory:.1f} us"
+            )
+        print(
+            f"{load}: the writer dropped lines: "
+            + (f"YES, {len(drops)} warnings: {drops[0]}" if drops else "no (no warning in any log)")
+        )
+    return runs
+
+
 def shown(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -404,6 +675,12 @@ def main() -> None:
     )
     parser.add_argument("--irc-only", action="store_true", help="with --loadgen: only the IRC rows")
     parser.add_argument(
+        "--store",
+        action="store_true",
+        help='with --loadgen: only the store rows (history in a file vs ":memory:")',
+    )
+    parser.add_argument("--repeats", type=int, metavar="N", help="runs of each (default 3)")
+    parser.add_argument(
         "--threaded-10k",
         action="store_true",
         help="run the 10,000-client part against the threaded reference too (about 10 minutes:"
@@ -411,6 +688,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     repeats, duration = (1, 2.0) if args.quick else (3, 5.0)
+    repeats = args.repeats or repeats
+    if args.store:
+        if not args.loadgen:
+            parser.error("--store needs --loadgen")
+        with tempfile.TemporaryDirectory() as tmp:
+            binary = place_loadgen(args.loadgen, Path(tmp))
+            kept = store_table(binary, repeats, duration, Path(tmp))
+        if args.json:
+            args.json.write_text(json.dumps({"store": kept}, indent=1))
+        return
     if args.irc_only:
         if not args.loadgen:
             parser.error("--irc-only needs --loadgen")
