@@ -93,6 +93,22 @@ def test_a_nickname_typed_at_the_prompt_is_sent_once() -> None:
     assert _feed(model, *GREETING) == ["carol2"]
 
 
+def test_a_password_the_server_asks_for_is_masked_and_never_claimed_as_a_nick() -> None:
+    model = ClientModel()
+    _feed(model, *GREETING)
+    model.typed("alice")
+    assert not model.asking_password
+    _feed(model, "*** The nickname alice is registered. Type its password (or /nick ANOTHER):")
+    assert model.asking_password  # the app masks what is typed now
+    model.typed("hunter2-secret")
+    _feed(model, "*** Wrong password for alice; 2 more tries (the next after 1 seconds).")
+    assert model.asking_password
+    model.typed("hunter3-secret")
+    model.reconnected()  # the connection dropped before the answer
+    assert _feed(model, *GREETING) == ["alice"]  # the nickname, never a password
+    assert not model.asking_password
+
+
 def test_the_help_it_asked_for_is_learned_not_shown() -> None:
     model = ClientModel("carol")
     _feed(

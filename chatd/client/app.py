@@ -21,6 +21,7 @@ from typing import Final
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
@@ -131,6 +132,8 @@ class ChatApp:
                 key_bindings=tab_bindings(completer),
                 complete_while_typing=False,
                 history=InMemoryHistory(),
+                # A password the server asked for is typed masked.
+                is_password=Condition(lambda: self.model.asking_password),
                 input=self._input,
                 output=self._output,
             )

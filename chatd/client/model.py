@@ -30,6 +30,12 @@ _NICK: Final = NICK_PATTERN
 #: A room's name as the server writes it: # and 1-32 letters, digits, _ or -.
 _ROOM: Final = r"#[A-Za-z0-9_-]{1,32}"
 PROMPT = re.compile(r"^\*\*\* Choose a nickname")
+#: A registered nickname's password asked for (the next line typed is it),
+#: and the answers that end the asking.
+PASSWORD_PROMPT = re.compile(
+    r"^\*\*\* (The nickname \S+ is registered\. Type its password"
+    r"|Wrong password for \S+; \d+ more tr)"
+)
 #: The room part is missing from an older server's welcome (it has no rooms).
 WELCOME = re.compile(rf"^\*\*\* Welcome, ({_NICK})! (?:[^;]*; you are in ({_ROOM})\.)?")
 #: ``*** bob joined`` (arrived, in the current room), ``*** bob joined #games``.
@@ -155,6 +161,9 @@ class ClientModel:
         self._members: dict[str, set[str]] = {}
         self._correspondents: set[str] = set()  # who we messaged or who messaged us
         self._nick_sent = False
+        #: The server asked for a password: what is typed next is one (never
+        #: kept as the nickname to claim again, shown masked).
+        self.asking_password = False
         self._hidden_help = False  # a /help we sent ourselves: learn from it, show nothing
         self._hidden_rooms = False  # the same for a /rooms
         self._rooms_left = 0  # lines of a /rooms listing still to come
@@ -174,6 +183,7 @@ class ClientModel:
             known.clear()
         self._correspondents.clear()
         self._nick_sent = False
+        self.asking_password = False
         self._hidden_help = self._hidden_rooms = self._who_continues = False
         self._rooms_left = 0
         self.sent_away = None
@@ -215,6 +225,9 @@ class ClientModel:
 
     def typed(self, line: str) -> None:
         """The user typed ``line`` (sent as it is)."""
+        if self.asking_password:
+            self.asking_password = line.startswith("/") and not line.lower().startswith("/nick")
+            return  # a password: never a nickname to claim again
         if not self.registered and line and not line.startswith("/"):
             self.wanted = line  # a nickname answered by hand: reclaim it after a reconnect
             # ... but not on this connection: the user sent it already, and if it is
@@ -226,11 +239,15 @@ class ClientModel:
         incoming = Incoming(line, fragments=self.look(line))
         self.sent_away = sent_away(line)
         who_continues, self._who_continues = self._who_continues, False
-        if PROMPT.match(line):
+        if PASSWORD_PROMPT.match(line):
+            self.asking_password = True
+        elif PROMPT.match(line):
+            self.asking_password = False
             if self.wanted and not self._nick_sent:
                 self._nick_sent = True  # once: if it is taken, the user picks another
                 incoming.send.append(self.wanted)
         elif m := WELCOME.match(line):
+            self.asking_password = False
             self.nick = self.wanted = m[1]
             self.room = m[2]  # None from an older server
             if m[2]:

@@ -66,6 +66,7 @@ class Hub(Protocol):
 
     def rename(self, user: User, new_nick: str, *, verified: bool = False) -> str | None: ...
 
+
 T = TypeVar("T")
 
 #: Shortest password /register takes: NIST SP 800-63B's minimum for one a
