@@ -337,7 +337,8 @@ def test_bad_requests_get_errors_and_the_connection_stays_usable(admin_server: S
     assert errors[2] == 'missing "cmd" (a string)'
     assert errors[3] == (
         "unknown command 'nope'; commands: users, rooms, kick, roomkick, topic,"
-        " ban, unban, bans, reload, plugins, plugin, stats, say, shutdown"
+        " ban, unban, bans, reload, plugins, plugin, history, accounts, account, stats,"
+        " say, shutdown"
     )
     assert errors[4] == "kick: missing 'nick'; usage: kick NICK [REASON]"
     assert errors[5] == "say: 'text' must be a string"

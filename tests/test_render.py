@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import io
 import re
+import time
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from rich.console import Console, RenderableType
 
 from chatd.admin.render import (
+    accounts_table,
     duration,
+    history_table,
     plugins_table,
     result,
     rooms_table,
+    size,
     stats_table,
     users_table,
+    when,
 )
 
 
@@ -138,6 +146,138 @@ def test_stats_table() -> None:
     assert "5,000 in, 123,456 out" in text
     assert "99 in, 1,048,576 out" in text
     assert "/game 4, /who 1" in text
+
+
+def test_stats_from_a_server_before_the_store_have_no_store_rows() -> None:
+    stats: dict[str, Any] = {
+        "uptime_seconds": 5,
+        "connections": {"now": 0, "peak": 0, "total": 0, "refused": 0},
+        "lines": {"in": 0, "out": 0},
+        "bytes": {"in": 0, "out": 0},
+        "commands": {},
+    }
+    assert "store" not in _text(stats_table(stats))
+    stats["store"] = {
+        "path": "/var/lib/[bold]chatd[/bold]/chatd.db\x1b[2J",
+        "bytes": 12_582_912,
+        "rows": {"lines": 10_001, "accounts": 1, "held_messages": 2, "scores": 0},
+        "dropped_lines": 3,
+    }
+    text = _text(stats_table(stats))
+    assert re.search(r"│ store +│ +/var/lib/\[bold\]chatd\[/bold\]/chatd\.db │", text)
+    assert "\x1b" not in text
+    assert re.search(r"│ store size +│ +12,582,912 bytes \(12\.6 MB\) │", text)
+    assert re.search(r"│ store rows +│ 10,001 lines, 1 account, 2 held messages, 0 scores │", text)
+    assert re.search(r"│ store dropped +│ +3 lines │", text)
+    stats["store"]["path"] = None
+    assert re.search(r"│ store +│ +in memory │", _text(stats_table(stats)))
+
+
+def test_sizes() -> None:
+    assert [size(n) for n in (0, 1, 4096, 999_999, 1_000_000, 12_582_912)] == [
+        "0 bytes", "1 byte", "4,096 bytes", "999,999 bytes", "1,000,000 bytes (1.0 MB)",
+        "12,582,912 bytes (12.6 MB)",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC for the test (and what it was after)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+#: 2023-11-14 22:13:20 UTC.
+AT = 1_700_000_000.0
+
+
+def test_times_are_local_to_the_minute(utc: None) -> None:
+    assert when(0) == "1970-01-01 00:00"
+    assert when(AT) == "2023-11-14 22:13"
+    assert when(AT + 39.9) == "2023-11-14 22:13"  # to the minute, not rounded
+
+
+def _line(kind: str, nick: str, text: str, at: float = AT) -> dict[str, Any]:
+    return {"id": 1, "at": at, "kind": kind, "nick": nick, "text": text}
+
+
+def test_history_shows_each_kind_as_chat_does_with_its_time(utc: None) -> None:
+    history = {
+        "room": "#games",
+        "lines": [
+            _line("said", "alice", "hi"),
+            _line("acted", "alice", "waves", AT + 60),
+            _line("notice", "bob", "quiet please", AT + 120),
+            _line("topic", "alice", "Chess", AT + 180),
+            _line("topic", "", "", AT + 240),
+            _line("joined?", "carol", "a kind from a newer server", AT + 300),
+        ],
+    }
+    rows = [line.rstrip() for line in _text(history_table(history)).splitlines()]
+    assert rows == [
+        "#games: the last 6 lines kept",
+        " 2023-11-14 22:13  <alice> hi",
+        " 2023-11-14 22:14  * alice waves",
+        " 2023-11-14 22:15  -bob- quiet please",
+        " 2023-11-14 22:16  alice set the topic: Chess",
+        " 2023-11-14 22:17  a server operator cleared the topic",
+        " 2023-11-14 22:18  <carol> a kind from a newer server",
+    ]
+    assert _text(result("history", history)) == _text(history_table(history))
+    one = {"room": "#games", "lines": history["lines"][:1]}
+    assert _text(history_table(one)).splitlines()[0].rstrip() == "#games: the last 1 line kept"
+    assert _text(history_table({"room": "#games", "lines": []})) == "#games has no lines kept yet\n"
+
+
+def test_history_lines_wrap_whole_and_are_clean_and_not_markup(utc: None) -> None:
+    """What a kept line holds may be anyone's (a plugin's, a database's from
+    elsewhere): no control character reaches the terminal, markup is shown as
+    typed, a long line wraps with nothing lost."""
+    long = "[bold]not bold[/bold] " + "word " * 40 + "[/red] end"
+    history = {
+        "room": "#[red]x",
+        "lines": [
+            _line("said", "bob\x1b[31m", "a\x1b]0;title\x07b\x9b2J\nforged\r\n<root> x"),
+            _line("said", "alice", long),
+        ],
+    }
+    text = _text(history_table(history))
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+    assert text.splitlines()[0].rstrip() == "#[red]x: the last 2 lines kept"
+    assert "<bob> ab forged <root> x" in text
+    assert all(len(row) <= 80 for row in text.splitlines())
+    body = "".join(row[19:].strip() for row in text.splitlines()[2:])
+    assert body.replace(" ", "") == f"<alice> {long}".replace(" ", "")
+
+
+def test_accounts_table(utc: None) -> None:
+    accounts = [
+        {
+            "name": "alice",
+            "created": AT,
+            "last_seen": AT + 3600,
+            "held_messages": 0,
+            "identified": True,
+        },
+        {
+            "name": "[b]bob",
+            "created": AT,
+            "last_seen": AT + 86400,
+            "held_messages": 1234,
+            "identified": False,
+        },
+    ]
+    text = _text(accounts_table(accounts))
+    assert text.splitlines()[0].rstrip() == "2 accounts"
+    assert re.search(r"┃ name +┃ created +┃ last seen +┃ +held ┃", text)
+    assert "│ alice  │ 2023-11-14 22:13 │ 2023-11-14 23:13, on now │     0 │" in text
+    assert "│ [b]bob │ 2023-11-14 22:13 │ 2023-11-15 22:13         │ 1,234 │" in text
+    assert _text(accounts_table(accounts[:1])).splitlines()[0].rstrip() == "1 account"
+    assert _text(result("accounts", [])) == "no accounts\n"
+    assert _text(result("accounts", accounts)) == text
 
 
 def test_other_results_are_text() -> None:

@@ -6,12 +6,15 @@ COMMAND`` print what these return, and tests render them to a string.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
+
+from chatd.wire.text import one_line
 
 
 def duration(seconds: float) -> str:
@@ -27,6 +30,21 @@ def duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {s:02d}s"
     return f"{s}s"
+
+
+def when(seconds: float) -> str:
+    """Seconds since the epoch -> local time, "2024-05-01 10:32"."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def size(count: int) -> str:
+    """Bytes, and megabytes past one: "4,096 bytes", "12,582,912 bytes (12.6 MB)"."""
+    shown = _plural(count, "byte")
+    return f"{shown} ({count / 1e6:,.1f} MB)" if count >= 1_000_000 else shown
+
+
+def _plural(count: int, what: str) -> str:
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
 
 
 def users_table(users: list[dict[str, Any]]) -> Table:
@@ -93,6 +111,71 @@ def stats_table(stats: dict[str, Any]) -> Table:
     table.add_row(
         "commands", ", ".join(f"/{n} {c:,}" for n, c in commands.items()) if commands else "none"
     )
+    store = stats.get("store")  # a server from before the store sends none
+    if store is not None:
+        path = store["path"]
+        # A path may hold any character a file name can: shown clean, folded whole.
+        table.add_row("store", Text(one_line(path) if path else "in memory", overflow="fold"))
+        table.add_row("store size", size(store["bytes"]))
+        rows = store["rows"]
+        table.add_row(
+            "store rows",
+            f"{_plural(rows['lines'], 'line')}, {_plural(rows['accounts'], 'account')},"
+            f" {_plural(rows['held_messages'], 'held message')},"
+            f" {_plural(rows['scores'], 'score')}",
+        )
+        table.add_row("store dropped", _plural(store["dropped_lines"], "line"))
+    return table
+
+
+def _kept_line(line: dict[str, Any]) -> str:
+    """A kept line as a chat client shows it: ``<alice> hi``, ``* alice waves``,
+    ``-alice- psst`` (a notice), ``alice set the topic: ...``."""
+    kind, nick, text = line["kind"], one_line(line["nick"]), one_line(line["text"])
+    if kind == "acted":
+        return f"* {nick} {text}"
+    if kind == "notice":
+        return f"-{nick}- {text}"
+    if kind == "topic":
+        by = nick or "a server operator"
+        return f"{by} set the topic: {text}" if text else f"{by} cleared the topic"
+    return f"<{nick}> {text}"
+
+
+def history_table(history: dict[str, Any]) -> RenderableType:
+    """``history``: a room's kept lines, oldest first, each with its local
+    time. The lines are anyone's words (users, plugins): cleaned again here,
+    and Text, never read as markup; a long one wraps, never cut off."""
+    room, lines = one_line(history["room"]), history["lines"]
+    if not lines:
+        return Text(f"{room} has no lines kept yet")
+    title = Text(f"{room}: the last {_plural(len(lines), 'line')} kept")  # never markup
+    # No box: read (and copied) as a log is.
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
+    table.add_column("time", style="dim", no_wrap=True)
+    table.add_column("line", overflow="fold")
+    for line in lines:
+        table.add_row(when(line["at"]), Text(_kept_line(line)))
+    return table
+
+
+def accounts_table(accounts: list[dict[str, Any]]) -> RenderableType:
+    """``accounts``: one row per account, by name (there is no hash to show)."""
+    if not accounts:
+        return Text("no accounts")
+    table = Table(title=_plural(len(accounts), "account"), title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("last seen", no_wrap=True)
+    table.add_column("held", justify="right")
+    for account in accounts:
+        seen = when(account["last_seen"])
+        table.add_row(
+            Text(one_line(account["name"])),
+            when(account["created"]),
+            f"{seen}, on now" if account.get("identified") else seen,
+            f"{account['held_messages']:,}",
+        )
     return table
 
 
@@ -196,6 +279,10 @@ def result(cmd: str, value: Any) -> RenderableType:
         return bans_table(value)
     if cmd == "stats":
         return stats_table(value)
+    if cmd == "history":
+        return history_table(value)
+    if cmd == "accounts":
+        return accounts_table(value)
     if cmd == "plugins":
         return plugins_table(value)
     if isinstance(value, list):

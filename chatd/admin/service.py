@@ -18,19 +18,23 @@ from typing import Any
 from chatd.admin import wire
 from chatd.core.bans import BanError, parse_duration
 from chatd.core.guard import ON, PluginRecord
-from chatd.core.hub import Hub
+from chatd.core.hub import HISTORY_LINES, MAX_HISTORY_LINES, Hub
 from chatd.core.link import Link
 from chatd.core.nicks import nick_problem
 from chatd.core.plugins import PluginHost, Report
-from chatd.core.rooms import Room, room_problem
+from chatd.core.rooms import Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock
-from chatd.wire.text import decode_line
+from chatd.store import lines as kept
+from chatd.wire.text import decode_line, one_line
 
 log = logging.getLogger(__name__)
 
 #: Commands that change nothing: not logged at INFO.
-READ_ONLY = frozenset({"users", "rooms", "stats", "bans", "plugins"})
+READ_ONLY = frozenset({"users", "rooms", "stats", "bans", "plugins", "history", "accounts"})
+
+#: How a kept line's kind (chatd.store.lines) is named in a reply.
+KINDS = {kept.SAID: "said", kept.ACTED: "acted", kept.NOTICE: "notice", kept.TOPIC: "topic"}
 
 
 class AdminError(Exception):
@@ -76,6 +80,9 @@ class AdminService:
             "reload": self.reload,
             "plugins": self.plugins,
             "plugin": self.plugin,
+            "history": self.history,
+            "accounts": self.accounts,
+            "account": self.account,
             "stats": self.stats,
             "say": self.say,
             "shutdown": self.shutdown_server,
@@ -160,14 +167,17 @@ class AdminService:
             for room in self._hub.rooms()
         ]
 
-    def _room(self, name: str) -> Room:
-        """The room called ``name``; AdminError saying why when there is none.
+    @staticmethod
+    def _room_name(name: str) -> str:
+        """``name`` with its ``#``, which may be left out: a shell reads an
+        unquoted ``#games`` as a comment, so ``chatd admin topic games ...``
+        means ``#games``."""
+        return "#" + name if name and not name.startswith("#") else name
 
-        The ``#`` may be left out: a shell reads an unquoted ``#games`` as a
-        comment, so ``chatd admin topic games ...`` means ``#games``.
-        """
-        if name and not name.startswith("#"):
-            name = "#" + name
+    def _room(self, name: str) -> Room:
+        """The room called ``name`` (its ``#`` may be left out); AdminError
+        saying why when there is none."""
+        name = self._room_name(name)
         room = self._hub.find_room(name)
         if room is None:
             problem = room_problem(name)
@@ -272,8 +282,80 @@ class AdminService:
         host.guard.switch(name, on)
         return f"plugin {name} is {action}"
 
+    def history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The last N lines kept of a room, oldest first. A room nobody is in
+        now still has its lines; a name that is neither a room nor kept is an
+        error (a typo), a room with nothing kept yet an empty list."""
+        name = self._room_name(args["room"])
+        if problem := room_problem(name):
+            raise AdminError(problem)
+        text = (args.get("count") or str(HISTORY_LINES)).strip()
+        # (Short: int() refuses a string of thousands of digits.)
+        count = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+        if not 1 <= count <= MAX_HISTORY_LINES:
+            raise AdminError(
+                f"history: N is a number of lines from 1 to {MAX_HISTORY_LINES};"
+                f" usage: {wire.COMMANDS['history'].usage}"
+            )
+        room = self._hub.find_room(name)
+        shown = self._hub.store.lines.last(room_key(name), count)
+        if room is None and not shown:
+            raise AdminError(
+                f"no room called {name!r} and no lines kept of one; the rooms command lists them"
+            )
+        return {
+            "room": room.name if room is not None else name,
+            "lines": [
+                {
+                    "id": line.id,
+                    "at": line.at,
+                    "kind": KINDS.get(line.kind, "said"),
+                    # Cleaned here too: --json prints this to a terminal as it is.
+                    "nick": one_line(line.nick),
+                    "text": one_line(line.text),
+                }
+                for line in shown
+            ],
+        }
+
+    def accounts(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every account by name: when made, last seen, messages held, and
+        whether someone is identified as it now. Never its hash."""
+        accounts = self._hub.store.accounts
+        identified = {user.account for user in self._hub.users() if user.account}
+        return [
+            {
+                "name": account.name,
+                "created": account.created,
+                "last_seen": account.last_seen,
+                "held_messages": accounts.held(account.name),
+                "identified": self._hub.fold(account.name) in identified,
+            }
+            for account in accounts.all()
+        ]
+
+    def account(self, args: dict[str, Any]) -> str:
+        action, name = args["action"].lower(), args["name"]
+        if action not in wire.ACCOUNT_ACTIONS:
+            usage = wire.COMMANDS["account"].usage
+            raise AdminError(f"account: {action!r} is not delete; usage: {usage}")
+        account = self._hub.store.accounts.get(name)
+        # Deleted by the name it was registered as: what its user is told.
+        if account is None or not self._hub.desk.delete(account.name):
+            raise AdminError(f"no account called {name!r}; the accounts command lists them")
+        return f"deleted the account {account.name}"
+
     def stats(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self._stats.snapshot(self._clock())
+        snapshot = self._stats.snapshot(self._clock())
+        store = self._hub.store
+        snapshot["store"] = {
+            "path": str(store.path) if store.path is not None else None,
+            "bytes": store.size(),
+            "rows": store.rows(),
+            # Only the file's writer drops lines (its queue full, a commit failed).
+            "dropped_lines": getattr(store.lines, "dropped", 0),
+        }
+        return snapshot
 
     def say(self, args: dict[str, Any]) -> str:
         text = f"Announcement: {args['text']}"

@@ -28,6 +28,9 @@ MAX_NESTING: Final = 32
 RELOAD_WHAT: Final = ("words", "facts", "plugins", "config", "all")
 #: What ``plugin ACTION NAME`` may do; the service checks it, the console completes it.
 PLUGIN_ACTIONS: Final = ("on", "off")
+#: What ``account ACTION NAME`` may do (a word, not a bare ``account NAME``:
+#: a deletion is spelt out).
+ACCOUNT_ACTIONS: Final = ("delete",)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,34 @@ COMMANDS: Final = {
             "plugin on|off NAME",
             "Turn a plugin on or off now (on also undoes a switch-off).",
         ),
-        CommandSpec("stats", (), 0, "stats", "Uptime, connections, lines, bytes, commands."),
+        CommandSpec(
+            "history",
+            ("room", "count"),
+            1,
+            "history #ROOM [N]",
+            "The last N lines kept of ROOM (default 20, at most 500), with their times.",
+        ),
+        CommandSpec(
+            "accounts",
+            (),
+            0,
+            "accounts",
+            "Every account: created, last seen, private messages held for it.",
+        ),
+        CommandSpec(
+            "account",
+            ("action", "name"),
+            2,
+            "account delete NAME",
+            "Delete an account, its held messages and its scores (its user is told).",
+        ),
+        CommandSpec(
+            "stats",
+            (),
+            0,
+            "stats",
+            "Uptime, connections, lines, bytes, commands; the store's path, size and rows.",
+        ),
         CommandSpec(
             "say",
             ("text",),
