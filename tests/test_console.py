@@ -131,7 +131,8 @@ def test_the_completer_offers_commands_nicks_and_topics(server: Server) -> None:
 
     assert complete("") == [
         "users", "rooms", "kick", "roomkick", "topic", "ban", "unban", "bans", "reload",
-        "plugins", "plugin", "stats", "say", "shutdown", "help", "quit",
+        "plugins", "plugin", "history", "accounts", "account", "stats", "say", "shutdown",
+        "help", "quit",
     ]  # fmt: skip
     assert complete("s") == ["stats", "say", "shutdown"]
     assert complete("kick ") == ["Albert", "alice"]
@@ -245,3 +246,51 @@ def test_tab_completes_a_plugin_name_and_the_plugin_is_switched(
     assert "plugin jumble is on" in out
     alice.send("/game")
     alice.expect(re.compile(r"^\*\*\* Unscramble"))
+
+
+def test_history_of_a_room_is_rendered(server: Server, tmp_path: Path) -> None:
+    alice, bob = _chatter(server, "alice"), _chatter(server, "bob")
+    alice.send("hello from the lobby")
+    alice.send("/me waves")
+    bob.expect("* alice waves")
+    status, out = _console(
+        server, "history #lobby\rhistory lobby 1\rhistory #nowhere\r\x04", tmp_path
+    )
+    assert status == 0
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d"
+    assert "#lobby: the last 2 lines kept" in out
+    assert re.search(rf"{stamp}  <alice> hello from the lobby *\n {stamp}  \* alice waves", out)
+    assert "#lobby: the last 1 line kept" in out
+    assert (
+        "error: no room called '#nowhere' and no lines kept of one; the rooms command lists them"
+        in out
+    )
+
+
+def test_the_completer_offers_rooms_for_history_and_account_names_for_delete(
+    server: Server, tmp_path: Path
+) -> None:
+    alice = _chatter(server, "alice")
+    alice.send("/register tr0ub4dor-and-3")
+    alice.expect(re.compile(r"^\*\*\* Registered: the nickname alice is yours\."))
+    assert server.admin_path
+    completer = AdminCompleter(AdminClient(server.admin_path, timeout=WAIT))
+
+    def complete(text: str) -> list[str]:
+        doc = Document(text, len(text))
+        return [c.text for c in completer.get_completions(doc, CompleteEvent())]
+
+    assert complete("h") == ["history", "help"]
+    assert complete("history ") == ["#lobby"]
+    assert complete("history #lobby ") == []
+    assert complete("acc") == ["accounts", "account"]
+    assert complete("account ") == ["delete"]
+    assert complete("account delete ") == ["alice"]
+    assert complete("account remove ") == []
+    assert complete("account delete alice ") == []
+    assert complete("accounts ") == []
+    # Typed with Tab in the console: the account goes, and its user is told.
+    status, out = _console(server, "account d\t al\t\raccounts\r\x04", tmp_path)
+    assert status == 0
+    assert "deleted the account alice" in out and "no accounts" in out
+    alice.expect("*** An operator deleted the account alice.")

@@ -36,7 +36,7 @@ CONSOLE_COMMANDS = ("help", "quit")
 #: Commands whose first argument is a nickname.
 NICK_COMMANDS = ("kick", "ban", "unban")
 #: Commands whose first argument is a room (roomkick's second is one of its members).
-ROOM_COMMANDS = ("roomkick", "topic")
+ROOM_COMMANDS = ("roomkick", "topic", "history")
 
 
 def history_path() -> Path:
@@ -46,7 +46,8 @@ def history_path() -> Path:
 
 class AdminCompleter(Completer):
     """Command names first; then what the command's next word can be: nicknames,
-    rooms or plugin names (asked from the server), reload topics, on/off."""
+    rooms, plugin or account names (asked from the server), reload topics,
+    on/off, delete."""
 
     def __init__(self, client: AdminClient) -> None:
         self.client = client
@@ -80,6 +81,9 @@ class AdminCompleter(Completer):
     def plugins(self) -> list[str]:
         return [plugin["name"] for plugin in self._items("plugins")]
 
+    def accounts(self) -> list[str]:
+        return [account["name"] for account in self._items("accounts")]
+
     def options(self, command: str, done: list[str]) -> list[str]:
         """What may follow ``command`` and the arguments ``done`` already typed."""
         spec = wire.COMMANDS.get(command)
@@ -96,10 +100,14 @@ class AdminCompleter(Completer):
                 return list(wire.RELOAD_WHAT)
             if command == "plugin":
                 return list(wire.PLUGIN_ACTIONS)
+            if command == "account":
+                return list(wire.ACCOUNT_ACTIONS)
         elif len(done) == 1 and command == "roomkick":
             return self.nicks(done[0])
         elif len(done) == 1 and command == "plugin" and done[0].lower() in wire.PLUGIN_ACTIONS:
             return self.plugins()
+        elif len(done) == 1 and command == "account" and done[0].lower() in wire.ACCOUNT_ACTIONS:
+            return self.accounts()
         return []
 
     def get_completions(
