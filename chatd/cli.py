@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         " Commands: users, rooms, kick NICK [REASON], roomkick #ROOM NICK [REASON],"
         " topic #ROOM [TEXT], ban NICK DURATION [REASON], unban NICK|ADDRESS,"
         " bans, reload [words|facts|plugins|config|all], plugins, plugin on|off NAME,"
-        " stats, say [--room #ROOM] TEXT, shutdown [MESSAGE]."
+        " history #ROOM [N], accounts, account delete NAME, stats, say [--room #ROOM] TEXT,"
+        " shutdown [MESSAGE]."
         " A room's # may be left out (the shell reads an unquoted # as a comment).",
     )
     admin.add_argument("--socket", help="the admin socket (default: [admin] socket, or the usual)")
