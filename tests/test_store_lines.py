@@ -241,3 +241,17 @@ def test_count_counts_a_rooms_lines_between_two_ids_up_to_a_bound(
     assert memory.count("lobby", kept[0].id, kept[4].id, 1000) == 3
     assert memory.count("lobby", 0, 99, 2) == 2
     assert memory.total() == 5
+
+
+def test_ids_are_never_given_twice_even_when_lines_were_dropped(opened: MakeStore) -> None:
+    store = opened(max_queued=3)
+    store.append("lobby", SAID, "alice", "alice", "kept")
+    store.end_turn()
+    store.flush()
+    dropped = [store.append("lobby", SAID, "alice", "alice", f"d{i}") for i in range(5)]
+    store.end_turn()  # past the queue's bound: this batch is dropped
+    store.mark_seen("nick:bob", "lobby", dropped[-1].id)  # bob saw them: they were delivered
+    store.close()
+    again = opened()
+    new = again.append("lobby", SAID, "alice", "alice", "after the restart")
+    assert new.id > dropped[-1].id  # else bob's catch-up would take it for seen

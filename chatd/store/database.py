@@ -107,6 +107,9 @@ def _lock(path: Path) -> int:
 
 def _create(path: Path) -> None:
     """The folder (0700) and the file (0600), where they are not yet."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise _unwritable(path, f"{folder} is not a folder")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():

@@ -208,8 +208,14 @@ class LineStore:
             f"file:{db.path}?mode=ro", uri=True, timeout=0, check_same_thread=False
         )
         self._reader.execute("PRAGMA query_only = 1")
-        last = db.conn.execute("SELECT max(id) FROM lines").fetchone()[0]
-        self._next = (last or 0) + 1
+        # An id is never handed out twice: a seen mark may point past lines
+        # that are gone (dropped while the writer was behind), and a line
+        # given its id again would count as seen already.
+        last = db.conn.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM lines), 0),"
+            " coalesce((SELECT max(last_id) FROM seen), 0))"
+        ).fetchone()[0]
+        self._next = last + 1
         self._writer = threading.Thread(target=self._write_loop, name="chatd-store", daemon=True)
         self._writer.start()
 
@@ -292,7 +298,10 @@ class LineStore:
             if not full:
                 self._queued += len(batch)
         if full:
-            self._drop(len(batch), "the writer is behind (the disk is slow or stuck)")
+            self._drop(
+                len(batch),
+                "the writer is behind (the disk is slow, or lines come faster than it writes)",
+            )
             return
         self._queue.put(batch)
 
