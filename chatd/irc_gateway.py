@@ -46,7 +46,7 @@ from typing import Final
 import chatd
 from chatd.config import Config, ConfigError
 from chatd.core.datafiles import DataFileError, read_text
-from chatd.core.hub import Hub, State, User
+from chatd.core.hub import SERVICE_NICKS, Hub, State, User
 from chatd.core.invocation import Invocation
 from chatd.core.link import Link
 from chatd.core.nicks import nick_problem
@@ -243,6 +243,12 @@ class IrcGateway:
         return session
 
     def receive_line(self, session: IrcSession, line: bytes) -> None:
+        try:
+            self._receive_line(session, line)
+        finally:
+            self.hub.desk.settle()  # a password this line gave (a hub with no loop)
+
+    def _receive_line(self, session: IrcSession, line: bytes) -> None:
         if session not in self.sessions:
             return
         try:
@@ -454,10 +460,13 @@ class IrcGateway:
         if nick == user.nick:
             return
         refusal = self._nick_refusal(nick, user)
-        if refusal is not None:
+        registering = not self.hub.is_online(user)
+        # A registered nick someone else has: with its PASS, registration takes it.
+        ghost = registering and self.hub.desk.registered(nick) and self.hub.find(nick) is not None
+        if refusal is not None and not ghost:
             self._numeric(session, refusal[0], nick, refusal[1])
             return
-        if not self.hub.is_online(user):
+        if registering:
             session.nick = nick
             self._try_register(session)
             return
@@ -616,7 +625,9 @@ class IrcGateway:
         for target in targets:
             if target.startswith("#"):
                 self._to_channel(session, target, text, request, notice)
-            elif irc_fold(target) == irc_fold(self.service):
+            elif irc_fold(target) in (irc_fold(self.service), *SERVICE_NICKS):
+                # NickServ and its kind are chatd's service too: an IDENTIFY
+                # sent there by a client's script reaches /identify.
                 if not notice:
                     self._to_service(session, text, request)
             else:
@@ -665,7 +676,8 @@ class IrcGateway:
         if notice:
             return  # never answered
         if to is None:
-            self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
+            if problem:  # no such user (else it was kept for its account: the hub said so)
+                self._numeric(session, im.ERR_NOSUCHNICK, nick, "No such nick/channel")
         elif problem:
             self._notice(session, problem)
         elif self._away(to):

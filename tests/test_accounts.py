@@ -58,11 +58,11 @@ def test_three_wrong_passwords_close_the_connection_and_each_waits_longer() -> N
     link.take()
     fx.hub.receive(user, "wrong one")
     assert link.take() == [
-        "*** Wrong password for alice; 2 more tries (the next after 1 seconds)."
+        "*** Wrong password for alice; 2 more tries (the next after 1 second)."
         " Type it again, or /nick ANOTHER."
     ]
     fx.hub.receive(user, "too soon")  # not even looked at, not counted
-    assert link.take() == ["*** Wait 1 more seconds before the next password."]
+    assert link.take() == ["*** Wait 1 second more before the next password."]
     fx.clock.advance(1)
     fx.hub.receive(user, "wrong two")
     assert link.take() == [
@@ -76,7 +76,7 @@ def test_three_wrong_passwords_close_the_connection_and_each_waits_longer() -> N
     # The address waits longer still on its next connection: 4 seconds.
     again, link = _connect(fx)
     fx.hub.receive(again, f"alice:{PASSWORD}")
-    assert link.take() == ["*** Wait 4 more seconds before the next password."]
+    assert link.take() == ["*** Wait 4 seconds more before the next password."]
     fx.clock.advance(4)
     fx.hub.receive(again, PASSWORD)  # still asked: the line is the password
     assert fx.hub.find("alice") is again
@@ -125,7 +125,7 @@ def test_nobody_else_may_take_a_registered_nick_and_identify_takes_it() -> None:
     fx.hub.receive(bob, "/register short")
     assert link.take() == ["*** A password needs at least 8 characters."]
     fx.hub.receive(bob, "/identify alice not-it-at-all")
-    assert link.take() == ["*** Wrong password for alice (the next after 1 seconds)."]
+    assert link.take() == ["*** Wrong password for alice (the next after 1 second)."]
     fx.clock.advance(1)
     fx.hub.receive(bob, f"/identify alice {PASSWORD}")
     got = link.take()
@@ -192,3 +192,108 @@ def test_private_messages_to_an_away_account_are_kept_for_it_alone() -> None:
     again, mine = _connect(fx)
     fx.hub.receive(again, f"bob:{PASSWORD}")
     assert not [line for line in mine.take() if "private message" in line]  # given once
+
+
+class HeldHasher:
+    """Holds each hash until the test releases it: a check under way."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[object, object]] = []
+
+    def submit(self, work, done) -> bool:  # type: ignore[no-untyped-def]
+        self.held.append((work, done))
+        return True
+
+    def release(self) -> None:
+        while self.held:
+            work, done = self.held.pop(0)
+            done(work())  # type: ignore[operator]
+
+
+def test_a_right_password_does_not_reset_the_wait_for_wrong_ones() -> None:
+    fx = HubFixture()
+    _registered(fx, "victim")
+    _registered(fx, "mallory")
+    for expected_wait in ("1 second", "2 seconds", "4 seconds"):
+        guess, link = _connect(fx)
+        fx.hub.receive(guess, "victim:guess-one-two")
+        assert link.take()[0].endswith(
+            f"(the next after {expected_wait}). Type it again, or /nick ANOTHER."
+        )
+        fx.clock.advance(60)
+        own, mine = _connect(fx)
+        fx.hub.receive(own, f"mallory:{PASSWORD}")  # its own account, right
+        assert any(line.startswith("*** Welcome, mallory!") for line in mine.take())
+        fx.hub.quit(own)  # type: ignore[arg-type]
+
+
+def test_one_address_has_one_password_checked_at_a_time() -> None:
+    fx = HubFixture()
+    _registered(fx, "jack")
+    held = HeldHasher()
+    fx.hub.desk.hasher = held
+    first, _ = _connect(fx)
+    fx.hub.receive(first, "jack:guess-number-1")
+    second, link = _connect(fx)  # another connection, the same address
+    fx.hub.receive(second, "jack:guess-number-2")
+    assert link.take() == [
+        "*** Still checking the last password from your address; wait for its answer."
+    ]
+    assert len(held.held) == 1
+
+
+def test_a_check_that_ends_after_another_nick_was_chosen_does_nothing() -> None:
+    fx = HubFixture()
+    _registered(fx)
+    owner, old = _connect(fx)
+    fx.hub.receive(owner, f"alice:{PASSWORD}")
+    old.take()
+    fx.hub.desk.hasher = held = HeldHasher()
+    user, link = _connect(fx)
+    fx.hub.receive(user, f"alice:{PASSWORD}")
+    fx.hub.receive(user, "/nick bob")  # changed its mind while the check ran
+    assert any(line.startswith("*** Welcome, bob!") for line in link.take())
+    held.release()
+    assert fx.hub.find("alice") is owner and not old.closed  # nobody was taken over
+    assert not [line for line in link.take() if "alice" in line]
+
+
+def test_service_nicks_are_nobodys() -> None:
+    fx = HubFixture()
+    user, link = fx.join("bob")
+    fx.hub.receive(user, "/nick NickServ")
+    assert link.take() == ["*** The nickname NickServ is taken; choose another."]
+
+
+def test_an_account_deleted_and_made_again_is_not_its_old_owners() -> None:
+    fx = HubFixture()
+    _registered(fx)
+    alice, mine = _connect(fx)
+    fx.hub.receive(alice, f"alice:{PASSWORD}")
+    fx.hub.receive(alice, "/nick zed")  # identified as alice, called zed
+    other, _ = _connect(fx)
+    fx.hub.receive(other, "carol")
+    fx.hub.receive(other, f"/identify alice {PASSWORD}")
+    fx.hub.receive(other, f"/unregister {PASSWORD}")  # from the other connection
+    fx.hub.quit(other)  # type: ignore[arg-type]
+    eve, _ = fx.join("alice")
+    fx.hub.receive(eve, "/register eves-own-secret")
+    fx.hub.quit(eve)
+    mine.take()
+    fx.hub.receive(alice, "/nick alice")
+    assert mine.take() == [
+        "*** The nickname alice is registered; /identify alice PASSWORD takes it if it is yours."
+    ]
+
+
+def test_password_and_unregister_follow_the_account_across_a_rename() -> None:
+    fx = HubFixture()
+    _registered(fx)
+    user, link = _connect(fx)
+    fx.hub.receive(user, f"alice:{PASSWORD}")
+    fx.hub.receive(user, "/nick zed")
+    link.take()
+    fx.hub.receive(user, f"/password {PASSWORD} another-secret")
+    assert link.take() == ["*** Password changed."]
+    fx.hub.receive(user, "/unregister another-secret")
+    assert link.take() == ["*** Your account alice is deleted; the nickname is anyone's now."]

@@ -101,8 +101,11 @@ def test_a_password_the_server_asks_for_is_masked_and_never_claimed_as_a_nick() 
     _feed(model, "*** The nickname alice is registered. Type its password (or /nick ANOTHER):")
     assert model.asking_password  # the app masks what is typed now
     model.typed("hunter2-secret")
-    _feed(model, "*** Wrong password for alice; 2 more tries (the next after 1 seconds).")
+    _feed(model, "*** Wrong password for alice; 2 more tries (the next after 1 second).")
     assert model.asking_password
+    model.typed("too-soon-secret")
+    _feed(model, "*** Wait 1 second more before the next password.")
+    assert model.asking_password  # still: the next line is a password too
     model.typed("hunter3-secret")
     model.reconnected()  # the connection dropped before the answer
     assert _feed(model, *GREETING) == ["alice"]  # the nickname, never a password

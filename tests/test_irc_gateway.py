@@ -1123,3 +1123,36 @@ def test_a_registered_nick_without_pass_is_433_and_a_wrong_pass_464(net: Net) ->
     got = wrong.register("bob")
     assert [m.command for m in got] == ["464", "ERROR"]
     assert wrong.link.closed
+
+
+def test_pass_takes_a_registered_nick_from_its_owners_other_connection(net: Net) -> None:
+    _account(net, "alice", "alices-secret")
+    owner = IrcClient(net.gateway)
+    owner.send("PASS alices-secret")
+    assert owner.register("alice")[0].command == "001"
+    again = IrcClient(net.gateway)  # the same person, from another client
+    again.send("PASS alices-secret")
+    assert again.register("alice")[0].command == "001"
+    assert owner.link.closed
+    assert net.hub.find("alice") is again.session.user
+
+
+def test_nickserv_identify_reaches_chatds_identify(net: Net) -> None:
+    _account(net, "alice", "alices-secret")
+    client = IrcClient(net.gateway)
+    client.register("alice_")
+    client.send("PRIVMSG NickServ :IDENTIFY alice alices-secret")
+    got = client.take()
+    assert got[0].command == "NICK"  # alice_ is alice now
+    assert ("alice", "You are identified: alice is your account.") in [m.params for m in got]
+
+
+def test_a_message_kept_for_an_away_account_is_no_401(net: Net) -> None:
+    _account(net, "bob", "bobs-secret")
+    alice = net.irc("alice")
+    alice.send("PRIVMSG bob :see you")
+    [told] = alice.take()
+    assert told.command == "NOTICE" and "kept" in told.params[1]
+    alice.send("NOTICE bob :quietly")  # a notice: kept, and never answered
+    assert alice.take() == []
+    assert net.hub.store.accounts.held("bob") == 2

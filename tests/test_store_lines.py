@@ -255,3 +255,18 @@ def test_ids_are_never_given_twice_even_when_lines_were_dropped(opened: MakeStor
     again = opened()
     new = again.append("lobby", SAID, "alice", "alice", "after the restart")
     assert new.id > dropped[-1].id  # else bob's catch-up would take it for seen
+
+
+def test_a_value_sqlite_cannot_take_loses_its_batch_not_the_writer(
+    opened: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = opened()
+    with caplog.at_level(logging.WARNING):
+        store.append("lobby", SAID, "alice", "alice", "lone \udcff surrogate")  # not UTF-8
+        store.flush()
+        store.append("lobby", SAID, "alice", "alice", "the next turn")
+        store.flush()
+    assert "cannot write" in caplog.text
+    store.close()
+    again = opened()
+    assert _texts(again.last("lobby", 10)) == ["the next turn"]

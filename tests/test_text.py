@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatd.wire.line import action, chat, encode_line, notice
-from chatd.wire.text import decode_line, sanitize
+from chatd.wire.text import decode_line, one_line, sanitize
 
 
 def test_wire_formats() -> None:
@@ -62,3 +62,10 @@ def test_any_bytes_decode_to_safe_text(raw: bytes) -> None:
 @given(st.text(alphabet=st.characters(categories=["L", "N", "P", "S"]), max_size=100))
 def test_printable_text_is_kept_exactly(text: str) -> None:
     assert sanitize(text) == text
+
+
+def test_lone_surrogates_are_removed() -> None:
+    # Only a plugin's or an operator's text can hold one (decode_line never
+    # makes one); no UTF-8 encoder can write it, the wire's or SQLite's.
+    assert one_line("bad \udcff topic") == "bad  topic"
+    assert sanitize("x\ud800y") == "xy"

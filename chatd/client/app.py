@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -96,6 +96,19 @@ def _first_argument_of(before: str, word: str) -> str:
     return ""
 
 
+class _PrivateHistory(InMemoryHistory):
+    """The prompt's history (Up recalls a line), less what was typed while a
+    password was asked for."""
+
+    def __init__(self, secret: Callable[[], bool]) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def append_string(self, string: str) -> None:
+        if not self._secret():
+            super().append_string(string)
+
+
 class ChatApp:
     def __init__(
         self,
@@ -131,7 +144,7 @@ class ChatApp:
                 completer=completer,
                 key_bindings=tab_bindings(completer),
                 complete_while_typing=False,
-                history=InMemoryHistory(),
+                history=_PrivateHistory(lambda: self.model.asking_password),
                 # A password the server asked for is typed masked.
                 is_password=Condition(lambda: self.model.asking_password),
                 input=self._input,

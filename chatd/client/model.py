@@ -226,8 +226,10 @@ class ClientModel:
     def typed(self, line: str) -> None:
         """The user typed ``line`` (sent as it is)."""
         if self.asking_password:
-            self.asking_password = line.startswith("/") and not line.lower().startswith("/nick")
-            return  # a password: never a nickname to claim again
+            # A password (or /nick, /quit): never a nickname to claim again.
+            # Masking goes on until the server welcomes us or asks for a
+            # nickname again, whatever it says between (a wait, a retry).
+            return
         if not self.registered and line and not line.startswith("/"):
             self.wanted = line  # a nickname answered by hand: reclaim it after a reconnect
             # ... but not on this connection: the user sent it already, and if it is

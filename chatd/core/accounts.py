@@ -18,6 +18,7 @@ connection of its owner if need be ("logged in from elsewhere").
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, TypeVar
 
@@ -88,12 +89,27 @@ class Hashing(Protocol):
 
 
 class InlineHasher:
-    """Runs the work at once, on the caller's thread: for a hub with no loop
-    to hand answers back on (the plugin test kit, sans-IO tests)."""
+    """Runs the work on the caller's thread, once the line that asked for it
+    is handled (:meth:`Desk.settle`): for a hub with no loop to hand answers
+    back on (the plugin test kit, sans-IO tests). Not inside the command:
+    scrypt's 64 ms there would count against the plugin as a slow call."""
+
+    def __init__(self) -> None:
+        self._pending: list[Callable[[], object]] = []
 
     def submit(self, work: Callable[[], T], done: Callable[[T], object]) -> bool:
-        done(work())
+        self._pending.append(lambda: done(work()))
         return True
+
+    def run(self) -> None:
+        while self._pending:
+            self._pending.pop(0)()
+
+
+def _seconds(wait: float) -> str:
+    """A wait in whole seconds, rounded up (never "0 seconds")."""
+    whole = max(1, math.ceil(wait))
+    return "1 second" if whole == 1 else f"{whole} seconds"
 
 
 def _tries(count: int) -> str:
@@ -116,6 +132,14 @@ class Desk:
         self.hub = hub
         self.hasher = hasher
         self.attempts = Attempts()
+        #: Addresses with a password being checked: one at a time each, so
+        #: that parallel connections cannot guess faster than the wait allows.
+        self._checking: set[str] = set()
+
+    def settle(self) -> None:
+        """A line has been handled: an inline hasher does its work now."""
+        if isinstance(self.hasher, InlineHasher):
+            self.hasher.run()
 
     @property
     def accounts(self) -> Accounts:
@@ -124,42 +148,69 @@ class Desk:
     def registered(self, nick: str) -> bool:
         return self.accounts.get(nick) is not None
 
+    def owns(self, user: User, nick: str) -> bool:
+        """Whether ``user`` proved the password of the account ``nick`` is now
+        (by its id: an account deleted and registered again is another)."""
+        account = self.accounts.get(nick)
+        return account is not None and user.account_id == account.id
+
+    def account_name(self, user: User) -> str:
+        """The name of the account ``user`` is identified as, or ""."""
+        account = self.accounts.get(user.account) if user.account else None
+        return account.name if account is not None and account.id == user.account_id else ""
+
     # -- checking a password ---------------------------------------------------------
 
-    def _check(self, user: User, nick: str, password: str, then: Callable[[bool], None]) -> None:
+    def _check(
+        self,
+        user: User,
+        nick: str,
+        password: str,
+        then: Callable[[bool], None],
+        refused: Callable[[str], None] | None = None,
+    ) -> None:
         """Check ``password`` against ``nick``'s account off the loop, then
-        ``then(right)`` on it (not at all while the address must wait, or
-        while the last one is being checked: the user is told)."""
+        ``then(right)`` on it; or, when it is not checked at all (the address
+        must wait, or has a check under way; no such account; too busy),
+        ``refused(why)`` (by default: the user is told why)."""
         hub = self.hub
+        tell = refused if refused is not None else (lambda why: hub.notify(user, why))
         host = user.link.host
         wait = self.attempts.wait(host, hub.clock())
         if wait > 0:
-            hub.notify(user, f"Wait {wait:.0f} more seconds before the next password.")
+            tell(f"Wait {_seconds(wait)} more before the next password.")
             return
         account = self.accounts.get(nick)
         if account is None:
-            hub.notify(user, f"The nickname {nick} is not registered.")
+            tell(f"The nickname {nick} is not registered.")
             return
-        if user.checking:
-            hub.notify(user, "Still checking your last password; wait for its answer.")
+        if user.checking or host in self._checking:
+            tell("Still checking the last password from your address; wait for its answer.")
             return
-        stored = account.hash
+        account_id, stored = account.id, account.hash
 
         def done(right: bool) -> None:
             user.checking = False
-            if not hub.is_connected(user):
-                return
-            if right:
-                self.attempts.succeeded(host)
-            else:
+            self._checking.discard(host)
+            if not right:
+                # A right password clears nothing: it would let a guesser
+                # who has an account of its own reset its wait at will.
                 delay = self.attempts.failed(host, hub.clock())
                 log.info("%s: a wrong password for %s (next in %gs)", user.link.peer, nick, delay)
+            if not hub.is_connected(user):
+                return
+            now = self.accounts.get(nick)
+            if right and (now is None or now.id != account_id or now.hash != stored):
+                tell(f"The account {nick} changed while its password was checked; try again.")
+                return
             then(right)
 
         user.checking = True  # before submit: an inline hasher answers within it
+        self._checking.add(host)
         if not self.hasher.submit(lambda: check_password(password, stored), done):
             user.checking = False
-            hub.notify(user, BUSY)
+            self._checking.discard(host)
+            tell(BUSY)
 
     def _take_over(self, user: User, nick: str) -> None:
         """``user`` proved ``nick``'s password: whoever else has the nickname
@@ -173,7 +224,11 @@ class Desk:
         """``user`` (named) is its nickname's account's now: it is told, and
         given the private messages kept for it."""
         hub = self.hub
-        user.account = hub.fold(user.nick)
+        account = self.accounts.get(user.nick)
+        if account is None:  # deleted just now
+            hub.notify(user, f"The account {user.nick} is gone.")
+            return
+        user.account, user.account_id = hub.fold(user.nick), account.id
         self.accounts.touch(user.nick)
         log.info("%s identified", user.nick)
         hub.notify(user, f"You are identified: {user.nick} is your account.")
@@ -234,6 +289,8 @@ class Desk:
 
         def then(right: bool) -> None:
             hub = self.hub
+            if hub.is_online(user) or user.asking != nick:
+                return  # it chose another nickname meanwhile
             if right:
                 user.asking = ""
                 self._take_over(user, nick)
@@ -252,7 +309,7 @@ class Desk:
             hub.notify(
                 user,
                 f"Wrong password for {nick}; {_tries(MAX_TRIES - user.tries)}"
-                f" (the next after {wait:.0f} seconds). Type it again, or /nick ANOTHER.",
+                f" (the next after {_seconds(wait)}). Type it again, or /nick ANOTHER.",
             )
 
         self._check(user, nick, password, then)
@@ -293,15 +350,16 @@ class Desk:
             self._identified(user)
             done()
 
-        self._check(user, nick, password, then)
+        self._check(user, nick, password, then, lambda why: refused(why, False))
 
     # -- commands ------------------------------------------------------------------------
 
     def register(self, user: User, password: str) -> None:
         """``/register PASSWORD``: the user's nickname becomes its account."""
         hub, nick = self.hub, user.nick
-        if user.account:
-            hub.notify(user, f"You are identified as {nick} already; /password OLD NEW changes it.")
+        mine = self.account_name(user)
+        if mine:
+            hub.notify(user, f"You are identified as {mine} already; /password OLD NEW changes it.")
             return
         if self.registered(nick):
             hub.notify(user, f"The nickname {nick} is registered already.")
@@ -326,7 +384,7 @@ class Desk:
             except (AccountExists, TooManyAccounts) as exc:
                 hub.notify(user, sentence(str(exc).capitalize()))
                 return
-            user.account = hub.fold(nick)
+            user.account, user.account_id = hub.fold(nick), self.accounts.get(nick).id  # type: ignore[union-attr]
             log.info("%s registered an account", nick)
             hub.notify(
                 user,
@@ -343,7 +401,7 @@ class Desk:
         """``/identify [NICK] PASSWORD``: prove ``nick``'s password (the user's
         own nickname by default) and, if it is another, take it."""
         hub = self.hub
-        if user.account and user.account == hub.fold(nick):
+        if self.owns(user, nick) and hub.fold(user.nick) == hub.fold(nick):
             hub.notify(user, f"You are identified as {nick} already.")
             return
         if not self.registered(nick):
@@ -353,7 +411,7 @@ class Desk:
         def then(right: bool) -> None:
             if not right:
                 wait = self.attempts.wait(user.link.host, hub.clock())
-                hub.notify(user, f"Wrong password for {nick} (the next after {wait:.0f} seconds).")
+                hub.notify(user, f"Wrong password for {nick} (the next after {_seconds(wait)}).")
                 return
             if hub.fold(user.nick) != hub.fold(nick):
                 self._take_over(user, nick)
@@ -367,8 +425,8 @@ class Desk:
 
     def change_password(self, user: User, old: str, new: str) -> None:
         """``/password OLD NEW``."""
-        hub, nick = self.hub, user.nick
-        if not user.account:
+        hub, nick = self.hub, self.account_name(user)
+        if not nick:
             hub.notify(user, "You are not identified; /register PASSWORD makes an account.")
             return
         problem = password_problem(new)
@@ -399,8 +457,8 @@ class Desk:
     def unregister(self, user: User, password: str) -> None:
         """``/unregister PASSWORD``: the account goes (its kept messages and
         scores with it); the user stays on with the nickname, a guest."""
-        hub, nick = self.hub, user.nick
-        if not user.account:
+        hub, nick = self.hub, self.account_name(user)
+        if not nick:
             hub.notify(user, "You are not identified, so there is no account of yours to delete.")
             return
 
@@ -408,8 +466,7 @@ class Desk:
             if not right:
                 hub.notify(user, "Wrong password: the account stays.")
                 return
-            self.accounts.delete(nick)
-            user.account = ""
+            self._forget(nick, user)
             log.info("%s deleted its account", nick)
             hub.notify(user, f"Your account {nick} is deleted; the nickname is anyone's now.")
 
@@ -418,15 +475,26 @@ class Desk:
     def delete(self, name: str) -> bool:
         """An operator deletes account ``name``; whoever is identified as it
         is told, and stays on as a guest. False when there is no such account."""
-        if not self.accounts.delete(name):
+        account = self.accounts.get(name)
+        if account is None:
             return False
-        key = self.hub.fold(name)
-        for user in self.hub.users():
-            if user.account == key:
-                user.account = ""
-                self.hub.notify(user, f"An operator deleted the account {name}.")
-        log.info("an operator deleted the account %s", name)
+        for user in self._forget(name):
+            self.hub.notify(user, f"An operator deleted the account {account.name}.")
+        log.info("an operator deleted the account %s", account.name)
         return True
+
+    def _forget(self, name: str, told: User | None = None) -> list[User]:
+        """Delete account ``name``; every user identified as it is a guest
+        now. Returns those users but ``told`` (who is told otherwise)."""
+        account = self.accounts.get(name)
+        self.accounts.delete(name)
+        guests = []
+        for user in self.hub.users():
+            if account is not None and user.account_id == account.id:
+                user.account, user.account_id = "", 0
+                if user is not told:
+                    guests.append(user)
+        return guests
 
     def hold(self, user: User, nick: str, text: str, *, notice: bool, action: bool) -> str | None:
         """A private message to ``nick``, who is offline: kept for its account

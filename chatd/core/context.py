@@ -289,7 +289,8 @@ class Context(Chat):
         """Give the caller ``points`` in this plugin's scores (kept for its
         account, or for its nickname if it is a guest); returns its total."""
         store, user = self._hub.store, self._user
-        who = account_who(user.nick) if user.account else self._hub.fold(user.nick)
+        account = self._hub.desk.account_name(user)
+        who = account_who(account) if account else self._hub.fold(user.nick)
         store.scores.add(self.name, who, points)
         return store.scores.total(self.name, who)
 
@@ -298,8 +299,9 @@ class Context(Chat):
 
     @property
     def identified(self) -> bool:
-        """Whether the caller proved its nickname's account password."""
-        return bool(self._user.account)
+        """Whether the caller proved an account's password (it may have
+        changed its nickname since)."""
+        return bool(self._hub.desk.account_name(self._user))
 
     def register_account(self, password: str) -> None:
         """Make the caller's nickname an account with ``password``."""

@@ -65,6 +65,14 @@ MAX_HISTORY_LINES: Final = 500
 #: more"): one bounded read, however long someone was away.
 MAX_COUNTED_LINES: Final = 10_000
 
+#: Nicknames IRC clients send passwords to (their services' names on other
+#: networks: HexChat's "Message NickServ" login, irssi and weechat scripts):
+#: nobody may take one, and chatd's service answers to them.
+SERVICE_NICKS: Final = frozenset(
+    {"nickserv", "chanserv", "memoserv", "operserv", "hostserv", "botserv", "saslserv",
+     "global", "ns", "cs", "ms"}
+)  # fmt: skip
+
 #: The kind a line is kept as (chatd.store.lines) -> the kind it is shown as.
 _SHOWN_AS: Final = {
     kept.SAID: ev.SAID,
@@ -108,6 +116,7 @@ class User:
 
     __slots__ = (
         "account",
+        "account_id",
         "asking",
         "checking",
         "connected_at",
@@ -153,6 +162,7 @@ class User:
         #: registered nickname whose password it was asked for, and how many
         #: wrong ones it gave; whether a password of its is being checked.
         self.account = ""
+        self.account_id = 0  # the account's id: one deleted and made again is another
         self.asking = ""
         self.tries = 0
         self.checking = False
@@ -252,6 +262,12 @@ class Hub:
 
     def receive(self, user: User, text: str) -> None:
         """One clean line of text from ``user`` (decoded and sanitized)."""
+        try:
+            self._receive(user, text)
+        finally:
+            self.desk.settle()
+
+    def _receive(self, user: User, text: str) -> None:
         if user.state is State.NAMED:
             if not text:
                 return
@@ -292,8 +308,9 @@ class Hub:
             user.deadline.cancel()
         self._connected.discard(user)
         if was_named:
-            if user.account:
-                self.store.accounts.touch(user.nick)  # its last seen
+            name = self.desk.account_name(user)
+            if name:
+                self.store.accounts.touch(name)  # its last seen
             del self._named[_key(user.nick)]
             del self._by_id[user.id]
             log.info("%s left (%s)", user.nick, reason)
@@ -357,7 +374,8 @@ class Hub:
             kept = self.desk.hold(user, nick, text, notice=notice, action=action)
             if kept is None:
                 return f"No such user: {nick}."
-            self.notify(user, kept)
+            if not notice:  # a notice is never answered
+                self.notify(user, kept)
             return None
         if to is user:
             return "That is you: a private message goes to someone else."
@@ -435,7 +453,7 @@ class Hub:
         problem = self.nick_refusal(user, new_nick)
         if problem:
             return problem
-        if not verified and user.account != _key(new_nick) and self.desk.registered(new_nick):
+        if not verified and self.desk.registered(new_nick) and not self.desk.owns(user, new_nick):
             return (
                 f"The nickname {new_nick} is registered;"
                 f" /identify {new_nick} PASSWORD takes it if it is yours."
@@ -795,9 +813,10 @@ class Hub:
     def nick_taken(self, nick: str, user: User) -> bool:
         """Whether someone other than ``user`` is called ``nick`` (ignoring case),
         or it is the IRC service's (``[irc] service_nick``: reserved for everyone,
-        whether IRC is served or not, so that it never changes hands)."""
+        whether IRC is served or not, so that it never changes hands), or one
+        of SERVICE_NICKS (whoever held one would be sent other users' passwords)."""
         key = _key(nick)
-        if key == _key(self.config.irc.service_nick):
+        if key == _key(self.config.irc.service_nick) or key in SERVICE_NICKS:
             return True
         holder = self._named.get(key)
         return holder is not None and holder is not user

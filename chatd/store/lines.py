@@ -361,10 +361,15 @@ class LineStore:
             for i, r, at, kind, nick, ident, text in rows
         ]
 
-    def flush(self) -> None:
-        """Wait until the writer has written what was handed over (tests)."""
+    def flush(self, wait: float = CLOSE_SECONDS) -> None:
+        """Wait until the writer has written what was handed over (tests);
+        TimeoutError past ``wait`` seconds (a writer that died or hangs)."""
         self.end_turn()
-        self._queue.join()
+        deadline = time.monotonic() + wait
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"history: the writer did not finish in {wait:g}s")
+            time.sleep(0.001)
 
     def close(self) -> None:
         """Write what is left, stop the writer, close the database."""
@@ -401,7 +406,7 @@ class LineStore:
                 if failing:
                     failing = False
                     log.info("history: writing %s again", self._db.path)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # sqlite3.Error, or a value it cannot take: the thread lives
                 room_ids.clear()  # the rollback may have undone new rooms
                 if not failing:
                     failing = True

@@ -27,8 +27,10 @@ _ESCAPE_SEQUENCE = re.compile(
     """,
     re.VERBOSE,
 )
-# What is left after that: every C0 control, DEL and every C1 control.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What is left after that: every C0 control, DEL and every C1 control, and
+# lone surrogates (only text a plugin or an operator gave can hold one: no
+# UTF-8 encoder, the wire's or SQLite's, can write it).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Where text a plugin or an operator gives is cut into lines (or joined, for
 # what must be one line): what terminals and str.splitlines() take as a break.
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
