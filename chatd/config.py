@@ -103,9 +103,10 @@ MAX_HISTORY_LINES: Final = 10_000_000
 #: How long lines are kept: a day at least, ten years at most; 0 = by count only.
 MIN_KEEP_DAYS: Final = 1
 MAX_KEEP_DAYS: Final = 3650
-#: Lines a returning user or a newcomer is shown: a catch-up longer than a
-#: thousand lines is a scroll no one reads (/history shows more).
-MAX_CATCHUP_LINES: Final = 1000
+#: Lines a returning user or a newcomer is shown: at most what /history shows
+#: (chatd.core.hub.MAX_HISTORY_LINES), so that "/history N" can always show
+#: the lines a catch-up left out; more is a scroll no one reads anyway.
+MAX_CATCHUP_LINES: Final = 500
 #: How long the loop may stand still before the watchdog says where: a second
 #: at least (a busy loop iteration is milliseconds), an hour at most; 0 = off.
 MIN_STALL_SECONDS: Final = 1

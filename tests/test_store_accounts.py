@@ -13,6 +13,7 @@ import pytest
 
 from chatd.store import accounts as accounts_module
 from chatd.store.accounts import (
+    MAX_HELD_FROM_ONE,
     MAX_HELD_MESSAGES,
     PRUNE_SECONDS,
     WEEK_SECONDS,
@@ -113,9 +114,11 @@ def kept(request: pytest.FixtureRequest, opener: Opener, clock: FakeClock) -> Ke
     return opener()
 
 
-def _message(text: str, at: float = 1_795_000_000.0, **flags: bool) -> HeldMessage:
+def _message(
+    text: str, at: float = 1_795_000_000.0, sender: str = "bob", **flags: bool
+) -> HeldMessage:
     return HeldMessage(
-        at, "bob", "~bob", text, flags.get("notice", False), flags.get("action", False)
+        at, sender, "~" + sender, text, flags.get("notice", False), flags.get("action", False)
     )
 
 
@@ -205,14 +208,23 @@ def test_an_account_holds_at_most_max_held_messages(kept: Kept) -> None:
     accounts = kept.accounts
     accounts.create("alice", "scrypt$a")
     accounts.create("bob", "scrypt$b")
-    for i in range(MAX_HELD_MESSAGES):
-        assert accounts.hold("alice", _message(f"m{i}")) is True
-    assert accounts.hold("alice", _message("one too many")) is False
+    for i in range(MAX_HELD_MESSAGES):  # from many senders: each may keep a few
+        assert accounts.hold("alice", _message(f"m{i}", sender=f"s{i % 10}")) is True
+    assert accounts.hold("alice", _message("one too many", sender="new")) is False
     assert accounts.held("alice") == MAX_HELD_MESSAGES
     assert accounts.hold("bob", _message("for bob")) is True  # another account's own bound
     texts = [message.text for message in accounts.take("alice")]
     assert texts == [f"m{i}" for i in range(MAX_HELD_MESSAGES)]
     assert accounts.hold("alice", _message("room again")) is True
+
+
+def test_one_sender_keeps_at_most_max_held_from_one_for_an_account(kept: Kept) -> None:
+    accounts = kept.accounts
+    accounts.create("alice", "scrypt$a")
+    for i in range(MAX_HELD_FROM_ONE):
+        assert accounts.hold("alice", _message(f"m{i}", sender="bob")) is True
+    assert accounts.hold("alice", _message("more", sender="BOB")) is False  # any case
+    assert accounts.hold("alice", _message("mine", sender="carol")) is True
 
 
 def test_all_accounts_together_hold_at_most_max_held_total(

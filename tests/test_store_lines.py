@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chatd.store import lines as lines_module
 from chatd.store.database import open_database
 from chatd.store.lines import ACTED, SAID, Line, Lines, LineStore, MemoryLines
 from chatd.testing import FakeClock
@@ -270,3 +271,24 @@ def test_a_value_sqlite_cannot_take_loses_its_batch_not_the_writer(
     store.close()
     again = opened()
     assert _texts(again.last("lobby", 10)) == ["the next turn"]
+
+
+def test_what_is_kept_in_memory_is_bounded(
+    opened: MakeStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lines_module, "MAX_MEMORY_ROOMS", 3)
+    monkeypatch.setattr(lines_module, "MAX_TAILS", 3)
+    monkeypatch.setattr(lines_module, "MAX_SEEN", 3)
+    memory = MemoryLines(1000, wall=clock)
+    store = opened()
+    for kept in (memory, store):
+        for room in ("a", "b", "c", "a", "d"):  # "b" is the least recently spoken in
+            kept.append(room, SAID, "alice", "alice", f"in {room}")
+        for i in range(5):
+            kept.mark_seen(f"nick:{i}", "a", 1)
+    assert memory.last("b", 5) == [] and _texts(memory.last("a", 5)) == ["in a", "in a"]
+    assert memory.seen("nick:0", "a") is None and memory.seen("nick:4", "a") is not None
+    assert set(store._tails) == {"c", "a", "d"}  # type: ignore[attr-defined]
+    store.flush()
+    assert _texts(store.last("b", 5)) == ["in b"]  # no tail: read from the file
+    assert store.seen("nick:0", "a") is not None  # from the file too

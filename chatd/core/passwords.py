@@ -11,7 +11,7 @@ hub state, and hands the result back through the reactor's
 answer is "busy", never a queue that grows. :class:`Attempts` makes each
 wrong password from an address wait longer before the next is even hashed.
 
-Not wired in yet: accounts come with the store (chatd.store).
+chatd.core.accounts uses them; the hashes are kept in chatd.store.accounts.
 """
 
 from __future__ import annotations

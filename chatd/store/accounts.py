@@ -48,6 +48,9 @@ MAX_ACCOUNTS: Final = 50_000
 #: Private messages kept for one offline account: a long absence's worth from
 #: friends, and a bound on what one sender can pile up for one account.
 MAX_HELD_MESSAGES: Final = 100
+#: Private messages one sender may have kept for one account: enough to say
+#: what it had to; not enough for one sender to fill an account's box.
+MAX_HELD_FROM_ONE: Final = 20
 #: Private messages kept for all accounts together: at the longest line (about
 #: 1.2 KB each in memory, measured) 24 MB, whatever the number of accounts.
 MAX_HELD_TOTAL: Final = 20_000
@@ -288,6 +291,9 @@ class Accounts:
             held = collections.deque()
         if len(held) >= MAX_HELD_MESSAGES or self._held_total >= MAX_HELD_TOTAL:
             return False
+        sender = _key(message.sender)
+        if sum(1 for kept in held if _key(kept.sender) == sender) >= MAX_HELD_FROM_ONE:
+            return False
         self._held[key] = held
         held.append(message)
         self._held_total += 1
@@ -356,6 +362,9 @@ class Scores:
         self._week: dict[str, dict[str, int]] = {}  # game -> who -> sum of _events
         self._whos: collections.Counter[str] = collections.Counter()  # who -> events kept
         self._pruned_at: float | None = None  # when old events were last deleted from the file
+        #: (game, count, week) -> top(): ranking every total is O(players), so
+        #: it is done once per change, not once per /scores.
+        self._tops: dict[tuple[str, int, bool], list[tuple[str, int]]] = {}
 
     @classmethod
     def load(cls, db: Database, write: Write, *, wall: Callable[[], float] = time.time) -> Scores:
@@ -381,6 +390,7 @@ class Scores:
     def add(self, game: str, who: str, points: int) -> None:
         """``who`` scored ``points`` in ``game`` now."""
         now = self._wall()
+        self._tops.clear()
         totals = self._totals.setdefault(game, {})
         total = totals[who] = totals.get(who, 0) + points
         self._order[game, who] = None
@@ -411,7 +421,11 @@ class Scores:
         who: all-time, or over the last ``days`` days (7 at most: what is kept)."""
         if count <= 0:
             return []
+        key = (game, count, days is not None)
         if days is None:
+            cached = self._tops.get(key)
+            if cached is not None:
+                return cached
             sums = self._totals.get(game, {})
         else:
             span = days * _DAY
@@ -420,14 +434,21 @@ class Scores:
             now = self._wall()
             self._prune(now)
             if span == WEEK_SECONDS:
+                cached = self._tops.get(key)
+                if cached is not None:
+                    return cached
                 sums = self._week.get(game, {})
             else:
                 sums = _sum(e for e in self._events if e.game == game and e.at >= now - span)
         best = heapq.nsmallest(count, sums.items(), key=lambda item: (-item[1], item[0]))
-        return [(who, points) for who, points in best if points]
+        ranked = [(who, points) for who, points in best if points]
+        if days is None or days * _DAY == WEEK_SECONDS:
+            self._tops[key] = ranked
+        return ranked
 
     def forget(self, who: str) -> None:
         """Every score of ``who``, in every game, goes (an account deleted)."""
+        self._tops.clear()
         for game, totals in self._totals.items():
             if totals.pop(who, None) is not None:
                 del self._order[game, who]
@@ -462,6 +483,7 @@ class Scores:
             del self._whos[old.who]
 
     def _add_week(self, event: _Event, points: int) -> None:
+        self._tops.clear()
         sums = self._week.setdefault(event.game, {})
         left = sums.get(event.who, 0) + points
         if left:

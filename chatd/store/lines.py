@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from chatd.store.database import Database
 
@@ -53,6 +53,17 @@ MAX_BATCH_LINES: Final = 5000
 #: Latest lines kept in memory per room: at least what a catch-up or /history
 #: shows, so the common read never touches the disk (200 x ~200 B per room).
 TAIL_LINES: Final = 200
+#: Rooms whose tails are kept (the most recently spoken in first to stay):
+#: rooms come and go, and a room's tail is only there to spare a disk read.
+#: A room pushed out is read from the file (what the writer has not written
+#: of it yet is then missed by a read, as past a tail).
+MAX_TAILS: Final = 2000
+#: Seen marks kept in memory, the latest set: the rest are read from the file.
+MAX_SEEN: Final = 100_000
+#: Rooms ``MemoryLines`` keeps lines of (":memory:" has no file to fall back
+#: on): at 10,000 lines a room, about 200 MB. The least recently spoken in
+#: goes first, its history with it.
+MAX_MEMORY_ROOMS: Final = 100
 #: Lines a room may pass its max_per_room by before its oldest are deleted (or
 #: 1% of the max, if more): pruning is one indexed delete every so often.
 PRUNE_SLACK: Final = 100
@@ -80,8 +91,8 @@ class Line(NamedTuple):
 
 
 class Seen(NamedTuple):
-    """``who`` ("@account" or "nick:alice") was last in ``room`` when its line
-    ``last_id`` was the newest: what a catch-up starts after."""
+    """``who`` (a nickname, folded as the hub folds it) was last in ``room``
+    when its line ``last_id`` was the newest: what a catch-up starts after."""
 
     who: str
     room: str
@@ -129,12 +140,16 @@ class MemoryLines:
     def __init__(self, max_per_room: int, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self._max = max_per_room
-        self._rooms: dict[str, collections.deque[Line]] = {}
-        self._seen: dict[tuple[str, str], Seen] = {}
+        self._rooms: collections.OrderedDict[str, collections.deque[Line]] = (
+            collections.OrderedDict()
+        )
+        self._seen: collections.OrderedDict[tuple[str, str], Seen] = collections.OrderedDict()
         self._next = 1
 
     def mark_seen(self, who: str, room: str, last_id: int) -> None:
         self._seen[who, room] = Seen(who, room, last_id, self._wall())
+        self._seen.move_to_end((who, room))
+        _bound(self._seen, MAX_SEEN)
 
     def seen(self, who: str, room: str) -> Seen | None:
         return self._seen.get((who, room))
@@ -152,6 +167,9 @@ class MemoryLines:
         kept = self._rooms.get(room)
         if kept is None:
             kept = self._rooms[room] = collections.deque(maxlen=self._max)
+            _bound(self._rooms, MAX_MEMORY_ROOMS)
+        else:
+            self._rooms.move_to_end(room)
         kept.append(line)
         return line
 
@@ -170,6 +188,12 @@ class MemoryLines:
 
     def close(self) -> None:
         pass
+
+
+def _bound(kept: collections.OrderedDict[Any, Any], most: int) -> None:
+    """Drop ``kept``'s oldest entries past ``most``."""
+    while len(kept) > most:
+        kept.popitem(last=False)
 
 
 _ROW: Final = "SELECT lines.id, ?, at, kind, nick, ident, text FROM lines"
@@ -194,9 +218,11 @@ class LineStore:
         self._keep = keep_seconds  # 0: lines are kept however old (the count still bounds them)
         self._aged_at: float | None = None  # when the writer last deleted lines by age
         self._turn: list[Line | Seen | Write] = []
-        self._tails: dict[str, collections.deque[Line]] = {}
+        self._tails: collections.OrderedDict[str, collections.deque[Line]] = (
+            collections.OrderedDict()
+        )
         #: Seen marks set this session (the file has the older ones).
-        self._seen: dict[tuple[str, str], Seen] = {}
+        self._seen: collections.OrderedDict[tuple[str, str], Seen] = collections.OrderedDict()
         self._queue: queue.Queue[list[Line | Seen | Write] | None] = queue.Queue()
         self._queued = 0  # lines in the queue (the loop adds, the writer takes away)
         self._queued_lock = threading.Lock()
@@ -228,12 +254,17 @@ class LineStore:
         tail = self._tails.get(room)
         if tail is None:
             tail = self._tails[room] = collections.deque(maxlen=TAIL_LINES)
+            _bound(self._tails, MAX_TAILS)
+        else:
+            self._tails.move_to_end(room)
         tail.append(line)
         return line
 
     def mark_seen(self, who: str, room: str, last_id: int) -> None:
         """``who`` has seen ``room`` up to line ``last_id`` (written with the lines)."""
         mark = self._seen[who, room] = Seen(who, room, last_id, self._wall())
+        self._seen.move_to_end((who, room))
+        _bound(self._seen, MAX_SEEN)
         self._turn.append(mark)
 
     def write(self, sql: str, params: tuple[object, ...]) -> None:
