@@ -925,6 +925,9 @@ class IrcGateway:
             away = self._away(found)
             if away:
                 self._numeric(session, im.RPL_AWAY, nick, away)
+            account = self.hub.desk.account_name(found)
+            if account:  # what tells the nick's owner from someone using it
+                self._numeric(session, im.RPL_WHOISACCOUNT, nick, account, "is logged in as")
             self._numeric(session, im.RPL_WHOISSERVER, nick, self.info.name, self.info.network)
         self._numeric(session, im.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 

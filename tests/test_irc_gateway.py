@@ -1156,3 +1156,15 @@ def test_a_message_kept_for_an_away_account_is_no_401(net: Net) -> None:
     alice.send("NOTICE bob :quietly")  # a notice: kept, and never answered
     assert alice.take() == []
     assert net.hub.store.accounts.held("bob") == 2
+
+
+def test_whois_says_which_account_a_nick_is_logged_in_as(net: Net) -> None:
+    _account(net, "alice", "alices-secret")
+    owner = IrcClient(net.gateway)
+    owner.send("PASS alices-secret")
+    owner.register("alice")
+    guest = net.irc("bob")
+    guest.send("WHOIS alice")
+    assert ("bob", "alice", "alice", "is logged in as") in [m.params for m in guest.take()]
+    guest.send("WHOIS bob")  # a guest: no 330
+    assert "330" not in [m.command for m in guest.take()]

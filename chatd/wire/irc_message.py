@@ -437,6 +437,7 @@ RPL_ENDOFWHO: Final = "315"
 RPL_WHOISIDLE: Final = "317"
 RPL_ENDOFWHOIS: Final = "318"
 RPL_WHOISCHANNELS: Final = "319"
+RPL_WHOISACCOUNT: Final = "330"  # "is logged in as" (ircu, and every server with accounts)
 # LIST, MODE, TOPIC, INVITE, NAMES
 RPL_LISTSTART: Final = "321"
 RPL_LIST: Final = "322"
