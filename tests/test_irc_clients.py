@@ -285,14 +285,14 @@ Started = TypeVar("Started", bound=RealClient)
 
 
 def started_clients(
-    make: Callable[[str], Started],
-) -> Iterator[Callable[[str], Started]]:
-    """A fixture's body: ``start(nick)`` makes a client and begins it; every
-    client started is stopped afterwards, whatever the test did."""
+    make: Callable[..., Started],
+) -> Iterator[Callable[..., Started]]:
+    """A fixture's body: ``start(nick, ...)`` makes a client and begins it;
+    every client started is stopped afterwards, whatever the test did."""
     started: list[Started] = []
 
-    def start(nick: str) -> Started:
-        client = make(nick)
+    def start(nick: str, *more: str) -> Started:
+        client = make(nick, *more)
         started.append(client)
         client.begin()
         return client
@@ -375,12 +375,14 @@ class Irssi:
 
     SESSION = "irssi"
 
-    def __init__(self, home: Path, address: tuple[str, int], nick: str) -> None:
+    def __init__(self, home: Path, address: tuple[str, int], nick: str, password: str = "") -> None:
         home.mkdir()
         self.home = home
         self.logs = Logs(home / "logs" / "chatd", ".log")
         host, port = address
         config = IRSSI_CONFIG.format(host=host, port=port, nick=nick, home=home)
+        if password:  # the server password irssi sends as PASS: the nick's account's
+            config = config.replace('use_tls = "no";', f'use_tls = "no"; password = "{password}";')
         (home / "config").write_text(config)
         self.socket = f"chatd-test-{uuid.uuid4().hex[:12]}"
         self.env = client_env(home)
@@ -441,12 +443,14 @@ class Irssi:
 
 
 @pytest.fixture
-def irssi(server: Server, tmp_path: Path) -> Iterator[Callable[[str], Irssi]]:
+def irssi(server: Server, tmp_path: Path) -> Iterator[Callable[..., Irssi]]:
     need("irssi", "irssi")
     need("tmux", "tmux")
     assert server.irc_address is not None
     address = server.irc_address
-    yield from started_clients(lambda nick: Irssi(tmp_path / "irssi", address, nick))
+    yield from started_clients(
+        lambda nick, password="": Irssi(tmp_path / "irssi", address, nick, password)
+    )
 
 
 def test_irssi_in_the_same_chat_as_an_nc_user(
@@ -454,3 +458,29 @@ def test_irssi_in_the_same_chat_as_an_nc_user(
 ) -> None:
     nc = connect(NC_NICK)
     converse(irssi("irs"), IRSSI_LOOKS, nc, "irs", "irs2")
+
+
+def test_irssi_logs_in_with_its_server_password_and_gets_what_was_kept(
+    connect: Callable[[str], LineClient], irssi: Callable[..., Irssi]
+) -> None:
+    owner = connect("irsacct")
+    owner.send("/register irs-secret-1")
+    owner.expect(re.compile(r"^\*\*\* Registered: the nickname irsacct is yours"))
+    owner.send("/quit")
+    owner.wait_closed()
+    nc = connect(NC_NICK)
+    nc.send("/msg irsacct kept for you")
+    nc.expect("*** irsacct is offline; your message is kept until they identify.")
+    nc.send("said before you came")
+    client = irssi("irsacct", "irs-secret-1")
+    try:
+        nc.expect("*** irsacct joined")
+        logs = client.logs
+        # irssi asks for server-time: what was kept comes as the lines they
+        # were, stamped with when they were said (irssi shows that time).
+        logs.wait_for(rf"^\d\d:\d\d <{NC_NICK}> kept for you$", NC_NICK)
+        logs.wait_for(rf"^\d\d:\d\d < {NC_NICK}> said before you came$", "#lobby")
+        shown = logs.everything() + client.printed()
+        assert "You are identified: irsacct is your account." in shown
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n-- irssi printed:\n{client.printed()}") from None
