@@ -37,6 +37,7 @@ a CAP REQ that would change it is NAKed.
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import re
@@ -81,6 +82,14 @@ MAX_MOTD_BYTES: Final = 64 * 1024
 ERR_INVALIDCAPCMD: Final = "410"
 ERR_TOOMANYTARGETS: Final = "407"
 ERR_BADCHANNAME: Final = "479"
+# SASL (IRCv3 sasl-3.1)
+RPL_LOGGEDIN: Final = "900"
+RPL_SASLSUCCESS: Final = "903"
+ERR_SASLFAIL: Final = "904"
+ERR_SASLTOOLONG: Final = "905"
+ERR_SASLABORTED: Final = "906"
+ERR_SASLALREADY: Final = "907"
+RPL_SASLMECHS: Final = "908"
 RPL_ENDOFBANLIST: Final = "368"
 
 # What a username keeps: RFC 2812's "user" is any octet but NUL, CR, LF, space
@@ -95,7 +104,15 @@ MAX_WHO_MATCHES: Final = 100
 
 #: Verbs a connection may send before it is registered; anything else is 451.
 #: PING too: clients and bouncers check the link while they negotiate CAP.
-_BEFORE_REGISTRATION: Final = frozenset({"CAP", "NICK", "USER", "PASS", "QUIT", "PING", "PONG"})
+_BEFORE_REGISTRATION: Final = frozenset(
+    {"CAP", "NICK", "USER", "PASS", "AUTHENTICATE", "QUIT", "PING", "PONG"}
+)
+#: SASL (IRCv3): the one mechanism, and the most a client may send of it: an
+#: AUTHENTICATE line carries at most 400 bytes of base64, and PLAIN's
+#: authzid, authcid and password fit in a few lines; past that it is refused.
+SASL_MECHANISMS: Final = ("PLAIN",)
+SASL_CHUNK: Final = 400
+MAX_SASL_BYTES: Final = 4 * SASL_CHUNK
 
 
 class IrcSession:
@@ -110,6 +127,9 @@ class IrcSession:
         "password",
         "pinged",
         "realname",
+        "sasl",
+        "sasl_account",
+        "sasl_data",
         "timer",
         "user",
         "username",
@@ -124,6 +144,9 @@ class IrcSession:
         self.username = ""
         self.realname = ""
         self.cap_pending = False  # CAP LS/REQ seen, CAP END not yet
+        self.sasl = False  # the sasl capability is on
+        self.sasl_data: str | None = None  # AUTHENTICATE PLAIN begun: the base64 so far
+        self.sasl_account = ""  # the account SASL logged in to, until registration
         self.invisible = False  # user mode +i: WHO masks do not show it
         self.away = ""  # AWAY's message while it is away
         self.heard = now  # when its last line came
@@ -406,19 +429,24 @@ class IrcGateway:
         server = self.info.name
         if sub == "LS":
             session.cap_pending = not registered
-            offered = " ".join(irc.CAPABILITIES)
+            version = msg.params[1] if len(msg.params) > 1 else ""
+            # CAP LS 302 and later: values (sasl=PLAIN); earlier: names alone.
+            values = version.isdigit() and int(version) >= 302
+            sasl = f"sasl={','.join(SASL_MECHANISMS)}" if values else "sasl"
+            offered = " ".join(sasl if c == "sasl" else c for c in irc.CAPABILITIES)
             session.link.send(irc.message(server, "CAP", nick, "LS", offered))
         elif sub == "LIST":
-            enabled = "server-time" if session.wire.server_time else ""
+            enabled = " ".join(c for c in irc.CAPABILITIES if c in self._caps(session))
             session.link.send(irc.message(server, "CAP", nick, "LIST", enabled))
         elif sub == "REQ":
             session.cap_pending = not registered
             asked = msg.params[1] if len(msg.params) > 1 else ""
-            wanted = self._cap_request(asked, session.wire.server_time, registered)
+            wanted = self._cap_request(asked, self._caps(session), registered)
             if wanted is None:
                 session.link.send(irc.message(server, "CAP", nick, "NAK", one_line(asked)))
             else:
-                session.wire.server_time = wanted
+                session.wire.server_time = "server-time" in wanted
+                session.sasl = "sasl" in wanted
                 session.link.send(irc.message(server, "CAP", nick, "ACK", asked))
         elif sub == "END":
             session.cap_pending = False
@@ -427,21 +455,36 @@ class IrcGateway:
             self._numeric(session, ERR_INVALIDCAPCMD, msg.params[0], "Invalid CAP command")
 
     @staticmethod
-    def _cap_request(asked: str, server_time: bool, registered: bool) -> bool | None:
-        """Whether server-time is on after ``CAP REQ :asked``, or None to NAK it
-        (all or nothing, IRCv3): a capability chatd lacks, nothing asked, or a
-        change of format once registered."""
+    def _caps(session: IrcSession) -> frozenset[str]:
+        """The capabilities ``session`` has on."""
+        return frozenset(
+            name
+            for name, on in (("server-time", session.wire.server_time), ("sasl", session.sasl))
+            if on
+        )
+
+    @staticmethod
+    def _cap_request(
+        asked: str, enabled: frozenset[str], registered: bool
+    ) -> frozenset[str] | None:
+        """The capabilities on after ``CAP REQ :asked``, or None to NAK it (all
+        or nothing, IRCv3): a capability chatd lacks, nothing asked, or a
+        change of format once registered (server-time)."""
         names = asked.split()
         if not names:
             return None
-        wanted = server_time
+        wanted = set(enabled)
         for name in names:
-            if name.removeprefix("-") not in irc.CAPABILITIES:
+            cap = name.removeprefix("-")
+            if cap not in irc.CAPABILITIES:
                 return None
-            wanted = not name.startswith("-")
-        if registered and wanted != server_time:
+            if name.startswith("-"):
+                wanted.discard(cap)
+            else:
+                wanted.add(cap)
+        if registered and ("server-time" in wanted) != ("server-time" in enabled):
             return None
-        return wanted
+        return frozenset(wanted)
 
     def _nick_refusal(self, nick: str, user: User) -> tuple[str, str] | None:
         """(numeric, text) when ``nick`` cannot be ``user``'s nickname."""
@@ -500,6 +543,56 @@ class IrcGateway:
         # password): checked when registration completes; never logged.
         session.password = msg.params[0]
 
+    def _authenticate(self, session: IrcSession, msg: Message) -> None:
+        """SASL PLAIN (IRCv3): base64 of ``authzid NUL account NUL password``,
+        checked as PASS is; 900 and 903 when right, 904 when not."""
+        if not self._need(session, msg, 1):
+            return
+        if self.hub.is_online(session.user) or session.sasl_account:
+            self._numeric(session, ERR_SASLALREADY, "You have already authenticated")
+            return
+        if not session.sasl:
+            self._numeric(session, ERR_SASLFAIL, "SASL authentication failed: no CAP REQ :sasl")
+            return
+        data = msg.params[0]
+        if data == "*":
+            session.sasl_data = None
+            self._numeric(session, ERR_SASLABORTED, "SASL authentication aborted")
+            return
+        if session.sasl_data is None:  # the mechanism
+            if data.upper() not in SASL_MECHANISMS:
+                self._numeric(session, RPL_SASLMECHS, ",".join(SASL_MECHANISMS), "are available")
+                self._numeric(session, ERR_SASLFAIL, "SASL authentication failed")
+                return
+            session.sasl_data = ""
+            session.link.send(b"AUTHENTICATE +\r\n")
+            return
+        if data != "+":
+            session.sasl_data += data
+        if len(session.sasl_data) > MAX_SASL_BYTES:
+            session.sasl_data = None
+            self._numeric(session, ERR_SASLTOOLONG, "SASL message too long")
+            return
+        if len(data) == SASL_CHUNK:
+            return  # more follows
+        encoded, session.sasl_data = session.sasl_data, None
+        try:
+            _, account, password = base64.b64decode(encoded, validate=True).decode().split("\0")
+        except (ValueError, UnicodeDecodeError):
+            self._numeric(session, ERR_SASLFAIL, "SASL authentication failed")
+            return
+
+        def done(name: str) -> None:
+            session.sasl_account = name
+            mask = f"{self._nick(session)}!{_username(session.username) or '*'}@{irc.CLOAK}"
+            self._numeric(session, RPL_LOGGEDIN, mask, name, f"You are now logged in as {name}")
+            self._numeric(session, RPL_SASLSUCCESS, "SASL authentication successful")
+
+        def failed(why: str) -> None:
+            self._numeric(session, ERR_SASLFAIL, f"SASL authentication failed: {why}")
+
+        self.hub.desk.authenticate(session.user, account, password, done, failed)
+
     def _try_register(self, session: IrcSession) -> None:
         if session.cap_pending or not session.nick or not session.username:
             return
@@ -512,14 +605,29 @@ class IrcGateway:
         # name), WHO and WHOIS say the same; nothing usable left: the nick.
         username = _username(session.username)
         user.ident = f"~{username}" if username else ""
+        account = session.sasl_account
+        if account and irc_fold(account) == irc_fold(nick):
+            self._take_registered(session, nick, autojoin)  # SASL proved this nick's password
+            return
         if self.hub.desk.registered(nick) and (refusal is None or self.hub.find(nick)):
             self._log_in(session, nick, autojoin)
             return
         problem = refusal[1] if refusal else self.hub.register(user, nick, autojoin)
+        if not problem and account:
+            self.hub.desk.identify_as(user, account)  # logged in under another nick
         if problem:
             session.nick = ""  # the client sends another NICK
             code = refusal[0] if refusal else im.ERR_ERRONEUSNICKNAME
             self._numeric(session, code, nick, problem)
+            return
+        self._arm_ping(session)
+
+    def _take_registered(self, session: IrcSession, nick: str, autojoin: list[str]) -> None:
+        user = session.user
+        problem = self.hub.desk.take_verified(user, nick, autojoin)
+        if problem:
+            session.nick = ""
+            self._numeric(session, im.ERR_NICKNAMEINUSE, nick, problem)
             return
         self._arm_ping(session)
 
@@ -959,6 +1067,7 @@ class IrcGateway:
 
 _COMMANDS: Final[dict[str, Callable[[IrcGateway, IrcSession, Message], None]]] = {
     "CAP": IrcGateway._cap,
+    "AUTHENTICATE": IrcGateway._authenticate,
     "NICK": IrcGateway._nick_cmd,
     "USER": IrcGateway._user_cmd,
     "PASS": IrcGateway._pass_cmd,

@@ -7,6 +7,7 @@ checks what a client would understand, not how the bytes are spaced.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,7 +106,7 @@ def test_registration_burst_then_the_default_room(net: Net) -> None:
     assert client.take() == []  # no nc greeting: IRC registers with NICK and USER
     client.send("CAP LS 302", "NICK bob", "USER bob 0 * :Bob B")
     got = client.take()
-    assert got == [Message("CAP", ("*", "LS", "server-time"), irc.SERVER_NAME)]
+    assert got == [Message("CAP", ("*", "LS", "server-time sasl=PLAIN"), irc.SERVER_NAME)]
     client.send("CAP REQ :multi-prefix", "CAP END")
     got = client.take()
     assert got[0] == Message("CAP", ("*", "NAK", "multi-prefix"), irc.SERVER_NAME)
@@ -849,7 +850,7 @@ def test_server_time_is_offered_acked_and_stamps_what_the_client_reads(net: Net)
     bob = IrcClient(net.gateway)
     bob.send("CAP LS 302")
     [ls] = bob.take()
-    assert ls.params == ("*", "LS", "server-time")
+    assert ls.params == ("*", "LS", "server-time sasl=PLAIN")
     bob.send("CAP REQ :server-time multi-prefix")  # all or nothing
     [nak] = bob.take()
     assert nak.params[1:] == ("NAK", "server-time multi-prefix")
@@ -1168,3 +1169,53 @@ def test_whois_says_which_account_a_nick_is_logged_in_as(net: Net) -> None:
     assert ("bob", "alice", "alice", "is logged in as") in [m.params for m in guest.take()]
     guest.send("WHOIS bob")  # a guest: no 330
     assert "330" not in [m.command for m in guest.take()]
+
+
+def _sasl_plain(account: str, password: str) -> str:
+    return base64.b64encode(f"\0{account}\0{password}".encode()).decode()
+
+
+def test_sasl_plain_logs_in_before_registration(net: Net) -> None:
+    _account(net, "alice", "alices-secret")
+    client = IrcClient(net.gateway)
+    client.send("CAP LS", "CAP REQ :sasl")
+    assert [m.params[1:] for m in client.take()] == [("LS", "server-time sasl"), ("ACK", "sasl")]
+    client.send("AUTHENTICATE SCRAM-SHA-256")  # not offered: the list, then 904
+    assert [m.command for m in client.take()] == ["908", "904"]
+    client.send("AUTHENTICATE PLAIN")
+    assert client.link.take() == ["AUTHENTICATE +\r"]  # lines end CR LF
+    client.send(f"AUTHENTICATE {_sasl_plain('alice', 'alices-secret')}")
+    got = client.take()
+    assert [m.command for m in got] == ["900", "903"]
+    assert got[0].params[2:] == ("alice", "You are now logged in as alice")
+    client.send("NICK alice", "USER alice 0 * :Alice", "CAP END")
+    got = client.take()
+    assert got[0].command == "001"
+    assert ("alice", "You are identified: alice is your account.") in [m.params for m in got]
+
+
+def test_sasl_with_a_wrong_password_fails_and_registration_goes_on(net: Net) -> None:
+    _account(net, "alice", "alices-secret")
+    client = IrcClient(net.gateway)
+    client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    client.take()
+    client.send(f"AUTHENTICATE {_sasl_plain('alice', 'wrong-one-here')}")
+    [fail] = client.take()
+    assert fail.command == "904"
+    client.send("AUTHENTICATE PLAIN", "AUTHENTICATE *")  # begun, then aborted
+    assert [m.command for m in client.take()][-1] == "906"
+    client.send("NICK alice", "USER alice 0 * :Alice", "CAP END")
+    [refused] = client.take()  # not logged in: the registered nick is not its
+    assert refused.command == "433"
+
+
+def test_sasl_logs_in_to_an_account_under_another_nick(net: Net) -> None:
+    _account(net, "alice", "alices-secret")
+    client = IrcClient(net.gateway)
+    client.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    client.send(f"AUTHENTICATE {_sasl_plain('alice', 'alices-secret')}")
+    client.take()
+    client.send("NICK alice_away", "USER alice 0 * :Alice", "CAP END")
+    got = client.take()
+    assert got[0].command == "001"
+    assert ("alice_away", "You are identified as alice.") in [m.params for m in got]

@@ -235,7 +235,10 @@ class Desk:
         self.deliver_held(user)
 
     def deliver_held(self, user: User) -> None:
-        held = self.accounts.take(user.nick)
+        self._deliver(user, user.nick)
+
+    def _deliver(self, user: User, name: str) -> None:
+        held = self.accounts.take(name)
         if not held:
             return
         now = self.hub.wall()
@@ -351,6 +354,52 @@ class Desk:
             done()
 
         self._check(user, nick, password, then, lambda why: refused(why, False))
+
+    def authenticate(
+        self,
+        user: User,
+        nick: str,
+        password: str,
+        done: Callable[[str], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        """A wire's login before registration (IRC's SASL PLAIN): ``done(name)``
+        with the account's name when ``password`` is ``nick``'s account's,
+        else ``failed(why)``. Registration then takes the account's nickname
+        (:meth:`take_verified`) or names the user otherwise (:meth:`identify_as`)."""
+        if not self.registered(nick):
+            failed(f"no account {nick}")
+            return
+
+        def then(right: bool) -> None:
+            account = self.accounts.get(nick)
+            if right and account is not None:
+                done(account.name)
+            else:
+                failed("wrong password")
+
+        self._check(user, nick, password, then, failed)
+
+    def take_verified(self, user: User, nick: str, rooms: list[str] | None) -> str | None:
+        """Register ``user`` as ``nick``, whose account's password it proved
+        (SASL): from its owner's other connection if need be. Why not, or None."""
+        self._take_over(user, nick)
+        problem = self.hub.register(user, nick, rooms, verified=True)
+        if problem is None:
+            self._identified(user)
+        return problem
+
+    def identify_as(self, user: User, name: str) -> None:
+        """``user`` (named, under another nickname) proved account ``name``'s
+        password: it is identified as it, and given what was kept for it."""
+        account = self.accounts.get(name)
+        if account is None:
+            return
+        user.account, user.account_id = self.hub.fold(name), account.id
+        self.accounts.touch(name)
+        log.info("%s identified as %s", user.nick, account.name)
+        self.hub.notify(user, f"You are identified as {account.name}.")
+        self._deliver(user, account.name)
 
     # -- commands ------------------------------------------------------------------------
 

@@ -62,8 +62,9 @@ NETWORK: Final = "chatd"
 #: Who IRC users send plugin commands to, unless ``[irc] service_nick`` says otherwise.
 SERVICE: Final = "chatd"
 #: The capabilities chatd implements (CAP LS): ``server-time`` stamps every
-#: line a client is sent through its wire with ``@time=`` (IRCv3).
-CAPABILITIES: Final = ("server-time",)
+#: line a client is sent through its wire with ``@time=`` (IRCv3); ``sasl``
+#: (PLAIN) logs in to an account before registration (chatd.irc_gateway).
+CAPABILITIES: Final = ("server-time", "sasl")
 #: The host part of every user's source: one fixed cloak, so a line renders
 #: the same for every reader (and no reader learns another's address).
 CLOAK: Final = "chatd"
