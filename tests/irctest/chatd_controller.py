@@ -57,6 +57,11 @@ max_per_ip = 0
 [admin]
 enabled = false
 
+[store]
+# Each test's server keeps nothing: they run side by side, and one database
+# is locked by one chatd.
+path = ":memory:"
+
 [plugins]
 dirs = []
 """
@@ -126,7 +131,7 @@ class ChatdController(BaseServerController, DirectoryBasedController):
         if websocket_hostname is not None or websocket_port is not None:
             raise NotImplementedByController("Websocket")
         if password is not None:
-            # chatd accepts PASS and ignores it until accounts exist (issue 15).
+            # chatd's PASS is an account's password, not a server password.
             raise NotImplementedByController("PASS command")
         if ssl:
             raise NotImplementedByController("SSL")
