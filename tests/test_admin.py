@@ -84,11 +84,12 @@ def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: Admin
     assert [u["nick"] for u in users] == ["alice", "bob"]
     by_nick = {u["nick"]: u for u in users}
     assert set(by_nick["alice"]) == {
-        "nick", "address", "protocol", "connected_seconds", "idle_seconds", "lines", "rooms",
-        "game",
+        "nick", "address", "protocol", "account", "connected_seconds", "idle_seconds", "lines",
+        "rooms", "game",
     }  # fmt: skip
     assert by_nick["alice"]["address"] == "{}:{}".format(*alice.sock.getsockname())
     assert by_nick["alice"]["protocol"] == "line"
+    assert by_nick["alice"]["account"] == ""  # a guest
     assert by_nick["alice"]["lines"] == 1 and by_nick["bob"]["lines"] == 1
     assert by_nick["alice"]["game"] is None
     assert re.fullmatch(r"jumble \(6 letters\), \d+s left", by_nick["bob"]["game"])

@@ -44,6 +44,7 @@ def test_users_table() -> None:
                 "nick": "alice",
                 "address": "127.0.0.1:5000",
                 "protocol": "irc",
+                "account": "alice",
                 "connected_seconds": 3725,
                 "idle_seconds": 75,
                 "lines": 12,
@@ -67,7 +68,7 @@ def test_users_table() -> None:
     assert "alice" in text and "1h 02m" in text and "1m 15s" in text and "12" in text
     assert "jumble (6 letters), 40s left" in text
     assert "[::1]:6000" in text
-    assert re.search(r"127\.0\.0\.1:5000 +│ irc +│", text)  # how each came in
+    assert re.search(r"127\.0\.0\.1:5000 +│ irc \(alice\) +│", text)  # how, as which account
     assert re.search(r"\[::1\]:6000 +│ line +│", text)  # no protocol: an older server's
     assert re.search(r"┃ lines ┃ rooms +┃ game", text)
     assert "#games, #lobby" in text

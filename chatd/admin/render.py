@@ -64,7 +64,12 @@ def users_table(users: list[dict[str, Any]]) -> Table:
         table.add_row(
             Text(user["nick"]),
             Text(user["address"]),  # as Text: an IPv6 "::1234:" is no emoji code
-            Text(user.get("protocol", "line")),  # a server from before IRC: all line
+            # How it came in (a server from before IRC: all line), and as which
+            # account if it proved one's password: "irc (alice)".
+            Text(
+                user.get("protocol", "line")
+                + (f" ({user['account']})" if user.get("account") else "")
+            ),
             duration(user["connected_seconds"]),
             duration(user["idle_seconds"]),
             str(user["lines"]),

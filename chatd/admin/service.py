@@ -146,6 +146,8 @@ class AdminService:
                 "address": user.link.peer,
                 # The wire's format, less its options ("irc+time" is IRC).
                 "protocol": user.wire.NAME.partition("+")[0],
+                # The account it proved the password of ("" for a guest).
+                "account": self._hub.desk.account_name(user),
                 "connected_seconds": round(now - user.connected_at, 1),
                 "idle_seconds": round(now - user.last_active, 1),
                 "lines": user.lines,
