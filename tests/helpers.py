@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from chatd import testing
+from chatd.admin.client import AdminClient
 from chatd.config import (
     AdminSettings,
     Config,
@@ -594,3 +595,19 @@ class Crowd:
     def close(self) -> None:
         for client in self.clients:
             client.close()
+
+
+def named_client(server: Server, nick: str) -> LineClient:
+    """A LineClient of ``server``'s chat port, registered as ``nick``."""
+    assert server.address
+    client = LineClient(server.address)
+    client.register(nick)
+    return client
+
+
+def admin_session(server: Server) -> Iterator[AdminClient]:
+    """A fixture's body: an AdminClient of ``server``'s admin socket, closed after."""
+    assert server.admin_path
+    client = AdminClient(server.admin_path, timeout=WAIT)
+    yield client
+    client.close()

@@ -33,7 +33,9 @@ from tests.helpers import (
     HubFixture,
     LineClient,
     ServerProcess,
+    admin_session,
     make_config,
+    named_client,
     run_chatd,
     running_server,
 )
@@ -53,17 +55,7 @@ def admin_server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def admin(admin_server: Server) -> Iterator[AdminClient]:
-    assert admin_server.admin_path
-    client = AdminClient(admin_server.admin_path, timeout=WAIT)
-    yield client
-    client.close()
-
-
-def _chatter(server: Server, nick: str) -> LineClient:
-    assert server.address
-    client = LineClient(server.address)
-    client.register(nick)
-    return client
+    yield from admin_session(admin_server)
 
 
 def test_the_socket_is_0600_in_a_0700_folder(admin_server: Server) -> None:
@@ -75,7 +67,7 @@ def test_the_socket_is_0600_in_a_0700_folder(admin_server: Server) -> None:
 
 
 def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: AdminClient) -> None:
-    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    alice, bob = named_client(admin_server, "alice"), named_client(admin_server, "bob")
     alice.send("hello")
     bob.expect("<alice> hello")
     bob.send("/game")
@@ -100,7 +92,7 @@ def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: Admin
 def test_kick_tells_the_user_closes_it_and_tells_the_others(
     admin_server: Server, admin: AdminClient
 ) -> None:
-    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    alice, bob = named_client(admin_server, "alice"), named_client(admin_server, "bob")
     assert admin.call("kick", {"nick": "ALICE", "reason": "flooding"}) == "kicked alice"
     assert alice.wait_closed()[-1] == "*** You have been kicked by an operator: flooding."
     bob.expect("*** alice left (kicked by an operator: flooding)")
@@ -111,7 +103,7 @@ def test_kick_tells_the_user_closes_it_and_tells_the_others(
 def test_reload_words_makes_the_next_game_use_them(
     admin_server: Server, admin: AdminClient, tmp_path: Path
 ) -> None:
-    alice = _chatter(admin_server, "alice")
+    alice = named_client(admin_server, "alice")
     (tmp_path / "words.txt").write_text("garden\n")
     assert admin.call("reload", {"what": "words"}) == [
         f"jumble: words: 1 -> 1 (from {tmp_path / 'words.txt'})"
@@ -132,7 +124,7 @@ def test_reload_config_without_a_file_says_so(admin: AdminClient) -> None:
 
 def test_stats_count_as_users_chat(admin_server: Server, admin: AdminClient) -> None:
     before = admin.call("stats")
-    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    alice, bob = named_client(admin_server, "alice"), named_client(admin_server, "bob")
     alice.send("one")
     alice.send("/who")
     bob.expect("<alice> one")
@@ -149,7 +141,7 @@ def test_stats_count_as_users_chat(admin_server: Server, admin: AdminClient) -> 
 
 
 def test_say_reaches_everyone(admin_server: Server, admin: AdminClient) -> None:
-    alice, bob = _chatter(admin_server, "alice"), _chatter(admin_server, "bob")
+    alice, bob = named_client(admin_server, "alice"), named_client(admin_server, "bob")
     assert admin.call("say", {"text": "maintenance at noon"}) == "announced to 2 users"
     alice.expect("*** Announcement: maintenance at noon")
     bob.expect("*** Announcement: maintenance at noon")
@@ -158,7 +150,7 @@ def test_say_reaches_everyone(admin_server: Server, admin: AdminClient) -> None:
 def _in_games(server: Server) -> tuple[LineClient, LineClient, LineClient]:
     """alice makes #games (its operator; it is her current room), bob joins it and
     goes back to #lobby as his current room, carol stays in #lobby alone."""
-    alice, bob, carol = (_chatter(server, nick) for nick in ("alice", "bob", "carol"))
+    alice, bob, carol = (named_client(server, nick) for nick in ("alice", "bob", "carol"))
     alice.send("/join #games")
     alice.expect("*** 1 user in #games: @alice")
     bob.send("/join #games")
@@ -379,7 +371,7 @@ def test_the_client_survives_a_reply_nested_too_deep(tmp_path: Path) -> None:
 def test_shutdown_is_the_graceful_path(tmp_path: Path) -> None:
     config = make_config(admin=AdminSettings(enabled=True, socket=str(tmp_path / "a.sock")))
     with running_server(config) as server:
-        alice = _chatter(server, "alice")
+        alice = named_client(server, "alice")
         assert server.admin_path
         admin = AdminClient(server.admin_path)
         assert admin.call("shutdown", {"message": "back in 5"}) == "shutting down"
@@ -741,7 +733,7 @@ def test_reload_config_applies_what_it_can_and_names_what_needs_a_restart(
     with running_server(load(path)) as server:
         assert server.admin_path
         admin = AdminClient(server.admin_path)
-        alice = _chatter(server, "alice")
+        alice = named_client(server, "alice")
         assert admin.call("reload", {"what": "config"}) == [f"config: {path}: nothing changed"]
         path.write_text(
             base.replace("port = 0", "port = 7")

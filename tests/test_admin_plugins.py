@@ -19,6 +19,7 @@ from tests.helpers import (
     WAIT,
     LineClient,
     ServerProcess,
+    admin_session,
     make_config,
     run_chatd,
     running_server,
@@ -76,10 +77,7 @@ def server(tmp_path: Path, dropin_dir: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def admin(server: Server) -> Iterator[AdminClient]:
-    assert server.admin_path
-    client = AdminClient(server.admin_path, timeout=WAIT)
-    yield client
-    client.close()
+    yield from admin_session(server)
 
 
 @pytest.fixture

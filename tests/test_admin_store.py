@@ -27,7 +27,9 @@ from tests.helpers import (
     IrcLineClient,
     LineClient,
     ServerProcess,
+    admin_session,
     make_config,
+    named_client,
     run_chatd,
     running_server,
     wait_until,
@@ -51,22 +53,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def admin(server: Server) -> Iterator[AdminClient]:
-    assert server.admin_path
-    client = AdminClient(server.admin_path, timeout=WAIT)
-    yield client
-    client.close()
-
-
-def _chatter(server: Server, nick: str) -> LineClient:
-    assert server.address
-    client = LineClient(server.address)
-    client.register(nick)
-    return client
+    yield from admin_session(server)
 
 
 def _registered(server: Server, nick: str) -> LineClient:
     """``nick`` on a real socket, with an account it is identified as."""
-    client = _chatter(server, nick)
+    client = named_client(server, nick)
     client.send(f"/register {PASSWORD}")
     client.expect(re.compile(rf"^\*\*\* Registered: the nickname {nick} is yours\."))
     return client
@@ -84,7 +76,7 @@ def _shown(renderable: Any, width: int = 100) -> str:
 def test_history_shows_a_rooms_lines_in_order_with_their_kinds_and_times(
     server: Server, admin: AdminClient
 ) -> None:
-    alice = _chatter(server, "alice")
+    alice = named_client(server, "alice")
     alice.send("/join #games")
     alice.expect("*** 1 user in #games: @alice")
     assert server.irc_address is not None
@@ -129,7 +121,7 @@ def test_history_shows_a_rooms_lines_in_order_with_their_kinds_and_times(
 def test_history_takes_20_lines_by_default_and_at_most_500(
     server: Server, admin: AdminClient
 ) -> None:
-    alice, bob = _chatter(server, "alice"), _chatter(server, "bob")
+    alice, bob = named_client(server, "alice"), named_client(server, "bob")
     for i in range(25):
         alice.send(f"line {i}")
     bob.expect("<alice> line 24")
@@ -149,7 +141,7 @@ def test_history_takes_20_lines_by_default_and_at_most_500(
 def test_history_of_a_bad_name_no_room_or_an_empty_room_is_one_line(
     server: Server, admin: AdminClient
 ) -> None:
-    _alice = _chatter(server, "alice")  # kept: a client collected is a client gone
+    _alice = named_client(server, "alice")  # kept: a client collected is a client gone
     with pytest.raises(AdminFailed) as failed:
         admin.call("history", {"room": "#no good"})
     assert str(failed.value) == room_problem("#no good")
@@ -170,7 +162,7 @@ def test_history_shows_what_plugins_and_users_put_in_it_clean(
     """A kept line may hold anything (a plugin's words, a database from
     elsewhere): the reply and its rendering hold no control character, and
     rich markup in it is shown as typed."""
-    alice, bob = _chatter(server, "alice"), _chatter(server, "bob")
+    alice, bob = named_client(server, "alice"), named_client(server, "bob")
     alice.send("[bold red]not markup[/]")
     bob.expect("<alice> [bold red]not markup[/]")
     server.hub.store.lines.append("#lobby", 1, "alice", "alice", "a\x1b[31mred\x9b2J\nforged")
@@ -240,7 +232,7 @@ def test_accounts_lists_names_times_and_held_messages_never_a_hash(
     assert account["held_messages"] == 0
     alice.send("/quit")
     alice.wait_closed()
-    bob = _chatter(server, "bob")
+    bob = named_client(server, "bob")
     bob.send("/msg alice see you tomorrow")
     bob.expect("*** alice is offline; your message is kept until they identify.")
     (account,) = admin.call("accounts")
@@ -296,7 +288,7 @@ def test_account_delete_removes_it_tells_its_user_and_a_second_is_an_error(
 
 
 def test_stats_shows_a_store_in_memory(server: Server, admin: AdminClient) -> None:
-    alice, bob = _chatter(server, "alice"), _chatter(server, "bob")
+    alice, bob = named_client(server, "alice"), named_client(server, "bob")
     alice.send("one")
     alice.send("two")
     bob.expect("<alice> two")
@@ -320,7 +312,7 @@ def test_stats_shows_a_database_file_its_size_and_its_rows(tmp_path: Path) -> No
         assert server.admin_path
         admin = AdminClient(server.admin_path, timeout=WAIT)
         try:
-            alice, bob = _registered(server, "alice"), _chatter(server, "bob")
+            alice, bob = _registered(server, "alice"), named_client(server, "bob")
             alice.send("written down")
             bob.expect("<alice> written down")
 
