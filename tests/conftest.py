@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from chatd.core.reactor import Reactor
+from chatd.core.timers import Timers
 from chatd.server import Server
 from tests.helpers import LineClient, running_server
 
@@ -25,6 +28,15 @@ def dropin_dir(tmp_path: Path) -> Iterator[Path]:
     yield folder
     for name in [m for m in sys.modules if m.startswith("chatd_plugin_")]:
         del sys.modules[name]
+
+
+@pytest.fixture
+def reactor() -> Iterator[Reactor]:
+    """A bare loop on the real clock, for the reactor's own seams; shut down after."""
+    loop = Reactor(Timers(time.monotonic))
+    yield loop
+    loop.request_stop()
+    loop.run()  # shuts down and closes everything
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +20,6 @@ from chatd.core.passwords import (
     needs_rehash,
 )
 from chatd.core.reactor import Reactor
-from chatd.core.timers import Timers
 from tests.helpers import WAIT
 
 
@@ -53,14 +51,6 @@ def test_weaker_parameters_are_checked_and_asked_to_be_rehashed(
     old = hash_password("pw")
     monkeypatch.undo()
     assert check_password("pw", old) and needs_rehash(old)
-
-
-@pytest.fixture
-def reactor() -> Iterator[Reactor]:
-    loop = Reactor(Timers(time.monotonic))
-    yield loop
-    loop.request_stop()
-    loop.run()
 
 
 def test_hashing_runs_off_the_loop_and_the_result_comes_back_on_it(reactor: Reactor) -> None:

@@ -6,21 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from chatd.core.reactor import Reactor
-from chatd.core.timers import Timers
 from tests.helpers import WAIT
-
-
-@pytest.fixture
-def reactor() -> Iterator[Reactor]:
-    loop = Reactor(Timers(time.monotonic))
-    yield loop
-    loop.request_stop()
-    loop.run()  # shuts down and closes everything
 
 
 def test_a_call_from_another_thread_wakes_the_loop_and_runs_on_it(reactor: Reactor) -> None:

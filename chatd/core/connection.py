@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from chatd.core.buffers import InputBuffer, OutputBuffer
 from chatd.core.fanout import Group, catch_up
 from chatd.core.flood import TokenBucket
+from chatd.core.link import Framer
 from chatd.core.listeners import Listener
 from chatd.core.timers import Timer
 
@@ -93,7 +94,7 @@ class Connection:
         self.host = host  # the peer's address, counted against max_per_host
         self.listener = listener
         limits = listener.limits
-        self.inbuf = InputBuffer(limits.max_line_bytes)
+        self.inbuf: Framer = InputBuffer(limits.max_line_bytes)
         self.outbuf = OutputBuffer(limits.sendq_bytes)
         self.bucket = bucket  # flood control, or None
         self.paused = False  # flood control has stopped reading for now

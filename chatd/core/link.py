@@ -9,9 +9,29 @@ its handler: the reactor reports a connection's end later, through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from chatd.core.buffers import Overlong
 from chatd.core.fanout import Member
+
+
+class Framer(Protocol):
+    """Cuts one connection's input into the units its handler takes one at a
+    time, each for one flood-control token (InputBuffer: lines)."""
+
+    #: The largest unit in bytes: the reactor reads that much per token.
+    max_line_bytes: int
+
+    def feed(self, data: bytes) -> None: ...
+
+    def has_line(self) -> bool: ...
+
+    def next_line(self) -> bytes | Overlong | None: ...
+
+
+#: A listener's framing: the session a handler's connect() returned -> its Framer.
+Framing = Callable[[Any], Framer]
 
 
 class Link(Member, Protocol):
@@ -56,7 +76,8 @@ class Handler(Protocol):
     def receive_line(self, session: Any, line: bytes) -> None:
         """One line as it came (without its line ending): the handler decodes it
         the way its wire format wants (nc text is sanitized whole; an IRC line
-        keeps the CTCP and formatting bytes its parser must see)."""
+        keeps the CTCP and formatting bytes its parser must see). On a listener
+        with its own framing it is the unit that listener's Framer cut."""
         ...
 
     def line_too_long(self, session: Any, limit: int) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
-from chatd.core.link import Handler
+from chatd.core.link import Framing, Handler
 from chatd.core.stats import Stats
 from chatd.core.timers import Timers
 
@@ -168,6 +168,7 @@ class Listener:
 
     __slots__ = (
         "allowed_uids",
+        "framing",
         "handler",
         "limits",
         "path",
@@ -188,8 +189,12 @@ class Listener:
         allowed_uids: frozenset[int] | None = None,
         path: str | None = None,
         tally: Tally | None = None,
+        framing: Framing | None = None,
     ) -> None:
         self.sock = sock
+        #: How its connections' input is cut into units (None: lines): given
+        #: the session the handler's connect() returned, it returns its Framer.
+        self.framing = framing
         self.handler = handler
         self.limits = limits  # replaceable; applies to connections accepted from then on
         self.stats = stats

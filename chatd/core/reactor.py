@@ -62,7 +62,7 @@ from chatd.core.buffers import OVERLONG
 from chatd.core.connection import Connection
 from chatd.core.fanout import Fanout, Group
 from chatd.core.flood import TokenBucket
-from chatd.core.link import Handler
+from chatd.core.link import Framing, Handler
 from chatd.core.listeners import (
     ACCEPT_BATCH,
     ACCEPT_RETRY_SECONDS,
@@ -210,11 +210,14 @@ class Reactor:
         *,
         stats: Stats | None = None,
         tally: Tally | None = None,
+        framing: Framing | None = None,
     ) -> Listener:
         """Serve TCP connections on (host, port) with ``handler``; listeners given
-        one ``tally`` count their connections together against their limits."""
+        one ``tally`` count their connections together against their limits;
+        ``framing`` cuts their input into units other than lines."""
         sock = open_tcp(host, port)
-        return self._admission.add(Listener(sock, handler, limits, stats=stats, tally=tally))
+        listener = Listener(sock, handler, limits, stats=stats, tally=tally, framing=framing)
+        return self._admission.add(listener)
 
     def listen_unix(
         self,
@@ -334,6 +337,8 @@ class Reactor:
         listener.opened(host)
         self._set_mask(conn, _READ)
         conn.session = listener.handler.connect(conn)
+        if listener.framing is not None:
+            conn.inbuf = listener.framing(conn.session)
 
     # -- reading -------------------------------------------------------------------
 
