@@ -27,6 +27,7 @@ from chatd.config import AdminSettings, JumbleSettings
 from chatd.core.plugins import Report
 from chatd.irc_gateway import IrcGateway
 from chatd.server import Server
+from chatd.wire import jsontext
 from tests.helpers import (
     WAIT,
     FakeLink,
@@ -348,7 +349,7 @@ def test_a_request_nested_too_deep_is_an_error_and_nothing_to_log(
         replies = _raw(admin_server.admin_path, deep + b'\n{"cmd": "stats"}\n', replies=2)
     assert replies[0] == {
         "ok": False,
-        "error": f"request nested too deep (at most {wire.MAX_NESTING} levels)",
+        "error": f"request nested too deep (at most {jsontext.MAX_NESTING} levels)",
     }
     assert replies[1]["ok"]  # the connection stays usable
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from chatd.admin import wire
+from chatd.wire import jsontext
 
 
 def test_requests_round_trip() -> None:
@@ -94,12 +95,12 @@ def test_bad_command_lines(words: list[str], message: str) -> None:
 
 def test_nesting_past_the_limit_is_a_clear_error_not_a_recursion_error() -> None:
     deep = "[" * 32000 + "]" * 32000  # fits in one request line (64 KiB)
-    too_deep = rf"nested too deep \(at most {wire.MAX_NESTING} levels\)"
+    too_deep = rf"nested too deep \(at most {jsontext.MAX_NESTING} levels\)"
     with pytest.raises(wire.WireError, match=rf"^request {too_deep}$"):
         wire.parse_request(deep)
     with pytest.raises(wire.WireError, match=rf"^the server sent a reply {too_deep}$"):
         wire.parse_response('{"ok": true, "result": ' + deep + "}")
-    at_limit = "[" * wire.MAX_NESTING + "]" * wire.MAX_NESTING
+    at_limit = "[" * jsontext.MAX_NESTING + "]" * jsontext.MAX_NESTING
     with pytest.raises(wire.WireError, match="a request is a JSON object"):
         wire.parse_request(at_limit)  # deep, but within the limit: judged on its shape
     with pytest.raises(wire.WireError, match=rf"^request {too_deep}$"):

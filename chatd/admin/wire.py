@@ -11,19 +11,13 @@ by an operator becomes a request. Nothing here does I/O.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from chatd.wire import jsontext
+
 #: The longest request line the server reads, in bytes: room for a long `say`.
 MAX_REQUEST_BYTES: Final = 64 * 1024
-
-#: How deeply a request or response may nest arrays and objects. A request nests
-#: two levels ({"args": {...}}) and a response three ({"result": [{...}]}); 32
-#: leaves room for a clear error about a wrong shape, and stays far below the
-#: depth at which the json decoder runs out of stack (a RecursionError near
-#: 1,000), which 64 KiB of brackets would reach.
-MAX_NESTING: Final = 32
 
 RELOAD_WHAT: Final = ("words", "facts", "plugins", "config", "all")
 #: What ``plugin ACTION NAME`` may do; the service checks it, the console completes it.
@@ -169,38 +163,12 @@ def request(cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"cmd": cmd, "args": args or {}}
 
 
-#: A JSON string, escapes and all (an unterminated one runs to the end).
-_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
-
-
-def _too_deep(text: str) -> bool:
-    """Whether ``text`` nests arrays and objects more than MAX_NESTING deep."""
-    if text.count("[") + text.count("{") <= MAX_NESTING:
-        return False  # every ordinary line: no scan
-    depth = 0
-    for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        if depth > MAX_NESTING:
-            return True
-    return False
-
-
-def _load(text: str, too_deep: str) -> Any:
-    """json.loads, but WireError(too_deep) for nesting past MAX_NESTING, found
-    before the decoder recurses into it; ValueError for what is not JSON."""
-    if _too_deep(text):
-        raise WireError(too_deep)
-    try:
-        return json.loads(text)
-    except RecursionError:  # should the scan ever miss: the same answer
-        raise WireError(too_deep) from None
-
-
 def parse_request(line: str) -> Request:
     """A request line -> Request; WireError says what is wrong with it."""
     try:
-        obj = _load(line, f"request nested too deep (at most {MAX_NESTING} levels)")
+        obj = jsontext.load(line)
+    except jsontext.TooDeep as exc:
+        raise WireError(f"request {exc}") from None
     except ValueError as exc:
         raise WireError(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -226,9 +194,10 @@ def parse_request(line: str) -> Request:
 
 
 def parse_response(line: str) -> dict[str, Any]:
-    too_deep = f"the server sent a reply nested too deep (at most {MAX_NESTING} levels)"
     try:
-        obj = _load(line, too_deep)
+        obj = jsontext.load(line)
+    except jsontext.TooDeep as exc:
+        raise WireError(f"the server sent a reply {exc}") from None
     except ValueError as exc:
         raise WireError(f"the server sent something that is not JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("ok"), bool):
