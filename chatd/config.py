@@ -307,6 +307,39 @@ class IrcSettings:
                 raise ValueError(f"autojoin: {problem}")
 
 
+#: An allowed Origin: a scheme, a host and maybe a port, as a browser sends it.
+_ORIGIN: Final = re.compile(r"https?://[^/?#\s]+")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    enabled: bool = _setting(
+        True, "Serve the browser page, its WebSocket, /healthz and /metrics over HTTP."
+    )
+    host: str = _setting("127.0.0.1", "Address the web listener listens on.")
+    port: int = _setting(8080, "TCP port for HTTP; 0 picks a free one.", min=0, max=MAX_PORT)
+    allowed_origins: list[str] = _setting(
+        [],
+        "Pages allowed to open the WebSocket (https://chat.example.org); empty = the page's"
+        " own origin (its Host). Set it when the listener is reachable from elsewhere.",
+    )
+    ping_interval: float = _setting(
+        45,
+        "Seconds of silence before a WebSocket is pinged, and then to answer; 0 = never.",
+        min=MIN_PING_SECONDS,
+        max=MAX_PING_SECONDS,
+        off=0,
+    )
+
+    def __post_init__(self) -> None:
+        for origin in self.allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"allowed_origins: {origin!r} is not an origin: use scheme://host[:port],"
+                    " like https://chat.example.org, with no path"
+                )
+
+
 @dataclass(frozen=True)
 class AdminSettings:
     enabled: bool = _setting(True, "Serve the operator API on a local Unix socket.")
@@ -421,6 +454,7 @@ class Config:
     limits: LimitSettings = field(default_factory=LimitSettings)
     rooms: RoomSettings = field(default_factory=RoomSettings)
     irc: IrcSettings = field(default_factory=IrcSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
