@@ -103,6 +103,8 @@ max_per_ip = 0
 [irc]
 port = {irc_port}
 autojoin = []
+[web]
+port = {web_port}
 [admin]
 enabled = false
 [store]
@@ -286,15 +288,19 @@ def place_c_server(source: Path, tmp: Path) -> None:
 _STARTS = count(1)
 
 
-def chatd_argv(port: int, irc_port: int, tmp: Path, store: str | None = None) -> list[str]:
-    """chatd serving nc on ``port`` and IRC on ``irc_port`` (0: any), the bench's
+def chatd_argv(
+    port: int, irc_port: int, tmp: Path, store: str | None = None, web_port: int = 0
+) -> list[str]:
+    """chatd serving nc on ``port``, IRC on ``irc_port`` and the web on
+    ``web_port`` (0: any), the bench's
     settings, keeping its history in ``store`` (a ``[store] path``; by default a
     fresh database in ``tmp``: never the user's own, and never one another
     chatd has open)."""
     n = next(_STARTS)
     config = tmp / f"chatd-{n}.toml"
     store = str(tmp / f"chatd-{n}.db") if store is None else store
-    config.write_text(CONFIG.format(port=port, irc_port=irc_port, store=json.dumps(store)))
+    text = CONFIG.format(port=port, irc_port=irc_port, web_port=web_port, store=json.dumps(store))
+    config.write_text(text)
     return [
         sys.executable,
         "-m",

@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
         config: Config = load(args.config)
         config = with_overrides(config, "server", host=args.host, port=args.port)
         config = with_overrides(config, "irc", host=args.irc_host, port=args.irc_port)
+        config = with_overrides(config, "web", host=args.web_host, port=args.web_port)
         config = with_overrides(config, "store", path=args.store)
     except ConfigError as exc:
         return _fail(str(exc))
@@ -207,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--irc-host", help="address for IRC clients (overrides [irc] host)")
     serve.add_argument(
         "--irc-port", type=int, help="TCP port for IRC (overrides [irc] port; 0 = any)"
+    )
+    serve.add_argument("--web-host", help="address for browsers (overrides [web] host)")
+    serve.add_argument(
+        "--web-port", type=int, help="TCP port for HTTP (overrides [web] port; 0 = any)"
     )
     serve.add_argument(
         "--store", metavar="PATH", help='history database (overrides [store] path; ":memory:")'

@@ -13,7 +13,7 @@ import resource
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from chatd.admin import wire
 from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
@@ -27,7 +27,7 @@ from chatd.config import (
     reapply_overrides,
 )
 from chatd.core.hub import Hub
-from chatd.core.link import Handler
+from chatd.core.link import Framing, Handler
 from chatd.core.passwords import Hasher
 from chatd.core.plugins import PluginHost, Report
 from chatd.core.reactor import Limits, Listener, Reactor, Tally, format_address
@@ -37,6 +37,7 @@ from chatd.core.watchdog import Watchdog
 from chatd.irc_gateway import IrcGateway
 from chatd.plugins import BUILTIN_PLUGINS
 from chatd.store.store import Store, open_store
+from chatd.web_gateway import WebGateway
 from chatd.wire import irc_message, line
 from chatd.wire.text import sentence
 
@@ -65,6 +66,9 @@ RESTART_ONLY: Final = (
     "[irc] server_name",
     "[irc] network",
     "[irc] service_nick",
+    "[web] enabled",
+    "[web] host",
+    "[web] port",
 )
 #: File descriptors kept beyond max_clients: listeners, the admin socket and its
 #: clients, the selector, the wake-up pair, word lists being read, the log.
@@ -167,6 +171,11 @@ class Server:
 
         self.plugins.attach(self.hub)
         self.irc = IrcGateway(self.hub) if config.irc.enabled else None
+        self.web = (
+            WebGateway(self.hub, metrics=self.metrics, health=self.health)
+            if config.web.enabled
+            else None
+        )
         self.admin = AdminService(
             self.hub,
             self.plugins,
@@ -178,9 +187,11 @@ class Server:
         self.plugins.startup()
         self.address: tuple[str, int] | None = None
         self.irc_address: tuple[str, int] | None = None
+        self.web_address: tuple[str, int] | None = None
         self.admin_path: Path | None = None
         self._chat: Listener | None = None
         self._irc: Listener | None = None
+        self._web: Listener | None = None
 
     def listen(self) -> tuple[str, int]:
         """Bind the chat ports (nc, and IRC unless it is off); returns the nc
@@ -201,6 +212,20 @@ class Server:
                 "IRC", "[irc]", irc.host, irc.port, self.irc, irc_limits(config), tally
             )
             self.irc_address = self._irc.sock.getsockname()[:2]
+        if self.web is not None:
+            web = config.web
+            self._web = self._listen_tcp(
+                "web",
+                "[web]",
+                web.host,
+                web.port,
+                self.web,
+                chat_limits(config),
+                tally,
+                framing=self.web.framing,
+            )
+            self.web_address = self._web.sock.getsockname()[:2]
+            log.info("web: http://%s/", format_address(self.web_address))
         if self.config.admin.enabled:
             self.listen_admin()
         # Counted now that everything but the clients is open: what is left is
@@ -226,11 +251,12 @@ class Server:
         handler: Handler,
         limits: Limits,
         tally: Tally,
+        framing: Framing | None = None,
     ) -> Listener:
         """One chat listener, logged as bound; ListenError naming ``table`` if not."""
         try:
             listener = self.reactor.listen(
-                host, port, handler, limits, stats=self.stats, tally=tally
+                host, port, handler, limits, stats=self.stats, tally=tally, framing=framing
             )
         except OSError as exc:
             raise _listen_error(what, format_address((host, port)), table, exc) from None
@@ -347,6 +373,9 @@ class Server:
             ),
             rooms=dataclasses.replace(new.rooms, default=old.rooms.default),
             irc=dataclasses.replace(new.irc, **irc_kept),
+            web=dataclasses.replace(
+                new.web, enabled=old.web.enabled, host=old.web.host, port=old.web.port
+            ),
         )
         self.config = applied
         self.plugins.set_config(applied)
@@ -355,6 +384,8 @@ class Server:
             self._chat.limits = chat_limits(applied)
         if self._irc is not None:
             self._irc.limits = irc_limits(applied)
+        if self._web is not None:
+            self._web.limits = chat_limits(applied)
         if not changed:
             line = f"config: {source}: nothing changed"
         else:
@@ -365,6 +396,19 @@ class Server:
         if self.irc is not None:
             self.irc.settings_changed()
         return Report([line])
+
+    def metrics(self) -> bytes:
+        """/metrics: the Prometheus text exposition format."""
+        return b""  # filled in with chatd.metrics
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """/healthz: whether the server is well, and what it shows."""
+        facts: dict[str, Any] = {
+            "status": "ok",
+            "uptime_seconds": round(self.clock() - self.stats.started, 1),
+            "connections": len(self.reactor.connections),
+        }
+        return True, facts
 
     def stop(self, message: str | None = None) -> None:
         """Ask a running server to shut down gracefully; safe from any thread."""

@@ -8,6 +8,7 @@ Every wait here is bounded by a deadline; nothing sleeps for a fixed time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -20,6 +21,13 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.typing import Origin
+from websockets.uri import parse_uri
 
 from chatd import testing
 from chatd.admin.client import AdminClient
@@ -31,6 +39,7 @@ from chatd.config import (
     PluginSettings,
     ServerSettings,
     StoreSettings,
+    WebSettings,
 )
 from chatd.core.hub import User
 from chatd.plugins import BUILTIN_PLUGINS
@@ -83,11 +92,12 @@ LIFTED_LIMITS_TOML = "[limits]\nflood_rate = 0\nmax_per_ip = 0\n"
 
 
 def make_config(**tables: object) -> Config:
-    """Config for tests: 127.0.0.1, ephemeral ports (nc and IRC), no drop-in
-    folders, no admin socket, and :func:`lifted_limits`."""
+    """Config for tests: 127.0.0.1, ephemeral ports (nc, IRC and web), no
+    drop-in folders, no admin socket, and :func:`lifted_limits`."""
     base: dict[str, object] = {
         "server": ServerSettings(host="127.0.0.1", port=0),
         "irc": IrcSettings(host="127.0.0.1", port=0),
+        "web": WebSettings(host="127.0.0.1", port=0),
         "limits": lifted_limits(),
         "plugins": NO_DROPINS,
         "admin": AdminSettings(enabled=False),
@@ -145,6 +155,128 @@ def write_plugin(folder: Path, name: str, body: str) -> Path:
     return path
 
 
+def recv_by(sock: socket.socket, deadline: float) -> bytes:
+    """One read from ``sock`` (b"": the end, or a reset); TimeoutError past ``deadline``."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
+
+
+class WebSocketClient:
+    """A WebSocket client on a real socket (websockets' sans-IO ClientProtocol),
+    what a script or a browser's page is to the web listener: JSON both ways."""
+
+    def __init__(
+        self, address: tuple[str, int], origin: str | None = "", path: str = "/ws"
+    ) -> None:
+        host = f"{address[0]}:{address[1]}"
+        self.sock = socket.create_connection(address, timeout=WAIT)
+        origin = f"http://{host}" if origin == "" else origin
+        self.client = ClientProtocol(
+            parse_uri(f"ws://{host}{path}"), origin=Origin(origin) if origin else None
+        )
+        self.response: Response | None = None
+        self.pending: list[Frame] = []
+        self.closed = False  # the server's end of the TCP connection came
+        self.client.send_request(self.client.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self.client.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def _fill(self, deadline: float) -> None:
+        data = recv_by(self.sock, deadline)
+        if data:
+            self.client.receive_data(data)
+        else:
+            self.closed = True
+            self.client.receive_eof()
+        for event in self.client.events_received():
+            if isinstance(event, Response):
+                self.response = event
+            else:
+                self.pending.append(event)
+        self._flush()  # pongs, our close reply
+
+    def handshake(self, wait: float = WAIT) -> Response:
+        """The server's answer to the upgrade (101, or a refusal)."""
+        deadline = time.monotonic() + wait
+        while self.response is None and not self.closed:
+            self._fill(deadline)
+        assert self.response is not None, "no answer to the handshake"
+        return self.response
+
+    def frame(self, wait: float = WAIT) -> Frame:
+        """The next frame from the server."""
+        deadline = time.monotonic() + wait
+        while not self.pending:
+            if self.closed:
+                raise AssertionError("connection closed waiting for a frame")
+            try:
+                self._fill(deadline)
+            except TimeoutError:
+                raise AssertionError("timed out waiting for a frame") from None
+        return self.pending.pop(0)
+
+    def event(self, wait: float = WAIT) -> dict[str, Any]:
+        """The next JSON event (frames that are not text are skipped)."""
+        deadline = time.monotonic() + wait
+        while True:
+            frame = self.frame(max(0.0, deadline - time.monotonic()))
+            if frame.opcode is Opcode.TEXT:
+                obj: dict[str, Any] = json.loads(frame.data)
+                return obj
+
+    def expect(self, kind: str, wait: float = WAIT, **fields: Any) -> dict[str, Any]:
+        """Consume events up to and including the first of type ``kind`` with ``fields``."""
+        deadline = time.monotonic() + wait
+        seen: list[dict[str, Any]] = []
+        while True:
+            try:
+                event = self.event(max(0.0, deadline - time.monotonic()))
+            except AssertionError as exc:
+                raise AssertionError(f"{exc} ({kind} {fields}); got {seen}") from None
+            seen.append(event)
+            if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
+                return event
+
+    def send(self, obj: dict[str, Any]) -> None:
+        self.client.send_text(json.dumps(obj).encode())
+        self._flush()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def named(self, nick: str) -> WebSocketClient:
+        """Past the handshake and named ``nick`` (in the default room)."""
+        assert self.handshake().status_code == 101
+        self.expect("hello")
+        self.send({"type": "nick", "nick": nick})
+        self.expect("welcome", nick=nick)
+        return self
+
+    def close_code(self, wait: float = WAIT) -> int | None:
+        """Read until the server closes; the code of its close frame (None: none)."""
+        deadline = time.monotonic() + wait
+        while not self.closed:
+            try:
+                self._fill(deadline)
+            except TimeoutError:
+                raise AssertionError("the server did not close") from None
+        received = self.client.close_rcvd
+        return received.code if received is not None else None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def split_lines(data: bytes) -> tuple[list[str], bytes]:
     """Received bytes -> the complete lines in them (decoded) and the unfinished rest."""
     *lines, rest = data.split(b"\n")
@@ -179,16 +311,7 @@ class LineClient:
 
     def _fill(self, deadline: float) -> bool:
         """Read once; False on EOF. Raises TimeoutError past the deadline."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            raise
-        except ConnectionResetError:
-            data = b""
+        data = recv_by(self.sock, deadline)
         if not data:
             return False
         lines, self._buf = split_lines(self._buf + data)
@@ -337,9 +460,11 @@ DEFAULT_SERVE_ARGS = ("--host", "127.0.0.1", "--port", "0")
 
 
 def serve_args(args: Sequence[str]) -> list[str]:
-    """``chatd serve`` arguments for a test: IRC on an ephemeral port unless they
-    name one (tests run side by side, and 6667 may be taken)."""
-    return [*args] if "--irc-port" in args else [*args, "--irc-port", "0"]
+    """``chatd serve`` arguments for a test: IRC and the web on ephemeral ports
+    unless they name theirs (tests run side by side; 6667 or 8080 may be taken)."""
+    extra = [] if "--irc-port" in args else ["--irc-port", "0"]
+    extra += [] if "--web-port" in args else ["--web-port", "0"]
+    return [*args, *extra]
 
 
 def _limit_files(count: int) -> None:
@@ -379,6 +504,12 @@ class ServerProcess:
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def web_address(self) -> tuple[str, int]:
+        """Where its web listener is (it is logged just after the chat port's)."""
+        found = self.wait_log(re.compile(r"web: http://127\.0\.0\.1:(\d+)/"))
+        return ("127.0.0.1", int(found.group(1)))
 
     def wait_log(self, pattern: re.Pattern[str], wait: float = WAIT) -> re.Match[str]:
         deadline = time.monotonic() + wait

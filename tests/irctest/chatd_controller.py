@@ -54,6 +54,9 @@ ping_interval = {ping_interval}
 flood_rate = 0
 max_per_ip = 0
 
+[web]
+enabled = false
+
 [admin]
 enabled = false
 

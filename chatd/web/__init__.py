@@ -1,0 +1,1 @@
+"""The browser page (chat.html), shipped as package data and served at GET /."""
