@@ -1,0 +1,406 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, against
+a real ``chatd serve`` process, beside an nc user on a real socket.
+
+Every page runs under the policy the server sends (its one script and one
+style by hash), so each test also fails on a Content-Security-Policy report,
+an uncaught page error, or a dialog (an ``alert`` that got through). Waits are
+Playwright's ``expect`` with a deadline, never a sleep; and no test evaluates
+a string in the page's own world with ``wait_for_function``: the policy
+(rightly) refuses that, as it would refuse any injected script.
+
+Without Playwright or Chromium these tests skip and say why (CI installs
+Chromium: .ci/run). Screenshots go to the test's tmp_path, and also to
+$CHATD_SCREENSHOTS when it is set, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.helpers import WAIT, LineClient, ServerProcess
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="playwright cannot be imported: pip install -e '.[test]'",
+    exc_type=ImportError,  # not installed, or installed without what it needs (greenlet)
+)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+CHROMIUM = (
+    os.environ.get("CHATD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium: apt-get install chromium, or set CHATD_CHROMIUM (CI installs it)",
+)
+
+#: Chromium as root in a container: no sandbox, no GPU, and no calls home.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: Playwright counts in milliseconds; the house's WAIT is seconds.
+TIMEOUT_MS = WAIT * 1000
+#: A reconnect waits 0.5, 1, 2, 4 s (each times 0.5-1.5) while the new server
+#: starts: twice the usual wait covers four misses.
+RECONNECT_MS = 2 * TIMEOUT_MS
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+XSS = "<img src=x onerror=alert(1)>"
+XSS_FLAG = '<img src=x onerror="window.__xss=1">'
+
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_api.sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except sync_api.Error as exc:  # a Chromium too new for this Playwright, say
+            first = str(exc).strip().splitlines()[0]
+            pytest.skip(f"chromium at {CHROMIUM} would not start under playwright: {first}")
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Tab:
+    """One user's page (its own browser context: its own cookies and socket),
+    and what went wrong in it."""
+
+    page: Page
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> Locator:
+        return self.page.locator("#messages")
+
+    def state(self, state: str, timeout: float = TIMEOUT_MS) -> None:
+        expect(self.page.locator("#app")).to_have_attribute("data-state", state, timeout=timeout)
+
+    def name(self, nick: str) -> None:
+        """Choose ``nick`` in the dialog and wait until the page is chatting as it."""
+        self.state("naming")
+        self.page.fill("#nick", nick)
+        self.page.press("#nick", "Enter")
+        self.state("chatting")
+        expect(self.page.locator("#me")).to_have_text(nick)
+
+    def say(self, text: str) -> None:
+        """Type ``text`` and press Enter, as a person would."""
+        self.page.fill("#input", text)
+        self.page.press("#input", "Enter")
+        expect(self.page.locator("#input")).to_have_value("")  # it was sent
+
+    def sees(self, text: str) -> None:
+        expect(self.messages).to_contain_text(text, timeout=TIMEOUT_MS)
+
+    def shows_room(self, room: str) -> None:
+        expect(self.page.locator("#title")).to_have_text(room, timeout=TIMEOUT_MS)
+
+
+def _watch(page: Page, problems: list[str]) -> None:
+    def console(message: Any) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("Refused to"):
+            problems.append(f"CSP: {text}")
+
+    def dialog(box: Any) -> None:
+        problems.append(f"dialog: {box.message}")
+        box.dismiss()
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("dialog", dialog)
+
+
+@pytest.fixture
+def open_tab(browser: Browser) -> Iterator[Callable[..., Tab]]:
+    """open_tab(url, viewport=DESKTOP) -> a Tab; each test's tabs are checked
+    for problems and closed after it."""
+    contexts: list[Any] = []
+    tabs: list[Tab] = []
+
+    def open_(url: str, viewport: dict[str, int] = DESKTOP) -> Tab:
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        tab = Tab(context.new_page())
+        _watch(tab.page, tab.problems)
+        tab.page.goto(url)
+        tabs.append(tab)
+        return tab
+
+    yield open_
+    problems = [p for tab in tabs for p in tab.problems]
+    for context in contexts:
+        context.close()
+    assert problems == []
+
+
+def _serve(folder: Path, web_port: int, settings: str) -> tuple[ServerProcess, str]:
+    folder.mkdir(exist_ok=True)
+    config = folder / "chatd.toml"
+    config.write_text(settings)
+    server = ServerProcess(
+        folder,
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--web-port",
+        str(web_port),
+    )
+    host, port = server.web_address
+    return server, f"http://{host}:{port}/"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, str]]]:
+    """served(name, web_port=0, settings="") -> (a chatd process, its page's
+    URL), with its own folder and chatd.toml; all stopped after."""
+    servers: list[ServerProcess] = []
+
+    def serve(name: str, web_port: int = 0, settings: str = "") -> tuple[ServerProcess, str]:
+        server, url = _serve(tmp_path / name, web_port, settings)
+        servers.append(server)
+        return server, url
+
+    yield serve
+    for server in servers:
+        server.stop()
+
+
+def _nc(server: ServerProcess, nick: str) -> LineClient:
+    client = LineClient(server.address)
+    client.register(nick)
+    return client
+
+
+def test_two_pages_and_an_nc_user_chat_stay_apart_by_room_stay_text_and_come_back(
+    served: Callable[..., tuple[ServerProcess, str]], open_tab: Callable[..., Tab]
+) -> None:
+    server, url = served("first")
+    alice, bob = open_tab(url), open_tab(url)
+    alice.name("alice")
+    bob.name("bob")
+    carol = _nc(server, "carol")
+
+    # All three in #lobby, each sees the others (a page shows its own line as sent).
+    alice.say("hi from alice's page")
+    bob.sees("hi from alice's page")
+    carol.expect("<alice> hi from alice's page")
+    bob.say("and hello from bob")
+    alice.sees("and hello from bob")
+    carol.expect("<bob> and hello from bob")
+    carol.send("carol here, on nc")
+    alice.sees("carol here, on nc")
+    bob.sees("carol here, on nc")
+    expect(alice.page.locator("#members")).to_contain_text("carol")
+
+    # Alice joins #games from the side panel; her line there does not reach Bob.
+    alice.page.fill("#join-name", "games")
+    alice.page.press("#join-name", "Enter")
+    alice.shows_room("#games")
+    op = alice.page.locator("#members .item", has=alice.page.locator(".op"))
+    expect(op).to_have_text(re.compile(r"^A\s*alice\s*op$"))  # she made it: its operator
+    alice.say("a secret for #games")
+    alice.say("/join #lobby")
+    alice.shows_room("#lobby")
+    alice.say("back in the lobby")  # after the secret, from the same connection
+    bob.sees("back in the lobby")
+    expect(bob.messages).not_to_contain_text("a secret for #games")
+    expect(bob.page.locator("#rooms")).not_to_contain_text("#games")
+    expect(alice.page.locator("#rooms")).to_contain_text("#games")
+
+    # Markup from the chat stays text: no element, no script, no dialog.
+    alice.say(XSS)
+    alice.say(XSS_FLAG)
+    carol.expect(f"<alice> {XSS}")
+    expect(bob.page.get_by_text(XSS, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    expect(bob.page.get_by_text(XSS_FLAG, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    for tab in (alice, bob):
+        assert tab.page.locator("#messages img").count() == 0
+        assert tab.page.locator("img").count() == 0
+        assert tab.page.evaluate("window.__xss") is None
+
+    # The server goes away; a new one comes up on the same web port, and both
+    # pages find it again under their nicks (Alice back in #games too).
+    _, web_port = server.web_address
+    carol.close()
+    assert server.signal(signal.SIGTERM) == 0
+    alice.state("reconnecting")
+    bob.state("reconnecting")
+    server, url2 = served("second", web_port)
+    assert url2 == url
+    for tab, nick in ((alice, "alice"), (bob, "bob")):
+        tab.state("chatting", timeout=RECONNECT_MS)
+        expect(tab.page.locator("#me")).to_have_text(nick)
+    expect(alice.page.locator("#rooms")).to_contain_text("#games", timeout=TIMEOUT_MS)
+    alice.shows_room("#lobby")
+    bob.say("we are back")
+    alice.sees("we are back")
+    dave = _nc(server, "dave")
+    alice.say("and nc is back too")
+    dave.expect("<alice> and nc is back too")
+
+
+def test_a_taken_nick_is_refused_in_the_dialog_and_a_registered_one_asks_its_password(
+    served: Callable[..., tuple[ServerProcess, str]], open_tab: Callable[..., Tab]
+) -> None:
+    server, url = served("one")
+    owner = _nc(server, "erin")
+    owner.send("/register correct-horse-42")
+    owner.expect(re.compile(r"^\*\*\* Registered: the nickname erin is yours\."))
+    owner.send("/quit")
+    owner.wait_closed()
+    alice = open_tab(url)
+    alice.name("alice")
+
+    page = open_tab(url)
+    page.state("naming")
+    page.page.fill("#nick", "alice")
+    page.page.press("#nick", "Enter")
+    expect(page.page.locator("#nick-error")).to_contain_text("taken", timeout=TIMEOUT_MS)
+    page.state("naming")
+    page.page.fill("#nick", "two words")
+    page.page.press("#nick", "Enter")
+    expect(page.page.locator("#nick-error")).to_contain_text("not a valid nickname")
+    expect(page.page.locator("#password")).to_be_hidden()
+
+    page.page.fill("#nick", "erin")
+    page.page.press("#nick", "Enter")
+    expect(page.page.locator("#password")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.page.locator("#nick-error")).to_contain_text("registered")
+    page.page.fill("#password", "correct-horse-42")
+    page.page.press("#password", "Enter")
+    page.state("chatting")
+    expect(page.page.locator("#me")).to_have_text("erin")
+
+
+def test_commands_private_messages_and_history(
+    served: Callable[..., tuple[ServerProcess, str]], open_tab: Callable[..., Tab]
+) -> None:
+    server, url = served("one")
+    carol = _nc(server, "carol")
+    carol.send("an early line, before the pages came")
+    carol.send("/topic Everything about chatd")
+    alice = open_tab(url)
+    alice.name("alice")
+
+    # The room's recent lines, dimmed, between the server's own words.
+    expect(alice.messages.locator(".sep").first).to_contain_text("Recent chat in #lobby")
+    expect(alice.messages.locator(".line.old")).to_contain_text(["an early line"])
+    expect(alice.page.locator("#topic")).to_have_text("Everything about chatd")
+
+    alice.say("/me waves")  # shown at once, as nc users see it
+    expect(alice.messages.locator(".line.acted").last).to_contain_text("alice waves")
+    carol.expect("* alice waves")
+    alice.say("/fact")  # a plugin command, typed as in nc: its answer is a notice
+    expect(alice.messages.locator(".line.notice").last).to_contain_text("Fact", timeout=TIMEOUT_MS)
+
+    carol.send("/msg alice psst, just for you")
+    expect(alice.page.locator("#pms")).to_contain_text("carol", timeout=TIMEOUT_MS)
+    expect(alice.page.locator("#pms .badge")).to_have_text("1")
+    alice.page.locator("#pms button", has_text="carol").click()
+    expect(alice.page.locator("#title")).to_have_text("carol")
+    alice.sees("psst, just for you")
+    alice.say("got it")  # a plain line in a conversation goes to that person
+    carol.expect("*alice* got it")
+    alice.sees("got it")  # the server's echo of our own private message
+
+    # /quit is final: the page says so and waits to be asked to come back.
+    alice.say("/quit see you later")
+    carol.expect(re.compile(r"alice .*see you later"))
+    alice.state("closed")
+    expect(alice.page.locator("#gone")).to_be_visible()
+    alice.page.click("#again")
+    alice.state("chatting")
+    expect(alice.page.locator("#me")).to_have_text("alice")
+
+
+def test_the_list_follows_new_lines_only_from_the_bottom(
+    served: Callable[..., tuple[ServerProcess, str]], open_tab: Callable[..., Tab]
+) -> None:
+    server, url = served("one", settings="[limits]\nflood_rate = 0\n")  # a busy room, at once
+    alice = open_tab(url)
+    alice.name("alice")
+    carol = _nc(server, "carol")
+    for n in range(60):
+        carol.send(f"line {n} of a busy room")
+    alice.sees("line 59 of a busy room")
+    jump = alice.page.locator("#jump")
+    expect(jump).to_be_hidden()  # at the bottom, the list followed
+    alice.messages.evaluate("list => { list.scrollTop = 0; }")
+    carol.send("a line while alice reads back")
+    expect(jump).to_be_visible(timeout=TIMEOUT_MS)
+    jump.click()
+    expect(jump).to_be_hidden()
+    expect(alice.page.get_by_text("a line while alice reads back")).to_be_in_viewport()
+
+
+def _shoot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), animations="disabled")  # the drawer's slide, finished
+    folder = os.environ.get("CHATD_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(folder) / name)
+    return path
+
+
+def test_screenshots_at_desktop_and_phone_size(
+    tmp_path: Path, served: Callable[..., tuple[ServerProcess, str]], open_tab: Callable[..., Tab]
+) -> None:
+    server, url = served("one")
+    carol = _nc(server, "carol")
+    carol.send("/topic Anything goes, be kind")
+    carol.send("morning all! coffee is on")
+    desk = open_tab(url, DESKTOP)
+    desk.name("alice")
+    phone = open_tab(url, PHONE)
+    phone.name("bob")
+    desk.say("morning carol! the new build runs fine on my laptop")
+    carol.send("nice. did you try the browser page yet?")
+    phone.say("I'm on it right now, from my phone")
+    desk.say("/me waves at bob")
+    desk.say("/fact")
+    carol.send("/msg alice lunch at noon?")
+    desk.say("/join #games")
+    desk.shows_room("#games")
+    desk.say("/join #lobby")
+    desk.shows_room("#lobby")
+    phone.sees("waves at bob")
+    expect(desk.messages.locator(".line.notice")).to_contain_text("Fact", timeout=TIMEOUT_MS)
+    expect(desk.page.locator("#pms .badge")).to_have_text("1", timeout=TIMEOUT_MS)
+
+    _shoot(desk.page, tmp_path, "chat-1280x800.png")
+    _shoot(phone.page, tmp_path, "chat-390x844.png")
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = desk.page.evaluate(background)
+    desk.page.emulate_media(color_scheme="dark")  # the system's dark mode
+    assert desk.page.evaluate(background) != light
+    _shoot(desk.page, tmp_path, "chat-1280x800-dark.png")
+
+    # On a phone the side panel is a drawer behind the menu button, and
+    # nothing is wider than the screen; inputs are 16px (no zoom on focus).
+    side = phone.page.locator("#side")
+    expect(side).not_to_be_in_viewport()
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert phone.page.locator("#input").evaluate("i => getComputedStyle(i).fontSize") == "16px"
+    phone.page.click("#menu")
+    expect(side).to_be_in_viewport()
+    expect(phone.page.locator("#members")).to_contain_text("carol")
+    _shoot(phone.page, tmp_path, "chat-390x844-drawer.png")
+    phone.page.keyboard.press("Escape")
+    expect(side).not_to_be_in_viewport()
