@@ -395,6 +395,8 @@ class Server:
         log.info("reload: %s", line)
         if self.irc is not None:
             self.irc.settings_changed()
+        if self.web is not None:
+            self.web.settings_changed()
         return Report([line])
 
     def metrics(self) -> bytes:

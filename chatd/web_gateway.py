@@ -126,6 +126,12 @@ REQUESTS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
 }
 
 
+#: Requests that are activity (chat, or a change the others see), counted as
+#: a line is (the idle timeout, ``chatd admin users``); a ``line`` is counted
+#: by the hub itself, and the page's own polls (rooms, who, ping) are not.
+ACTIVE: Final = frozenset({"nick", "say", "me", "msg", "join", "part"})
+
+
 class WebSession:
     """One web connection: its input, then its WebSocket and its hub user."""
 
@@ -177,6 +183,12 @@ class WebGateway:
         #: Answers given, by (route, status): for /metrics.
         self.answers: Counter[tuple[str, int]] = Counter()
         self._rooms: tuple[float, bytes] | None = None  # (when built, the reply)
+
+    def settings_changed(self) -> None:
+        """The settings were reloaded: every ping check follows ``[web] ping_interval``."""
+        for session in self.sessions:
+            if session.user is not None and self.hub.is_online(session.user):
+                self._arm_ping(session)
 
     def framing(self, session: WebSession) -> web.WebInput:
         """The listener's framing: a session's input is its own WebInput."""
@@ -355,21 +367,34 @@ class WebGateway:
 
     def _frame(self, session: WebSession, proto: ServerProtocol, unit: bytes) -> None:
         session.heard, session.pinged = self.hub.clock(), None  # any frame answers a ping
-        self._send_protocol_output(session, proto)
-        if proto.state is not WsState.OPEN:
+        if session.input.message:
+            try:
+                self._request(session, unit)
+            except Exception:  # our bug: the user gets a close that says so
+                log.exception("web: %s: internal error in a request", session.link.peer)
+                if proto.state is WsState.OPEN:
+                    proto.fail(CloseCode.INTERNAL_ERROR, "internal error")
+                self._send_protocol_output(session, proto)
+                self._end(session, "internal error")
+                return
+        if session.input.ended:  # every message before the close has been handled
+            self._send_protocol_output(session, proto)
             self._ended(session, proto)
-        elif unit:
-            self._request(session, unit)
+        elif proto.state is WsState.OPEN:
+            self._send_protocol_output(session, proto)  # a pong
 
     def _ended(self, session: WebSession, proto: ServerProtocol) -> None:
         """The client closed its WebSocket, or broke the protocol (websockets
         has sent the close frame why): it leaves, and the connection closes."""
-        self._forget(session)
         sent = proto.close_sent
         if proto.close_rcvd is not None or sent is None or sent.code == CloseCode.NORMAL_CLOSURE:
-            reason = "connection closed"
+            self._end(session, "connection closed")
         else:
-            reason = f"WebSocket closed ({sent.code}: {sent.reason})"
+            self._end(session, f"WebSocket closed ({sent.code}: {sent.reason})")
+
+    def _end(self, session: WebSession, reason: str) -> None:
+        """``session``'s user leaves for ``reason``, and its connection closes."""
+        self._forget(session)
         if session.user is not None:
             self.hub.disconnect(session.user, reason)
         session.link.close()
@@ -417,7 +442,7 @@ class WebGateway:
             named = self.hub.is_online(user)
             if not named and kind not in ("nick", "ping", "quit"):
                 raise RequestError("not_named", "Choose a nickname first.")
-            if named and kind not in ("line", "ping"):  # a line is counted by the hub
+            if named and kind in ACTIVE:
                 user.lines += 1
                 user.last_active = self.hub.clock()
                 self.hub.stats.lines_in += 1
@@ -432,29 +457,33 @@ class WebGateway:
         hub = self.hub
         if hub.is_online(user):
             return hub.rename(user, nick)
-        problem = nick_problem(nick) or hub.banned_nick(nick)
+        problem = nick_problem(nick)
         if problem:
-            raise RequestError(
-                "nick_banned" if nick_problem(nick) is None else "nick_invalid", problem
-            )
+            raise RequestError("nick_invalid", problem)
+        problem = hub.banned_nick(nick)
+        if problem:
+            raise RequestError("nick_banned", problem)
+        rooms = [hub.config.rooms.default]
+        if hub.desk.registered(nick):
+            if not password:
+                raise RequestError(
+                    "password_needed",
+                    f"The nickname {nick} is registered: give its password, or choose another.",
+                )
+            # The right password takes the nickname over from a connection
+            # still holding it (the page's own, gone half-open), as at nc's prompt.
+            refused = functools.partial(self._refused, user)
+            hub.desk.login(user, nick, password, rooms, refused, _done)
+            return None
         if hub.nick_taken(nick, user):
             raise RequestError("nick_taken", f"The nickname {nick} is taken; choose another.")
-        rooms = [hub.config.rooms.default]
-        if not hub.desk.registered(nick):
-            if password:
-                raise RequestError(
-                    "not_registered",
-                    f"The nickname {nick} is not registered: choose it without a password,"
-                    " then /register PASSWORD keeps it for you.",
-                )
-            return hub.register(user, nick, rooms)
-        if not password:
+        if password:
             raise RequestError(
-                "password_needed",
-                f"The nickname {nick} is registered: give its password, or choose another.",
+                "not_registered",
+                f"The nickname {nick} is not registered: choose it without a password,"
+                " then /register PASSWORD keeps it for you.",
             )
-        hub.desk.login(user, nick, password, rooms, functools.partial(self._refused, user), _done)
-        return None
+        return hub.register(user, nick, rooms)
 
     def _refused(self, user: User, why: str, wrong: bool) -> None:
         """A login the desk refused (answered later: the check runs off the loop)."""

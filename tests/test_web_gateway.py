@@ -513,3 +513,106 @@ def test_a_flood_of_pings_is_parsed_a_little_at_a_time() -> None:
     assert framer.proto is not None
     pongs = sum(1 for chunk in framer.proto.data_to_send() if chunk)
     assert 1 <= pongs <= web.FEED_BYTES // 6 + 1  # one read's worth, not 10,000
+
+
+def test_messages_sent_with_the_close_are_handled_before_it(
+    hub: HubFixture, gateway: WebGateway
+) -> None:
+    _carol, carol_link = hub.join("carol")
+    page = Browser(gateway)
+    page.named("alice")
+    carol_link.take()
+    for n in range(3):
+        page.client.send_text(json.dumps({"type": "say", "text": f"last {n}"}).encode())
+    page.client.send_close(1000)
+    page.send(b"".join(page.client.data_to_send()))  # one segment: all parsed at once
+    page.frames()
+    assert carol_link.take() == [
+        "<alice> last 0",
+        "<alice> last 1",
+        "<alice> last 2",
+        "*** alice left (connection closed)",
+    ]
+    assert page.client.close_rcvd is not None and page.link.closed
+
+
+def test_messages_before_a_refused_frame_are_handled_and_none_after(
+    hub: HubFixture, gateway: WebGateway
+) -> None:
+    _carol, carol_link = hub.join("carol")
+    page = Browser(gateway)
+    page.named("alice")
+    carol_link.take()
+    page.client.send_text(b'{"type":"say","text":"before"}')
+    page.client.send_binary(b"\x00")
+    page.client.send_text(b'{"type":"say","text":"after"}')
+    page.send(b"".join(page.client.data_to_send()))
+    page.frames()
+    lines = carol_link.take()
+    assert lines[0] == "<alice> before" and lines[1].startswith("*** alice left (WebSocket closed")
+    assert len(lines) == 2
+    assert page.client.close_rcvd is not None and page.client.close_rcvd.code == 1003
+
+
+def test_an_empty_message_is_not_json(gateway: WebGateway) -> None:
+    page = Browser(gateway)
+    page.named("alice")
+    (error,) = page.request(b"")
+    assert error["code"] == "bad_json"
+
+
+def test_the_right_password_takes_a_registered_nickname_back_from_a_ghost(
+    hub: HubFixture, gateway: WebGateway
+) -> None:
+    owner, owner_link = hub.join("olga")
+    hub.hub.receive(owner, "/register hunter22")
+    owner_link.take()  # the old connection, gone half-open, still holds "olga"
+    page = Browser(gateway, peer="127.0.0.9:40009")
+    page.open()
+    page.events()
+    got = page.request({"type": "nick", "nick": "olga", "password": "hunter22"})
+    assert "welcome" in types(got)
+    assert owner_link.closed and hub.hub.find("olga") is not owner
+
+
+def test_the_pages_own_polls_are_not_activity(hub: HubFixture, gateway: WebGateway) -> None:
+    page = Browser(gateway)
+    page.named("alice")
+    user = hub.hub.find("alice")
+    assert user is not None
+    before = (user.lines, hub.hub.stats.lines_in)
+    for kind in ("rooms", "who", "ping"):
+        page.request({"type": kind})
+    assert (user.lines, hub.hub.stats.lines_in) == before
+    page.request({"type": "say", "text": "hi"})
+    assert user.lines == before[0] + 1
+
+
+def test_pings_start_when_a_reload_turns_them_on(hub: HubFixture) -> None:
+    hub.hub.plugins.set_config(make_config(web=WebSettings(ping_interval=0)))
+    gateway = WebGateway(hub.hub, page=PAGE)
+    page = Browser(gateway)
+    page.named("alice")
+    hub.chat.advance(100)
+    assert page.frames() == []
+    hub.hub.plugins.set_config(make_config(web=WebSettings(ping_interval=30)))
+    gateway.settings_changed()
+    hub.chat.advance(1)  # silent for 100 s already: pinged at once
+    (ping,) = page.frames()
+    assert ping.opcode is Opcode.PING
+
+
+def test_a_failure_of_ours_closes_with_1011_and_the_user_leaves(
+    hub: HubFixture, gateway: WebGateway, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    page = Browser(gateway)
+    page.named("alice")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hub.hub, "join", broken)
+    page.request({"type": "join", "room": "#x"})
+    assert page.client.close_rcvd is not None and page.client.close_rcvd.code == 1011
+    assert page.link.closed and hub.hub.find("alice") is None
+    assert "internal error in a request" in caplog.text

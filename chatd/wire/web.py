@@ -265,11 +265,14 @@ class WebInput:
     """The reactor's Framer for one web connection: HTTP until the request is
     in, then WebSocket frames once :meth:`upgrade` is called.
 
-    Every unit is ``b""`` but a complete text message's payload. What a unit
-    did is in this object's state, which the gateway reads after each one: a
-    request parsed (:attr:`request`) or refused (:attr:`problem`), a ping
-    answered, a close received, a protocol error (all in the protocol's
-    output and state). Input past a close or an answer is dropped unread.
+    A unit is a complete text message's payload (:attr:`message` is then
+    true, even for an empty one), or ``b""`` for every other frame (a ping,
+    whose pong is queued; a pong; a fragment; a close) and for the request.
+    What a unit did is in this object's state, which the gateway reads after
+    each one: a request parsed (:attr:`request`) or refused (:attr:`problem`),
+    and the protocol's output and state. Every message read before a close
+    or a protocol error is handed out before :attr:`ended` is true; input
+    past it, or past an answer, is dropped unread.
     """
 
     def __init__(self, max_message_bytes: int) -> None:
@@ -284,7 +287,9 @@ class WebInput:
         self.problem: tuple[int, str] | None = None  # (HTTP status, why)
         self.proto: ServerProtocol | None = None
         self.done = False  # answered, closed or failed: nothing more is read
-        self._units: deque[bytes] = deque()
+        #: Whether the unit last handed out is a text message.
+        self.message = False
+        self._units: deque[tuple[bytes, bool]] = deque()  # (payload, a message)
         self._parts: list[bytes] = []  # a fragmented message's frames so far
 
     # -- Framer ----------------------------------------------------------------------
@@ -300,8 +305,9 @@ class WebInput:
         return bool(self.raw) and not (self.done or waiting)
 
     def next_line(self) -> bytes | Overlong | None:
+        self.message = False
         if self._units:
-            return self._units.popleft()
+            return self._unit()
         if not self.raw or self.done:
             return None
         if self.proto is None:
@@ -348,6 +354,17 @@ class WebInput:
 
     # -- WebSocket ---------------------------------------------------------------------
 
+    @property
+    def ended(self) -> bool:
+        """Whether the WebSocket is closed or failed and every unit read before
+        that has been handed out: time to send the close and end."""
+        proto = self.proto
+        return proto is not None and proto.state is not State.OPEN and not self._units
+
+    def _unit(self) -> bytes:
+        payload, self.message = self._units.popleft()
+        return payload
+
     def _frame(self) -> bytes | None:
         proto = self.proto
         assert proto is not None
@@ -358,29 +375,32 @@ class WebInput:
             del self.raw[:FEED_BYTES]
             proto.receive_data(chunk)
             for received in proto.events_received():
-                if isinstance(received, Frame):  # (after the handshake, every event is)
-                    self._units.append(self._take(proto, received))
+                # (After the handshake every event is a Frame.) Frames parsed
+                # after one this refuses are not taken: the connection is failing.
+                if isinstance(received, Frame) and not self._take(proto, received):
+                    break
             if proto.state is not State.OPEN:  # closed, or failed: the rest is not read
                 self.done = True
                 self.raw.clear()
-                self._units.append(b"")
-        return self._units.popleft()
+                self._units.append((b"", False))
+        return self._unit()
 
-    def _take(self, proto: ServerProtocol, received: Frame) -> bytes:
-        """One frame's unit: a whole text message's payload, else b""."""
+    def _take(self, proto: ServerProtocol, received: Frame) -> bool:
+        """Queue one frame's unit; False when it fails the connection."""
         if received.opcode is Opcode.BINARY:
             proto.fail(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted: send JSON text")
-            return b""
-        if received.opcode not in (Opcode.TEXT, Opcode.CONT):
-            return b""  # a ping (its pong is queued), a pong, a close
-        self._parts.append(bytes(received.data))
-        if not received.fin:
-            return b""
-        payload = b"".join(self._parts)
-        self._parts.clear()
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError:
-            proto.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
-            return b""
-        return payload
+            return False
+        if received.opcode in (Opcode.TEXT, Opcode.CONT):
+            self._parts.append(bytes(received.data))
+            if received.fin:
+                payload = b"".join(self._parts)
+                self._parts.clear()
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    proto.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                    return False
+                self._units.append((payload, True))
+                return True
+        self._units.append((b"", False))  # a ping (its pong is queued), a pong, a fragment, a close
+        return True
