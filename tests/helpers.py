@@ -33,6 +33,7 @@ from chatd.config import (
     StoreSettings,
 )
 from chatd.core.hub import User
+from chatd.core.listeners import Listener
 from chatd.plugins import BUILTIN_PLUGINS
 from chatd.server import Server
 from chatd.wire.irc_message import Message
@@ -306,6 +307,11 @@ def wait_until(condition: Callable[[], bool], wait: float = WAIT, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def listener_for(server: Server, handler: object) -> Listener:
+    """The server's listener whose connections ``handler`` serves (the hub: nc's)."""
+    return next(each for each in server.reactor.listeners if each.handler is handler)
 
 
 @contextmanager
