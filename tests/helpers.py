@@ -314,6 +314,17 @@ def listener_for(server: Server, handler: object) -> Listener:
     return next(each for each in server.reactor.listeners if each.handler is handler)
 
 
+def nc_and_irc_users(server: Server) -> tuple[LineClient, LineClient, IrcLineClient]:
+    """alice and bob on nc, carol on IRC, each registered with ``server`` (running)."""
+    assert server.address and server.irc_address
+    alice, bob = LineClient(server.address), LineClient(server.address)
+    alice.register("alice")
+    bob.register("bob")
+    carol = IrcLineClient(server.irc_address)
+    carol.register("carol")
+    return alice, bob, carol
+
+
 @contextmanager
 def running_server(config: Config | None = None, **kwargs: object) -> Iterator[Server]:
     """A real server on 127.0.0.1 and an ephemeral port, its loop in a thread."""

@@ -16,6 +16,7 @@ from tests.helpers import (
     lifted_limits,
     listener_for,
     make_config,
+    nc_and_irc_users,
     running_server,
     wait_until,
 )
@@ -36,11 +37,7 @@ def test_connections_and_bytes_are_counted_per_listener_and_add_up_to_the_totals
     with running_server() as server:
         assert server.address and server.irc_address
         nc, irc = listener_for(server, server.hub), listener_for(server, server.irc)
-        alice, bob = LineClient(server.address), LineClient(server.address)
-        alice.register("alice")
-        bob.register("bob")
-        carol = IrcLineClient(server.irc_address)
-        carol.register("carol")
+        alice, bob, _carol = nc_and_irc_users(server)
         alice.send("hi")
         bob.expect("<alice> hi")
         wait_until(lambda: nc.counts.open == 2 and irc.counts.open == 1, what="three open")
