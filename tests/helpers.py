@@ -42,6 +42,7 @@ from chatd.config import (
     WebSettings,
 )
 from chatd.core.hub import User
+from chatd.core.listeners import Listener
 from chatd.plugins import BUILTIN_PLUGINS
 from chatd.server import Server
 from chatd.wire.irc_message import Message
@@ -429,6 +430,22 @@ def wait_until(condition: Callable[[], bool], wait: float = WAIT, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def listener_for(server: Server, handler: object) -> Listener:
+    """The server's listener whose connections ``handler`` serves (the hub: nc's)."""
+    return next(each for each in server.reactor.listeners if each.handler is handler)
+
+
+def nc_and_irc_users(server: Server) -> tuple[LineClient, LineClient, IrcLineClient]:
+    """alice and bob on nc, carol on IRC, each registered with ``server`` (running)."""
+    assert server.address and server.irc_address
+    alice, bob = LineClient(server.address), LineClient(server.address)
+    alice.register("alice")
+    bob.register("bob")
+    carol = IrcLineClient(server.irc_address)
+    carol.register("carol")
+    return alice, bob, carol
 
 
 @contextmanager

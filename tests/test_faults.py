@@ -21,6 +21,7 @@ from tests.helpers import (
     PumpedServer,
     ServerProcess,
     lifted_limits,
+    listener_for,
     make_config,
     non_reader,
     run_chatd,
@@ -162,6 +163,11 @@ def test_a_client_cut_off_while_being_written_to_is_announced_in_that_iteration(
         while "*** alice left (sendq exceeded)" not in bob.lines:
             assert time.monotonic() < deadline, f"not announced; bob got {bob.lines[-3:]}"
             bob.poll()
+        # Counted once, on the listener alice came in on (the chat's: the only one here).
+        chat = listener_for(pumped.server, pumped.server.hub)
+        assert chat.counts.sendq_disconnects == 1
+        assert chat.counts.open == 1
+        alice.sock.close()
     finally:
         pumped.close()
 

@@ -28,6 +28,7 @@ from tests.helpers import (
     PumpedClient,
     PumpedServer,
     lifted_limits,
+    listener_for,
     make_config,
     running_server,
     wait_until,
@@ -78,6 +79,24 @@ def test_a_flood_is_slowed_to_the_rate_and_every_line_arrives_in_order(
     assert alice.chat() == [f"<bob> line {i}" for i in range(12)]
     assert bob.lines.count(SLOWED) == 1  # told once per flood, not once per line
     assert not bob.closed
+
+
+def test_each_flood_is_counted_once_on_its_listener_as_its_user_is_told(
+    pumped: PumpedServer,
+) -> None:
+    alice, bob = pumped.connect("alice"), pumped.connect("bob")
+    chat = listener_for(pumped.server, pumped.server.hub)
+    bob.send("\n".join(f"line {i}" for i in range(8)))
+    pumped.until(lambda: bob.lines.count(SLOWED) == 1, "the notice")
+    assert chat.counts.flood_slowdowns == 1
+    for delivered in range(5, 9):  # the rest at the rate: the same flood
+        pumped.clock.advance(0.5)
+        pumped.until(lambda: len(alice.chat()) >= delivered, f"line {delivered}")  # noqa: B023
+    assert chat.counts.flood_slowdowns == 1
+    pumped.clock.advance(10)  # the bucket fills up again: the next flood is another
+    bob.send("\n".join(f"again {i}" for i in range(8)))
+    pumped.until(lambda: bob.lines.count(SLOWED) == 2, "the second notice")
+    assert chat.counts.flood_slowdowns == 2
 
 
 def test_a_flooder_is_read_no_faster_than_it_may_send(pumped: PumpedServer) -> None:

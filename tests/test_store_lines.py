@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from chatd.store import lines as lines_module
 from chatd.store.database import open_database
 from chatd.store.lines import ACTED, SAID, Line, Lines, LineStore, MemoryLines
 from chatd.testing import FakeClock
+from tests.helpers import WAIT
 
 MakeStore = Callable[..., Lines]
 
@@ -147,6 +150,66 @@ def test_a_write_that_fails_is_logged_once_and_writing_resumes(
     assert store.dropped == 3  # type: ignore[attr-defined]
     with sqlite3.connect(tmp_path / "chatd.db") as conn:
         assert conn.execute("SELECT text FROM lines").fetchall() == [("kept",)]
+
+
+def test_the_writer_is_failing_while_another_holds_the_database_and_up_again_after(
+    opened: MakeStore, tmp_path: Path
+) -> None:
+    store = opened()
+    assert store.up and not store.failing
+    blocker = sqlite3.connect(tmp_path / "chatd.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    store.append("lobby", SAID, "alice", "alice", "lost")
+    store.flush()  # type: ignore[attr-defined]
+    assert store.failing and not store.up
+    store.append("lobby", SAID, "alice", "alice", "lost too")
+    store.flush()  # type: ignore[attr-defined]
+    assert store.failing  # still: each write fails
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.append("lobby", SAID, "alice", "alice", "kept")
+    store.flush()  # type: ignore[attr-defined]
+    assert store.up and not store.failing
+    assert store.dropped == 2 and store.queued == 0
+
+
+def test_queued_counts_what_the_writer_has_not_written_yet(
+    opened: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = opened()
+    assert isinstance(store, LineStore)
+    writing, go_on = threading.Event(), threading.Event()
+    commit = store._commit
+
+    def held(*args: Any) -> None:
+        writing.set()
+        assert go_on.wait(WAIT), "never let go"
+        commit(*args)
+
+    monkeypatch.setattr(store, "_commit", held)
+    for i in range(3):
+        store.append("lobby", SAID, "alice", "alice", f"l{i}")
+    store.mark_seen("alice", "lobby", 3)
+    store.end_turn()
+    assert writing.wait(WAIT), "the writer never started"
+    assert store.queued == 4 and store.up  # three lines and a mark, in the writer's hands
+    go_on.set()
+    store.flush()
+    assert store.queued == 0
+
+
+def test_a_closed_store_is_not_up(tmp_path: Path, clock: FakeClock) -> None:
+    store = LineStore(open_database(tmp_path / "chatd.db"), 1000, wall=clock)
+    store.close()
+    assert not store.up and not store.failing
+
+
+def test_memory_lines_are_always_up_with_nothing_queued_or_dropped(clock: FakeClock) -> None:
+    store = MemoryLines(3, wall=clock)
+    store.append("lobby", SAID, "alice", "alice", "hi")
+    store.end_turn()
+    assert store.up and not store.failing
+    assert (store.queued, store.dropped) == (0, 0)
 
 
 def test_memory_lines_keep_the_newest_max_per_room(clock: FakeClock) -> None:

@@ -355,7 +355,7 @@ class AdminService:
             "bytes": store.size(),
             "rows": store.rows(),
             # Only the file's writer drops lines (its queue full, a commit failed).
-            "dropped_lines": getattr(store.lines, "dropped", 0),
+            "dropped_lines": store.lines.dropped,
         }
         return snapshot
 

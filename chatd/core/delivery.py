@@ -143,6 +143,15 @@ class Delivery:
 
     # -- audiences ----------------------------------------------------------------------
 
+    def counted(self, sent: int) -> None:
+        """One event went to ``sent`` readers: one line out (if any read it),
+        ``sent`` deliveries. The audiences below count themselves; the hub calls
+        it for what it sends with :meth:`to_user` and counts (a private message)."""
+        stats = self.stats
+        stats.lines_out += sent
+        if sent:
+            stats.events_out += 1
+
     def render(self, wire: Wire, event: Event) -> bytes:
         """``event`` for a connection the hub has no user for (one turned away)."""
         return wire.render(event)
@@ -179,7 +188,7 @@ class Delivery:
                 if data:
                     group.publish(data, skip)
                     sent += len(group) - (skip in group.members)
-        self.stats.lines_out += sent
+        self.counted(sent)
         return sent
 
     def to_everyone(self, event: Event, exclude: Reader | None = None) -> int:
@@ -190,7 +199,7 @@ class Delivery:
             if group.members:
                 group.publish(self._wires[name].render(event), skip)
                 sent += len(group) - (skip in group.members)
-        self.stats.lines_out += sent
+        self.counted(sent)
         return sent
 
     def to_sharing(self, user: Reader, event: Event, rooms: Iterable[Room] | None = None) -> int:
@@ -225,5 +234,5 @@ class Delivery:
                 group.publish(data, link if link in skip else None, skip)
                 sent += len(members) - len(skip)
                 covered |= members
-        self.stats.lines_out += sent
+        self.counted(sent)
         return sent

@@ -383,7 +383,7 @@ class Hub:
         self.delivery.to_user(to, event)
         self.delivery.to_user(user, event, ECHO)
         to.last_from = user.id
-        self.stats.lines_out += 1
+        self.delivery.counted(1)
         return None
 
     def reply_to(self, user: User) -> User | None:

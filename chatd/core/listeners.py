@@ -163,14 +163,42 @@ class Tally:
         self.noisy: set[str] = set()  # addresses refused for max_per_host, and logged
 
 
+class ListenerCounts:
+    """What one listener has done since it started, for operators (metrics):
+    plain integers, each bumped once where the loop already counts (an accept,
+    a refusal, a close, a read, a write, a sendq disconnect, a flood slowed).
+    ``open`` is this listener's own, where the tally's count is shared."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "flood_slowdowns",
+        "open",
+        "refused",
+        "sendq_disconnects",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self.open = 0  # connections open now
+        self.total = 0  # connections admitted
+        self.refused = 0  # connections turned away (full, too many from one address, uid)
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.sendq_disconnects = 0  # connections cut off for not reading their output
+        self.flood_slowdowns = 0  # floods slowed down (once per flood, as its user is told)
+
+
 class Listener:
     """A listening socket, what serves its connections, their limits and counts."""
 
     __slots__ = (
         "allowed_uids",
+        "counts",
         "framing",
         "handler",
         "limits",
+        "name",
         "path",
         "paused",
         "sock",
@@ -190,8 +218,12 @@ class Listener:
         path: str | None = None,
         tally: Tally | None = None,
         framing: Framing | None = None,
+        name: str = "",
     ) -> None:
         self.sock = sock
+        #: What operators call it ("nc", "irc", "web", "admin"): its metrics' label.
+        self.name = name
+        self.counts = ListenerCounts()
         #: How its connections' input is cut into units (None: lines): given
         #: the session the handler's connect() returned, it returns its Framer.
         self.framing = framing
@@ -230,6 +262,7 @@ class Listener:
 
     def refuse(self, sock: socket.socket, reason: str) -> None:
         """Tell a connection why it is turned away, in one line, and close it."""
+        self.counts.refused += 1
         if self.stats is not None:
             self.stats.refused += 1
         with contextlib.suppress(OSError):
@@ -246,6 +279,9 @@ class Listener:
         tally = self.tally
         tally.count += 1
         tally.hosts[host] = tally.hosts.get(host, 0) + 1
+        counts = self.counts
+        counts.open += 1
+        counts.total += 1
         if self.stats is not None:
             self.stats.opened()
 
@@ -258,6 +294,7 @@ class Listener:
         else:
             tally.hosts[host] -= 1
         tally.noisy.discard(host)
+        self.counts.open -= 1
         if tally.full and tally.count < (self.limits.max_connections or 1 << 62):
             tally.full = False
             log.info("no longer full: accepting new connections")
@@ -346,6 +383,7 @@ class Admission:
                 uid = _peer_uid(sock)
                 if listener.allowed_uids is not None and uid not in listener.allowed_uids:
                     log.warning("admin socket: refused a connection from uid %s", uid)
+                    listener.counts.refused += 1
                     sock.close()
                     continue
                 host = peer = f"uid {uid}"

@@ -77,7 +77,7 @@ from chatd.core.listeners import (
     open_tcp,
     open_unix,
 )
-from chatd.core.stats import Stats
+from chatd.core.stats import LoopTimes, Stats
 from chatd.core.timers import Timers
 
 # The loop's names, and its parts' names that were defined here before the
@@ -198,6 +198,9 @@ class Reactor:
         self._calls: collections.deque[Callable[[], object]] = collections.deque()
         #: Run at the end of every iteration, after its output is written.
         self._turn_hooks: list[Callable[[], object]] = []
+        #: How long each iteration took, from select() returning to its last
+        #: turn hook (on the timers' clock, which tests drive): for metrics.
+        self.loop_times = LoopTimes()
 
     # -- setting up ------------------------------------------------------------
 
@@ -211,12 +214,16 @@ class Reactor:
         stats: Stats | None = None,
         tally: Tally | None = None,
         framing: Framing | None = None,
+        name: str = "",
     ) -> Listener:
         """Serve TCP connections on (host, port) with ``handler``; listeners given
         one ``tally`` count their connections together against their limits;
-        ``framing`` cuts their input into units other than lines."""
+        ``framing`` cuts their input into units other than lines; ``name``
+        labels its counts ("nc", "irc", "web")."""
         sock = open_tcp(host, port)
-        listener = Listener(sock, handler, limits, stats=stats, tally=tally, framing=framing)
+        listener = Listener(
+            sock, handler, limits, stats=stats, tally=tally, framing=framing, name=name
+        )
         return self._admission.add(listener)
 
     def listen_unix(
@@ -226,15 +233,25 @@ class Reactor:
         *,
         allowed_uids: frozenset[int],
         limits: Limits = NO_LIMITS,
+        name: str = "",
     ) -> Listener:
-        """Serve a Unix socket at ``path`` (mode 0600) to peers whose uid is allowed.
+        """Serve a Unix socket at ``path`` (mode 0600) to peers whose uid is allowed;
+        ``name`` labels its counts ("admin").
 
         What is already at ``path`` is removed only if it is a stale socket
         (see :func:`~chatd.core.listeners.open_unix`); else FileExistsError.
         """
         sock = open_unix(path)
-        listener = Listener(sock, handler, limits, stats=None, allowed_uids=allowed_uids, path=path)
+        listener = Listener(
+            sock, handler, limits, stats=None, allowed_uids=allowed_uids, path=path, name=name
+        )
         return self._admission.add(listener)
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The listeners open now, in the order they were opened (their counts
+        are what operators read)."""
+        return list(self._admission.listeners)
 
     def group(self) -> Group:
         """A new fan-out group whose lines this loop hands out once per iteration."""
@@ -292,6 +309,8 @@ class Reactor:
         ready = self.selector.select(timeout)
         self.turned = time.monotonic()  # before idle goes: the watchdog reads idle first
         self.idle = False
+        clock = self.timers.clock
+        busy_from = clock()
         for key, mask in ready:
             target = key.data
             try:
@@ -311,6 +330,7 @@ class Reactor:
         self._flush()
         for hook in self._turn_hooks:
             self._guarded(hook, "turn hook")
+        self.loop_times.observe(clock() - busy_from)
 
     def _run_calls(self) -> None:
         calls = self._calls
@@ -369,8 +389,10 @@ class Reactor:
             self._close(conn, "connection closed")
             conn.listener.handler.disconnect(conn.session, "connection closed")
             return
-        if conn.listener.stats is not None:
-            conn.listener.stats.bytes_in += len(data)
+        listener = conn.listener
+        listener.counts.bytes_in += len(data)
+        if listener.stats is not None:
+            listener.stats.bytes_in += len(data)
         conn.inbuf.feed(data)
         self._take_lines(conn)
 
@@ -400,6 +422,7 @@ class Reactor:
         self.timers.call_later(bucket.wait(), lambda: self._resume_reading(conn))
         if not bucket.slowed:
             bucket.slowed = True
+            conn.listener.counts.flood_slowdowns += 1
             conn.listener.handler.slowed(conn.session, bucket.rate)
 
     def _resume_reading(self, conn: Connection) -> None:
@@ -452,8 +475,10 @@ class Reactor:
         except OSError as exc:
             self._doom(conn, _reason(exc))
             return
-        if conn.listener.stats is not None:
-            conn.listener.stats.bytes_out += sent
+        listener = conn.listener
+        listener.counts.bytes_out += sent
+        if listener.stats is not None:
+            listener.stats.bytes_out += sent
         if sent < len(data):  # the socket is full: queue the rest until it drains
             if conn.outbuf.append(memoryview(data)[sent:]):
                 self._set_mask(conn, conn.mask | _WRITE)
@@ -481,8 +506,10 @@ class Reactor:
                 self._abort(conn, _reason(exc), keep_input=True)
                 return
             out.consume(sent)
-            if conn.listener.stats is not None:
-                conn.listener.stats.bytes_out += sent
+            listener = conn.listener
+            listener.counts.bytes_out += sent
+            if listener.stats is not None:
+                listener.stats.bytes_out += sent
         if out:
             self._set_mask(conn, conn.mask | _WRITE)
         elif conn.closing:
@@ -528,6 +555,7 @@ class Reactor:
         if conn.closed:
             return
         if reason == "sendq exceeded":
+            conn.listener.counts.sendq_disconnects += 1
             log.warning(
                 "%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, len(conn.outbuf)
             )

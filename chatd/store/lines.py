@@ -7,7 +7,9 @@ reactor's turn hook (:meth:`LineStore.end_turn`) hands that list over as one
 batch to a bounded queue, and a writer thread, which touches nothing but its
 own SQLite connection and the queue (no socket, no hub state), commits each
 batch in one transaction. When the queue is full (the disk far behind) the
-batch is dropped and counted, never waited for. Reads run on the loop, on a
+batch is dropped and counted, never waited for; so is a batch whose commit
+fails, and the writer sets ``failing`` until a commit goes through again
+(what the health check and the metrics read). Reads run on the loop, on a
 read-only connection, indexed and LIMITed, and a per-room tail of the latest
 lines (committed or not) makes a read see what the writer has not written
 yet. (Only a line both older than its room's tail and not yet written can be
@@ -111,7 +113,22 @@ class Write:
 
 
 class Lines(Protocol):
-    """What the hub will use: both stores have it."""
+    """What the hub will use (and metrics read): both stores have it."""
+
+    #: Lines dropped because the writer's queue was full or a commit failed.
+    dropped: int
+    #: The writer's last transaction failed (it is not keeping lines now).
+    failing: bool
+
+    @property
+    def queued(self) -> int:
+        """Lines handed to the writer and not written yet."""
+        ...
+
+    @property
+    def up(self) -> bool:
+        """The writer is running and writing: what is handed over gets kept."""
+        ...
 
     def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line: ...
 
@@ -145,6 +162,16 @@ class MemoryLines:
         )
         self._seen: collections.OrderedDict[tuple[str, str], Seen] = collections.OrderedDict()
         self._next = 1
+        self.dropped = 0  # nothing is written, so nothing is dropped
+        self.failing = False
+
+    @property
+    def queued(self) -> int:
+        return 0
+
+    @property
+    def up(self) -> bool:
+        return True
 
     def mark_seen(self, who: str, room: str, last_id: int) -> None:
         self._seen[who, room] = Seen(who, room, last_id, self._wall())
@@ -229,6 +256,9 @@ class LineStore:
         self._max_queued = max_queued
         #: Lines dropped because the queue was full or a commit failed.
         self.dropped = 0
+        #: The writer's last transaction failed; set and cleared by the writer
+        #: thread (a bool: the loop reads it whole), logged once per episode.
+        self.failing = False
         self._dropping = False  # logged once per episode
         self._reader = sqlite3.connect(
             f"file:{db.path}?mode=ro", uri=True, timeout=0, check_same_thread=False
@@ -336,6 +366,17 @@ class LineStore:
             return
         self._queue.put(batch)
 
+    @property
+    def queued(self) -> int:
+        """Lines handed to the writer and not written yet, with the seen marks
+        and statements that travel with them (at most max_queued)."""
+        return self._queued
+
+    @property
+    def up(self) -> bool:
+        """The writer thread is alive and its last transaction went through."""
+        return self._writer.is_alive() and not self.failing
+
     def _drop(self, count: int, why: str) -> None:
         with self._queued_lock:
             self.dropped += count
@@ -418,7 +459,6 @@ class LineStore:
     def _write_loop(self) -> None:
         conn = self._db.conn
         room_ids: dict[str, tuple[int, int]] = {}  # key -> (rooms.id, lines kept)
-        failing = False
         while True:
             first = self._queue.get()
             batches = [first]
@@ -434,13 +474,13 @@ class LineStore:
             try:
                 if rows:
                     self._commit(conn, rows, room_ids)
-                if failing:
-                    failing = False
+                if self.failing:
+                    self.failing = False
                     log.info("history: writing %s again", self._db.path)
             except Exception as exc:  # sqlite3.Error, or a value it cannot take: the thread lives
                 room_ids.clear()  # the rollback may have undone new rooms
-                if not failing:
-                    failing = True
+                if not self.failing:
+                    self.failing = True
                     log.warning(
                         "history: cannot write %s (%s); chat goes on; lines are not kept"
                         " until it can write again",
