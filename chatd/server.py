@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+from chatd import metrics
 from chatd.admin import wire
 from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
 from chatd.admin.service import AdminService
@@ -203,13 +204,13 @@ class Server:
         tally = Tally()  # max_clients and max_per_ip count nc and IRC together
         server = config.server
         self._chat = self._listen_tcp(
-            "chat", "[server]", server.host, server.port, self.hub, chat_limits(config), tally
+            "chat", "[server]", server.host, server.port, self.hub, chat_limits(config), tally, "nc"
         )
         self.address = self._chat.sock.getsockname()[:2]
         if self.irc is not None:
             irc = config.irc
             self._irc = self._listen_tcp(
-                "IRC", "[irc]", irc.host, irc.port, self.irc, irc_limits(config), tally
+                "IRC", "[irc]", irc.host, irc.port, self.irc, irc_limits(config), tally, "irc"
             )
             self.irc_address = self._irc.sock.getsockname()[:2]
         if self.web is not None:
@@ -222,6 +223,7 @@ class Server:
                 self.web,
                 chat_limits(config),
                 tally,
+                "web",
                 framing=self.web.framing,
             )
             self.web_address = self._web.sock.getsockname()[:2]
@@ -251,12 +253,21 @@ class Server:
         handler: Handler,
         limits: Limits,
         tally: Tally,
+        name: str,
         framing: Framing | None = None,
     ) -> Listener:
-        """One chat listener, logged as bound; ListenError naming ``table`` if not."""
+        """One chat listener, logged as bound; ListenError naming ``table`` if not.
+        ``name`` labels its metrics ("nc", "irc", "web")."""
         try:
             listener = self.reactor.listen(
-                host, port, handler, limits, stats=self.stats, tally=tally, framing=framing
+                host,
+                port,
+                handler,
+                limits,
+                stats=self.stats,
+                tally=tally,
+                framing=framing,
+                name=name,
             )
         except OSError as exc:
             raise _listen_error(what, format_address((host, port)), table, exc) from None
@@ -279,6 +290,7 @@ class Server:
                 self.admin,
                 allowed_uids=frozenset({os.getuid(), 0}),
                 limits=Limits(max_line_bytes=wire.MAX_REQUEST_BYTES, sendq_bytes=ADMIN_SENDQ_BYTES),
+                name="admin",
             )
         except OSError as exc:
             raise serve_error(path, exc) from None
@@ -400,17 +412,24 @@ class Server:
         return Report([line])
 
     def metrics(self) -> bytes:
-        """/metrics: the Prometheus text exposition format."""
-        return b""  # filled in with chatd.metrics
+        """/metrics: the Prometheus text exposition format (chatd.metrics)."""
+        families = metrics.collect(
+            hub=self.hub,
+            store=self.store,
+            listeners=self.reactor.listeners,
+            plugins=self.plugins.names,
+            guard=self.plugins.guard,
+            loop_times=self.reactor.loop_times,
+            http=self.web.answers if self.web is not None else None,
+        )
+        return metrics.render(families)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """/healthz: whether the server is well, and what it shows."""
-        facts: dict[str, Any] = {
-            "status": "ok",
-            "uptime_seconds": round(self.clock() - self.stats.started, 1),
-            "connections": len(self.reactor.connections),
-        }
-        return True, facts
+        well, facts = metrics.health(self.store)  # 503 while the store cannot write
+        facts["uptime_seconds"] = round(self.clock() - self.stats.started, 1)
+        facts["connections"] = len(self.reactor.connections)
+        return well, facts
 
     def stop(self, message: str | None = None) -> None:
         """Ask a running server to shut down gracefully; safe from any thread."""

@@ -49,6 +49,7 @@ from chatd.core.link import Link
 from chatd.core.nicks import nick_problem
 from chatd.core.rooms import NO_ROOM
 from chatd.core.timers import Timer
+from chatd.metrics import CONTENT_TYPE as PROMETHEUS_TEXT
 from chatd.wire import jsontext, web
 from chatd.wire.text import one_line
 
@@ -297,7 +298,7 @@ class WebGateway:
             body = (web.encode_json(facts) + "\n").encode()
             self._answer(session, route, 200 if well else 503, body, web.JSON)
         elif path == "/metrics":
-            self._answer(session, route, 200, self.metrics(), web.METRICS)
+            self._answer(session, route, 200, self.metrics(), PROMETHEUS_TEXT)
         elif path == "/ws":
             self._upgrade(session, request)
         else:

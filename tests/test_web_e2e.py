@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatd.config import LimitSettings
 from chatd.server import Server
@@ -66,8 +67,19 @@ def test_the_page_and_the_plain_routes_answer(server: Server) -> None:
     assert b"<html" in page.lower()
     health = _http(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert health.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert json.loads(health.partition(b"\r\n\r\n")[2])["status"] == "ok"
-    assert _http(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
+    facts = json.loads(health.partition(b"\r\n\r\n")[2])
+    assert (facts["status"], facts["store"]) == ("ok", "memory")
+    scrape = _http(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert scrape.startswith(b"HTTP/1.1 200 OK\r\n")
+    text = scrape.partition(b"\r\n\r\n")[2].decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    # The page and the health check before this scrape were answered and counted.
+    assert samples[("chatd_http_requests_total", (("code", "200"), ("route", "/")))] == 1
+    assert samples[("chatd_connections_total", (("listener", "web"),))] >= 3
 
 
 @pytest.mark.parametrize(

@@ -59,8 +59,6 @@ MAX_CLOSE_REASON_BYTES: Final = 123
 TEXT_PLAIN: Final = "text/plain; charset=utf-8"
 TEXT_HTML: Final = "text/html; charset=utf-8"
 JSON: Final = "application/json"
-#: The Prometheus text exposition format, version 0.0.4.
-METRICS: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
