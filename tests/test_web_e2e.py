@@ -9,6 +9,7 @@ import json
 import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -77,6 +78,10 @@ def test_the_page_and_the_plain_routes_answer(server: Server) -> None:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for family in text_string_to_metric_families(text):  # each is documented
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}`" in readme, f"README's metrics table lacks {name}"
     # The page and the health check before this scrape were answered and counted.
     assert samples[("chatd_http_requests_total", (("code", "200"), ("route", "/")))] == 1
     assert samples[("chatd_connections_total", (("listener", "web"),))] >= 3
