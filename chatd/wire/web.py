@@ -325,14 +325,16 @@ class WebInput:
         try:
             event = http.next_event()
         except h11.RemoteProtocolError as exc:
-            self.problem = (exc.error_status_hint, str(exc))
+            # In our words: h11's would echo the client's bytes back at it.
+            status = exc.error_status_hint
+            self.problem = (status, f"{HTTPStatus(status).phrase}: not a request chatd can read.")
             return b""
         if isinstance(event, h11.Request):
             trailing = http.trailing_data[0]  # the first frames, sent with the head
             del self.head[len(self.head) - len(trailing) :]
             self.raw[:0] = trailing
         if len(self.head) > MAX_REQUEST_BYTES:  # (h11 bounds only an incomplete head)
-            self.problem = (431, "request header fields too large")
+            self.problem = (431, f"The request head is over {MAX_REQUEST_BYTES // 1024} KiB.")
             return b""
         if isinstance(event, h11.Request):
             self.request = event
