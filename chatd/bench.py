@@ -1,4 +1,5 @@
-"""``chatd bench``: a load generator for any server that speaks chatd's line protocol.
+"""``chatd bench``: a load generator for any server that speaks chatd's line
+protocol, or (``--ws``) chatd's web protocol.
 
 It connects N clients (each answers the first thing the server sends with its
 nickname, ``bench0000``...), lets S of them send ``m SENDER SEQ TIMESTAMP_NS``
@@ -40,6 +41,20 @@ nickname prefix, ``-`` and K. ``room_ports`` (no flag: ``bench/compare.py``
 uses it) does the same for servers without rooms: room K's clients connect to
 the K-th port and join nothing, each server being one room.
 
+With ``--ws`` (``Options.ws``; the port is then the web listener's) the
+clients speak chatd's web protocol instead: an HTTP upgrade at ``GET /ws``, the
+``hello``, ``{"type":"nick"}`` answered by ``welcome`` (with rooms ``join``
+answered by ``current`` and ``part`` by ``left``), then ``{"type":"say"}``
+frames, each masked with a zero key (the mask is the client's to choose, RFC
+6455 5.3, and a zero key leaves the payload as it is: a frame costs only its
+header to build). Every chat event the server sends starts with
+:data:`WS_MARK`, and JSON escapes a ``"`` inside a string, so no text holds
+it: receivers count it in bulk as lines count ``\n``, keeping the last
+``len(WS_MARK) - 1`` bytes of each read in front of the next, so a marker cut
+by a read is counted once. Every client sends an unsolicited pong (RFC 6455
+5.5.3) every :data:`KEEPALIVE_SECONDS`, spread over that time, so a server
+that drops silent WebSockets keeps the ones that only listen.
+
 With ``--procs P`` the clients are split over P processes, each running the same
 loop for its share (use it when one core cannot keep up: ``bench_cpu`` near 1.0
 in the result says so). Loopback only in the tests; the host is an argument.
@@ -47,17 +62,21 @@ in the result says so). Loopback only in the tests; the host is an argument.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import re
 import selectors
 import socket
 import time
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 from typing import Any
 
+from chatd.config import MIN_PING_SECONDS
 from chatd.server import RESERVED_FDS, raise_fd_limit
 
 #: Connections being opened at once: below the server's listen backlog.
@@ -71,6 +90,31 @@ _RECV_BYTES = 1 << 20
 _STEP_NS = 10_000
 #: The connect phase ends once no client has received anything for this long.
 QUIET_SECONDS = 0.3
+#: With --procs, how long after the shared start the senders begin: every
+#: process counts from the start, and one still reading its last batch of
+#: join notices then (a busy machine can hold it tens of milliseconds) would
+#: drop the first lines of the others' senders with them.
+SEND_LAG_SECONDS = 0.1
+
+#: Every chat event of the web protocol starts with this: chatd.wire.web
+#: writes compact JSON, "type" first, and escapes a '"' inside a string.
+WS_MARK = b'{"type":"said"'
+#: What a read keeps for the next (one byte short of a marker): a marker cut
+#: by a read is counted in the read that ends it, and never twice.
+_WS_KEEP = len(WS_MARK) - 1
+#: A bench message in a said event; the byte after the timestamp (the closing
+#: quote, or the pad's space) says the number is whole.
+_WS_MESSAGE = re.compile(rb'"text":"m (\d+) (\d+) (\d+)[" ]')
+#: The upgrade's key: the server only hashes it into its answer, so any 16
+#: bytes in base64 do (this is RFC 6455's example).
+_WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+#: The longest answer to the upgrade read before giving the client up.
+_WS_MAX_HEAD = 16 * 1024
+#: How often each web client sends an unsolicited pong: below twice chatd's
+#: shortest ``[web] ping_interval`` (pinged after that long silent, dropped
+#: after as long again), so no chatd drops a client that only listens; at
+#: 1,000 clients that is 125 small frames a second, spread evenly.
+KEEPALIVE_SECONDS = 0.8 * 2 * MIN_PING_SECONDS
 
 
 @dataclass(frozen=True)
@@ -92,6 +136,7 @@ class Options:
     settle: float = 0.5
     drain: float = 3.0
     connect_timeout: float = 60.0
+    ws: bool = False  # speak the web protocol (the port is the web listener's)
 
 
 @dataclass
@@ -195,14 +240,68 @@ def _ms(step: int) -> float:
     return round((step + 1) * _STEP_NS / 1e6, 2)
 
 
-# How far a client is into registering and, with rooms, moving to its room.
-_PROMPT, _WELCOME, _JOINING, _PARTING = range(4)
+def ws_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A client's WebSocket frame (FIN set, a text frame by default), masked
+    with a zero key: the payload goes as it is."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+def ws_request(obj: dict[str, str]) -> bytes:
+    """A request of the web protocol, in one frame."""
+    return ws_frame(json.dumps(obj, separators=(",", ":")).encode())
+
+
+#: The heartbeat: an empty pong, which asks for no answer.
+_WS_PONG = ws_frame(b"", 0xA)
+
+
+def ws_handshake(host: str, port: int) -> bytes:
+    """The upgrade request of a script (no Origin: not a page in a browser)."""
+    where = f"[{host}]" if ":" in host else host
+    return (
+        f"GET /ws HTTP/1.1\r\nHost: {where}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {_WS_KEY}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def server_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The whole frames at the front of ``data`` (a server's: unmasked), as
+    (opcode, payload), and the rest."""
+    frames: list[tuple[int, bytes]] = []
+    at = 0
+    while len(data) - at >= 2:
+        opcode, n = data[at] & 0x0F, data[at + 1] & 0x7F
+        head = {126: 4, 127: 10}.get(n, 2)
+        if len(data) - at < head:
+            break
+        if head > 2:
+            n = int.from_bytes(data[at + 2 : at + head], "big")
+        if len(data) - at < head + n:
+            break
+        frames.append((opcode, data[at + head : at + head + n]))
+        at += head + n
+    return frames, data[at:]
+
+
+# How far a client is into registering and, with rooms, moving to its room
+# (a web client upgrades first).
+_PROMPT, _WELCOME, _JOINING, _PARTING, _UPGRADING = range(5)
 
 
 class _Client:
     __slots__ = (
+        "carry",
         "checker",
         "fresh",
+        "gone",
         "index",
         "next_seq",
         "nick",
@@ -232,6 +331,8 @@ class _Client:
         self.next_seq: dict[int, int] = {}  # checker: the next seq expected per sender
         self.tail = b""  # an unfinished line: while joining, then for the checker
         self.fresh = True  # the next read starts a line (the last one ended with one)
+        self.carry = b""  # web: the end of the last read, in front of the next
+        self.gone = False  # the server closed it
 
 
 class _Worker:
@@ -245,12 +346,15 @@ class _Worker:
         self.clients: list[_Client] = []
         self.result = Result(clients=len(indexes), senders=len(senders), rooms=opts.rooms)
         self.buf = bytearray(_RECV_BYTES)
+        self.view = memoryview(self.buf)
         self.counting = False  # deliveries are counted from the start of sending
         self.window_from = self.window_to = 0.0
         self.ackers: dict[int, _Client] = {}  # room -> its last listener here
         #: Clients send /join and /part to reach their room (not with room_ports).
         self.joins = opts.rooms > 1 and not opts.room_ports
         self.setting_up = True  # clients still being registered and moved
+        self.beat_from = time.monotonic()  # web: the heartbeats are counted from here
+        self.beats = 0  # web: heartbeats sent (client beats % len(clients) is next)
 
     # -- connecting ------------------------------------------------------------------
 
@@ -265,12 +369,14 @@ class _Worker:
                 room = index % opts.rooms
                 port = opts.room_ports[room] if opts.room_ports else opts.port
                 try:
-                    sock = socket.create_connection((opts.host, port), timeout=5)
+                    sock = self._open(port)
                 except OSError:
                     self.result.connect_failures += 1
                     continue
                 sock.setblocking(False)
                 client = _Client(index, f"{opts.prefix}{index:04d}", room, sock)
+                if opts.ws:
+                    client.stage = _UPGRADING
                 self.clients.append(client)
                 self.sel.register(sock, selectors.EVENT_READ, client)
                 pending += 1
@@ -280,13 +386,18 @@ class _Worker:
                 self._receive(client)
                 if client.ready and not was_ready:
                     pending -= 1
+                elif client.gone and not client.ready:  # turned away: no use waiting for it
+                    pending -= 1
+                    self.result.connect_failures += 1
+            if opts.ws:
+                self._keep_alive(time.monotonic())
         self.wait_quiet(deadline)
         self.setting_up = False  # one that is not ready by now is left out of the count
         ready = [c for c in self.clients if c.ready]
         self.result.ready = len(ready)
         self.result.room_ready = Counter(c.room for c in ready)
         for client in ready:
-            client.tail = b""
+            client.tail = client.carry = b""
             client.sender = client.index in self.senders
             if client.sender:
                 client.phase = self.senders[client.index] / opts.senders
@@ -300,12 +411,26 @@ class _Worker:
             for client in self.ackers.values():
                 client.checker = True
 
+    def _open(self, port: int) -> socket.socket:
+        """A connection to the server (upgrading to a WebSocket with ``ws``)."""
+        sock = socket.create_connection((self.opts.host, port), timeout=5)
+        if self.opts.ws:
+            try:
+                sock.sendall(ws_handshake(self.opts.host, port))
+            except OSError:
+                sock.close()
+                raise
+        return sock
+
     def _room_name(self, room: int) -> bytes:
         return f"#{self.opts.prefix}-{room}".encode()
 
     def _set_up(self, client: _Client, data: bytes) -> None:
         """Register ``client`` and, with rooms, move it into its room alone:
         what the server sent it is ``data``; ready once that is done."""
+        if self.opts.ws:
+            self._set_up_ws(client, data)
+            return
         if client.stage == _PROMPT:  # the server's first line: answer with the nickname
             client.sock.sendall(client.nick.encode() + b"\n")
             client.stage = _WELCOME
@@ -330,6 +455,62 @@ class _Worker:
                 client.ready = True
                 return
 
+    def _set_up_ws(self, client: _Client, data: bytes) -> None:
+        """``_set_up`` in the web protocol: the 101, ``hello`` answered with
+        the nickname, ``welcome``; with rooms, ``join`` until ``current``
+        names the room, then ``part`` the one registration put it in (the
+        ``current`` before) until ``left``."""
+        client.tail += data
+        if client.stage == _UPGRADING:
+            head, end, rest = client.tail.partition(b"\r\n\r\n")
+            if not end:
+                if len(client.tail) > _WS_MAX_HEAD:
+                    self._lost(client)
+                return
+            if not head.startswith(b"HTTP/1.1 101 "):  # refused (403, 503...)
+                self._lost(client)
+                return
+            client.tail, client.stage = rest, _PROMPT
+        frames, client.tail = server_frames(client.tail)
+        room = self._room_name(client.room).decode()
+        for opcode, payload in frames:
+            if opcode != 0x1:
+                continue
+            event = json.loads(payload)
+            kind = event.get("type")
+            if client.stage == _PROMPT and kind == "hello":
+                client.sock.sendall(ws_request({"type": "nick", "nick": client.nick}))
+                client.stage = _WELCOME
+            elif client.stage == _WELCOME and kind == "welcome":
+                if not self.joins:
+                    client.ready = True
+                    return
+                client.went_in = event.get("room", "").encode()
+                client.sock.sendall(ws_request({"type": "join", "room": room}))
+                client.stage = _JOINING
+            elif client.stage == _JOINING and kind == "current" and event.get("room") != room:
+                # the room registration put it in (the welcome may leave that to this)
+                client.went_in = client.went_in or event.get("room", "").encode()
+            elif client.stage == _JOINING and kind == "current":
+                went_in = client.went_in.decode()
+                if not went_in or went_in.lower() == room.lower():
+                    client.ready = True
+                    return
+                client.sock.sendall(ws_request({"type": "part", "room": went_in}))
+                client.stage = _PARTING
+            elif (
+                client.stage == _PARTING
+                and kind == "left"
+                and event.get("room", "").encode() == client.went_in
+            ):
+                client.ready = True
+                return
+
+    def _lost(self, client: _Client) -> None:
+        """``client``'s connection is over (the server closed it, or it was given up)."""
+        self.sel.unregister(client.sock)
+        client.gone = True
+
     def wait_quiet(self, deadline: float) -> None:
         """Every join is announced to everyone already in: read until that is over."""
         quiet = time.monotonic()
@@ -339,19 +520,24 @@ class _Worker:
 
     # -- running ---------------------------------------------------------------------
 
-    def run(self, start: float) -> Result:
-        """Settle, then send from ``start`` (a time.monotonic() shared by all workers)."""
+    def run(self, start: float, mark: Callable[[], None] | None = None) -> Result:
+        """Settle, then send from ``start`` (a time.monotonic() shared by all
+        workers); ``mark`` is called as the sending starts and once counting ends."""
         opts = self.opts
         cpu0 = time.process_time()
         while time.monotonic() < start:  # settle: read and drop the join notices
             self._poll(min(0.05, max(0.0, start - time.monotonic())))
+        if mark is not None:
+            mark()
         self.counting = True
         self.window_from = start + opts.warmup
         self.window_to = self.window_from + opts.duration
         senders = [c for c in self.clients if c.sender and c.ready]
+        send_from = start + (SEND_LAG_SECONDS if opts.procs > 1 else 0.0)
         while (now := time.monotonic()) < self.window_to:
-            for client in senders:
-                self._send(client, now - start)
+            if now >= send_from:
+                for client in senders:
+                    self._send(client, now - send_from)
             self._poll(0.001)
         self.result.messages_sent_total = sum(c.sent for c in senders)
         for client in senders:
@@ -368,6 +554,8 @@ class _Worker:
             elif expected is None and time.monotonic() - quiet_since > 0.5:
                 break  # other processes' senders: stop when nothing more arrives
         self.counting = False
+        if mark is not None:
+            mark()
         self.result.duration_s = opts.duration
         self.result.cpu_seconds = time.process_time() - cpu0
         self.result.wall_seconds = time.monotonic() - start
@@ -394,19 +582,27 @@ class _Worker:
             return
         now_ns = time.monotonic_ns()
         pad = " " + "x" * opts.pad if opts.pad else ""
-        first = client.sent
-        data = "".join(
-            f"m {client.index} {seq} {now_ns}{pad}\n" for seq in range(first, first + budget)
-        ).encode()
+        seqs = range(client.sent, client.sent + budget)
+        if opts.ws:
+            units = [
+                ws_frame(
+                    b'{"type":"say","text":"m %d %d %d%s"}'
+                    % (client.index, seq, now_ns, pad.encode())
+                )
+                for seq in seqs
+            ]
+        else:
+            units = [f"m {client.index} {seq} {now_ns}{pad}\n".encode() for seq in seqs]
+        data = b"".join(units)
         try:
             sent = client.sock.send(data)
         except BlockingIOError:
             return
-        whole = data.count(b"\n", 0, sent)  # a line cut in the middle is finished blocking
-        if sent < len(data) and data[sent - 1 : sent] != b"\n":
-            rest = data[sent : data.index(b"\n", sent) + 1]
+        ends = list(accumulate(map(len, units)))
+        whole = bisect_right(ends, sent)  # a line (a frame) cut in the middle is finished blocking
+        if whole < len(units) and sent > (ends[whole - 1] if whole else 0):
             client.sock.setblocking(True)
-            client.sock.sendall(rest)
+            client.sock.sendall(data[sent : ends[whole]])
             client.sock.setblocking(False)
             whole += 1
         client.sent += whole
@@ -424,18 +620,49 @@ class _Worker:
         events = self.sel.select(timeout)
         for key, _ in events:
             self._receive(key.data)
+        if self.opts.ws:
+            self._keep_alive(time.monotonic())
         return bool(events)
 
-    def _receive(self, client: _Client) -> bool:
-        """Read what is there; True if anything was."""
+    def _keep_alive(self, now: float) -> None:
+        """Send the heartbeats due by ``now``: each client's every
+        KEEPALIVE_SECONDS, the clients in turn, so they are spread evenly."""
+        clients = self.clients
+        due = int((now - self.beat_from) / KEEPALIVE_SECONDS * len(clients))
+        self.beats = max(self.beats, due - len(clients))  # after a wait: one round at most
+        while self.beats < due:
+            client = clients[self.beats % len(clients)]
+            self.beats += 1
+            if client.gone:
+                continue
+            try:
+                sent = client.sock.send(_WS_PONG)
+            except OSError:  # a full socket is a sender's: its frames keep it heard
+                continue
+            if 0 < sent < len(_WS_PONG):  # never leave a frame cut
+                client.sock.setblocking(True)
+                client.sock.sendall(_WS_PONG[sent:])
+                client.sock.setblocking(False)
+
+    def _read(self, client: _Client, at: int) -> int:
+        """Read what is there into the buffer from ``at``; how much (0: nothing
+        yet, or the connection is over, and then it is lost)."""
         try:
-            n = client.sock.recv_into(self.buf)
+            n = client.sock.recv_into(self.view[at:])
         except BlockingIOError:
-            return False
+            return 0
         except OSError:
             n = 0
         if n == 0:
-            self.sel.unregister(client.sock)
+            self._lost(client)
+        return n
+
+    def _receive(self, client: _Client) -> bool:
+        """Read what is there; True if anything was."""
+        if self.opts.ws:
+            return self._receive_ws(client)
+        n = self._read(client, 0)
+        if not n:
             return False
         buf = self.buf
         fresh, client.fresh = client.fresh, buf[n - 1] == 0x0A
@@ -458,6 +685,62 @@ class _Worker:
         if client.checker:
             self._check(client, bytes(buf[:n]))
         return True
+
+    def _receive_ws(self, client: _Client) -> bool:
+        """``_receive`` for a web client: chat events counted by their marker,
+        the end of each read carried in front of the next."""
+        carry = client.carry
+        k = len(carry)
+        n = self._read(client, k)
+        if not n:
+            return False
+        buf = self.buf
+        if not self.counting:
+            if self.setting_up and not client.ready:
+                self._set_up(client, bytes(buf[k : k + n]))
+            return True
+        buf[:k] = carry
+        end = k + n
+        client.carry = bytes(buf[max(0, end - _WS_KEEP) : end])
+        events = buf.count(WS_MARK, 0, end)
+        result = self.result
+        result.deliveries_total += events
+        now_ns = time.monotonic_ns()
+        if events and self.window_from <= now_ns * 1e-9 < self.window_to:
+            result.deliveries_in_window += events
+            # The latency sample: the first event that starts in this read.
+            match = _WS_MESSAGE.search(buf, buf.find(WS_MARK, 0, end), end)
+            if match is not None:
+                result.latency[(now_ns - int(match[3])) // _STEP_NS] += 1
+        if client.checker:
+            self._check_ws(client, bytes(buf[k:end]))
+        return True
+
+    def _check_ws(self, client: _Client, data: bytes) -> None:
+        """``_check`` for a web client: every chat event, once whole."""
+        data = client.tail + data
+        result = self.result
+        expected = client.next_seq
+        at = 0
+        while (start := data.find(WS_MARK, at)) >= 0:
+            after = data.find(WS_MARK, start + 1)
+            match = _WS_MESSAGE.search(data, start, len(data) if after < 0 else after)
+            if match is None:
+                if after < 0:  # not whole yet: the next read has the rest
+                    break
+                result.checked_lines += 1  # a chat event that is no bench message
+                result.stray_lines += 1
+                at = after
+                continue
+            result.checked_lines += 1
+            sender, seq = int(match[1]), int(match[2])
+            if seq != expected.get(sender, 0):
+                result.order_errors += 1
+            expected[sender] = seq + 1
+            at = match.end()
+        else:  # no event begun: keep what could be the start of a marker
+            start = max(at, len(data) - _WS_KEEP)
+        client.tail = data[start:]
 
     def _check(self, client: _Client, data: bytes) -> None:
         *lines, client.tail = (client.tail + data).split(b"\n")
@@ -528,8 +811,11 @@ def _worker_main(
     out.put(result)
 
 
-def run(opts: Options) -> Result:
-    """Run the benchmark; returns the merged result of every process."""
+def run(opts: Options, mark: Callable[[], None] | None = None) -> Result:
+    """Run the benchmark; returns the merged result of every process.
+    ``mark`` (one process only) is called as the senders start and once
+    every delivery is counted, before the clients disconnect: what the
+    server does in between is the load's work alone."""
     if opts.senders >= opts.clients:
         raise ValueError("--senders must be smaller than --clients (someone has to listen)")
     if not 1 <= opts.rooms <= opts.clients - opts.senders:
@@ -538,6 +824,8 @@ def run(opts: Options) -> Result:
         )
     if opts.room_ports and len(opts.room_ports) != opts.rooms:
         raise ValueError("room_ports must give one port for each room")
+    if mark is not None and opts.procs != 1:
+        raise ValueError("mark needs the load in one process (--procs 1)")
     shares = _shares(opts)
     if len(shares) == 1:
         worker = _Worker(opts, *shares[0])
@@ -547,7 +835,7 @@ def run(opts: Options) -> Result:
             worker.close()
             worker.result.duration_s = opts.duration
             return worker.result
-        result = worker.run(time.monotonic() + opts.settle)
+        result = worker.run(time.monotonic() + opts.settle, mark)
         worker.close()
         return result
     ctx = multiprocessing.get_context("fork")

@@ -1,14 +1,38 @@
-"""The batched fan-out under partial writes, and ``chatd bench`` against a real server."""
+"""The batched fan-out under partial writes, and ``chatd bench`` against a real
+server, over nc's lines and over the web listener's WebSocket (``--ws``)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from collections import Counter
 from itertools import pairwise
+from pathlib import Path
 
-from chatd.bench import Options, Result, _shares, _Worker, due, run
-from tests.helpers import Crowd, make_config, run_chatd, running_server
+import pytest
+
+from chatd.bench import (
+    KEEPALIVE_SECONDS,
+    Options,
+    Result,
+    _Client,
+    _shares,
+    _Worker,
+    due,
+    run,
+)
+from chatd.config import MIN_PING_SECONDS, ServerSettings
+from chatd.core import events as ev
+from chatd.wire import web
+from tests.helpers import (
+    LIFTED_LIMITS_TOML,
+    Crowd,
+    ServerProcess,
+    make_config,
+    run_chatd,
+    running_server,
+)
 
 
 def test_batched_fan_out_survives_partial_writes_to_a_small_reader() -> None:
@@ -72,14 +96,17 @@ def test_bench_in_rooms_owes_each_line_to_its_room_alone() -> None:
     assert summary["stray_lines"] == 0 and summary["checked_lines"] > 0, summary
 
 
-def test_bench_clients_join_their_room_and_leave_the_lobby_before_they_are_ready() -> None:
+@pytest.mark.parametrize("ws", [False, True], ids=["nc", "ws"])
+def test_bench_clients_join_their_room_and_leave_the_lobby_before_they_are_ready(ws: bool) -> None:
     with running_server(make_config()) as server:
-        assert server.address
-        host, port = server.address
-        opts = Options(host=host, port=port, clients=6, senders=2, rooms=2)
+        assert server.address and server.web_address
+        host, port = server.web_address if ws else server.address
+        opts = Options(host=host, port=port, clients=6, senders=2, rooms=2, ws=ws)
         worker = _Worker(opts, range(6), {0: 0, 1: 1})
         try:
-            worker.connect()  # returns once every client has seen "*** You left #lobby."
+            # returns once every client has been told it left #lobby
+            # ("*** You left #lobby." on nc, {"type":"left"} on the web)
+            worker.connect()
             rooms = {room.name: server.hub.members(room) for room in server.hub.rooms()}
         finally:
             worker.close()
@@ -211,3 +238,117 @@ def test_chatd_bench_rooms_flag() -> None:
     bad = run_chatd("bench", host, str(port), "--clients", "4", "--senders", "2", "--rooms", "3")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert "--rooms must be 1 to --clients minus --senders" in bad.stderr
+
+
+# -- --ws: the web listener's WebSocket ---------------------------------------------------
+
+
+def test_bench_ws_counts_every_delivery_against_a_real_server_process(tmp_path: Path) -> None:
+    config = tmp_path / "chatd.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = 0\n{LIFTED_LIMITS_TOML}'
+        '[admin]\nenabled = false\n[store]\npath = ":memory:"\n'
+    )
+    server = ServerProcess(tmp_path, "--config", str(config))
+    try:
+        host, port = server.web_address
+        opts = Options(
+            host=host, port=port, clients=12, senders=3, duration=1.0, warmup=0.2, ws=True
+        )
+        summary = run(opts).summary()
+    finally:
+        server.stop()
+    assert summary["ready"] == 12 and summary["connect_failures"] == 0, summary
+    assert summary["messages_sent"] > 0, summary
+    assert summary["deliveries"] == summary["expected_deliveries"] > 0, summary
+    assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
+    assert summary["stray_lines"] == 0 and summary["checked_lines"] > 0, summary
+    assert summary["latency_ms"]["samples"] > 0, summary
+
+
+def test_bench_ws_client_turned_away_counts_as_a_connect_failure_at_once() -> None:
+    config = make_config(server=ServerSettings(host="127.0.0.1", port=0, max_clients=2))
+    with running_server(config) as server:
+        assert server.web_address
+        host, port = server.web_address
+        opts = Options(host=host, port=port, clients=3, senders=1, ws=True, connect_timeout=20)
+        worker = _Worker(opts, range(3), {0: 0})
+        started = time.monotonic()
+        try:
+            worker.connect()  # the third is answered 503 and closed: not waited for
+        finally:
+            worker.close()
+    assert (worker.result.ready, worker.result.connect_failures) == (2, 1)
+    assert time.monotonic() - started < opts.connect_timeout / 2
+
+
+def _socket_client(worker: _Worker) -> tuple[_Client, socket.socket]:
+    """A web client of ``worker`` on one end of a socket pair: the server's end is returned."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client = _Client(0, "bench0000", 0, ours)
+    client.ready = client.checker = True
+    worker.clients.append(client)
+    worker.sel.register(ours, 1, client)
+    return client, theirs
+
+
+def test_bench_ws_counts_a_marker_cut_by_a_read_once_and_checks_every_event() -> None:
+    worker = _Worker(Options(ws=True), range(1), {})
+    client, server_end = _socket_client(worker)
+    now = time.monotonic()
+    worker.counting, worker.window_from, worker.window_to = True, now - 1, now + 60
+    # What chatd's web listener sends a reader: chat, and other events between.
+    stream = b"".join(
+        web.render(ev.Said("#lobby", "bench0001", f"m 1 {seq} {time.monotonic_ns()}"))
+        + (web.render(ev.Joined("#lobby", f"late{seq}")) if seq % 3 == 0 else b"")
+        for seq in range(40)
+    )
+    try:
+        for size in (1, 2, 5, 13, 14, 15, 29, 100):  # every place a read can end
+            at = 0
+            while at < len(stream):
+                server_end.sendall(stream[at : at + size])
+                at += size
+                while worker._receive(client):
+                    pass
+            assert worker.result.deliveries_total == 40, size
+            assert worker.result.checked_lines == 40 and client.next_seq == {1: 40}, size
+            assert worker.result.order_errors == worker.result.stray_lines == 0, size
+            worker.result.deliveries_total = worker.result.checked_lines = 0
+            client.next_seq.clear()
+        assert worker.result.latency.total() > 0
+    finally:
+        server_end.close()
+        worker.close()
+
+
+def test_bench_ws_clients_send_a_heartbeat_each_in_turn() -> None:
+    worker = _Worker(Options(ws=True), range(4), {})
+    ends = [_socket_client(worker)[1] for _ in range(4)]
+
+    def beats() -> list[bytes]:
+        got = []
+        for end in ends:
+            end.setblocking(False)
+            try:
+                got.append(end.recv(64))
+            except BlockingIOError:
+                got.append(b"")
+        return got
+
+    pong = b"\x8a\x80\x00\x00\x00\x00"  # FIN + pong, masked, empty, a zero key
+    try:
+        worker._keep_alive(worker.beat_from + KEEPALIVE_SECONDS / 2)
+        assert beats() == [pong, pong, b"", b""]  # half the time: half the clients
+        worker._keep_alive(worker.beat_from + KEEPALIVE_SECONDS)
+        assert beats() == [b"", b"", pong, pong]
+        worker._keep_alive(worker.beat_from + 10 * KEEPALIVE_SECONDS)
+        assert beats() == [pong] * 4  # after a long wait: one round, not a burst
+    finally:
+        for end in ends:
+            end.close()
+        worker.close()
+    # A server pings after [web] ping_interval of silence and drops after as
+    # long again: no chatd's interval is short enough to drop a bench client.
+    assert KEEPALIVE_SECONDS < 2 * MIN_PING_SECONDS
