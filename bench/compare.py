@@ -8,6 +8,7 @@ shows medians and chatd's ratio to the reference.
     python bench/compare.py [--quick] [--repeats N] [--c-server SOURCE]
                             [--loadgen SOURCE [--irc-only | --store]]
                             [--threaded-10k] [--json FILE]
+    python bench/compare.py --web [--page] [--quick] [--repeats N] [--json FILE]
 
 With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
 ``cc -O2``; a built binary works too) the minimal C epoll server runs in the
@@ -70,6 +71,25 @@ given in arrival order, so the highest is the count appended), ids missing
 among those kept, and whether its log has the writer's warning that lines
 were not kept (its queue overflowed or a commit failed): the only sign of a
 dropped line the server gives.
+
+The web listener: ``--web`` runs only this, chatd against itself: one chatd
+a repeat (the bench's settings, the store on in a fresh file) serves both its
+nc port and its web port, pinned to CPU 1, and ``chatd bench`` (bench/load.py,
+on CPU 0) drives each in turn with the same load: ``--ws`` against the web
+port (WebSocket, JSON events), the line protocol against the nc port. 1,000
+clients in #lobby, 10 senders; light load (2 lines a second each) first, then
+heavy fan-out (64 lines in flight each); web then nc, and nc then web in the
+next repeat; medians over the repeats. Each run's nicknames are its own, and
+it starts once the server has gone idle after the last (its clients' leaving
+is announced to every member still there). The server's CPU (all its threads)
+is read from /proc as the senders start and once every delivery is counted,
+before the clients disconnect: the CPU per delivery row is the load's alone.
+With ``--page`` the chat page (GET /) is open all the while in headless
+Chromium, driven by Playwright (Debian's /usr/bin/chromium; the driver and
+the browser on CPU 0 beside the generator), named and in #lobby, so every
+line of both sides reaches it too; after each run the rotation waits until it
+has shown everything, and the table says whether it stayed connected
+throughout.
 """
 
 from __future__ import annotations
@@ -160,22 +180,37 @@ class Server:
     def __init__(self, name: str, argv: list[str], port: int, log: Path | None = None) -> None:
         """Start ``argv`` pinned to CPU 1 and wait for ``port``; its stderr
         goes to ``log`` (None: nowhere)."""
-        self.name, self.port = name, port
+        self.name, self.port, self.log = name, port, log
         with open(log or os.devnull, "wb") as err:
             self.proc = subprocess.Popen(pinned(1, argv), stdout=subprocess.DEVNULL, stderr=err)
+        self.wait_for(port)
+
+    def wait_for(self, port: int) -> None:
+        """Wait until the server listens on ``port`` (it is killed if it does not)."""
         deadline = time.monotonic() + 15
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
+                return
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    said = log.read_text(errors="replace").strip() if log else ""
+                    said = self.log.read_text(errors="replace").strip() if self.log else ""
                     self.proc.kill()
                     raise SystemExit(
-                        f"{name} did not start" + (f": {said.splitlines()[-1]}" if said else "")
+                        f"{self.name} did not listen on {port}"
+                        + (f": {said.splitlines()[-1]}" if said else "")
                     ) from None
                 time.sleep(0.05)
+
+    def wait_idle(self, quiet: float = 0.3, wait: float = 20.0) -> None:
+        """Wait (at most ``wait`` s) until the server has used under a tenth
+        of a core for ``quiet`` seconds: the last run's clients have left."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            before = sum(self.thread_cpu())
+            time.sleep(quiet)
+            if sum(self.thread_cpu()) - before < quiet / 10:
+                return
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -216,12 +251,13 @@ class Server:
 
 
 def bench(servers: list[Server], load: dict[str, Any]) -> dict[str, Any]:
-    """Run ``load`` (chatd.bench.Options' fields) against ``servers``: one, or
-    one a room (room K on the K-th)."""
+    """Run ``load`` (chatd.bench.Options' fields, and load.py's ``server_pid``)
+    against ``servers``: one, or one a room (room K on the K-th); a ``port``
+    in ``load`` is another port of the (one) server's."""
     where: dict[str, Any] = {"host": "127.0.0.1", "port": servers[0].port}
     if len(servers) > 1:
         where["room_ports"] = [server.port for server in servers]
-    argv = [sys.executable, str(HERE / "load.py"), json.dumps({**load, **where})]
+    argv = [sys.executable, str(HERE / "load.py"), json.dumps({**where, **load})]
     done = subprocess.run(pinned(0, argv), capture_output=True, text=True, timeout=600, check=False)
     if not done.stdout.strip():
         name = servers[0].name
@@ -473,6 +509,44 @@ def irc_table(binary: Path, repeats: int, duration: float, tmp: Path) -> dict[st
     return runs
 
 
+# -- two sides of one server, side by side --------------------------------------------------
+
+#: A row of a two-sided table: its label, its load, where its figure is in a
+#: result, and its unit ("M": millions; "": as it is).
+Row = tuple[str, str, tuple[str, ...], str]
+#: Runs by load, then side: the results of each.
+Runs = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def figure(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    """The figure at ``path`` in a result; None where it has none (-1: the
+    generator could not tell: no latency sample, no server CPU)."""
+    value: Any = result
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if value is not None and value >= 0 else None
+
+
+def median_of(results: list[dict[str, Any]], path: tuple[str, ...]) -> float | None:
+    values = [v for r in results if (v := figure(r, path)) is not None]
+    return statistics.median(values) if values else None
+
+
+def print_sides(runs: Runs, sides: tuple[str, str], rows: list[Row]) -> None:
+    """Each row as the medians of both ``sides`` and the first's ratio to the second."""
+    for label, load, path, unit in rows:
+        one, other = (median_of(runs[load][side], path) for side in sides)
+        ratio = f"{one / other:.2f}x" if one is not None and other else "-"
+        cells = ["-" if v is None else shown(v, unit) if unit else f"{v:.3g}" for v in (one, other)]
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+
+
+def run_by_run(runs: Runs, side: str, row: Row) -> str:
+    """A row's figure in each of ``side``'s runs, in order."""
+    _, load, path, unit = row
+    return ", ".join(shown(figure(r, path), unit) for r in runs[load][side])
+
+
 # -- the store on vs ":memory:", with the shared C load generator -------------------------
 
 #: The store rotation's two sides: chatd keeping its history in a file (the
@@ -557,9 +631,7 @@ def store_table(
     binary: Path, repeats: int, duration: float, tmp: Path
 ) -> dict[str, dict[str, list[Any]]]:
     """Run the store rotation; print its table and what the store kept; return the raw runs."""
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        load: {side: [] for side in STORE_SIDES} for load in STORE_LOADS
-    }
+    runs: Runs = {load: {side: [] for side in STORE_SIDES} for load in STORE_LOADS}
     for repeat in range(repeats):
         # on, memory, then memory, on: a drift of the machine over the sitting
         # falls on both sides alike.
@@ -568,16 +640,8 @@ def store_table(
             for side in sides:
                 runs[load][side].append(store_run(binary, side, rate, duration, tmp))
 
-    def med_of(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
-        value: Any = result
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        # -1: the generator could not tell (no latency sample, no server CPU)
-        return float(value) if value is not None and value >= 0 else None
-
     def med(load: str, side: str, *path: str) -> float | None:
-        values = [v for r in runs[load][side] if (v := med_of(r, path)) is not None]
-        return statistics.median(values) if values else None
+        return median_of(runs[load][side], path)
 
     print()
     print(
@@ -587,7 +651,7 @@ def store_table(
     )
     print("| measure | store on | :memory: | on / memory |")
     print("|---|---|---|---|")
-    rows = [
+    rows: list[Row] = [
         (
             "light load (1,000 clients, 20 lines/s): p99 latency (ms)",
             "light",
@@ -616,19 +680,11 @@ def store_table(
         ),
         ("  load generator CPU (of its core)", "heavy", ("loadgen_cpu_util",), ""),
     ]
-    for label, load, path, unit in rows:
-        on, memory = med(load, "on", *path), med(load, "memory", *path)
-        ratio = f"{on / memory:.2f}x" if on is not None and memory else "-"
-        cells = ["-" if v is None else shown(v, unit) if unit else f"{v:.3g}" for v in (on, memory)]
-        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
-    for label, load, path, unit in (rows[0], rows[4]):
-        each = {
-            side: ", ".join(shown(med_of(r, path), unit) for r in runs[load][side])
-            for side in STORE_SIDES
-        }
+    print_sides(runs, STORE_SIDES, rows)
+    for row in (rows[0], rows[4]):
         print(
-            f"{load}: {label.split(': ')[-1]}, run by run:"
-            f" on {each['on']}; :memory: {each['memory']}"
+            f"{row[1]}: {row[0].split(': ')[-1]}, run by run:"
+            f" on {run_by_run(runs, 'on', row)}; :memory: {run_by_run(runs, 'memory', row)}"
         )
     for load in STORE_LOADS:
         kept = [r["store"] for r in runs[load]["on"]]
@@ -652,6 +708,213 @@ def store_table(
         print(
             f"{load}: the writer dropped lines: "
             + (f"YES, {len(drops)} warnings: {drops[0]}" if drops else "no (no warning in any log)")
+        )
+    return runs
+
+
+# -- the web listener vs nc, with chatd bench --ws -----------------------------------------
+
+#: The web rotation's two sides: the same chatd's web listener (``chatd bench
+#: --ws``: WebSocket, JSON events) and its nc listener (``chatd bench``).
+WEB_SIDES = ("web", "nc")
+#: Its loads, light first (with the page, a light run straight after a heavy
+#: one would time the page's backlog): 1,000 clients in #lobby, 10 senders,
+#: at 2 lines a second each (20 a second in all), then 64 lines in flight each.
+WEB_LOADS: dict[str, dict[str, Any]] = {
+    "light": {"clients": 1000, "senders": 10, "rate": 2.0},
+    "heavy": {"clients": 1000, "senders": 10, "window": 64},
+}
+#: Debian's Chromium, as the browser tests run it: no sandbox (root in a
+#: container), no GPU, and no calls home.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: How long the page may take to show it is named, or to work through what a
+#: heavy run sent it (it is "drained" once its last message holds still for
+#: PAGE_QUIET_SECONDS).
+PAGE_SECONDS = 60.0
+PAGE_QUIET_SECONDS = 1.0
+
+
+class ChatPage:
+    """The chat page (GET /) in headless Chromium, driven by Playwright, named
+    and in #lobby like the generator's clients, for the whole web rotation.
+    Chromium runs on CPU 0 beside the generator (the server keeps CPU 1), so
+    what the page costs falls on the load, as a real browser's would on its
+    own machine; the server serves it like any other web reader."""
+
+    def __init__(self, url: str, nick: str) -> None:
+        from playwright.sync_api import sync_playwright  # only with --page
+
+        self.nick = nick
+        mine = os.sched_getaffinity(0)
+        if (os.cpu_count() or 1) >= 2:  # the driver and the browser it starts inherit it
+            os.sched_setaffinity(0, {0})
+        try:
+            self.playwright = sync_playwright().start()
+            self.browser = self.playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+        finally:
+            os.sched_setaffinity(0, mine)
+        self.page = self.browser.new_page(viewport={"width": 1280, "height": 800})
+        self.page.set_default_timeout(PAGE_SECONDS * 1000)
+        self.page.goto(url)
+        self.page.fill("#nick", nick)
+        self.page.click("#nick-go")
+        self.page.wait_for_selector('#app[data-state="chatting"]')
+
+    def state(self) -> str:
+        """The page's connection state: "chatting" while it is connected and named."""
+        return self.page.get_attribute("#app", "data-state") or ""
+
+    def lost(self) -> bool:
+        """Whether the page ever lost its WebSocket: it marks each room when it
+        does ("Connection lost HH:MM"), and reconnects by itself."""
+        return self.page.locator("#messages", has_text="Connection lost").count() > 0
+
+    def drain(self) -> float:
+        """Wait until the page has shown everything it was sent: its last
+        message holds still; returns the seconds that took."""
+        start = time.monotonic()
+        last, still = None, start
+        while time.monotonic() - start < PAGE_SECONDS:
+            now = self.page.locator("#messages > li").last.text_content() or ""
+            if now != last:
+                last, still = now, time.monotonic()
+            elif time.monotonic() - still >= PAGE_QUIET_SECONDS:
+                break
+            time.sleep(0.1)
+        return time.monotonic() - start - PAGE_QUIET_SECONDS
+
+    def close(self) -> None:
+        self.browser.close()
+        self.playwright.stop()
+
+
+def page_problem() -> str | None:
+    """Why ``--page`` cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed: pip install -e '.[test]'"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"no {CHROMIUM}: apt-get install chromium"
+    return None
+
+
+def start_web(tmp: Path) -> tuple[Server, int]:
+    """chatd serving nc and the web with the bench's settings; and its web port."""
+    port, web_port = free_port(), free_port()
+    server = Server("chatd", chatd_argv(port, 0, tmp, web_port=web_port), port)
+    server.wait_for(web_port)
+    return server, web_port
+
+
+_WEB_RUNS = count(1)
+
+
+def web_run(server: Server, web_port: int, side: str, load: dict[str, Any]) -> dict[str, Any]:
+    """One ``chatd bench`` run against ``side`` of WEB_SIDES of ``server``,
+    with the server's CPU while the senders send (load.py's ``server_pid``).
+    Each run's nicknames are its own (``w3-0001``): the last run's clients
+    may still be leaving as the next ones arrive."""
+    where = {"ws": True, "port": web_port} if side == "web" else {"port": server.port}
+    server.wait_idle()
+    prefix = f"w{next(_WEB_RUNS)}-"
+    return bench([server], {**load, **where, "prefix": prefix, "server_pid": server.proc.pid})
+
+
+def bytes_per_delivery() -> dict[str, int]:
+    """What one bench line costs on each wire: chatd's own rendering of it."""
+    from chatd.core import events as ev
+    from chatd.wire import line, web
+
+    said = ev.Said("#lobby", "w1-0001", f"m 1 12345 {time.monotonic_ns()}")
+    return {"web": len(web.render(said)), "nc": len(line.render(said))}
+
+
+def web_table(
+    repeats: int, duration: float, tmp: Path, page: bool = False
+) -> dict[str, dict[str, list[Any]]]:
+    """Run the web rotation; print its table; return the raw runs.
+
+    One chatd a repeat serves both sides; each load runs web then nc, then
+    nc then web in the next repeat, so a drift of the machine over the
+    sitting falls on both alike."""
+    runs: Runs = {load: {side: [] for side in WEB_SIDES} for load in WEB_LOADS}
+    pages: list[dict[str, Any]] = []
+    for repeat in range(repeats):
+        sides = WEB_SIDES if repeat % 2 == 0 else WEB_SIDES[::-1]
+        server, web_port = start_web(tmp)
+        chat_page = ChatPage(f"http://127.0.0.1:{web_port}/", f"page{repeat}") if page else None
+        try:
+            for name, fields in WEB_LOADS.items():
+                for side in sides:
+                    result = web_run(server, web_port, side, {**fields, "duration": duration})
+                    if chat_page is not None:
+                        result["page_drain_s"] = chat_page.drain()
+                    runs[name][side].append(result)
+            if chat_page is not None:
+                pages.append({"state": chat_page.state(), "lost": chat_page.lost()})
+        finally:
+            if chat_page is not None:
+                chat_page.close()
+            server.stop()
+
+    print()
+    with_page = " and the chat page in Chromium (on CPU 0 with the generator)" if page else ""
+    print(
+        "web: one chatd serving both its nc and its web listener, 1,000 clients in #lobby"
+        f"{with_page}; chatd bench --ws vs chatd bench, medians of {repeats} (alternating;"
+        " the generator on CPU 0, chatd on CPU 1)"
+    )
+    print("| measure | chatd web | chatd nc | web / nc |")
+    print("|---|---|---|---|")
+    rows: list[Row] = [
+        (
+            "heavy (10 senders, window 64): deliveries/s",
+            "heavy",
+            ("deliveries_per_s",),
+            "M",
+        ),
+        ("  p99 latency (ms)", "heavy", ("latency_ms", "p99"), ""),
+        ("  server CPU per delivery (ns)", "heavy", ("server_ns_per_delivery",), ""),
+        ("  server CPU (of its core)", "heavy", ("server_cpu_util",), ""),
+        ("  chatd bench's CPU (of its core)", "heavy", ("bench_cpu",), ""),
+        ("light (10 senders at 2 lines/s): p99 latency (ms)", "light", ("latency_ms", "p99"), ""),
+        ("  p50 latency (ms)", "light", ("latency_ms", "p50"), ""),
+    ]
+    print_sides(runs, WEB_SIDES, rows)
+    worst = {
+        side: min(r["delivery_ratio"] for load in WEB_LOADS for r in runs[load][side])
+        for side in WEB_SIDES
+    }
+    errors = {
+        side: sum(r["order_errors"] for load in WEB_LOADS for r in runs[load][side])
+        for side in WEB_SIDES
+    }
+    print(
+        f"| delivery ratio, lowest of every run (order errors) | {worst['web']:g} ({errors['web']})"
+        f" | {worst['nc']:g} ({errors['nc']}) | |"
+    )
+    size = bytes_per_delivery()
+    print(
+        f"| bytes a chat delivery | {size['web']} | {size['nc']} |"
+        f" {size['web'] / size['nc']:.2f}x |"
+    )
+    for row in (rows[0], rows[1], rows[5]):
+        print(
+            f"{row[1]}: {row[0].split(': ')[-1].strip()}, run by run:"
+            f" web {run_by_run(runs, 'web', row)}; nc {run_by_run(runs, 'nc', row)}"
+        )
+    if page:
+        kept = all(p["state"] == "chatting" and not p["lost"] for p in pages)
+        drains = [f"{r['page_drain_s']:.1f}" for side in WEB_SIDES for r in runs["heavy"][side]]
+        print(
+            "page: "
+            + ("stayed connected" if kept else "LOST its connection")
+            + f" through every run ({', '.join(str(p) for p in pages)});"
+            f" seconds it took to show the rest after each heavy run: {', '.join(drains)}"
         )
     return runs
 
@@ -685,6 +948,18 @@ def main() -> None:
         action="store_true",
         help='with --loadgen: only the store rows (history in a file vs ":memory:")',
     )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="only the web rows: chatd's web listener (chatd bench --ws) vs its nc listener,"
+        " one chatd serving both",
+    )
+    parser.add_argument(
+        "--page",
+        action="store_true",
+        help="with --web: keep the chat page connected in headless Chromium (Playwright,"
+        f" {CHROMIUM}) through the web rows, and say whether it stayed connected",
+    )
     parser.add_argument("--repeats", type=int, metavar="N", help="runs of each (default 3)")
     parser.add_argument(
         "--threaded-10k",
@@ -695,6 +970,17 @@ def main() -> None:
     args = parser.parse_args()
     repeats, duration = (1, 2.0) if args.quick else (3, 5.0)
     repeats = args.repeats or repeats
+    if args.page and not args.web:
+        parser.error("--page needs --web")
+    if args.web:
+        problem = page_problem() if args.page else None
+        if problem:
+            parser.error(f"--page: {problem}")
+        with tempfile.TemporaryDirectory() as tmp:
+            web_runs = web_table(repeats, duration, Path(tmp), page=args.page)
+        if args.json:
+            args.json.write_text(json.dumps({"web": web_runs}, indent=1))
+        return
     if args.store:
         if not args.loadgen:
             parser.error("--store needs --loadgen")
