@@ -36,6 +36,14 @@ def test_controls_are_removed_and_tabs_become_spaces() -> None:
     assert sanitize("col1\tcol2") == "col1 col2"
 
 
+def test_bidi_overrides_and_isolates_are_removed_and_plain_marks_kept() -> None:
+    # One user's U+202E would show the words after it reversed (a quit reason
+    # flipping the page's own "(Quit: ...)" around it, a topic its room's line).
+    assert sanitize("safe \u202eflipped\u202c end") == "safe flipped end"
+    assert sanitize("\u2066isolated\u2069 \u202aembedded") == "isolated embedded"
+    assert sanitize("שלום\u200f world \u200e") == "שלום\u200f world \u200e"
+
+
 def test_ordinary_text_passes_untouched() -> None:
     for text in ["hello", "Grüße, 世界! 👋", "a  b", "<bob> quoted", "100% [ok] ~/x"]:
         assert sanitize(text) == text

@@ -27,10 +27,14 @@ _ESCAPE_SEQUENCE = re.compile(
     """,
     re.VERBOSE,
 )
-# What is left after that: every C0 control, DEL and every C1 control, and
-# lone surrogates (only text a plugin or an operator gave can hold one: no
-# UTF-8 encoder, the wire's or SQLite's, can write it).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# What is left after that: every C0 control, DEL and every C1 control; the
+# bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069),
+# with which one user's text could reverse the words around it on a page or
+# a terminal that follows them ("Trojan Source"; the plain marks LRM and RLM
+# stay, as right-to-left writing needs them); and lone surrogates (only text a
+# plugin or an operator gave can hold one: no UTF-8 encoder, the wire's or
+# SQLite's, can write it).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # Where text a plugin or an operator gives is cut into lines (or joined, for
 # what must be one line): what terminals and str.splitlines() take as a break.
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
