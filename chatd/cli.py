@@ -146,6 +146,7 @@ def _bench(args: argparse.Namespace) -> int:
         procs=args.procs,
         checkers=args.checkers,
         rooms=args.rooms,
+        ws=args.ws,
     )
     if not 0 < opts.senders < opts.clients:
         return _fail("bench: --senders must be at least 1 and fewer than --clients")
@@ -291,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
         " (1: everyone in the default room)",
     )
     bench.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    bench.add_argument(
+        "--ws",
+        action="store_true",
+        help="speak the web protocol over a WebSocket (PORT is the web listener's)",
+    )
     bench.set_defaults(run=_bench)
     return parser
 

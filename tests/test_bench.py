@@ -352,3 +352,16 @@ def test_bench_ws_clients_send_a_heartbeat_each_in_turn() -> None:
     # A server pings after [web] ping_interval of silence and drops after as
     # long again: no chatd's interval is short enough to drop a bench client.
     assert KEEPALIVE_SECONDS < 2 * MIN_PING_SECONDS
+
+
+def test_chatd_bench_ws_flag_runs_against_the_web_listener() -> None:
+    with running_server(make_config()) as server:
+        assert server.web_address
+        host, port = server.web_address
+        done = run_chatd(
+            "bench", host, str(port), "--ws", "--clients", "8", "--senders", "2",
+            "--duration", "0.5", "--warmup", "0.2", "--json",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
