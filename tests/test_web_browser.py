@@ -330,7 +330,7 @@ def test_two_pages_and_an_nc_user_chat_stay_apart_by_room_stay_text_and_come_bac
     dave.expect("<alice> and nc is back too")
 
 
-def test_a_taken_nick_is_refused_in_the_dialog_and_a_registered_one_asks_its_password(
+def test_the_nick_dialog_refuses_a_taken_nick_asks_a_password_and_gives_what_was_kept(
     shared: tuple[ServerProcess, str],
     nc: Callable[[str], LineClient],
     open_tab: Callable[..., Tab],
@@ -341,11 +341,24 @@ def test_a_taken_nick_is_refused_in_the_dialog_and_a_registered_one_asks_its_pas
     owner.expect(re.compile(r"^\*\*\* Registered: the nickname erin is yours\."))
     owner.send("/quit")
     owner.wait_closed()
+    # Private messages for erin while she is away: kept for her account.
+    kit, lou = nc("kit"), nc("lou")
+    kit.send("/msg erin are you there?")
+    kit.expect(re.compile(r"erin is offline; your message is kept"))
+    kit.send("/msg erin call me when you can")
+    kit.expect(re.compile(r"erin is offline; your message is kept"))
+    lou.send("/msg erin lunch on friday?")
+    lou.expect(re.compile(r"erin is offline; your message is kept"))
     abe = open_tab(url)
     abe.name("abe")
 
     tab = open_tab(url)
     page = tab.page
+    tab.state("naming")
+    # Escape does not close the dialog (there is no chat without a nick).
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+    expect(page.locator("#naming")).to_be_visible()
     tab.state("naming")
     page.fill("#nick", "abe")
     page.press("#nick", "Enter")
@@ -365,8 +378,27 @@ def test_a_taken_nick_is_refused_in_the_dialog_and_a_registered_one_asks_its_pas
     tab.state("chatting")
     expect(page.locator("#me")).to_have_text("erin")
 
+    # What was kept is unread in each writer's conversation; the room she is
+    # in says who wrote, once.
+    pms = page.locator("#pms")
+    expect(pms.locator("button", has_text="kit").locator(".badge")).to_have_text("2")
+    expect(pms.locator("button", has_text="lou").locator(".badge")).to_have_text("1")
+    expect(page).to_have_title("(3) #lobby · chatd")
+    expect(tab.messages.locator(".line.notice").last).to_contain_text(
+        "While you were away, kit (2) and lou (1) wrote to you privately"
+    )
+    pms.locator("button", has_text="kit").click()
+    tab.shows_room("kit")
+    expect(tab.messages.locator(".line.old .text")).to_have_text(
+        ["are you there?", "call me when you can"]
+    )
+    expect(tab.messages.locator(".sep")).to_have_text(
+        ["Kept for you while you were away", "End of private messages kept for you."]
+    )
+    expect(page).to_have_title("(1) kit · chatd")
 
-def test_commands_private_messages_and_history(
+
+def test_commands_private_messages_history_and_a_final_quit(
     shared: tuple[ServerProcess, str],
     nc: Callable[[str], LineClient],
     open_tab: Callable[..., Tab],
@@ -403,11 +435,48 @@ def test_commands_private_messages_and_history(
     cleo.expect("*ned* got it")
     ned.sees("got it")  # the server's echo of our own private message
 
-    # /quit is final: the page says so and waits to be asked to come back.
-    ned.say("/quit see you later")
-    cleo.expect(re.compile(r"ned .*see you later"))
+    # A command that acts on a room is not sent from a conversation (it would
+    # act in public, in #hist); the page says so and keeps the text.
+    for typed, said in (
+        ("/me waves privately", "/me in a private conversation is not supported"),
+        ("/topic our secret plans", "/topic acts on a room"),
+    ):
+        ned.page.fill("#input", typed)
+        ned.page.press("#input", "Enter")
+        expect(ned.messages.locator(".line.error").last).to_contain_text(said)
+        expect(ned.messages.locator(".line.error").last).to_contain_text("#hist")
+        expect(ned.page.locator("#input")).to_have_value(typed)
+    ned.say("/fact")  # any other command goes; its answer shows here
+    expect(ned.messages.locator(".line.notice").last).to_contain_text("Fact")
+    # Up recalls earlier lines without losing one being typed; Down brings it back.
+    ned.page.fill("#input", "half a thought")
+    ned.page.press("#input", "ArrowUp")
+    expect(ned.page.locator("#input")).to_have_value("/fact")
+    ned.page.press("#input", "ArrowUp")
+    expect(ned.page.locator("#input")).to_have_value("got it")
+    ned.page.press("#input", "ArrowDown")
+    ned.page.press("#input", "ArrowDown")
+    expect(ned.page.locator("#input")).to_have_value("half a thought")
+    ned.room_button("#hist").click()
+    ned.shows_room("#hist")
+    ned.say("said in the room")
+    before = cleo.lines_until("<ned> said in the room")
+    assert [line for line in before if "privately" in line or "secret plans" in line] == []
+
+    # /quit is final: the page says why, and Escape does not hide it; it waits
+    # to be asked to come back. A long reason wraps inside the dialog.
+    reason = "gone-" + "x" * 300
+    ned.say(f"/quit {reason}")
+    cleo.expect(re.compile(rf"ned .*{reason}"))
     ned.state("closed")
-    expect(ned.page.locator("#gone")).to_be_visible()
+    gone = ned.page.locator("#gone")
+    ned.page.keyboard.press("Escape")
+    ned.page.keyboard.press("Escape")
+    expect(gone).to_be_visible()
+    expect(ned.page.locator("#gone-reason")).to_contain_text(reason)
+    overflow = "d => d.scrollWidth - d.clientWidth"
+    assert gone.evaluate(overflow) <= 0
+    assert ned.page.locator("#gone-reason").evaluate(overflow) <= 0
     ned.page.click("#again")
     ned.state("chatting")
     expect(ned.page.locator("#me")).to_have_text("ned")
