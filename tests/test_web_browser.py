@@ -62,6 +62,8 @@ XSS_FLAG = '<img src=x onerror="window.__xss=1">'
 #: cap per address (every page and nc user comes from 127.0.0.1).
 SHARED_SETTINGS = "[limits]\nflood_rate = 0\nmax_per_ip = 0\n"
 
+# The page's own numbers (chat.html) that tests count on.
+MAX_LINES = 1000  # lines kept per room or conversation
 
 expect = sync_api.expect
 
@@ -430,6 +432,7 @@ def test_commands_private_messages_history_and_a_final_quit(
     expect(ned.page.locator("#pms .badge")).to_have_text("1")
     ned.page.locator("#pms button", has_text="cleo").click()
     expect(ned.page.locator("#title")).to_have_text("cleo")
+    expect(ned.page.locator("#input")).to_be_focused()
     ned.sees("psst, just for you")
     ned.say("got it")  # a plain line in a conversation goes to that person
     cleo.expect("*ned* got it")
@@ -482,7 +485,42 @@ def test_commands_private_messages_history_and_a_final_quit(
     expect(ned.page.locator("#me")).to_have_text("ned")
 
 
-def test_the_list_follows_new_lines_only_from_the_bottom(
+def test_rooms_count_unread_lines_and_switching_keeps_the_keyboard_at_hand(
+    shared: tuple[ServerProcess, str],
+    nc: Callable[[str], LineClient],
+    open_tab: Callable[..., Tab],
+) -> None:
+    _, url = shared
+    eve = nc("eve")
+    eve.send("/join #garden")
+    fay = open_tab(url)
+    fay.name("fay")
+    fay.say("/join #garden")
+    fay.shows_room("#garden")
+
+    # A room picked in the side panel: the message box has the focus, ready.
+    fay.room_button("#lobby").click()
+    fay.shows_room("#lobby")
+    expect(fay.page.locator("#input")).to_be_focused()
+
+    # Lines in the other room: its count, and the tab's title.
+    eve.send("a line for the garden")
+    badge = fay.room_button("#garden").locator(".badge")
+    expect(badge).to_have_text("1")
+    expect(fay.page).to_have_title("(1) #lobby · chatd")
+
+    # Keyboard focus on a room stays on it while the list is drawn anew under it.
+    fay.room_button("#garden").focus()
+    eve.send("another line for the garden")
+    expect(badge).to_have_text("2")
+    expect(fay.room_button("#garden")).to_be_focused()
+    fay.page.keyboard.press("Enter")
+    fay.shows_room("#garden")
+    expect(fay.page.locator("#input")).to_be_focused()
+    expect(fay.page).to_have_title("#garden · chatd")
+
+
+def test_the_list_stays_at_the_bottom_follows_only_from_there_and_keeps_1000_lines(
     shared: tuple[ServerProcess, str],
     nc: Callable[[str], LineClient],
     open_tab: Callable[..., Tab],
@@ -499,6 +537,12 @@ def test_the_list_follows_new_lines_only_from_the_bottom(
     gus.sees("line 59 of a busy room")
     gus.until(gus.at_bottom, "the list at its bottom")
 
+    # The window narrowed (a phone turned, a keyboard opened): still at the bottom.
+    gus.page.set_viewport_size({"width": 390, "height": 600})
+    gus.until(gus.at_bottom, "the list at its bottom after a resize")
+    gus.page.set_viewport_size(DESKTOP)
+    gus.until(gus.at_bottom, "the list at its bottom after another")
+
     # Read back, and a new line does not pull the list down: a button says so.
     jump = gus.page.locator("#jump")
     gus.messages.evaluate("list => { list.scrollTop = 0; }")
@@ -509,6 +553,19 @@ def test_the_list_follows_new_lines_only_from_the_bottom(
     expect(jump).to_be_hidden()
     gus.until(gus.at_bottom, "the list at its bottom after the button")
     expect(gus.page.get_by_text("a line while gus reads back")).to_be_in_viewport()
+
+    # A full list, then more: the oldest lines go, and the new top line keeps
+    # its header (who said it).
+    lines = gus.messages.locator("> li")
+    hal.send_raw(b"".join(f"flood {n}\n".encode() for n in range(MAX_LINES)))
+    gus.sees(f"flood {MAX_LINES - 1}")
+    expect(lines).to_have_count(MAX_LINES)
+    hal.send_raw(b"".join(f"more {n}\n".encode() for n in range(150)))
+    gus.sees("more 149")
+    expect(lines).to_have_count(MAX_LINES)
+    expect(lines.first).to_contain_text("flood 150")
+    expect(lines.first.locator(".nick")).to_have_text("hal")
+    gus.until(gus.at_bottom, "the list at its bottom after the flood")
 
 
 def _shoot(page: Page, tmp_path: Path, name: str) -> Path:
