@@ -9,7 +9,10 @@ a string in the page's own world with ``wait_for_function``: the policy
 (rightly) refuses that, as it would refuse any injected script.
 
 Most tests share one server (``shared``), each with nicknames and rooms of its
-own; the ones that restart it, or want its rooms empty, start their own.
+own; the ones that restart it, or want its rooms empty, start their own. Where
+the page waits on its own timers (a reconnect's backoff, a nickname asked for
+again), the test stands in for time with Playwright's clock, and for a network
+that fails with a routed WebSocket, instead of waiting in real time.
 
 Without Playwright or Chromium these tests skip and say why (CI installs
 Chromium: .ci/run). Screenshots go to the test's tmp_path, and also to
@@ -39,7 +42,7 @@ sync_api = pytest.importorskip(
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Locator, Page
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute
 
 CHROMIUM = (
     os.environ.get("CHATD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -64,6 +67,9 @@ SHARED_SETTINGS = "[limits]\nflood_rate = 0\nmax_per_ip = 0\n"
 
 # The page's own numbers (chat.html) that tests count on.
 MAX_LINES = 1000  # lines kept per room or conversation
+NICK_RETRY_S = (1, 2, 4, 8, 10)  # its waits before asking again for a nick still taken
+NICK_WAIT_MS = 120_000  # how long it keeps asking
+BACKOFF_MAX_S = 30  # its longest wait between reconnects
 
 expect = sync_api.expect
 
@@ -566,6 +572,112 @@ def test_the_list_stays_at_the_bottom_follows_only_from_there_and_keeps_1000_lin
     expect(lines.first).to_contain_text("flood 150")
     expect(lines.first.locator(".nick")).to_have_text("hal")
     gus.until(gus.at_bottom, "the list at its bottom after the flood")
+
+
+def _ghost_route(routes: list[tuple[WebSocketRoute, WebSocketRoute]]) -> Callable[..., None]:
+    """A route for the page's WebSocket through to the server, whose page side
+    can be closed alone: the server keeps the other side, as it does a
+    connection a sleeping laptop left half-open."""
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        ws.on_close(lambda code, reason: None)  # the page's close does not reach the server
+        routes.append((ws, server))
+
+    return route
+
+
+def test_after_a_reconnect_the_page_waits_for_its_old_connection_to_let_go_of_its_nick(
+    shared: tuple[ServerProcess, str],
+    nc: Callable[[str], LineClient],
+    open_tab: Callable[..., Tab],
+) -> None:
+    _, url = shared
+    jon = nc("jon")
+    jon.send("/join #ivy")
+    routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+
+    def before(context: BrowserContext) -> None:
+        context.clock.install()
+        context.route_web_socket(re.compile(r"/ws$"), _ghost_route(routes))
+
+    ivy = open_tab(url, before=before)
+    ivy.name("ivy")
+    ivy.say("/join #ivy")
+    ivy.shows_room("#ivy")
+    page, clock = ivy.page, ivy.page.clock
+    banner = page.locator("#banner-text")
+
+    # The page's side goes; the server still holds ivy for the old one. Time
+    # stands still from here, and moves as far as the test says.
+    clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)
+    routes[0][0].close()
+    ivy.state("reconnecting")
+    clock.fast_forward(1000)  # its first wait, 0.5 s give or take half
+    ivy.until(lambda: len(routes) == 2, "the page to connect again")
+    ivy.state("waiting")
+    expect(banner).to_contain_text("Waiting for the server to let go of your old connection")
+    for seconds in NICK_RETRY_S:  # it asks again and again, each wait longer
+        expect(banner).to_contain_text(f"again in {seconds} s")
+        clock.fast_forward(seconds * 1000)
+    ivy.state("waiting")
+    expect(page.locator("#naming")).to_be_hidden()
+
+    # The server lets go of the old connection: the next ask gets ivy back.
+    routes[0][1].close()
+    jon.expect(re.compile(r"^\*\*\* ivy left"))
+    clock.fast_forward(NICK_RETRY_S[-1] * 1000)
+    clock.resume()
+    ivy.state("chatting")
+    expect(page.locator("#me")).to_have_text("ivy")
+    expect(page.locator("#rooms")).to_contain_text("#ivy")
+
+    # Again; and meanwhile the user may choose another nick in the dialog.
+    routes[1][0].close()
+    ivy.state("reconnecting")
+    clock.fast_forward(1000)
+    ivy.until(lambda: len(routes) == 3, "the page to connect again")
+    ivy.state("waiting")
+    page.click("#rename")
+    ivy.state("naming")
+    expect(page.locator("#nick")).to_have_value("ivy")
+    expect(page.locator("#nick-error")).to_contain_text("still holds ivy")
+    clock.fast_forward(NICK_WAIT_MS)  # long enough: it stops asking, and says why
+    expect(page.locator("#nick-error")).to_contain_text("The nickname ivy is taken")
+    ivy.state("naming")
+    page.fill("#nick", "ivy2")
+    page.press("#nick", "Enter")
+    ivy.state("chatting")
+    expect(page.locator("#me")).to_have_text("ivy2")
+
+
+def test_reconnect_waits_grow_with_jitter_up_to_30_seconds(
+    shared: tuple[ServerProcess, str], open_tab: Callable[..., Tab]
+) -> None:
+    _, url = shared
+    refused: list[WebSocketRoute] = []
+
+    def refuse(ws: WebSocketRoute) -> None:  # a network where every connection fails
+        refused.append(ws)
+        ws.close()
+
+    def before(context: BrowserContext) -> None:
+        context.clock.install()
+        context.add_init_script("Math.random = () => 0.999;")  # the most jitter there is
+        context.route_web_socket(re.compile(r"/ws$"), refuse)
+
+    tab = open_tab(url, before=before)
+    page, clock = tab.page, tab.page.clock
+    tab.until(lambda: len(refused) == 1, "the page's first connection")
+    clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)
+    banner = page.locator("#banner-text")
+    # 0.5 s, 1 s, 2 s, ... times 1.5 (rounded), then never more than 30 s.
+    for attempt, seconds in enumerate((1, 1, 3, 6, 12, 24, 30, 30), start=1):
+        tab.state("reconnecting")
+        while len(refused) < attempt:  # each jump fires the next attempt, once it is set
+            clock.fast_forward(BACKOFF_MAX_S * 1000 * 2)
+        expect(banner).to_have_text(f"Connection lost. Reconnecting in {seconds} s…")
+    assert len(refused) == 8
 
 
 def _shoot(page: Page, tmp_path: Path, name: str) -> Path:

@@ -168,7 +168,7 @@ def test_every_server_event_has_a_handler(script: str) -> None:
 
 def test_the_states_the_browser_tests_poll(html: str, script: str) -> None:
     assert '<div id="app" data-state="connecting">' in html
-    for state in ("connecting", "naming", "chatting", "reconnecting", "closed"):
+    for state in ("connecting", "naming", "chatting", "reconnecting", "waiting", "closed"):
         assert f'setState("{state}")' in script, state
 
 
