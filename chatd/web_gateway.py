@@ -115,7 +115,7 @@ REQUESTS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "nick": (frozenset({"nick"}), frozenset({"password"})),
     "line": (frozenset({"text"}), frozenset()),
     "say": (frozenset({"text"}), frozenset({"room"})),
-    "me": (frozenset({"text"}), frozenset({"room"})),
+    "me": (frozenset({"text"}), frozenset({"room", "to"})),
     "msg": (frozenset({"to", "text"}), frozenset()),
     "join": (frozenset({"room"}), frozenset()),
     "part": (frozenset(), frozenset({"room", "reason"})),
@@ -512,6 +512,11 @@ class WebGateway:
         return self._to_room(user, obj, self.hub.say)
 
     def _me(self, user: User, obj: dict[str, Any]) -> str | None:
+        if "to" in obj:  # a private action (IRC's CTCP ACTION to a nick)
+            if "room" in obj:
+                raise RequestError("bad_field", 'me: "to" and "room" cannot both be given')
+            text = _text(obj["text"])
+            return self.hub.private(user, obj["to"], text, action=True) if text else None
         return self._to_room(user, obj, self.hub.emote)
 
     def _to_room(self, user: User, obj: dict[str, Any], send: Callable[..., None]) -> str | None:

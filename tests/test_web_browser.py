@@ -444,12 +444,13 @@ def test_commands_private_messages_history_and_a_final_quit(
     cleo.expect("*ned* got it")
     ned.sees("got it")  # the server's echo of our own private message
 
-    # A command that acts on a room is not sent from a conversation (it would
-    # act in public, in #hist); the page says so and keeps the text.
-    for typed, said in (
-        ("/me waves privately", "/me in a private conversation is not supported"),
-        ("/topic our secret plans", "/topic acts on a room"),
-    ):
+    # /me in a conversation is a private action; a command that acts on a room
+    # is not sent from one (it would act in public, in #hist): the page says so
+    # and keeps the text.
+    ned.say("/me waves privately")
+    cleo.expect("*ned* * ned waves privately")
+    expect(ned.messages.locator(".line.acted").last).to_contain_text("ned waves privately")
+    for typed, said in (("/topic our secret plans", "/topic acts on a room"),):
         ned.page.fill("#input", typed)
         ned.page.press("#input", "Enter")
         expect(ned.messages.locator(".line.error").last).to_contain_text(said)
@@ -462,7 +463,7 @@ def test_commands_private_messages_history_and_a_final_quit(
     ned.page.press("#input", "ArrowUp")
     expect(ned.page.locator("#input")).to_have_value("/fact")
     ned.page.press("#input", "ArrowUp")
-    expect(ned.page.locator("#input")).to_have_value("got it")
+    expect(ned.page.locator("#input")).to_have_value("/me waves privately")
     ned.page.press("#input", "ArrowDown")
     ned.page.press("#input", "ArrowDown")
     expect(ned.page.locator("#input")).to_have_value("half a thought")
@@ -470,7 +471,7 @@ def test_commands_private_messages_history_and_a_final_quit(
     ned.shows_room("#hist")
     ned.say("said in the room")
     before = cleo.lines_until("<ned> said in the room")
-    assert [line for line in before if "privately" in line or "secret plans" in line] == []
+    assert [line for line in before if "secret plans" in line] == []
 
     # /quit is final: the page says why, and Escape does not hide it; it waits
     # to be asked to come back. A long reason wraps inside the dialog.

@@ -617,3 +617,18 @@ def test_a_failure_of_ours_closes_with_1011_and_the_user_leaves(
     assert page.client.close_rcvd is not None and page.client.close_rcvd.code == 1011
     assert page.link.closed and hub.hub.find("alice") is None
     assert "internal error in a request" in caplog.text
+
+
+def test_me_to_a_nick_is_a_private_action(hub: HubFixture, gateway: WebGateway) -> None:
+    _carol, carol_link = hub.join("carol")
+    page = Browser(gateway)
+    page.named("alice")
+    carol_link.take()
+    echo = page.request({"type": "me", "to": "carol", "text": "waves"})
+    assert echo[0] == {
+        "type": "private", "from": "alice", "to": "carol", "text": "waves",
+        "action": True, "notice": False,
+    }  # fmt: skip
+    assert carol_link.take() == ["*alice* * alice waves"]
+    (error,) = page.request({"type": "me", "to": "carol", "room": "#lobby", "text": "x"})
+    assert error["code"] == "bad_field"
