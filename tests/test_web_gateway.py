@@ -122,6 +122,16 @@ def gateway(hub: HubFixture) -> WebGateway:
     return WebGateway(hub.hub, metrics=lambda: b"chatd_up 1\n", page=PAGE)
 
 
+@pytest.fixture
+def alice_and_carol(hub: HubFixture, gateway: WebGateway) -> tuple[Browser, FakeLink]:
+    """alice on a page and carol on nc, both in #lobby, with nothing unread."""
+    _carol, carol_link = hub.join("carol")
+    page = Browser(gateway)
+    page.named("alice")
+    carol_link.take()
+    return page, carol_link
+
+
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [e["type"] for e in events]
 
@@ -278,16 +288,15 @@ def test_a_nickname_refused_is_an_error_and_the_page_may_try_again(
 
 
 def test_chat_reaches_nc_users_and_theirs_reaches_the_page(
-    hub: HubFixture, gateway: WebGateway
+    hub: HubFixture, alice_and_carol: tuple[Browser, FakeLink]
 ) -> None:
-    carol, carol_link = hub.join("carol")
-    page = Browser(gateway)
-    page.named("alice")
-    carol_link.take()
+    page, carol_link = alice_and_carol
     assert page.request({"type": "line", "text": "hi <b>all</b>"}) == []  # no echo
     assert "<alice> hi <b>all</b>" in carol_link.take()
     page.request({"type": "line", "text": "/me waves"})
     assert "* alice waves" in carol_link.take()
+    carol = hub.hub.find("carol")
+    assert carol is not None
     hub.hub.receive(carol, "hello\x07 page")
     said = page.events()
     assert said == [{"type": "said", "room": "#lobby", "nick": "carol", "text": "hello page"}]
@@ -363,12 +372,9 @@ def test_before_a_nickname_only_naming_is_taken(gateway: WebGateway) -> None:
     ],
 )
 def test_frames_the_protocol_refuses_close_the_websocket_with_their_code(
-    hub: HubFixture, gateway: WebGateway, send: Any, code: int
+    hub: HubFixture, alice_and_carol: tuple[Browser, FakeLink], send: Any, code: int
 ) -> None:
-    _carol, carol_link = hub.join("carol")
-    page = Browser(gateway)
-    page.named("alice")
-    carol_link.take()
+    page, carol_link = alice_and_carol
     send(page.client)
     page.send(b"".join(page.client.data_to_send()))
     page.frames()
@@ -517,12 +523,9 @@ def test_a_flood_of_pings_is_parsed_a_little_at_a_time() -> None:
 
 
 def test_messages_sent_with_the_close_are_handled_before_it(
-    hub: HubFixture, gateway: WebGateway
+    hub: HubFixture, alice_and_carol: tuple[Browser, FakeLink]
 ) -> None:
-    _carol, carol_link = hub.join("carol")
-    page = Browser(gateway)
-    page.named("alice")
-    carol_link.take()
+    page, carol_link = alice_and_carol
     for n in range(3):
         page.client.send_text(json.dumps({"type": "say", "text": f"last {n}"}).encode())
     page.client.send_close(1000)
@@ -538,12 +541,9 @@ def test_messages_sent_with_the_close_are_handled_before_it(
 
 
 def test_messages_before_a_refused_frame_are_handled_and_none_after(
-    hub: HubFixture, gateway: WebGateway
+    hub: HubFixture, alice_and_carol: tuple[Browser, FakeLink]
 ) -> None:
-    _carol, carol_link = hub.join("carol")
-    page = Browser(gateway)
-    page.named("alice")
-    carol_link.take()
+    page, carol_link = alice_and_carol
     page.client.send_text(b'{"type":"say","text":"before"}')
     page.client.send_binary(b"\x00")
     page.client.send_text(b'{"type":"say","text":"after"}')
