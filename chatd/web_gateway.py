@@ -340,7 +340,7 @@ class WebGateway:
         session.input.upgrade(proto)
         session.proto = proto
         self._send_protocol_output(session, proto)
-        wire = web.WebWire(proto, self.max_message_bytes)
+        wire = web.WebWire(proto, self.max_message_bytes, self.hub.config.web.ping_interval)
         user = self.hub.connect(session.link, wire)  # its hello
         session.user = user
         session.heard = self.hub.clock()

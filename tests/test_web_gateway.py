@@ -234,7 +234,8 @@ def test_the_handshake_opens_a_websocket_without_compression_and_says_hello(
     hello = [json.loads(f.data) for f in page._events()]
     assert page.response is not None and page.response.status_code == 101
     assert "Sec-WebSocket-Extensions" not in page.response.headers  # deflate stays off
-    assert hello == [web.hello(gateway.max_message_bytes)]
+    assert hello == [web.hello(gateway.max_message_bytes, 45)]
+    assert hello[0]["ping_interval"] == 45
 
 
 def test_a_page_from_another_origin_is_refused_and_a_script_without_one_is_let_in(

@@ -219,13 +219,16 @@ _RENDER: Final[dict[type, Callable[[Any], dict[str, Any]]]] = {
 }
 
 
-def hello(max_message_bytes: int) -> dict[str, Any]:
-    """The first event of a WebSocket: who answers, and what it takes."""
+def hello(max_message_bytes: int, ping_interval: float = 0) -> dict[str, Any]:
+    """The first event of a WebSocket: who answers, what it takes, and how
+    often it pings a silent connection (0: never; one silent twice as long is
+    dropped, so a page knows how long its old connection may hold its nick)."""
     return {
         "type": "hello",
         "server": "chatd",
         "version": chatd.__version__,
         "max_message_bytes": max_message_bytes,
+        "ping_interval": ping_interval,
         "nick_rule": NICK_RULE,
     }
 
@@ -242,16 +245,19 @@ class WebWire:
 
     NAME: Final = NAME
 
-    def __init__(self, proto: ServerProtocol, max_message_bytes: int) -> None:
+    def __init__(
+        self, proto: ServerProtocol, max_message_bytes: int, ping_interval: float = 0
+    ) -> None:
         self.proto = proto
         self.max_message_bytes = max_message_bytes
+        self.ping_interval = ping_interval
 
     def variant(self, room: str, current: str) -> str:
         return HERE
 
     def render(self, event: ev.Event, v: str = HERE) -> bytes:
         if isinstance(event, ev.Greeting):
-            return frame(hello(self.max_message_bytes))
+            return frame(hello(self.max_message_bytes, self.ping_interval))
         data = render(event, v)
         if isinstance(event, (ev.Closing, ev.Goodbye)) and self.proto.state is State.OPEN:
             self.proto.send_close(CloseCode.NORMAL_CLOSURE, close_reason(event.reason))
