@@ -523,18 +523,11 @@ class WebGateway:
         text, name = _text(obj["text"]), obj.get("room", "")
         if not text:
             return None  # as nc ignores an empty line
-        problem = self._room_problem(user, name)
-        if problem:
-            return problem
+        room = self.hub.speaking_room(user, name)
+        if isinstance(room, str):
+            return room  # an error event, where nc gets a notice
         send(user, text, name)
         return None
-
-    def _room_problem(self, user: User, name: str) -> str | None:
-        """Why ``user`` cannot speak in ``name`` ("": its current room), or None."""
-        if not name:
-            return NO_ROOM if user.current is None else None
-        room = self.hub.find_room(name)
-        return None if room is not None and user in room.members else f"You are not in {name}."
 
     def _msg(self, user: User, obj: dict[str, Any]) -> str | None:
         text = _text(obj["text"])

@@ -360,6 +360,15 @@ class Hub:
         let it pass; a ``notice`` is chat no one answers automatically (IRC's NOTICE)."""
         self._from_user(user, text, room, action=False, notice=notice)
 
+    def speaking_room(self, user: User, name: str = "") -> Room | str:
+        """The room ``user`` would speak in with ``name`` (its current room for
+        ""), or why it cannot: what :meth:`say` and :meth:`emote` check, for a
+        wire that answers the refusal its own way (the web's error event)."""
+        room = self.find_room(name) if name else user.current
+        if room is None or user not in room.members:
+            return f"You are not in {name}." if name else NO_ROOM
+        return room
+
     def emote(self, user: User, text: str, room: str = "") -> None:
         """An action (``/me``), likewise."""
         self._from_user(user, text, room, action=True)
@@ -861,9 +870,9 @@ class Hub:
     def _from_user(
         self, user: User, text: str, room_name: str, *, action: bool, notice: bool = False
     ) -> None:
-        room = self.find_room(room_name) if room_name else user.current
-        if room is None or user not in room.members:
-            self.notify(user, NO_ROOM if not room_name else f"You are not in {room_name}.")
+        room = self.speaking_room(user, room_name)
+        if isinstance(room, str):
+            self.notify(user, room)
             return
         passed = self.plugins.filter_message(user, room.name, text, action)
         if passed is not None and user.state is State.NAMED and user in room.members:
