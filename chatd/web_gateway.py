@@ -43,6 +43,7 @@ from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
 from websockets.typing import Origin
 
+from chatd.core import events as ev
 from chatd.core.accounts import MAX_TRIES
 from chatd.core.hub import Hub, State, User
 from chatd.core.link import Link
@@ -136,16 +137,20 @@ ACTIVE: Final = frozenset({"nick", "say", "me", "msg", "join", "part"})
 class WebSession:
     """One web connection: its input, then its WebSocket and its hub user."""
 
-    __slots__ = ("heard", "input", "link", "pinged", "proto", "timer", "user")
+    __slots__ = ("heard", "input", "link", "pinged", "timer", "user")
 
     def __init__(self, link: Link, max_message_bytes: int) -> None:
         self.link = link
         self.input = web.WebInput(max_message_bytes)
-        self.proto: ServerProtocol | None = None  # once upgraded
         self.user: User | None = None  # once upgraded
         self.timer: Timer | None = None  # the handshake's deadline, then the ping check
         self.heard = 0.0  # when its last frame came
         self.pinged: float | None = None  # when it was pinged, unanswered since
+
+    @property
+    def proto(self) -> ServerProtocol | None:
+        """Its WebSocket, once upgraded (its input's, which reads the frames)."""
+        return self.input.proto
 
     def __repr__(self) -> str:
         return f"<WebSession {self.link.peer} {self.user!r}>"
@@ -245,10 +250,11 @@ class WebGateway:
         """Tell every open WebSocket ``message``, close it with 1001 ("going
         away") and close every connection. The users are the hub's: its own
         shutdown forgets them (what it then sends these links is dropped)."""
+        notice = web.render(ev.Notice(message))  # once for all, cleaned as every notice
         for session in list(self.sessions):
             proto = session.proto
             if proto is not None and proto.state is WsState.OPEN:
-                session.link.send(web.frame({"type": "notice", "room": "", "text": message}))
+                session.link.send(notice)
                 proto.send_close(CloseCode.GOING_AWAY, web.close_reason(message))
                 self._send_protocol_output(session, proto)
             session.link.close()
@@ -338,7 +344,6 @@ class WebGateway:
             session.timer.cancel()
             session.timer = None
         session.input.upgrade(proto)
-        session.proto = proto
         self._send_protocol_output(session, proto)
         wire = web.WebWire(proto, self.max_message_bytes, self.hub.config.web.ping_interval)
         user = self.hub.connect(session.link, wire)  # its hello
