@@ -232,7 +232,7 @@ def collect(
     stats = hub.stats
     users: Counter[str] = Counter({hub.wire.NAME: 0})  # nc's, even when nobody is on
     for user in hub.users():  # 10,000 users: about a millisecond, once a scrape
-        users[user.wire.NAME.partition("+")[0]] += 1  # "irc+time" is IRC
+        users[user.protocol] += 1
     names = list(plugins)
     # A plugin never called yet has no record: it is on, with zeros.
     records = {name: guard.records.get(name) or PluginRecord(name) for name in names}

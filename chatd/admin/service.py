@@ -145,7 +145,7 @@ class AdminService:
                 "nick": user.nick,
                 "address": user.link.peer,
                 # The wire's format, less its options ("irc+time" is IRC).
-                "protocol": user.wire.NAME.partition("+")[0],
+                "protocol": user.protocol,
                 # The account it proved the password of ("" for a guest).
                 "account": self._hub.desk.account_name(user),
                 "connected_seconds": round(now - user.connected_at, 1),

@@ -167,6 +167,12 @@ class User:
         self.tries = 0
         self.checking = False
 
+    @property
+    def protocol(self) -> str:
+        """How it came in, as operators read it: its wire's name without the
+        variant ("line", "irc" for "irc+time" too, "web")."""
+        return self.wire.NAME.partition("+")[0]
+
     def __repr__(self) -> str:
         return f"<User {self.nick or '?'} {self.state.value} {self.link.peer}>"
 
