@@ -1,4 +1,4 @@
-"""Bounded byte buffers for one connection: lines in, queued bytes out.
+"""Bounded byte buffers for one connection: lines (or raw chunks) in, queued bytes out.
 
 Rule: every byte a peer can make us hold is counted against a limit. The input
 buffer holds what the reader has read and not yet taken (the reactor reads only
@@ -24,6 +24,11 @@ DEFAULT_MAX_LINE_BYTES: Final = 1024
 #: that is merely slow ever falls behind, small enough that 10,000 stuck clients
 #: cannot take the server's memory (the same reasoning as redis's pubsub limit).
 DEFAULT_SENDQ_BYTES: Final = 1024 * 1024
+
+#: Bytes asked of recv() at once (the loop's reads, and what a refused
+#: connection sent): large, so a busy client costs one call per loop
+#: iteration, not one per line. Also the largest unit :class:`Chunks` gives.
+RECV_BYTES: Final = 64 * 1024
 
 
 class Overlong(enum.Enum):
@@ -151,3 +156,37 @@ class OutputBuffer:
     def clear(self) -> None:
         self._chunks.clear()
         self._size = 0
+
+
+class Chunks:
+    """Input for a protocol that parses its own bytes (RESP, through hiredis):
+    each chunk fed (what one recv() returned) is one unit, as it came; no
+    lines, never overlong.
+
+    Its bound is the reader's: the loop feeds at most one read (RECV_BYTES)
+    between two takes, and a connection without flood control has its units
+    taken as soon as they are fed.
+    """
+
+    __slots__ = ("_chunks", "max_line_bytes")
+
+    def __init__(self, max_line_bytes: int = RECV_BYTES) -> None:
+        #: The largest unit (one read): what the loop would read per token.
+        self.max_line_bytes = max_line_bytes
+        self._chunks: deque[bytes] = deque()
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+
+    def has_line(self) -> bool:
+        return bool(self._chunks)
+
+    def next_line(self) -> bytes | None:
+        return self._chunks.popleft() if self._chunks else None
+
+
+def chunks(session: object) -> Chunks:
+    """A framing (see :data:`chatd.core.link.Framing`) that hands each read on
+    as it came: ``reactor.connect(..., framing=chunks)``."""
+    return Chunks()

@@ -1,4 +1,4 @@
-"""One client connection: its socket, its buffers and its state, as a Link.
+"""One connection: its socket, its buffers and its state, as a Link.
 
 Rule: the reactor's modules (chatd.core.reactor, chatd.core.listeners,
 chatd.core.connection) alone import socket and selectors; everything else in
@@ -9,17 +9,23 @@ for the loop's end-of-iteration flush, or asks the loop to close or abort it;
 the loop does every read, write and close. What it needs of the loop is the
 :class:`Loop` protocol below, so this module never imports the reactor.
 
+A connection came in through a listener, or was dialled by the loop
+(Reactor.connect); either way its ``owner`` holds its handler, limits and
+counts, and the rest of its life is the same.
+
 A connection's output is one of, at the end of an iteration: nothing; a
 fan-out batch alone (``pending``: sent with one send(), never queued); or
 queued chunks in its output buffer (``dirty``: flushed with one sendmsg()).
-Its life: open, then ``closing`` (a requested close: read no more, drain) or
+Its life: ``dial`` (dialled, not up yet: output is queued, nothing is read or
+written), open, then ``closing`` (a requested close: read no more, drain) or
 ``doomed`` (to be aborted in the flush's write pass), or ``gone`` (aborted
 with lines still to handle: the socket is closed, the lines are not lost),
-and at last ``closed``.
+and at last ``closed``; its handler is told it ended once (``told``).
 """
 
 from __future__ import annotations
 
+import collections
 import socket
 from typing import Any, Protocol
 
@@ -27,7 +33,7 @@ from chatd.core.buffers import InputBuffer, OutputBuffer
 from chatd.core.fanout import Group, catch_up
 from chatd.core.flood import TokenBucket
 from chatd.core.link import Framer
-from chatd.core.listeners import Listener
+from chatd.core.listeners import Address, Owner
 from chatd.core.timers import Timer
 
 
@@ -51,13 +57,29 @@ class Loop(Protocol):
         ...
 
 
+class Dial:
+    """An outbound connection on its way up: where it goes, the addresses left
+    to try, and its deadline. The loop drops it once the connection is up."""
+
+    __slots__ = ("addresses", "error", "host", "port", "timer")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        #: Left to try, in order; empty while a name is being looked up.
+        self.addresses: collections.deque[Address] = collections.deque()
+        self.error = ""  # why the last attempt failed
+        self.timer: Timer | None = None  # the connect timeout
+
+
 class Connection:
-    """One client socket with its buffers. Implements :class:`~chatd.core.link.Link`."""
+    """One socket with its buffers. Implements :class:`~chatd.core.link.Link`."""
 
     __slots__ = (
         "bucket",
         "closed",
         "closing",
+        "dial",
         "dirty",
         "doomed",
         "gone",
@@ -65,9 +87,9 @@ class Connection:
         "host",
         "inbuf",
         "linger",
-        "listener",
         "mask",
         "outbuf",
+        "owner",
         "paused",
         "peer",
         "pending",
@@ -75,6 +97,7 @@ class Connection:
         "reason",
         "session",
         "sock",
+        "told",
     )
 
     session: Any  # what the handler's connect() returned
@@ -85,15 +108,16 @@ class Connection:
         sock: socket.socket,
         peer: str,
         host: str,
-        listener: Listener,
+        owner: Owner,
         bucket: TokenBucket | None,
     ) -> None:
         self.reactor = reactor
         self.sock = sock
         self.peer = peer
         self.host = host  # the peer's address, counted against max_per_host
-        self.listener = listener
-        limits = listener.limits
+        #: The listener it came through, or the Outbound that dialled it.
+        self.owner = owner
+        limits = owner.limits
         self.inbuf: Framer = InputBuffer(limits.max_line_bytes)
         self.outbuf = OutputBuffer(limits.sendq_bytes)
         self.bucket = bucket  # flood control, or None
@@ -111,7 +135,10 @@ class Connection:
         #: (at flood control's pace): the session ends when they are done.
         self.gone = False
         self.reason = ""  # why it is closing, told to the handler at the end
+        self.told = False  # the handler has been told it ended (once)
         self.linger: Timer | None = None
+        #: Dialled and not up yet (None: up, or accepted).
+        self.dial: Dial | None = None
 
     # -- the Link interface (called by the handler; never calls back into it) --
 
@@ -134,7 +161,14 @@ class Connection:
             self.reactor._dirty.append(self)
 
     def deliver_batch(self, data: bytes) -> None:
-        if self.dirty or self.pending is not None or self.outbuf or self.closing or self.doomed:
+        if (
+            self.dirty
+            or self.pending is not None
+            or self.outbuf
+            or self.closing
+            or self.doomed
+            or self.dial is not None  # not up yet: it waits in the queue
+        ):
             self.deliver(data)  # behind what is queued: the flush writes it all at once
         elif not self.gone:
             self.pending = data

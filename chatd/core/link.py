@@ -67,7 +67,9 @@ class Link(Member, Protocol):
 
 
 class Handler(Protocol):
-    """What serves the connections of one listener."""
+    """What serves the connections of one listener, or those the loop dialled
+    for it (Reactor.connect: then connect() comes before the connection is up,
+    and refused(), line_too_long() and slowed() never do)."""
 
     def connect(self, link: Link) -> Any:
         """A new connection; returns the session object later calls pass back."""
@@ -95,9 +97,14 @@ class Handler(Protocol):
         ...
 
     def disconnect(self, session: Any, reason: str) -> None:
-        """The connection has ended (or is ending). Called at least once; must be idempotent."""
+        """The connection has ended (or is ending: its last output may still be
+        draining). Called exactly once per connection, never from inside a call
+        to the handler or to its link."""
         ...
 
     def shutdown(self, message: str) -> None:
-        """The server is stopping: tell every session ``message`` and close its link."""
+        """The server is stopping: tell every session ``message`` and close its
+        link. Listeners' handlers are told first, the last listened with first;
+        then those that dialled out, whose connections the loop then closes
+        once their output is written."""
         ...

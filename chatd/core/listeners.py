@@ -17,6 +17,12 @@ Out of descriptors: accept() failing with EMFILE and friends pauses that one
 listener (it would stay readable and spin the loop) and retries every
 ACCEPT_RETRY_SECONDS. One descriptor is held in reserve for the admin socket,
 so an operator can still get in when the chat has taken all the others.
+
+Outbound connections (the loop dialling out, as the Redis backplane does) have
+an :class:`Outbound` owner instead of a listener: the same :class:`Owner`
+shape to the loop (a handler, limits, framing, counts), without a socket,
+admission or a tally, so a chat limit never counts them. The sockets they
+dial with are opened here too (:func:`open_dial`).
 """
 
 from __future__ import annotations
@@ -31,19 +37,15 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
-from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES
+from chatd.core.buffers import DEFAULT_MAX_LINE_BYTES, DEFAULT_SENDQ_BYTES, RECV_BYTES
 from chatd.core.link import Framing, Handler
 from chatd.core.stats import Stats
 from chatd.core.timers import Timers
 
 log = logging.getLogger(__name__)
 
-#: Bytes asked of recv() at once (the loop's reads, and what a refused
-#: connection sent): large, so a busy client costs one call per loop
-#: iteration, not one per line.
-RECV_BYTES: Final = 64 * 1024
 #: Connections accepted per readiness event before the loop serves others again.
 ACCEPT_BATCH: Final = 64
 #: Listen backlog; the kernel caps it at net.core.somaxconn.
@@ -126,6 +128,43 @@ def open_unix(path: str) -> socket.socket:
         raise
     finally:
         os.umask(old_umask)
+    return sock
+
+
+#: Where one connect() attempt goes: the family of its socket, and its address.
+Address = tuple[socket.AddressFamily, tuple[Any, ...]]
+
+
+def numeric_addresses(host: str, port: int) -> list[Address] | None:
+    """The addresses to connect to for (host, port) if ``host`` is a numeric
+    IPv4 or IPv6 address (no lookup, so no wait); None if it is a name."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return None
+    return [(family, address) for family, _, _, _, address in infos]
+
+
+def resolve(host: str, port: int) -> list[Address]:
+    """The addresses a name stands for, in the order to try them. Blocks for
+    as long as DNS takes: never call it on the loop's thread."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, address) for family, _, _, _, address in infos]
+
+
+def open_dial(family: socket.AddressFamily) -> socket.socket:
+    """A non-blocking TCP socket to connect() with. Nagle off: a pipelined
+    command must not wait for the ACK of the one before (40 ms). Keepalive on:
+    a peer gone without a word (its host powered off) is found out in the
+    end, even if nothing is sent to it."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -300,6 +339,53 @@ class Listener:
             log.info("no longer full: accepting new connections")
         if self.stats is not None:
             self.stats.closed()
+
+
+class Owner(Protocol):
+    """What a connection came through, as the loop sees it: a :class:`Listener`
+    for the connections it accepted, an :class:`Outbound` for those it dialled."""
+
+    name: str
+    counts: ListenerCounts
+    handler: Handler
+    limits: Limits
+    stats: Stats | None
+    framing: Framing | None
+
+    def opened(self, host: str) -> None: ...
+
+    def closed(self, host: str) -> None: ...
+
+
+class Outbound:
+    """What owns the connections the loop dialled for one handler under one
+    name (Reactor.connect): a listener without a socket. No admission and no
+    tally (a chat limit such as max_clients never counts them), no flood
+    control, no server-wide stats (they are not the chat's bytes); its counts
+    are its own, kept across reconnects."""
+
+    __slots__ = ("counts", "framing", "handler", "limits", "name", "stats")
+
+    def __init__(
+        self, handler: Handler, limits: Limits, *, framing: Framing | None, name: str
+    ) -> None:
+        #: What operators call it ("redis"): its metrics' label.
+        self.name = name
+        self.counts = ListenerCounts()
+        self.handler = handler
+        #: Those of the latest connect(); each connection keeps the ones it began with.
+        self.limits = limits
+        self.framing = framing
+        self.stats: Stats | None = None
+
+    def opened(self, host: str) -> None:
+        """A connection to ``host`` is up: count it."""
+        self.counts.open += 1
+        self.counts.total += 1
+
+    def closed(self, host: str) -> None:
+        """A connection that was up has ended: count it out."""
+        self.counts.open -= 1
 
 
 # -- admission ---------------------------------------------------------------------------

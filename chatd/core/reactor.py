@@ -8,15 +8,21 @@ listener the connection came in on (the hub for chat, the admin service for
 the admin socket), and writes what the handler queued. Everything else (who
 gets what, what a line means) is the handler's.
 
+The loop dials out too (:meth:`Reactor.connect`: the Redis backplane's
+connections), and serves what it dialled like any other socket: the same
+reads, writes, limits and ends, with an Outbound owner where an accepted
+connection has its listener.
+
 The reactor is cut in three, the arrows running one way (reactor ->
 connection -> listeners):
 
 * chatd.core.listeners: the listening sockets and admission (accept, refuse,
-  per-host counts, pausing for want of descriptors, the admin's reserve);
-* chatd.core.connection: one client's socket, buffers and state, as the Link
-  its handler holds; it asks this loop for what it needs through a protocol;
-* here: the loop (select, read, flush and write, timers, signals), and closing
-  and shutting down, which touch all of the above.
+  per-host counts, pausing for want of descriptors, the admin's reserve), the
+  Outbound owner of dialled connections and the sockets they dial with;
+* chatd.core.connection: one connection's socket, buffers and state, as the
+  Link its handler holds; it asks this loop for what it needs through a protocol;
+* here: the loop (select, read, flush and write, timers, signals), dialling,
+  and closing and shutting down, which touch all of the above.
 
 How a loop iteration goes (after CPython asyncio's selector transports):
 
@@ -41,7 +47,14 @@ queue drain for at most CLOSE_LINGER_SECONDS, then closes. An abort (a socket
 error, sendq exceeded) closes the socket at once and drops the queue; lines
 already read from it are still handed to the handler, at flood control's pace,
 before it hears the connection ended. BlockingIOError means "not now"; any
-other socket error ends that one connection, never the loop.
+other socket error ends that one connection, never the loop. Whichever way a
+connection ends, its handler's disconnect() is called exactly once.
+
+Dialling: connect() never waits. A numeric address is connected to at once
+(non-blocking: the loop waits for the socket to become writable, then reads
+SO_ERROR); a name is looked up on a thread of its own. Each address is tried
+in turn, all within one timeout on the timers. Until the connection is up,
+what its handler sends is queued, and written once it is.
 """
 
 from __future__ import annotations
@@ -54,28 +67,33 @@ import os
 import selectors
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
-from chatd.core.buffers import OVERLONG
-from chatd.core.connection import Connection
+from chatd.core.buffers import OVERLONG, RECV_BYTES
+from chatd.core.connection import Connection, Dial
 from chatd.core.fanout import Fanout, Group
 from chatd.core.flood import TokenBucket
-from chatd.core.link import Framing, Handler
+from chatd.core.link import Framing, Handler, Link
 from chatd.core.listeners import (
     ACCEPT_BATCH,
     ACCEPT_RETRY_SECONDS,
     BACKLOG,
     NO_LIMITS,
-    RECV_BYTES,
+    Address,
     Admission,
     Limits,
     Listener,
+    Outbound,
     Tally,
     format_address,
+    numeric_addresses,
+    open_dial,
     open_tcp,
     open_unix,
+    resolve,
 )
 from chatd.core.stats import LoopTimes, Stats
 from chatd.core.timers import Timers
@@ -89,6 +107,7 @@ __all__ = [
     "BACKLOG",
     "CLOSE_DRAIN_READS",
     "CLOSE_LINGER_SECONDS",
+    "CONNECT_TIMEOUT_SECONDS",
     "IOV_MAX",
     "MAX_SELECT_SECONDS",
     "RECV_BYTES",
@@ -96,6 +115,7 @@ __all__ = [
     "Connection",
     "Limits",
     "Listener",
+    "Outbound",
     "Reactor",
     "Tally",
     "format_address",
@@ -107,6 +127,12 @@ log = logging.getLogger(__name__)
 CLOSE_LINGER_SECONDS: Final = 5.0
 #: How long shutdown waits for every client's output to drain.
 SHUTDOWN_FLUSH_SECONDS: Final = 3.0
+#: How long connect() waits for a connection to come up (the name looked up,
+#: every address tried) before it gives up. Redis on the same network answers
+#: in a millisecond; a host silent for 5 s is down or its packets are dropped,
+#: and the kernel would go on resending the SYN for about two minutes. The
+#: handler dials again on its own timers.
+CONNECT_TIMEOUT_SECONDS: Final = 5.0
 #: The longest one select() waits when a timer is due later than that: epoll
 #: takes its timeout in int milliseconds (about 24 days at most), and waking an
 #: idle server once an hour to look at its timers again costs nothing.
@@ -160,6 +186,39 @@ def _reason(exc: OSError) -> str:
     return "connection error: " + text[:1].lower() + text[1:]
 
 
+#: Why a connect() failed, as its handler is told.
+_DIAL_REASONS: Final = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+}
+
+#: connect_ex() results that mean "under way": the socket becomes writable when
+#: it is done (0: done already, which loopback may be).
+_DIALLING: Final = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EINTR})
+
+#: getaddrinfo() errors that mean the name has no address.
+_NO_SUCH_NAME: Final = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def _dial_reason(code: int) -> str:
+    """A failed attempt's errno as a reason: "connection refused"."""
+    return _DIAL_REASONS.get(code) or _reason(OSError(code, os.strerror(code)))
+
+
+def _lookup_reason(host: str, exc: Exception) -> str:
+    """A failed lookup of ``host`` as a reason: "name not found: redis.local"."""
+    if isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_NAME:
+        return f"name not found: {host}"
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    return f"name lookup failed for {host}: {text[:1].lower()}{text[1:]}"
+
+
 class Reactor:
     def __init__(
         self,
@@ -172,7 +231,12 @@ class Reactor:
         self.timers = timers
         self.shutdown_message = shutdown_message
         self.selector = selectors.DefaultSelector()
+        #: The connections the listeners let in (the clients).
         self.connections: set[Connection] = set()
+        #: The connections connect() dialled, up or on their way.
+        self.outbound_connections: set[Connection] = set()
+        #: Their owners, one per (handler, name), in the order first dialled.
+        self._outbound: dict[tuple[int, str], Outbound] = {}
         self._dirty: list[Connection] = []
         self._pending: list[Connection] = []  # connections with only a batch to send
         #: The fan-out groups of this loop (the hub's rooms), flushed once per iteration.
@@ -189,6 +253,10 @@ class Reactor:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, _READ, self._on_wake)
+        #: What a dialled connection's socket is before its first attempt opens
+        #: one: closed (closing it again does nothing), and never registered.
+        self._unopened = socket.socket()
+        self._unopened.close()
         self._old_signals: dict[int, object] = {}
         #: When the loop last turned (time.monotonic()): the stall watchdog reads it.
         self.turned = time.monotonic()
@@ -198,6 +266,8 @@ class Reactor:
         self._calls: collections.deque[Callable[[], object]] = collections.deque()
         #: Run at the end of every iteration, after its output is written.
         self._turn_hooks: list[Callable[[], object]] = []
+        #: Run at the end of every iteration, before its output is written.
+        self._flush_hooks: list[Callable[[], object]] = []
         #: How long each iteration took, from select() returning to its last
         #: turn hook (on the timers' clock, which tests drive): for metrics.
         self.loop_times = LoopTimes()
@@ -253,6 +323,83 @@ class Reactor:
         are what operators read)."""
         return list(self._admission.listeners)
 
+    @property
+    def outbound(self) -> list[Outbound]:
+        """The owners of the connections connect() dialled, one per (handler,
+        name), in the order first dialled: their counts (metrics) run across
+        reconnects."""
+        return list(self._outbound.values())
+
+    def connect(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        framing: Framing | None = None,
+        limits: Limits = NO_LIMITS,
+        name: str = "",
+        timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> Link:
+        """Open a TCP connection to (host, port), served by ``handler``; never waits.
+
+        ``handler.connect(link)`` is called before this returns, with the
+        connection not up yet: what it sends meanwhile is queued and written
+        once it is (a client's hello can go at once). ``framing`` cuts its
+        input as a listener's does (:func:`chatd.core.buffers.chunks`: each read
+        as it came). ``host`` is an IPv4 or IPv6 address or a name, looked up
+        off the loop; each address is tried in turn, within ``timeout``
+        seconds in all. A connection that fails to come up, or ends, is told
+        to ``handler.disconnect(session, reason)`` exactly once, later, never
+        from inside this call: "connection refused", "connect timed out after
+        5s", "name not found: HOST", then as for accepted connections
+        ("connection closed", "sendq exceeded", ...).
+
+        ``limits`` give its sendq; there is no flood control (a peer we dialled
+        is not a user), and no chat limit counts it: its counts are those of
+        its Outbound (:attr:`outbound`), one per (handler, ``name``). Dialling
+        again after an end is the handler's (on its own timers), not the loop's.
+        """
+        if not 0 < port < 65536:
+            raise ValueError(f"connect: port must be 1 to 65535, got {port}")
+        if limits.flood_rate > 0:
+            raise ValueError("connect: outbound connections have no flood control")
+        if not timeout > 0:  # NaN too
+            raise ValueError(f"connect: timeout must be positive, got {timeout!r}")
+        owner = self._outbound.get((id(handler), name))
+        if owner is None:
+            owner = Outbound(handler, limits, framing=framing, name=name)
+            self._outbound[id(handler), name] = owner
+        else:
+            owner.limits, owner.framing = limits, framing
+        # Its socket is opened by the first attempt: a name's family is not known yet.
+        conn = Connection(self, self._unopened, format_address((host, port)), host, owner, None)
+        dial = conn.dial = Dial(host, port)
+        self.outbound_connections.add(conn)
+        try:
+            conn.session = handler.connect(conn)
+            if framing is not None:
+                conn.inbuf = framing(conn.session)
+        except BaseException:
+            self.outbound_connections.discard(conn)
+            raise
+        # What goes wrong from here is told later, on the timers, never from
+        # inside this call: the handler is in the middle of it.
+        if self._stopping:
+            self._fail_soon(conn, "server shutdown")
+            return conn
+        dial.timer = self.timers.call_later(
+            timeout, lambda: self._abort(conn, f"connect timed out after {timeout:g}s")
+        )
+        addresses = numeric_addresses(host, port)
+        if addresses is None:
+            self._look_up(conn, host, port)
+        else:
+            dial.addresses.extend(addresses)
+            if reason := self._dial_next(conn):
+                self._fail_soon(conn, reason)
+        return conn
+
     def group(self) -> Group:
         """A new fan-out group whose lines this loop hands out once per iteration."""
         return self.fanout.group()
@@ -275,11 +422,15 @@ class Reactor:
         with contextlib.suppress(OSError):
             self._wake_w.send(bytes([_CALL]))
 
-    def add_turn_hook(self, hook: Callable[[], object]) -> None:
+    def add_turn_hook(self, hook: Callable[[], object], *, before_flush: bool = False) -> None:
         """Run ``hook`` at the end of every loop iteration, after the iteration's
         output is written (the store hands over the iteration's lines there, in
-        one batch). An exception from it is logged; the loop goes on."""
-        self._turn_hooks.append(hook)
+        one batch). With ``before_flush``, just before it is written instead:
+        what the hook sends goes out in this iteration's writes (the backplane
+        sends the iteration's entry to Redis there), where after them it would
+        wait for whatever wakes the loop next. An exception from it is logged;
+        the loop goes on."""
+        (self._flush_hooks if before_flush else self._turn_hooks).append(hook)
 
     def request_stop(self) -> None:
         """Ask the loop to shut down gracefully. Safe from any thread or signal handler."""
@@ -327,6 +478,8 @@ class Reactor:
         self.timers.run_due()
         if self._calls:
             self._run_calls()
+        for hook in self._flush_hooks:
+            self._guarded(hook, "turn hook")
         self._flush()
         for hook in self._turn_hooks:
             self._guarded(hook, "turn hook")
@@ -363,6 +516,11 @@ class Reactor:
     # -- reading -------------------------------------------------------------------
 
     def _on_client(self, conn: Connection, mask: int) -> None:
+        if conn.closed:
+            return  # ended by an earlier event of the same select()
+        if conn.dial is not None:
+            self._dialled(conn)
+            return
         if mask & _WRITE:
             self._write(conn)
         if mask & _READ and not (conn.closed or conn.closing or conn.paused):
@@ -387,19 +545,20 @@ class Reactor:
             return
         if not data:
             self._close(conn, "connection closed")
-            conn.listener.handler.disconnect(conn.session, "connection closed")
+            # Told now, not once the output has drained: the others hear at once.
+            self._tell(conn, "connection closed")
             return
-        listener = conn.listener
-        listener.counts.bytes_in += len(data)
-        if listener.stats is not None:
-            listener.stats.bytes_in += len(data)
+        owner = conn.owner
+        owner.counts.bytes_in += len(data)
+        if owner.stats is not None:
+            owner.stats.bytes_in += len(data)
         conn.inbuf.feed(data)
         self._take_lines(conn)
 
     def _take_lines(self, conn: Connection) -> None:
         """Hand the connection's complete lines to its handler, as its bucket allows."""
         inbuf, bucket = conn.inbuf, conn.bucket
-        handler, session = conn.listener.handler, conn.session
+        handler, session = conn.owner.handler, conn.session
         while not (conn.closing or conn.doomed):  # it may quit, or be cut off, part-way
             if bucket is not None and not bucket.ready(self.timers.clock()):
                 if inbuf.has_line():
@@ -422,8 +581,8 @@ class Reactor:
         self.timers.call_later(bucket.wait(), lambda: self._resume_reading(conn))
         if not bucket.slowed:
             bucket.slowed = True
-            conn.listener.counts.flood_slowdowns += 1
-            conn.listener.handler.slowed(conn.session, bucket.rate)
+            conn.owner.counts.flood_slowdowns += 1
+            conn.owner.handler.slowed(conn.session, bucket.rate)
 
     def _resume_reading(self, conn: Connection) -> None:
         if conn.closed or conn.closing:
@@ -460,8 +619,11 @@ class Reactor:
                     continue
                 if conn.doomed:
                     self._abort(conn, conn.doomed, keep_input=True)
-                else:
+                elif conn.dial is None:
                     self._write(conn)
+                elif conn.closing and not conn.outbuf:
+                    self._finish(conn)  # closed before it was up, with nothing to say
+                # else: not up yet; its output waits for it
 
     def _send_now(self, conn: Connection, data: bytes) -> None:
         """Write ``data`` to a connection with nothing else queued (a fan-out
@@ -475,10 +637,10 @@ class Reactor:
         except OSError as exc:
             self._doom(conn, _reason(exc))
             return
-        listener = conn.listener
-        listener.counts.bytes_out += sent
-        if listener.stats is not None:
-            listener.stats.bytes_out += sent
+        owner = conn.owner
+        owner.counts.bytes_out += sent
+        if owner.stats is not None:
+            owner.stats.bytes_out += sent
         if sent < len(data):  # the socket is full: queue the rest until it drains
             if conn.outbuf.append(memoryview(data)[sent:]):
                 self._set_mask(conn, conn.mask | _WRITE)
@@ -506,10 +668,10 @@ class Reactor:
                 self._abort(conn, _reason(exc), keep_input=True)
                 return
             out.consume(sent)
-            listener = conn.listener
-            listener.counts.bytes_out += sent
-            if listener.stats is not None:
-                listener.stats.bytes_out += sent
+            owner = conn.owner
+            owner.counts.bytes_out += sent
+            if owner.stats is not None:
+                owner.stats.bytes_out += sent
         if out:
             self._set_mask(conn, conn.mask | _WRITE)
         elif conn.closing:
@@ -555,7 +717,7 @@ class Reactor:
         if conn.closed:
             return
         if reason == "sendq exceeded":
-            conn.listener.counts.sendq_disconnects += 1
+            conn.owner.counts.sendq_disconnects += 1
             log.warning(
                 "%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, len(conn.outbuf)
             )
@@ -590,15 +752,109 @@ class Reactor:
         conn.closing = True
         if conn.linger is not None:
             conn.linger.cancel()
+        dial = conn.dial
+        if dial is not None and dial.timer is not None:
+            dial.timer.cancel()
         self._set_mask(conn, 0)
-        if graceful and not conn.gone:
+        if graceful and not conn.gone and dial is None:
             _drain_and_shut(conn.sock)
         conn.sock.close()
         self._admission.freed()
         self.connections.discard(conn)
-        listener = conn.listener
-        listener.closed(conn.host)
-        listener.handler.disconnect(conn.session, conn.reason)
+        self.outbound_connections.discard(conn)
+        if dial is None:  # it was up: counted in
+            conn.owner.closed(conn.host)
+        self._tell(conn, conn.reason)
+
+    @staticmethod
+    def _tell(conn: Connection, reason: str) -> None:
+        """Tell the handler its connection ended, the first time only."""
+        if not conn.told:
+            conn.told = True
+            conn.owner.handler.disconnect(conn.session, reason)
+
+    # -- dialling ------------------------------------------------------------------
+
+    def _fail_soon(self, conn: Connection, reason: str) -> None:
+        """End a connection that is not up, for ``reason``, on the timers (from
+        inside connect(), which its handler is still calling)."""
+        self.timers.call_later(0, lambda: self._abort(conn, reason))
+
+    def _look_up(self, conn: Connection, host: str, port: int) -> None:
+        """Find ``host``'s addresses on a thread of its own: DNS may take seconds."""
+        done = self._looked_up
+
+        def look_up() -> None:
+            # This thread touches nothing but its own result: it waits for
+            # getaddrinfo, then hands the answer (or the error) to the loop,
+            # which alone looks at the connection. No socket, no handler, no
+            # loop state. It ends with the lookup: a daemon, so a lookup still
+            # waiting on DNS never holds up the process's exit.
+            result: list[Address] | Exception
+            try:
+                result = resolve(host, port)
+            except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA refuses
+                result = exc
+            self.call_soon_threadsafe(lambda: done(conn, result))
+
+        threading.Thread(target=look_up, name=f"chatd lookup {host}", daemon=True).start()
+
+    def _looked_up(self, conn: Connection, result: list[Address] | Exception) -> None:
+        dial = conn.dial
+        if conn.closed or dial is None:
+            return  # timed out, closed or shut down meanwhile
+        if isinstance(result, Exception):
+            self._abort(conn, _lookup_reason(dial.host, result))
+            return
+        dial.addresses.extend(result)
+        dial.error = f"name not found: {dial.host}"  # if it had no address at all
+        if reason := self._dial_next(conn):
+            self._abort(conn, reason)
+
+    def _dial_next(self, conn: Connection) -> str:
+        """Start connecting to the next address left; "" once an attempt is
+        under way, else why the last one failed (none is left)."""
+        dial = conn.dial
+        assert dial is not None
+        while dial.addresses:
+            family, address = dial.addresses.popleft()
+            self._set_mask(conn, 0)
+            conn.sock.close()  # a failed attempt's socket is not used again
+            conn.sock = self._unopened  # until the next one is open
+            try:
+                conn.sock = open_dial(family)
+                code = conn.sock.connect_ex(address)
+            except OSError as exc:  # no descriptor left, no such family here
+                dial.error = _reason(exc)
+                continue
+            if code in _DIALLING:
+                self._set_mask(conn, _WRITE)  # writable: the attempt is over
+                return ""
+            dial.error = _dial_reason(code)
+        return dial.error
+
+    def _dialled(self, conn: Connection) -> None:
+        """The socket being connected became writable: the attempt is over."""
+        try:
+            code = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as exc:
+            code = exc.errno or errno.EIO
+        dial = conn.dial
+        assert dial is not None
+        if code:
+            dial.error = _dial_reason(code)
+            if reason := self._dial_next(conn):
+                self._abort(conn, reason)
+            return
+        conn.dial = None
+        if dial.timer is not None:
+            dial.timer.cancel()
+        with contextlib.suppress(OSError):  # reset already: the next read says so
+            conn.host = conn.sock.getpeername()[0]
+        conn.owner.opened(conn.host)
+        self._set_mask(conn, 0 if conn.closing else _READ)
+        if conn.outbuf or conn.closing:
+            self._write(conn)  # what was queued meanwhile; a requested close
 
     # -- stopping ------------------------------------------------------------------
 
@@ -631,13 +887,29 @@ class Reactor:
         # tells everyone left (what is sent to a closed connection is dropped).
         for handler in reversed(handlers.values()):
             handler.shutdown(self.shutdown_message)
+        # Then what dialled out (the backplane), in the order it first did: the
+        # chat's goodbyes are queued, and its own last words (leases released)
+        # go out on connections that close once they are written. One not up
+        # yet has nothing to finish: it ends now.
+        shut = set(handlers)
+        for owner in self._outbound.values():
+            if id(owner.handler) not in shut:
+                shut.add(id(owner.handler))
+                owner.handler.shutdown(self.shutdown_message)
+        for conn in list(self.outbound_connections):
+            if conn.dial is not None:
+                self._abort(conn, "server shutdown")
+            else:
+                self._close(conn, "server shutdown")
         self._flush()
         deadline = self.timers.clock() + SHUTDOWN_FLUSH_SECONDS
-        while self.connections and (left := deadline - self.timers.clock()) > 0:
+        while (self.connections or self.outbound_connections) and (
+            left := deadline - self.timers.clock()
+        ) > 0:
             self.run_once(max_wait=left)
 
     def _close_all(self) -> None:
-        for conn in list(self.connections):
+        for conn in [*self.connections, *self.outbound_connections]:
             self._abort(conn, "server shutdown")
         self._admission.close_listeners()
         if self._old_signals:
