@@ -126,6 +126,16 @@ MAX_TOPIC_CHARS: Final = MAX_LINE_BYTES
 #: must have time to), a day at most (past that it is never); 0 = off.
 MIN_PING_SECONDS: Final = 5
 MAX_PING_SECONDS: Final = 86_400
+#: A node that has not renewed its heartbeat in ``node_timeout`` seconds is
+#: lost. Under 2 s a busy Redis or a GC pause would declare live nodes dead (and
+#: rename their users); past 10 minutes a dead node's users would hold their
+#: nicknames and show in /who long after everyone has noticed they are gone.
+MIN_NODE_TIMEOUT: Final = 2
+MAX_NODE_TIMEOUT: Final = 600
+#: A node's name goes into Redis keys, logs and the admin's users table.
+_NODE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+#: The key prefix: anything printable that keeps keys readable in redis-cli.
+_KEY_PREFIX: Final = re.compile(r"[A-Za-z0-9._:{}-]{1,32}")
 #: A server name is a host name (RFC 2812 2.3.1): letters, digits, "-" and
 #: ".", with at least one dot (so no client takes it for a nickname), at most
 #: 63 characters (the longest a server name may be on IRC).
@@ -341,6 +351,44 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    redis: str = _setting(
+        "",
+        "The Redis that joins several nodes into one chat (redis://[:PASSWORD@]HOST[:PORT][/DB]);"
+        " empty = a single node.",
+    )
+    node: str = _setting(
+        "", "This node's name in the cluster, unique among the nodes; empty = HOSTNAME:PORT."
+    )
+    prefix: str = _setting("chatd:", "Prefix of every Redis key and channel the nodes use.")
+    node_timeout: float = _setting(
+        10,
+        "Seconds a node may miss its heartbeat before the others count it as lost.",
+        min=MIN_NODE_TIMEOUT,
+        max=MAX_NODE_TIMEOUT,
+    )
+
+    def __post_init__(self) -> None:
+        if self.redis:
+            from chatd.wire.resp import parse_url  # hiredis is only needed for a cluster
+
+            try:
+                parse_url(self.redis)
+            except ValueError as exc:
+                raise ValueError(f"redis: {exc}") from None
+        if self.node and not _NODE_NAME.fullmatch(self.node):
+            raise ValueError(
+                f"node: {self.node!r} is not a node name: 1 to 64 letters, digits and . _ : -,"
+                " starting with a letter or digit"
+            )
+        if not _KEY_PREFIX.fullmatch(self.prefix):
+            raise ValueError(
+                f"prefix: {self.prefix!r} is not a key prefix: 1 to 32 letters, digits"
+                " and . _ : { } -"
+            )
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     enabled: bool = _setting(True, "Serve the operator API on a local Unix socket.")
     socket: str = _setting(
@@ -457,6 +505,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     jumble: JumbleSettings = field(default_factory=JumbleSettings)
