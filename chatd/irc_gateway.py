@@ -50,7 +50,7 @@ from chatd.core.datafiles import DataFileError, read_text
 from chatd.core.hub import SERVICE_NICKS, Hub, State, User
 from chatd.core.invocation import Invocation
 from chatd.core.link import Link
-from chatd.core.nicks import nick_problem
+from chatd.core.nicks import PENDING, nick_problem, taken
 from chatd.core.rooms import Room, room_problem
 from chatd.core.timers import Timer
 from chatd.wire import irc
@@ -513,8 +513,11 @@ class IrcGateway:
             session.nick = nick
             self._try_register(session)
             return
-        problem = self.hub.rename(user, nick)
-        if problem:  # a ban
+        again = functools.partial(self._nick_cmd, session, msg)
+        problem = self.hub.rename(user, nick, retry=again)
+        if problem == taken(nick):  # the cluster's answer (another node's user has it)
+            self._numeric(session, im.ERR_NICKNAMEINUSE, nick, problem)
+        elif problem and problem is not PENDING:  # a ban
             self._numeric(session, im.ERR_ERRONEUSNICKNAME, nick, problem)
         # Done: the hub tells the others, and this client its own NICK line
         # (YouRenamed), however the rename came (a plugin's /nick too).
@@ -612,7 +615,12 @@ class IrcGateway:
         if self.hub.desk.registered(nick) and (refusal is None or self.hub.find(nick)):
             self._log_in(session, nick, autojoin)
             return
-        problem = refusal[1] if refusal else self.hub.register(user, nick, autojoin)
+        again = functools.partial(self._try_register, session)
+        problem = refusal[1] if refusal else self.hub.register(user, nick, autojoin, retry=again)
+        if problem is PENDING:
+            return  # the cluster is asked whether the nick is free: this runs again then
+        if problem == taken(nick) and refusal is None:  # the cluster's answer
+            refusal = (im.ERR_NICKNAMEINUSE, problem)
         if not problem and account:
             self.hub.desk.identify_as(user, account)  # logged in under another nick
         if problem:
@@ -624,7 +632,10 @@ class IrcGateway:
 
     def _take_registered(self, session: IrcSession, nick: str, autojoin: list[str]) -> None:
         user = session.user
-        problem = self.hub.desk.take_verified(user, nick, autojoin)
+        again = functools.partial(self._take_registered, session, nick, autojoin)
+        problem = self.hub.desk.take_verified(user, nick, autojoin, again)
+        if problem is PENDING:
+            return
         if problem:
             session.nick = ""
             self._numeric(session, im.ERR_NICKNAMEINUSE, nick, problem)

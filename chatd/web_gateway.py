@@ -47,7 +47,7 @@ from chatd.core import events as ev
 from chatd.core.accounts import MAX_TRIES
 from chatd.core.hub import Hub, State, User
 from chatd.core.link import Link
-from chatd.core.nicks import nick_problem
+from chatd.core.nicks import PENDING, nick_problem, taken
 from chatd.core.rooms import NO_ROOM
 from chatd.core.timers import Timer
 from chatd.metrics import CONTENT_TYPE as PROMETHEUS_TEXT
@@ -453,16 +453,30 @@ class WebGateway:
                 user.last_active = self.hub.clock()
                 self.hub.stats.lines_in += 1
             problem = _HANDLERS[kind](self, user, obj)
-            if problem:
+            if problem and problem is not PENDING:
                 raise RequestError("refused", problem)
         except RequestError as exc:
             user.link.send(web.error(exc.code, exc.text, kind))
 
+    def _nick_again(self, user: User, obj: dict[str, Any]) -> None:
+        """A nick request, made again once the cluster has said whether the
+        nickname is free (the request had no answer yet: this is it)."""
+        if not self.hub.is_connected(user):
+            return
+        try:
+            problem = self._nick(user, obj)
+            if problem and problem is not PENDING:
+                code = "nick_taken" if problem == taken(obj["nick"]) else "refused"
+                raise RequestError(code, problem)
+        except RequestError as exc:
+            user.link.send(web.error(exc.code, exc.text, "nick"))
+
     def _nick(self, user: User, obj: dict[str, Any]) -> str | None:
         nick, password = obj["nick"], obj.get("password", "")
         hub = self.hub
+        again = functools.partial(self._nick_again, user, obj)
         if hub.is_online(user):
-            return hub.rename(user, nick)
+            return hub.rename(user, nick, retry=again)
         problem = nick_problem(nick)
         if problem:
             raise RequestError("nick_invalid", problem)
@@ -482,14 +496,17 @@ class WebGateway:
             hub.desk.login(user, nick, password, rooms, refused, _done)
             return None
         if hub.nick_taken(nick, user):
-            raise RequestError("nick_taken", f"The nickname {nick} is taken; choose another.")
+            raise RequestError("nick_taken", taken(nick))
         if password:
             raise RequestError(
                 "not_registered",
                 f"The nickname {nick} is not registered: choose it without a password,"
                 " then /register PASSWORD keeps it for you.",
             )
-        return hub.register(user, nick, rooms)
+        problem = hub.register(user, nick, rooms, retry=again)
+        if problem == taken(nick):  # the cluster's answer, on the retry
+            raise RequestError("nick_taken", problem)
+        return problem
 
     def _refused(self, user: User, why: str, wrong: bool) -> None:
         """A login the desk refused (answered later: the check runs off the loop)."""

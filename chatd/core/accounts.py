@@ -17,13 +17,14 @@ connection of its owner if need be ("logged in from elsewhere").
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, TypeVar
 
 from chatd.core import events as ev
-from chatd.core.nicks import NICK_PROMPT, nick_problem
+from chatd.core.nicks import NICK_PROMPT, PENDING, nick_problem
 from chatd.core.passwords import Attempts, check_password, hash_password
 from chatd.store.accounts import AccountExists, Accounts, HeldMessage, TooManyAccounts
 from chatd.store.store import Store
@@ -62,10 +63,23 @@ class Hub(Protocol):
     def banned_nick(self, nick: str) -> str | None: ...
 
     def register(
-        self, user: User, nick: str, rooms: Sequence[str] | None = None, *, verified: bool = False
+        self,
+        user: User,
+        nick: str,
+        rooms: Sequence[str] | None = None,
+        *,
+        verified: bool = False,
+        retry: Callable[[], object] | None = None,
     ) -> str | None: ...
 
-    def rename(self, user: User, new_nick: str, *, verified: bool = False) -> str | None: ...
+    def rename(
+        self,
+        user: User,
+        new_nick: str,
+        *,
+        verified: bool = False,
+        retry: Callable[[], object] | None = None,
+    ) -> str | None: ...
 
 
 T = TypeVar("T")
@@ -295,9 +309,12 @@ class Desk:
             if hub.is_online(user) or user.asking != nick:
                 return  # it chose another nickname meanwhile
             if right:
-                user.asking = ""
                 self._take_over(user, nick)
-                problem = hub.register(user, nick, verified=True)
+                again = functools.partial(then, right)  # once the cluster has answered
+                problem = hub.register(user, nick, verified=True, retry=again)
+                if problem is PENDING:
+                    return
+                user.asking = ""
                 if problem:
                     hub.notify(user, f"{problem}\n{NICK_PROMPT}")
                 else:
@@ -346,7 +363,10 @@ class Desk:
                 refused(f"Wrong password for {nick}", True)
                 return
             self._take_over(user, nick)
-            problem = self.hub.register(user, nick, rooms, verified=True)
+            again = functools.partial(then, right)  # once the cluster has answered
+            problem = self.hub.register(user, nick, rooms, verified=True, retry=again)
+            if problem is PENDING:
+                return
             if problem:
                 refused(problem, False)
                 return
@@ -380,11 +400,18 @@ class Desk:
 
         self._check(user, nick, password, then, failed)
 
-    def take_verified(self, user: User, nick: str, rooms: list[str] | None) -> str | None:
+    def take_verified(
+        self,
+        user: User,
+        nick: str,
+        rooms: list[str] | None,
+        retry: Callable[[], object] | None = None,
+    ) -> str | None:
         """Register ``user`` as ``nick``, whose account's password it proved
-        (SASL): from its owner's other connection if need be. Why not, or None."""
+        (SASL): from its owner's other connection if need be. Why not, or
+        None; PENDING in a cluster, then ``retry`` (see Hub.register)."""
         self._take_over(user, nick)
-        problem = self.hub.register(user, nick, rooms, verified=True)
+        problem = self.hub.register(user, nick, rooms, verified=True, retry=retry)
         if problem is None:
             self._identified(user)
         return problem
@@ -464,7 +491,10 @@ class Desk:
                 return
             if hub.fold(user.nick) != hub.fold(nick):
                 self._take_over(user, nick)
-                problem = hub.rename(user, nick, verified=True)
+                again = functools.partial(then, right)  # once the cluster has answered
+                problem = hub.rename(user, nick, verified=True, retry=again)
+                if problem is PENDING:
+                    return
                 if problem:
                     hub.notify(user, problem)
                     return

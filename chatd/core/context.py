@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatd.core.datafiles import DataFileError, read_list
+from chatd.core.nicks import PENDING
 from chatd.store.accounts import account_who
 
 if TYPE_CHECKING:
@@ -330,8 +331,11 @@ class Context(Chat):
         return last.nick if last is not None else None
 
     def rename(self, new_nick: str) -> str | None:
-        """Change the caller's nickname; returns why not, or None when done."""
-        return self._hub.rename(self._user, new_nick)
+        """Change the caller's nickname; returns why not, or None when done
+        (in a cluster it may be done a moment later, once the other servers
+        have said the name is free; if it is not, the caller is told)."""
+        problem = self._hub.rename(self._user, new_nick)
+        return None if problem is PENDING else problem
 
     def quit(self, reason: str = "") -> None:
         """Disconnect the caller after their pending output; others see ``reason``."""

@@ -34,10 +34,12 @@ import enum
 import functools
 import itertools
 import logging
+import random
 import time
-from collections.abc import Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
 
+from chatd.cluster.codec import EVERYONE, ROOM, SHARING, USER, Broadcast, Entry
 from chatd.config import Config
 from chatd.core import events as ev
 from chatd.core.accounts import Desk, Hashing, InlineHasher
@@ -46,7 +48,7 @@ from chatd.core.delivery import ECHO, Delivery, Wire
 from chatd.core.fanout import Fanout, Group
 from chatd.core.invocation import Invocation, parse
 from chatd.core.link import Link
-from chatd.core.nicks import NICK_PROMPT, nick_problem
+from chatd.core.nicks import NICK_MAX, NICK_PROMPT, PENDING, nick_problem, taken
 from chatd.core.rooms import MAX_REASON_CHARS, NO_ROOM, Room, room_key, room_problem
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timer, Timers
@@ -72,6 +74,10 @@ SERVICE_NICKS: Final = frozenset(
     {"nickserv", "chanserv", "memoserv", "operserv", "hostserv", "botserv", "saslserv",
      "global", "ns", "cs", "ms"}
 )  # fmt: skip
+
+#: Digits added to a nickname that had to be given up (its lease lost to
+#: another node's user): "alice" becomes "alice-4821".
+_FALLBACK_DIGITS: Final = 4
 
 #: The kind a line is kept as (chatd.store.lines) -> the kind it is shown as.
 _SHOWN_AS: Final = {
@@ -111,6 +117,97 @@ class PluginCalls(Protocol):
     def shutdown(self) -> None: ...
 
 
+class Peers(Protocol):
+    """What the hub calls on the other nodes of a cluster (chatd.cluster's
+    Backplane is it): what changed and what is to be heard, gathered into one
+    log entry per loop iteration. Without one the hub is a single node."""
+
+    #: This node's name in the cluster.
+    node: str
+
+    @property
+    def up(self) -> bool:
+        """Whether the other nodes are reachable: broadcasts go through the
+        cluster's log (and come back to be delivered here too, in the log's
+        order); else they are delivered here at once."""
+        ...
+
+    def change(self, change: list[Any]) -> None:
+        """A change to the shared picture (chatd.cluster.codec.CHANGES)."""
+        ...
+
+    def broadcast(self, broadcast: Broadcast) -> None: ...
+
+    def request(self, request: list[Any]) -> None:
+        """Ask another node to act on one of its users (codec.REQUESTS)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Its state, for operators (admin stats, /healthz)."""
+        ...
+
+    def holds(self, user_id: int, nick: str) -> bool:
+        """Whether this node's user ``user_id`` holds the cluster's lease on ``nick``."""
+        ...
+
+    def claim(self, user_id: int, nick: str, then: Callable[[bool | None], None]) -> bool:
+        """Ask for the lease on ``nick``: ``then(True)`` had, ``then(False)``
+        someone else's, ``then(None)`` no answer. False at once (no call)
+        when another user of this node holds or claims it."""
+        ...
+
+    def release(self, user_id: int, nick: str) -> None: ...
+
+
+class _RemoteLink:
+    """The link of a user of another node: nothing is sent on it (its own node
+    delivers to it); its address, as operators see it, is its node."""
+
+    __slots__ = ("host",)
+
+    def __init__(self, node: str) -> None:
+        self.host = node
+
+    @property
+    def peer(self) -> str:
+        return f"node {self.host}"
+
+    def send(self, data: bytes) -> None:
+        pass
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        pass
+
+    def deliver_batch(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _RemoteWire:
+    """The wire of a user of another node, by the name of its protocol there:
+    it renders nothing (its own node renders for it)."""
+
+    __slots__ = ("NAME",)
+
+    def __init__(self, name: str) -> None:
+        self.NAME = name
+
+    def render(self, event: ev.Event, v: str = "") -> bytes:
+        return b""
+
+    def variant(self, room: str, current: str) -> str:
+        return ""
+
+
+class _Nobody:
+    """The sender of a broadcast from another node, to Delivery: nobody here."""
+
+    link = None
+    rooms: dict[str, Room] = {}  # noqa: RUF012 (never written)
+
+
 class User:
     """A connection and, once it has one, its nickname and rooms."""
 
@@ -129,7 +226,9 @@ class User:
         "lines",
         "link",
         "nick",
+        "node",
         "placed",
+        "remote_id",
         "rooms",
         "state",
         "tries",
@@ -166,6 +265,10 @@ class User:
         self.asking = ""
         self.tries = 0
         self.checking = False
+        #: Several nodes (chatd.cluster): the node a user of another node is on
+        #: (its stand-in here, "" for this node's own), and its id there.
+        self.node = ""
+        self.remote_id = 0
 
     @property
     def protocol(self) -> str:
@@ -202,6 +305,7 @@ class Hub:
         store: Store | None = None,
         wall: Clock = time.time,
         hasher: Hashing | None = None,
+        peers: Peers | None = None,
     ) -> None:
         """``wire`` is the format of the connections the hub serves as a Handler
         (chatd.wire.line: nc's); ``fanout`` makes the fan-out groups: the
@@ -209,7 +313,8 @@ class Hub:
         their own). ``store`` keeps the history (by default in memory, for
         this hub's life); ``wall`` is the time of day its lines are kept with;
         ``hasher`` runs password hashing off the loop (by default at once, on
-        the caller's thread: for a hub with no loop)."""
+        the caller's thread: for a hub with no loop); ``peers`` are the other
+        nodes of a cluster (chatd.cluster), None for a single node."""
         self.wire = wire
         self.plugins = plugins
         self.stats = stats if stats is not None else Stats(clock())
@@ -223,6 +328,13 @@ class Hub:
         self._named: dict[str, User] = {}  # _key(nick) -> user
         self._by_id: dict[int, User] = {}  # id -> named user
         self._rooms: dict[str, Room] = {}  # room_key(name) -> room
+        self.peers = peers
+        #: Other nodes' users, by (node, id there): stand-ins that are in rooms,
+        #: hold nicknames and are listed, and to which nothing is sent.
+        self._remote: dict[tuple[str, int], User] = {}
+        #: Nickname leases the cluster refused, until the retry has been told:
+        #: (user id, folded nick).
+        self._refused_leases: dict[tuple[int, str], bool] = {}
         self._ids = itertools.count(1)
         #: Nicknames and addresses operators keep out for a while (chatd admin ban).
         self.bans = Bans()
@@ -239,6 +351,11 @@ class Hub:
     @property
     def fanout(self) -> Fanout:
         return self.delivery.fanout
+
+    @property
+    def node(self) -> str:
+        """This node's name in its cluster ("" for a single node)."""
+        return self.peers.node if self.peers is not None else ""
 
     # -- what the transport calls ------------------------------------------------
 
@@ -319,9 +436,12 @@ class Hub:
                 self.store.accounts.touch(name)  # its last seen
             del self._named[_key(user.nick)]
             del self._by_id[user.id]
+            if self.peers is not None:
+                self.peers.release(user.id, user.nick)
             log.info("%s left (%s)", user.nick, reason)
             if user.rooms:
-                self.delivery.to_sharing(user, ev.Quit(user.nick, reason, user.ident))
+                self._to_sharing(user, ev.Quit(user.nick, reason, user.ident))
+            self._change(["gone", user.id])
             self.delivery.depart(user)
             for room in list(user.rooms.values()):
                 self._leave_room(user, room)
@@ -352,14 +472,19 @@ class Hub:
 
     def announce(self, text: str, *, exclude: User | None = None) -> int:
         """Tell every named user but ``exclude`` ``text``; returns how many got it."""
-        return self.delivery.to_everyone(ev.Notice(text), exclude)
+        return self._to_everyone(ev.Notice(text), exclude)
+
+    def tell_here(self, text: str) -> None:
+        """Tell every named user of this node ``text`` (in a cluster, the
+        others' are not told: what this node says of itself)."""
+        self.delivery.to_everyone(ev.Notice(text))
 
     def announce_room(self, room: str, text: str, *, exclude: User | None = None) -> int:
         """Tell the members of ``room`` (but ``exclude``) ``text``; how many got it."""
         found = self.find_room(room)
         if found is None:
             return 0
-        return self.delivery.to_room(found, ev.Notice(text, found.name), exclude)
+        return self._to_room(found, ev.Notice(text, found.name), exclude)
 
     def say(self, user: User, text: str, room: str = "", *, notice: bool = False) -> None:
         """Chat from ``user`` to ``room`` (its current room by default), if plugins
@@ -395,10 +520,15 @@ class Hub:
         if to is user:
             return "That is you: a private message goes to someone else."
         event = ev.PrivateSaid(user.nick, to.nick, text, user.ident, notice, action)
-        self.delivery.to_user(to, event)
+        if to.node:
+            if self.peers is None or not self.peers.up:
+                return f"{to.nick} is on another server, out of reach just now; try again soon."
+            self.peers.broadcast(Broadcast(USER, [to.node, to.remote_id], event, user.id))
+        else:
+            self.delivery.to_user(to, event)
+            to.last_from = user.id
+            self.delivery.counted(1)
         self.delivery.to_user(user, event, ECHO)
-        to.last_from = user.id
-        self.delivery.counted(1)
         return None
 
     def reply_to(self, user: User) -> User | None:
@@ -432,6 +562,10 @@ class Hub:
         if user.state is State.GONE:
             return
         reason = _reason(reason)  # it goes into a sentence, and into the log
+        if user.node:  # its own node does it (and tells the others)
+            if self.peers is not None:
+                self.peers.request(["close", user.node, user.remote_id, reason])
+            return
         why = f"kicked by an operator: {reason}" if reason else "kicked by an operator"
         self.notify(user, sentence(f"You have been {why}"))
         log.info("%s was %s", user.nick or user.link.peer, why)
@@ -461,10 +595,18 @@ class Hub:
         for user in self._named.values():
             self._arm_idle_timeout(user)
 
-    def rename(self, user: User, new_nick: str, *, verified: bool = False) -> str | None:
+    def rename(
+        self,
+        user: User,
+        new_nick: str,
+        *,
+        verified: bool = False,
+        retry: Callable[[], object] | None = None,
+    ) -> str | None:
         """Change a named user's nickname; returns why not, or None when done.
         A registered nickname is only for its account (``verified``: its
-        password was just given)."""
+        password was just given). In a cluster it may answer PENDING: see
+        :meth:`register` for ``retry``."""
         problem = self.nick_refusal(user, new_nick)
         if problem:
             return problem
@@ -475,16 +617,24 @@ class Hub:
             )
         if new_nick == user.nick:
             return f"You are already {new_nick}."
+        if retry is None:
+            retry = functools.partial(self._notify_problem, user, self.rename, new_nick)
+        pending = self._lease(user, new_nick, retry)
+        if pending:
+            return pending
         old = user.nick
         for room in user.rooms.values():  # what "old" saw, should it come back
             self._mark_seen(user, room)
         del self._named[_key(old)]
         user.nick = new_nick
         self._named[_key(new_nick)] = user
+        if self.peers is not None and _key(old) != _key(new_nick):
+            self.peers.release(user.id, old)
         log.info("%s is now known as %s", old, new_nick)
+        self._change(["rename", user.id, new_nick])
         self.delivery.to_user(user, ev.YouRenamed(old, new_nick, user.ident))
         if user.rooms:
-            self.delivery.to_sharing(user, ev.Renamed(old, new_nick, user.ident))
+            self._to_sharing(user, ev.Renamed(old, new_nick, user.ident))
         return None
 
     def quit(self, user: User, reason: str = "") -> None:
@@ -563,7 +713,8 @@ class Hub:
         else:
             room = user.current
         reason = _reason(reason)
-        self.delivery.to_room(room, ev.Parted(room.name, user.nick, reason, user.ident), user)
+        self._to_room(room, ev.Parted(room.name, user.nick, reason, user.ident), user)
+        self._change(["leave", user.id, room.name])
         self._leave_room(user, room)
         self.delivery.to_user(user, ev.YouLeft(room.name, reason=reason))
         self._after_leaving(user, room)
@@ -592,7 +743,8 @@ class Hub:
         else:
             log.info("%s cleared the topic of %s", by, room.name)
         by_ident = user.ident if user is not None else ""
-        self.delivery.to_room(room, ev.TopicSet(room.name, text, room.topic_by, by_ident))
+        self._change(["topic", room.name, text, room.topic_by])
+        self._to_room(room, ev.TopicSet(room.name, text, room.topic_by, by_ident))
         self._record(room, kept.TOPIC, room.topic_by, by_ident, text)
         return None
 
@@ -607,16 +759,28 @@ class Hub:
             return f"You cannot kick yourself; /part {room.name} leaves it."
         reason = _reason(reason)
         by_nick, by_ident = (by.nick, by.ident) if by is not None else ("", "")
+        if target.node:  # its own node puts it out (and tells everyone)
+            if self.peers is None or not self.peers.up:
+                return f"{target.nick} is on another server, out of reach just now."
+            request = ["kick", target.node, target.remote_id, room.name, by_nick, by_ident, reason]
+            self.peers.request(request)
+            return None
+        self._kick(room, target, by_nick, by_ident, reason)
+        return None
+
+    def _kick(self, room: Room, target: User, by_nick: str, by_ident: str, reason: str) -> None:
+        """Put ``target`` (this node's) out of ``room``, by ``by_nick`` (``""``:
+        a server operator)."""
         why = f" ({reason})" if reason else ""
         log.info(
             "%s was kicked from %s by %s%s", target.nick, room.name, by_nick or "an operator", why
         )
         kicked = ev.Kicked(room.name, target.nick, by_nick, reason, by_ident)
-        self.delivery.to_room(room, kicked, target)
+        self._to_room(room, kicked, target)
+        self._change(["leave", target.id, room.name])
         self._leave_room(target, room)
         self.delivery.to_user(target, ev.YouLeft(room.name, True, by_nick, reason, by_ident))
         self._after_leaving(target, room)
-        return None
 
     def set_op(self, by: User | None, name: str, nick: str, op: bool) -> str | None:
         """``by`` (a room operator; None: a server operator) makes ``nick`` an
@@ -640,7 +804,8 @@ class Hub:
             target.nick,
             room.name,
         )
-        self.delivery.to_room(room, ev.Opped(room.name, target.nick, by_nick, op, by_ident))
+        self._change(["op", target.node or self.node, target.remote_id or target.id, room.name, op])
+        self._to_room(room, ev.Opped(room.name, target.nick, by_nick, op, by_ident))
         return None
 
     def who(self, user: User, name: str) -> str | None:
@@ -696,7 +861,8 @@ class Hub:
         """Put ``user`` in ``room`` as its current room; the members hear of it
         (that it ``arrived`` on the server, or joined from elsewhere). ``user``
         is told the room's state unless its welcome named the room."""
-        self.delivery.to_room(room, ev.Joined(room.name, user.nick, arrived, user.ident))
+        self._to_room(room, ev.Joined(room.name, user.nick, arrived, user.ident), user)
+        self._change(["join", user.id, room.name, user in room.ops])
         room.members[user] = None
         user.rooms[room_key(room.name)] = room
         self._set_current(user, room)
@@ -766,8 +932,8 @@ class Hub:
         nick, colon, password = text.partition(":")  # NICK:PASSWORD (":" is in no nick)
         if self.desk.at_prompt(user, nick, password if colon else None):
             return
-        problem = self.register(user, text)
-        if problem:
+        problem = self.register(user, text, retry=functools.partial(self._register, user, text))
+        if problem and problem is not PENDING:
             self.notify(user, f"{problem}\n{NICK_PROMPT}")
 
     def register(
@@ -777,13 +943,20 @@ class Hub:
         rooms: Sequence[str] | None = None,
         *,
         verified: bool = False,
+        retry: Callable[[], object] | None = None,
     ) -> str | None:
         """Name a registering ``user`` ``nick``, welcome it and put it in the
         default room, or in ``rooms`` when given (each told as a join is, and
         none when empty); returns why not (the nickname's rule, a ban, taken),
         or None when done. The nc prompt calls it with each line; another wire
         (IRC, with its autojoin) when its own registration is complete. A
-        registered nickname needs its password proved first (``verified``)."""
+        registered nickname needs its password proved first (``verified``).
+
+        In a cluster the other nodes' users hold nicknames too, through leases
+        in Redis: while the lease is asked for, it answers PENDING and nothing
+        else happens; once Redis has answered, ``retry`` is called (it makes
+        the same call again, and gets the answer). Without a ``retry``, the
+        call is made again and its refusal told to the user."""
         if user.state is not State.REGISTERING:
             return "You have a nickname already."
         problem = self.nick_refusal(user, nick)
@@ -791,6 +964,13 @@ class Hub:
             return problem
         if not verified and self.desk.registered(nick):
             return f"The nickname {nick} is registered; its password is needed."
+        if retry is None:
+            retry = functools.partial(
+                self._notify_problem, user, self.register, nick, rooms, verified=verified
+            )
+        pending = self._lease(user, nick, retry)
+        if pending:
+            return pending
         user.nick = nick
         user.ident = user.ident or nick
         user.state = State.NAMED
@@ -798,6 +978,7 @@ class Hub:
         self._named[_key(nick)] = user
         self._by_id[user.id] = user
         self.stats.users_peak = max(self.stats.users_peak, len(self._named))
+        self._change(["arrive", user.id, nick, user.ident, user.protocol, self._since(user)])
         self.delivery.arrive(user)
         self._arm_idle_timeout(user)
         log.info("%s joined from %s", nick, user.link.peer)
@@ -822,7 +1003,7 @@ class Hub:
         checks before its registration is complete (IRC's NICK)."""
         problem = nick_problem(nick) or self.banned_nick(nick)
         if problem is None and self.nick_taken(nick, user):
-            problem = f"The nickname {nick} is taken; choose another."
+            problem = taken(nick)
         return problem
 
     def nick_taken(self, nick: str, user: User) -> bool:
@@ -887,9 +1068,345 @@ class Hub:
                 event = ev.Acted(room.name, user.nick, passed, user.ident)
             else:
                 event = ev.Said(room.name, user.nick, passed, user.ident, notice)
-            self.delivery.to_room(room, event, user)
+            self._to_room(room, event, user)
             kind = kept.ACTED if action else kept.NOTICE if notice else kept.SAID
             self._record(room, kind, user.nick, user.ident, passed)
+
+    # -- what other nodes hear ------------------------------------------------------------
+    # Changes to users and rooms go to the other nodes, and broadcasts go
+    # through the cluster's log, to be delivered on every node (this one too)
+    # in one order; with no cluster, or none reachable, they are delivered here
+    # at once.
+
+    def _clustered(self) -> bool:
+        return self.peers is not None and self.peers.up
+
+    def _change(self, change: list[Any]) -> None:
+        if self.peers is not None and self.peers.up:
+            self.peers.change(change)
+
+    def _to_room(self, room: Room, event: ev.Event, sender: User | None = None) -> int:
+        if self.peers is None or not self.peers.up:
+            return self.delivery.to_room(room, event, sender)
+        self.peers.broadcast(Broadcast(ROOM, room.name, event, sender.id if sender else 0))
+        return len(room.members) - (sender in room.members)
+
+    def _to_sharing(self, user: User, event: ev.Event) -> int:
+        if self.peers is None or not self.peers.up:
+            return self.delivery.to_sharing(user, event)
+        rooms = [room.name for room in user.rooms.values()]
+        self.peers.broadcast(Broadcast(SHARING, rooms, event, user.id))
+        return len({member for room in user.rooms.values() for member in room.members} - {user})
+
+    def _to_everyone(self, event: ev.Event, exclude: User | None = None) -> int:
+        if self.peers is None or not self.peers.up:
+            return self.delivery.to_everyone(event, exclude)
+        self.peers.broadcast(Broadcast(EVERYONE, None, event, exclude.id if exclude else 0))
+        return len(self._named) - (exclude is not None)
+
+    def _lease(self, user: User, nick: str, retry: Callable[[], object]) -> str | None:
+        """In a cluster, what :meth:`register` or :meth:`rename` answers for
+        ``nick`` before it goes ahead: None when ``user`` holds its lease (or
+        there is no cluster to ask: a single node, or one alone for now),
+        PENDING while it is asked for (``retry`` runs once Redis answers),
+        else why not."""
+        peers = self.peers
+        if peers is None or not peers.up or peers.holds(user.id, nick):
+            return None
+        key = (user.id, _key(nick))
+        if self._refused_leases.pop(key, False):
+            return taken(nick)
+
+        def answered(granted: bool | None) -> None:
+            if granted is False:
+                self._refused_leases[key] = True
+            if user.state is State.GONE:
+                if granted and self.peers is not None:
+                    self.peers.release(user.id, nick)
+            else:
+                retry()
+            self._refused_leases.pop(key, None)  # told, or no longer asked
+
+        if not peers.claim(user.id, nick, answered):
+            return taken(nick)
+        return PENDING
+
+    def _notify_problem(
+        self, user: User, call: Callable[..., str | None], *args: Any, **kwargs: Any
+    ) -> None:
+        """Make ``call`` again (a lease has been answered) and tell ``user``
+        why not, if not."""
+        if user.state is State.GONE:
+            return
+        problem = call(user, *args, **kwargs)
+        if problem and problem is not PENDING:
+            self.notify(user, problem)
+
+    def lease_lost(self, user_id: int, why: str) -> None:
+        """This node's user ``user_id`` may no longer be called what it is
+        (``why``): it is told, and renamed to its nickname and a few digits."""
+        user = self._by_id.get(user_id)
+        if user is None or user.node or user.state is not State.NAMED:
+            return
+        self.notify(user, f"The nickname {user.nick} is no longer yours: {why}.")
+        self._fall_back(user_id)
+
+    def _fall_back(self, user_id: int, new: str = "", tries: int = 0) -> None:
+        """Rename ``user_id`` to ``new``, or to a name made of its own, until
+        one is had (a few tries: each is a random number)."""
+        user = self._by_id.get(user_id)
+        if user is None or user.node or user.state is not State.NAMED or tries > 5:
+            return
+        if not new:
+            stem = user.nick.rsplit("-", 1)[0] if "-" in user.nick else user.nick
+            for _ in range(10):
+                number = random.randrange(10**_FALLBACK_DIGITS)
+                new = f"{stem[: NICK_MAX - _FALLBACK_DIGITS - 1]}-{number:0{_FALLBACK_DIGITS}d}"
+                if self.find(new) is None:
+                    break
+        again = functools.partial(self._fall_back, user_id, new, tries + 1)
+        problem = self.rename(user, new, verified=True, retry=again)
+        if problem and problem is not PENDING:
+            self._fall_back(user_id, "", tries + 1)  # taken meanwhile: another
+
+    def _since(self, user: User) -> float:
+        """When ``user`` connected, in seconds since the epoch (what other nodes
+        can read: the hub's clock is this process's)."""
+        return self.wall() - (self.clock() - user.connected_at)
+
+    # -- what other nodes tell ------------------------------------------------------------
+
+    def from_peers(self, entry: Entry) -> None:
+        """A log entry, in the cluster's order (this node's own ones too, which
+        it has applied already: only their broadcasts are delivered)."""
+        mine = entry.origin == self.node
+        for change in entry.changes:
+            try:
+                self._apply(entry.origin, change, mine)
+            except Exception:
+                log.exception("cluster: cannot apply %r from %s", change[:3], entry.origin)
+        for broadcast in entry.broadcasts:
+            self._hear(entry.origin, broadcast, mine)
+        for request in entry.requests:
+            if request[1] == self.node:
+                self._requested(entry.origin, request)
+
+    def own_state(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """This node's users ([id, nick, ident, protocol, at, [[room, op], ...]])
+        and the topics of their rooms: a ``sync``'s arguments."""
+        users: list[list[Any]] = []
+        topics: dict[str, list[Any]] = {}
+        for user in self._by_id.values():
+            if user.node:
+                continue
+            rooms = [[room.name, user in room.ops] for room in user.rooms.values()]
+            users.append([user.id, user.nick, user.ident, user.protocol, self._since(user), rooms])
+            for room in user.rooms.values():
+                if room.topic:
+                    topics[room_key(room.name)] = [room.name, room.topic, room.topic_by]
+        return users, list(topics.values())
+
+    def remote_users(self, node: str) -> list[User]:
+        """The users of ``node`` this node knows of."""
+        return [user for (n, _), user in self._remote.items() if n == node]
+
+    def _apply(self, origin: str, change: list[Any], mine: bool) -> None:
+        name, args = change[0], change[1:]
+        if name == "topic":  # every node's, in the log's order (this one's again too)
+            room = self.find_room(args[0])
+            if room is not None:
+                room.topic, room.topic_by = args[1], args[2]
+            return
+        if name == "op":
+            found = self._remote.get((args[0], args[1]))
+            if found is None and args[0] == self.node:
+                found = self._by_id.get(args[1])
+            room = self.find_room(args[2])
+            if found is not None and room is not None and found in room.members:
+                if args[3]:
+                    room.ops.add(found)
+                else:
+                    room.ops.discard(found)
+            return
+        if name in ("lost", "bye"):
+            if args[0] != self.node:
+                self._lose(args[0], "node lost" if name == "lost" else "server shutting down")
+            return
+        if name == "sync":
+            if args[0] != self.node:
+                self._sync(args[0], args[1], args[2])
+            return
+        if mine or name == "hello":
+            return  # this node's users: applied as they happened
+        key = (origin, args[0])
+        user = self._remote.get(key)
+        if name == "arrive":
+            if user is None:
+                self._add_remote(origin, *args)
+        elif user is None:
+            log.debug("cluster: %s about an unknown user %s/%s", name, origin, args[0])
+        elif name == "gone":
+            self._drop_remote(user)
+        elif name == "rename":
+            self._rename_remote(user, args[1])
+        elif name == "join":
+            self._join_remote(user, args[1], args[2])
+        elif name == "leave":
+            room = self.find_room(args[1])
+            if room is not None and user in room.members:
+                self._leave_room(user, room)
+
+    def _add_remote(
+        self, node: str, remote_id: int, nick: str, ident: str, protocol: str, at: float
+    ) -> User:
+        now = self.clock()
+        user = User(
+            _RemoteLink(node),  # type: ignore[arg-type]
+            now - max(0.0, self.wall() - at),
+            next(self._ids),
+            _RemoteWire(protocol),
+        )
+        user.node, user.remote_id = node, remote_id
+        user.nick, user.ident = nick, ident
+        user.state = State.NAMED
+        user.last_active = now
+        self._remote[(node, remote_id)] = user
+        self._by_id[user.id] = user
+        holder = self._named.get(_key(nick))
+        if holder is not None:  # the same nickname on two nodes at once
+            log.warning("cluster: %s is on %s and %s at once", nick, holder.link.peer, node)
+        else:
+            self._named[_key(nick)] = user
+        self.stats.users_peak = max(self.stats.users_peak, len(self._named))
+        return user
+
+    def _drop_remote(self, user: User) -> None:
+        user.state = State.GONE
+        self._remote.pop((user.node, user.remote_id), None)
+        self._by_id.pop(user.id, None)
+        if self._named.get(_key(user.nick)) is user:
+            del self._named[_key(user.nick)]
+        for room in list(user.rooms.values()):
+            self._leave_room(user, room)
+
+    def _rename_remote(self, user: User, nick: str) -> None:
+        if self._named.get(_key(user.nick)) is user:
+            del self._named[_key(user.nick)]
+        user.nick = nick
+        self._named.setdefault(_key(nick), user)
+
+    def _join_remote(self, user: User, name: str, op: bool) -> None:
+        room = self.find_room(name)
+        if room is None:
+            if room_problem(name):
+                return
+            room = self._rooms[room_key(name)] = self._new_room(name)
+        room.members[user] = None
+        user.rooms[room_key(room.name)] = room
+        if op:
+            room.ops.add(user)
+
+    def _lose(self, node: str, reason: str) -> None:
+        """``node`` is gone: its users are told here as leaving, for ``reason``."""
+        lost = self.remote_users(node)
+        for user in lost:
+            if user.rooms:
+                self.delivery.to_sharing(user, ev.Quit(user.nick, reason, user.ident))
+            self._drop_remote(user)
+        if lost:
+            log.info("cluster: %s lost, and its %d users", node, len(lost))
+
+    def _sync(self, node: str, users: list[list[Any]], topics: list[list[Any]]) -> None:
+        """All of ``node``'s users, as it has them now: what differs from what
+        this node knew is told as arrivals, departures, renames, joins, parts."""
+        known = {user.remote_id: user for user in self.remote_users(node)}
+        seen = set()
+        for remote_id, nick, ident, protocol, at, rooms in users:
+            seen.add(remote_id)
+            user = known.get(remote_id)
+            if user is None:
+                user = self._add_remote(node, remote_id, nick, ident, protocol, at)
+            elif user.nick != nick:
+                old = user.nick
+                self._rename_remote(user, nick)
+                if user.rooms:
+                    self.delivery.to_sharing(user, ev.Renamed(old, nick, ident))
+            now_in = {room_key(name): (name, op) for name, op in rooms}
+            for key, room in list(user.rooms.items()):
+                if key not in now_in:
+                    self.delivery.to_room(room, ev.Parted(room.name, user.nick, "", user.ident))
+                    self._leave_room(user, room)
+            for key, (name, op) in now_in.items():
+                if key not in user.rooms:
+                    found = self.find_room(name)
+                    if found is not None:
+                        self.delivery.to_room(found, ev.Joined(found.name, nick, False, ident))
+                    self._join_remote(user, name, op)
+                else:
+                    room = user.rooms[key]
+                    (room.ops.add if op else room.ops.discard)(user)
+        for remote_id, user in known.items():
+            if remote_id not in seen:
+                if user.rooms:
+                    self.delivery.to_sharing(user, ev.Quit(user.nick, "node lost", user.ident))
+                self._drop_remote(user)
+        for name, text, by in topics:
+            topical = self.find_room(name)
+            if topical is not None:
+                topical.topic, topical.topic_by = text, by
+
+    def _hear(self, origin: str, b: Broadcast, mine: bool) -> None:
+        """Deliver a broadcast of the log to this node's readers: rendered once
+        per format, as a local one is; the origin's sender is not told again."""
+        sender = self._by_id.get(b.exclude) if mine and b.exclude else None
+        event = b.event
+        if b.audience == ROOM:
+            room = self.find_room(b.where)
+            if room is None:
+                return
+            self.delivery.to_room(room, event, sender)
+            if not mine:
+                self._record_remote(room, event)
+        elif b.audience == SHARING:
+            rooms = [room for name in b.where if (room := self.find_room(name)) is not None]
+            reader = sender if sender is not None else _Nobody()
+            self.delivery.to_sharing(reader, event, rooms)  # type: ignore[arg-type]
+        elif b.audience == EVERYONE:
+            self.delivery.to_everyone(event, sender)
+        elif b.audience == USER and b.where[0] == self.node:
+            to = self._by_id.get(b.where[1])
+            if to is None or to.node or to.state is not State.NAMED:
+                return
+            self.delivery.to_user(to, event)
+            self.delivery.counted(1)
+            if isinstance(event, ev.PrivateSaid):
+                who = self._remote.get((origin, b.exclude))
+                if who is not None:
+                    to.last_from = who.id
+
+    def _record_remote(self, room: Room, event: ev.Event) -> None:
+        """Keep another node's line in this node's history too."""
+        if isinstance(event, ev.Said):
+            kind = kept.NOTICE if event.notice else kept.SAID
+            self._record(room, kind, event.nick, event.ident, event.text)
+        elif isinstance(event, ev.Acted):
+            self._record(room, kept.ACTED, event.nick, event.ident, event.text)
+        elif isinstance(event, ev.TopicSet):
+            self._record(room, kept.TOPIC, event.by, event.by_ident, event.text)
+
+    def _requested(self, origin: str, request: list[Any]) -> None:
+        """Another node asks this one to act on one of its users."""
+        name, _, user_id = request[:3]
+        user = self._by_id.get(user_id)
+        if user is None or user.node or user.state is not State.NAMED:
+            return
+        if name == "close":
+            self.kick(user, request[3])
+        elif name == "kick":
+            room_name, by_nick, by_ident, reason = request[3:]
+            room = self.find_room(room_name)
+            if room is not None and user in room.members:
+                self._kick(room, user, by_nick, by_ident, reason)
 
     # -- history -----------------------------------------------------------------------
 

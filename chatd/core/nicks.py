@@ -27,6 +27,19 @@ NICK_RULE: Final = f"1-{NICK_MAX} letters, digits or any of _-[]\\^{{}}|`"
 NICK_PROMPT: Final = f"Choose a nickname ({NICK_RULE}):"
 
 
+#: What the hub's register() and rename() answer while the cluster is asked
+#: whether a nickname is free (its lease in Redis, chatd.cluster): the
+#: caller's ``retry`` runs once Redis has answered (in a millisecond or so)
+#: and gets the answer; compare with ``is``. A caller that shows it anyway
+#: shows a true sentence.
+PENDING: Final = "Checking that nickname with the other servers..."
+
+
+def taken(nick: str) -> str:
+    """What someone is told who asks for a nickname someone else has."""
+    return f"The nickname {nick} is taken; choose another."
+
+
 def nick_problem(nick: str) -> str | None:
     """Why ``nick`` cannot be a nickname, or None if it can."""
     if _NICK.fullmatch(nick):

@@ -1,0 +1,254 @@
+"""Several hubs, one chat: the hub's side of a cluster (what it tells the
+other nodes, and what it makes of what they tell), with the Redis log played
+by a list, so that every step is deterministic. The real thing, with Redis
+and chatd processes, is tests/test_cluster_e2e.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chatd.cluster import codec
+from chatd.cluster.codec import Broadcast, Entry
+from chatd.core.hub import Hub, User
+from tests.helpers import FakeLink, HubFixture
+
+
+class Node:
+    """One hub and its Peers: what it does in a step is one entry."""
+
+    def __init__(self, log: Log, name: str) -> None:
+        self.log = log
+        self.node = name
+        self.fixture = HubFixture()
+        self.hub: Hub = self.fixture.hub
+        self.hub.peers = self
+        self.entry = Entry(name, 0)
+        self.serial = 0
+        self.up = True
+
+    def change(self, change: list[Any]) -> None:
+        self.entry.changes.append(change)
+
+    def broadcast(self, broadcast: Broadcast) -> None:
+        self.entry.broadcasts.append(broadcast)
+
+    def request(self, request: list[Any]) -> None:
+        self.entry.requests.append(request)
+
+    def describe(self) -> dict[str, Any]:
+        return {"node": self.node}
+
+    def holds(self, user_id: int, nick: str) -> bool:
+        return self.log.leases.get(nick.lower()) == (self.node, user_id)
+
+    def claim(self, user_id: int, nick: str, then: Callable[[bool | None], None]) -> bool:
+        self.log.claims.append((nick.lower(), (self.node, user_id), then))
+        return True
+
+    def release(self, user_id: int, nick: str) -> None:
+        if self.holds(user_id, nick):
+            del self.log.leases[nick.lower()]
+
+    def end_turn(self) -> None:
+        if self.entry:
+            self.serial += 1
+            self.entry.serial = self.serial
+            self.log.entries.append(codec.encode(self.entry))  # as it goes over the wire
+            self.entry = Entry(self.node, 0)
+
+    def join(self, nick: str) -> tuple[User, FakeLink]:
+        link = FakeLink()
+        user = self.hub.connect(link)
+        self.hub.receive(user, nick)
+        self.log.settle()
+        return user, link
+
+
+class Log:
+    """The cluster's log: every node's entries in one order, read by all."""
+
+    def __init__(self, *names: str) -> None:
+        self.entries: list[str] = []
+        self.read = 0
+        #: Nickname leases, as Redis keeps them: folded nick -> (node, user id).
+        self.leases: dict[str, tuple[str, int]] = {}
+        self.claims: list[tuple[str, tuple[str, int], Callable[[bool | None], None]]] = []
+        self.nodes = [Node(self, name) for name in names]
+
+    def settle(self) -> None:
+        """Every node's step ends; every entry reaches every node, in order,
+        until no node has more to say."""
+        while True:
+            while self.claims:  # SET NX, in the order they came
+                key, owner, then = self.claims.pop(0)
+                granted = self.leases.setdefault(key, owner) == owner
+                then(granted)
+            for node in self.nodes:
+                node.end_turn()
+            if self.read == len(self.entries) and not self.claims:
+                return
+            if self.read == len(self.entries):
+                continue
+            text = self.entries[self.read]
+            self.read += 1
+            for node in self.nodes:
+                node.hub.from_peers(codec.decode(text))
+
+
+def _three() -> tuple[Log, Node, Node, Node]:
+    log = Log("a", "b", "c")
+    return (log, *log.nodes)  # type: ignore[return-value]
+
+
+def test_a_line_reaches_every_node_once_and_not_its_sender() -> None:
+    log, a, b, c = _three()
+    alice, alice_link = a.join("alice")
+    _, bob_link = b.join("bob")
+    _, carol_link = c.join("carol")
+    _, dave_link = a.join("dave")
+    for link in (alice_link, bob_link, carol_link, dave_link):
+        link.take()
+    a.hub.receive(alice, "hello, everyone")
+    assert alice_link.take() == []  # not yet: it waits for the log's order
+    log.settle()
+    for link in (bob_link, carol_link, dave_link):
+        assert link.take() == ["<alice> hello, everyone"]
+    assert alice_link.take() == []
+
+
+def test_everyone_on_every_node_is_in_the_room_and_can_be_messaged() -> None:
+    log, a, b, c = _three()
+    alice, alice_link = a.join("alice")
+    bob, bob_link = b.join("bob")
+    c.join("carol")
+    for node in (a, b, c):
+        assert node.hub.nicks() == ["alice", "bob", "carol"]
+        assert node.hub.members(node.hub.find_room("#lobby")) == ["alice", "bob", "carol"]
+    assert b.hub.find("alice").node == "a"
+    alice_link.take()
+    bob_link.take()
+    assert a.hub.private(alice, "bob", "psst") is None
+    assert alice_link.take() == ["-> *bob* psst"]
+    log.settle()
+    assert bob_link.take() == ["*alice* psst"]
+    b.hub.receive(bob, "/r and you")  # /r knows who wrote last, from another node
+    log.settle()
+    assert alice_link.take() == ["*bob* and you"]
+
+
+def test_joins_parts_renames_quits_and_topics_cross_nodes() -> None:
+    log, a, b, _ = _three()
+    alice, _ = a.join("alice")
+    bob, bob_link = b.join("bob")
+    bob_link.take()
+    a.hub.receive(alice, "/join #rust")
+    log.settle()
+    b.hub.receive(bob, "/join #rust")
+    log.settle()
+    assert b.hub.members(b.hub.find_room("#rust")) == ["alice", "bob"]
+    assert "alice" in b.hub.room_ops(b.hub.find_room("#rust"))  # she made it
+    bob_link.take()
+    a.hub.receive(alice, "/topic all things rust")
+    a.hub.receive(alice, "/nick alicia")
+    log.settle()
+    assert b.hub.find_room("#rust").topic == "all things rust"
+    assert b.hub.find("alicia") is not None and b.hub.find("alice") is None
+    got = bob_link.take()
+    assert any("alice set the topic" in line and "all things rust" in line for line in got), got
+    assert "*** alice is now known as alicia" in got, got
+    a.hub.receive(alice, "/quit gone fishing")
+    log.settle()
+    assert "*** alicia left (Quit: gone fishing)" in bob_link.take()
+    assert b.hub.nicks() == ["bob"]
+    assert b.hub.members(b.hub.find_room("#rust")) == ["bob"]
+
+
+def test_a_room_operator_kicks_a_user_of_another_node() -> None:
+    log, a, b, _ = _three()
+    alice, alice_link = a.join("alice")
+    bob, bob_link = b.join("bob")
+    a.hub.receive(alice, "/join #den")
+    log.settle()
+    b.hub.receive(bob, "/join #den")
+    log.settle()
+    alice_link.take()
+    bob_link.take()
+    a.hub.receive(alice, "/kick bob #den behave")
+    log.settle()
+    assert b.hub.members(b.hub.find_room("#den")) == ["alice"]
+    assert a.hub.members(a.hub.find_room("#den")) == ["alice"]
+    told = bob_link.take()
+    assert any("kicked" in line and "behave" in line for line in told), told
+    assert any("bob was kicked" in line for line in alice_link.take())
+
+
+def test_a_lost_node_takes_its_users_with_it_once() -> None:
+    log, a, b, c = _three()
+    a.join("alice")
+    _, bob_link = b.join("bob")
+    c.join("carol")
+    bob_link.take()
+    log.entries.append(codec.encode(Entry("*", 0, changes=[["lost", "a"]])))
+    log.settle()
+    assert bob_link.take() == ["*** alice left (node lost)"]
+    assert b.hub.nicks() == c.hub.nicks() == ["bob", "carol"]
+    assert b.hub.find("alice") is None
+
+
+def test_a_node_that_comes_back_is_told_as_what_changed() -> None:
+    log, a, b, _ = _three()
+    alice, _ = a.join("alice")
+    _, bob_link = b.join("bob")
+    bob_link.take()
+    a.up = False  # Redis is away from node a: it goes on alone
+    a.hub.receive(alice, "/nick alicia")
+    a.join("erin")
+    log.settle()
+    assert b.hub.nicks() == ["alice", "bob"]
+    a.up = True
+    users, topics = a.hub.own_state()
+    a.change(["sync", "a", users, topics])
+    log.settle()
+    assert b.hub.nicks() == ["alicia", "bob", "erin"]
+    got = bob_link.take()
+    assert "*** alice is now known as alicia" in got
+    assert any(line.startswith("*** erin joined") for line in got), got
+
+
+def test_one_nickname_claimed_on_every_node_at_once_is_had_by_one() -> None:
+    log, a, b, c = _three()
+    tries = []
+    for node in (a, b, c):
+        for _ in range(3):
+            link = FakeLink()
+            user = node.hub.connect(link)
+            node.hub.receive(user, "alice")  # all before any answer
+            tries.append((node, user, link))
+    log.settle()
+    welcomed = [
+        link for _, _, link in tries if any("Welcome, alice!" in line for line in link.lines)
+    ]
+    assert len(welcomed) == 1
+    refused = [link for _, _, link in tries if link not in welcomed]
+    assert all(
+        any("The nickname alice is taken" in line for line in link.lines) for link in refused
+    )
+    for node in (a, b, c):
+        assert node.hub.nicks() == ["alice"]
+
+
+def test_a_user_whose_lease_is_lost_is_renamed_and_told() -> None:
+    log, a, b, _ = _three()
+    alice, alice_link = a.join("alice")
+    _, bob_link = b.join("bob")
+    alice_link.take()
+    a.hub.lease_lost(alice.id, "someone on another server took it")
+    log.settle()
+    told = alice_link.take()
+    assert (
+        told[0] == "*** The nickname alice is no longer yours: someone on another server took it."
+    )
+    assert alice.nick.startswith("alice-") and len(alice.nick) == 10
+    assert b.hub.find(alice.nick) is not None and b.hub.find("alice") is None
+    assert f"*** alice is now known as {alice.nick}" in bob_link.take()
