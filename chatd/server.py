@@ -19,6 +19,7 @@ from chatd import metrics
 from chatd.admin import wire
 from chatd.admin.paths import check_leftover, prepare_folder, serve_error, socket_path
 from chatd.admin.service import AdminService
+from chatd.cluster.backplane import Backplane
 from chatd.config import (
     Config,
     ConfigError,
@@ -27,6 +28,7 @@ from chatd.config import (
     load,
     reapply_overrides,
 )
+from chatd.core.buffers import chunks
 from chatd.core.hub import Hub
 from chatd.core.link import Framing, Handler
 from chatd.core.passwords import Hasher
@@ -40,6 +42,7 @@ from chatd.plugins import BUILTIN_PLUGINS
 from chatd.store.store import Store, open_store
 from chatd.web_gateway import WebGateway
 from chatd.wire import irc_message, line
+from chatd.wire.resp import parse_url
 from chatd.wire.text import sentence
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ ADMIN_SENDQ_BYTES: Final = 64 * 1024 * 1024
 #: room (every nc user is in it; a room users made must not become it by a
 #: reload), the names every IRC line carries (the server's, the network's,
 #: the service's: a client would be left talking to a name that is gone), and
-#: the database and what its writer prunes by.
+#: the database and what its writer prunes by, and the cluster a node is in.
 RESTART_ONLY: Final = (
     "[server] host",
     "[server] port",
@@ -70,7 +73,13 @@ RESTART_ONLY: Final = (
     "[web] enabled",
     "[web] host",
     "[web] port",
+    "[cluster]",
 )
+#: Unsent output the Redis command connection may hold: a node's sync of
+#: 10,000 users is about a MiB, and a burst of chat while Redis is slow
+#: queues behind it; past this Redis is not keeping up, and the connection is
+#: dropped (the node serves alone, then catches up).
+REDIS_SENDQ_BYTES: Final = 64 * 1024 * 1024
 #: File descriptors kept beyond max_clients: listeners, the admin socket and its
 #: clients, the selector, the wake-up pair, word lists being read, the log.
 RESERVED_FDS: Final = 64
@@ -158,6 +167,7 @@ class Server:
         self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
         # The iteration's lines go to the store's writer once its output is out.
         self.reactor.add_turn_hook(self.store.end_turn)
+        self.cluster = self._backplane(config)
         self.hub = Hub(
             self.plugins,
             self.timers,
@@ -168,7 +178,12 @@ class Server:
             store=self.store,
             # scrypt runs on its own thread; the answer comes back on the loop.
             hasher=Hasher(self.reactor.call_soon_threadsafe),
+            peers=self.cluster,
         )
+        if self.cluster is not None:
+            self.cluster.hub = self.hub
+            # The iteration's entry goes out with the iteration's output.
+            self.reactor.add_turn_hook(self.cluster.end_turn, before_flush=True)
 
         self.plugins.attach(self.hub)
         self.irc = IrcGateway(self.hub) if config.irc.enabled else None
@@ -194,6 +209,27 @@ class Server:
         self._irc: Listener | None = None
         self._web: Listener | None = None
 
+    def _backplane(self, config: Config) -> Backplane | None:
+        """The cluster's backplane when ``[cluster] redis`` names one."""
+        cluster = config.cluster
+        if not cluster.redis:
+            return None
+        return Backplane(
+            parse_url(cluster.redis),  # checked as the settings were read
+            cluster.node,  # "" until listen() knows the port
+            self.timers,
+            lambda host, port, handler, name: self.reactor.connect(
+                host,
+                port,
+                handler,
+                framing=chunks,
+                limits=Limits(sendq_bytes=REDIS_SENDQ_BYTES),
+                name=name,
+            ),
+            prefix=cluster.prefix,
+            node_timeout=cluster.node_timeout,
+        )
+
     def listen(self) -> tuple[str, int]:
         """Bind the chat ports (nc, and IRC unless it is off); returns the nc
         one's (host, port) as bound (port 0 picks one). Raises ListenError for
@@ -207,6 +243,8 @@ class Server:
             "chat", "[server]", server.host, server.port, self.hub, chat_limits(config), tally, "nc"
         )
         self.address = self._chat.sock.getsockname()[:2]
+        if self.cluster is not None and not self.cluster.node:
+            self.cluster.node = f"{os.uname().nodename}:{self.address[1]}"
         if self.irc is not None:
             irc = config.irc
             self._irc = self._listen_tcp(
@@ -313,6 +351,11 @@ class Server:
             running=lambda: guard.current,
         )
         watchdog.start()
+        if self.cluster is not None:
+            log.info(
+                "cluster: node %s, through Redis at %s", self.cluster.node, self.cluster.address
+            )
+            self.cluster.start()
         try:
             self.reactor.run()
         finally:
@@ -429,6 +472,8 @@ class Server:
         well, facts = metrics.health(self.store)  # 503 while the store cannot write
         facts["uptime_seconds"] = round(self.clock() - self.stats.started, 1)
         facts["connections"] = len(self.reactor.connections)
+        if self.cluster is not None:
+            facts["cluster"] = self.cluster.describe()
         return well, facts
 
     def stop(self, message: str | None = None) -> None:

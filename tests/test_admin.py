@@ -77,8 +77,8 @@ def test_users_lists_everyone_with_the_fields(admin_server: Server, admin: Admin
     assert [u["nick"] for u in users] == ["alice", "bob"]
     by_nick = {u["nick"]: u for u in users}
     assert set(by_nick["alice"]) == {
-        "nick", "address", "protocol", "account", "connected_seconds", "idle_seconds", "lines",
-        "rooms", "game",
+        "nick", "address", "node", "protocol", "account", "connected_seconds", "idle_seconds",
+        "lines", "rooms", "game",
     }  # fmt: skip
     assert by_nick["alice"]["address"] == "{}:{}".format(*alice.sock.getsockname())
     assert by_nick["alice"]["protocol"] == "line"

@@ -53,6 +53,10 @@ def users_table(users: list[dict[str, Any]]) -> Table:
     # The nick and address stay whole (what a kick or a ban needs); in a narrow
     # terminal the rest wraps, rooms and game (the free-form ones) folding.
     table.add_column("nick", style="bold", no_wrap=True)
+    # In a cluster, the node each is on (its address is that node's business).
+    nodes = any(user.get("node") for user in users)
+    if nodes:
+        table.add_column("node", no_wrap=True)
     table.add_column("address", no_wrap=True)
     table.add_column("via", no_wrap=True)
     table.add_column("connected", justify="right")
@@ -63,6 +67,7 @@ def users_table(users: list[dict[str, Any]]) -> Table:
     for user in users:
         table.add_row(
             Text(user["nick"]),
+            *([Text(user.get("node") or "")] if nodes else []),
             Text(user["address"]),  # as Text: an IPv6 "::1234:" is no emoji code
             # How it came in (a server from before IRC: all line), and as which
             # account if it proved one's password: "irc (alice)".
@@ -130,6 +135,16 @@ def stats_table(stats: dict[str, Any]) -> Table:
             f" {_plural(rows['scores'], 'score')}",
         )
         table.add_row("store dropped", _plural(store["dropped_lines"], "line"))
+    cluster = stats.get("cluster")  # a node of a cluster
+    if cluster is not None:
+        table.add_row("cluster", Text(f"node {cluster['node']}, {cluster['state']}"))
+        table.add_row("redis", Text(cluster["redis"]))
+        table.add_row(
+            "cluster log",
+            f"at {cluster['log_position']:,}; {cluster['entries_out']:,} entries out,"
+            f" {cluster['entries_in']:,} in, {cluster['entries_fetched']:,} fetched,"
+            f" {cluster['entries_missed']:,} missed; {_plural(cluster['outages'], 'outage')}",
+        )
     return table
 
 

@@ -144,6 +144,8 @@ class AdminService:
             {
                 "nick": user.nick,
                 "address": user.link.peer,
+                # In a cluster, the node it is on (this one's name for its own).
+                "node": user.node or self._hub.node,
                 # The wire's format, less its options ("irc+time" is IRC).
                 "protocol": user.protocol,
                 # The account it proved the password of ("" for a guest).
@@ -357,6 +359,8 @@ class AdminService:
             # Only the file's writer drops lines (its queue full, a commit failed).
             "dropped_lines": store.lines.dropped,
         }
+        if self._hub.peers is not None:
+            snapshot["cluster"] = self._hub.peers.describe()
         return snapshot
 
     def say(self, args: dict[str, Any]) -> str:
