@@ -186,8 +186,8 @@ _PER_LISTENER: Final = (
         "chatd_connections_refused_total",
         "Connections turned away (server full, too many from one address, a uid not allowed).",
     ),
-    ("bytes_in", "chatd_bytes_in_total", "Bytes read from clients."),
-    ("bytes_out", "chatd_bytes_out_total", "Bytes written to clients."),
+    ("bytes_in", "chatd_bytes_in_total", "Bytes read from clients (or from Redis)."),
+    ("bytes_out", "chatd_bytes_out_total", "Bytes written to clients (or to Redis)."),
     (
         "sendq_disconnects",
         "chatd_sendq_disconnects_total",
@@ -316,6 +316,8 @@ def collect(
             "chatd_store_bytes", "The database's bytes on disk, its WAL included.", store.size()
         ),
     ]
+    if hub.peers is not None:
+        families += _cluster(hub)
     if http is not None:
         families.append(
             Family(
@@ -329,6 +331,49 @@ def collect(
             )
         )
     return families
+
+
+def _cluster(hub: Hub) -> list[Family]:
+    """The backplane's families, for a node of a cluster."""
+    assert hub.peers is not None
+    state = hub.peers.describe()
+    by_node: Counter[str] = Counter({hub.node: 0})
+    for user in hub.users():
+        by_node[user.node or hub.node] += 1
+    up = int(state["state"] == "up")
+    entries = {
+        "out": state["entries_out"],
+        "in": state["entries_in"],
+        "fetched": state["entries_fetched"],
+        "missed": state["entries_missed"],
+    }
+    return [
+        _family("chatd_cluster_up", "1 while this node is in touch with Redis.", up),
+        _family(
+            "chatd_cluster_log_position", "The cluster log's latest entry applied here.",
+            state["log_position"],
+        ),
+        _family(
+            "chatd_cluster_entries_total",
+            "Log entries: sent, applied, fetched from the log to fill a gap, missed (trimmed).",
+            entries,
+            "direction",
+        ),
+        _family(
+            "chatd_cluster_outages_total", "Times this node lost touch with Redis.",
+            state["outages"],
+        ),
+        _family(
+            "chatd_cluster_nickname_leases", "Nickname leases this node holds.",
+            state["nickname_leases"],
+        ),
+        _family(
+            "chatd_cluster_fenced_total",
+            "Times this node gave up its users' nicknames, out of touch past their leases.",
+            state["fenced"],
+        ),
+        _family("chatd_cluster_users", "Named users, by the node they are on.", by_node, "node"),
+    ]  # fmt: skip
 
 
 # -- health ----------------------------------------------------------------------------

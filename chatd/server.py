@@ -459,7 +459,8 @@ class Server:
         families = metrics.collect(
             hub=self.hub,
             store=self.store,
-            listeners=self.reactor.listeners,
+            # Redis's connections too: their bytes, under their own names.
+            listeners=[*self.reactor.listeners, *self.reactor.outbound],
             plugins=self.plugins.names,
             guard=self.plugins.guard,
             loop_times=self.reactor.loop_times,

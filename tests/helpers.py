@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -54,6 +54,9 @@ WAIT = 10.0
 
 #: struct linger {l_onoff = 1, l_linger = 0}: close() sends RST instead of FIN.
 LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+
+
+T = TypeVar("T")
 
 
 class FakeClock(testing.FakeClock):
@@ -430,6 +433,28 @@ def wait_until(condition: Callable[[], bool], wait: float = WAIT, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def on_loop(server: Server, call: Callable[[], T], wait: float = WAIT) -> T:
+    """``call()`` run on ``server``'s loop thread (whose hub no other thread
+    may touch), and its result; its exception is raised here."""
+    done = threading.Event()
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append((True, call()))
+        except BaseException as exc:
+            result.append((False, exc))
+        finally:
+            done.set()
+
+    server.reactor.call_soon_threadsafe(run)
+    assert done.wait(wait), f"the server's loop did not run {call!r} within {wait}s"
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def listener_for(server: Server, handler: object) -> Listener:

@@ -6,13 +6,29 @@ process of its own where a test kills one), with nc users on real sockets.
 
 from __future__ import annotations
 
+import json
 import re
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatd.config import ClusterSettings, Config
 from chatd.server import Server
-from tests.helpers import LineClient, make_config, running_server, wait_until
+from tests.helpers import (
+    LIFTED_LIMITS_TOML,
+    WAIT,
+    IrcLineClient,
+    LineClient,
+    ServerProcess,
+    make_config,
+    on_loop,
+    running_server,
+    wait_until,
+)
 from tests.redis_server import RedisServer
 
 
@@ -30,7 +46,7 @@ def nodes(redis: RedisServer, *names: str) -> Iterator[list[Server]]:
     with ExitStack() as stack:
         servers = [stack.enter_context(running_server(node_config(redis, n))) for n in names]
         for server in servers:
-            wait_until(lambda s=server: _up(s), what=f"{server.cluster.node} joined")
+            wait_until(lambda s=server: on_loop(s, lambda: _up(s)), what="a node joined")
         yield servers
 
 
@@ -45,8 +61,8 @@ def seen_everywhere(servers: list[Server], *nicks: str) -> None:
     """Wait until every node knows every one of ``nicks``."""
     for server in servers:
         wait_until(
-            lambda s=server: all(s.hub.find(n) is not None for n in nicks),
-            what=f"{nicks} on {server.cluster.node}",
+            lambda s=server: on_loop(s, lambda: all(s.hub.find(n) is not None for n in nicks)),
+            what=f"{nicks} on every node",
         )
 
 
@@ -92,7 +108,7 @@ def test_who_and_names_show_everyone_on_every_node(redis_server: RedisServer) ->
         alice.send("/who #lobby")
         alice.expect(re.compile(r"alice.*bob|bob.*alice"))
         bob.send("/join #rust")
-        wait_until(lambda: a.hub.find_room("#rust") is not None, what="#rust on a")
+        wait_until(lambda: on_loop(a, lambda: a.hub.find_room("#rust")) is not None, what="#rust")
         alice.send("/join #rust")
         bob.expect(re.compile(r"^\*\*\* alice joined #rust"))
         alice.send("hi bob")
@@ -101,3 +117,234 @@ def test_who_and_names_show_everyone_on_every_node(redis_server: RedisServer) ->
         bob.expect("*alice* psst")
         bob.send("/quit bye")
         alice.expect("*** bob left (Quit: bye)")
+
+
+def test_one_nickname_claimed_on_every_node_at_once_is_had_by_one(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b", "c") as servers:
+        clients = [LineClient(s.address) for s in servers for _ in range(5)]  # type: ignore[arg-type]
+        for client in clients:
+            client.expect(re.compile(r"^\*\*\* Choose a nickname"))
+        for client in clients:  # as near at once as one thread sends
+            client.send("alice")
+        outcomes = [
+            client.expect(re.compile(r"^\*\*\* (Welcome, alice!|The nickname alice is taken)"))
+            for client in clients
+        ]
+        assert sum("Welcome" in line for line in outcomes) == 1, outcomes
+        for server in servers:
+            wait_until(lambda s=server: on_loop(s, s.hub.nicks) == ["alice"], what="alice")
+        assert redis_server.call("KEYS", "chatd:nick:*") == [b"chatd:nick:alice"]
+        winner = clients[next(i for i, line in enumerate(outcomes) if "Welcome" in line)]
+        winner.send("/quit")
+        winner.wait_closed()
+        # Gone, it lets go: the name is free on every node at once.
+        wait_until(lambda: redis_server.call("KEYS", "chatd:nick:*") == [], what="lease freed")
+        late = user(servers[2], "alice")
+        late.send("/quit")
+
+
+def test_an_operator_on_one_node_acts_on_the_whole_chat(redis_server: RedisServer) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob")
+        on_loop(a, lambda: a.admin.say({"text": "maintenance at noon"}))
+        alice.expect("*** Announcement: maintenance at noon")
+        bob.expect("*** Announcement: maintenance at noon")
+        users = {u["nick"]: u for u in on_loop(a, lambda: a.admin.users({}))}
+        assert users["bob"]["node"] == "b" and users["bob"]["address"] == "node b"
+        assert users["alice"]["node"] == "a"
+        assert on_loop(a, lambda: a.admin.kick({"nick": "bob", "reason": "spam"})) == "kicked bob"
+        assert any("kicked by an operator: spam" in line for line in bob.wait_closed())
+        alice.expect("*** bob left (kicked by an operator: spam)")
+        wait_until(lambda: on_loop(a, lambda: a.hub.find("bob")) is None, what="bob gone from a")
+
+
+class NodeProcess(ServerProcess):
+    """A node as a process of its own (``chatd serve --config``): one to kill."""
+
+    def __init__(self, tmp_path: Path, redis: RedisServer, name: str) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        config = folder / "chatd.toml"
+        config.write_text(
+            '[server]\nhost = "127.0.0.1"\nport = 0\n'
+            + LIFTED_LIMITS_TOML
+            + '[store]\npath = ":memory:"\n[admin]\nenabled = false\n'
+            + f'[cluster]\nredis = "{redis.url}"\nnode = "{name}"\nnode_timeout = 2\n'
+        )
+        super().__init__(folder, "--config", str(config))
+        self.wait_log(re.compile(rf"cluster: node {name} joined"))
+
+
+def test_a_node_killed_is_counted_lost_and_its_users_with_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    doomed = NodeProcess(tmp_path, redis_server, "doomed")
+    try:
+        with ExitStack() as stack:
+            config = node_config(redis_server, "b", node_timeout=2)
+            b = stack.enter_context(running_server(config))
+            wait_until(lambda: on_loop(b, lambda: _up(b)), what="b joined")
+            alice = LineClient(doomed.address)
+            alice.register("alice")
+            alice.send("/join #den")
+            bob = user(b, "bob")
+            seen_everywhere([b], "alice")
+            bob.send("/join #den")
+            alice.expect(re.compile(r"^\*\*\* bob joined #den"))
+            bob.pending.clear()
+            doomed.proc.kill()  # kill -9: no goodbye of any kind
+            started = time.monotonic()
+            # Once, though alice and bob share two rooms, within node_timeout
+            # (and a heartbeat: a third of it).
+            assert bob.expect(re.compile(r"alice left")) == "*** alice left (node lost)"
+            assert time.monotonic() - started < 2 + 2 / 3 + 1
+            assert on_loop(b, b.hub.nicks) == ["bob"]
+            bob.send("/who #den")
+            bob.expect(re.compile(r"^\*\*\* #den: bob$|bob"))
+            assert not [line for line in bob.pending if "alice" in line]
+            # Its nickname is free again once its lease has run out.
+            wait_until(lambda: redis_server.call("EXISTS", "chatd:nick:alice") == 0, what="free")
+            user(b, "alice")
+    finally:
+        doomed.stop()
+
+
+def test_redis_restarted_during_chat_each_node_goes_on_alone_then_together(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, carol, bob = user(a, "alice"), user(a, "carol"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob", "carol")
+        redis_server.stop()
+        for client in (alice, carol, bob):
+            client.expect(re.compile(r"^\*\*\* Lost touch with the other servers"))
+        alice.send("only carol hears this")  # nobody is cut off: a serves its own
+        carol.expect("<alice> only carol hears this")
+        redis_server.restart()  # the same port, nothing kept: a new log
+        for client in (alice, carol, bob):
+            client.expect("*** Back in touch with the other servers of this chat.")
+        alice.send("and now bob too")
+        bob.expect("<alice> and now bob too")
+        assert not [line for line in bob.pending if "only carol" in line]
+        # The new Redis knows everyone again: each node told it all it has.
+        keys = redis_server.call("KEYS", "chatd:nick:*")
+        assert sorted(keys) == [b"chatd:nick:alice", b"chatd:nick:bob", b"chatd:nick:carol"]
+        bob.send("/who #lobby")
+        bob.expect(re.compile(r"alice.*bob.*carol"))
+
+
+def test_a_node_that_loses_its_subscription_misses_no_line_that_reached_redis(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob")
+        bob.pending.clear()
+        alice.send("line 0")
+        bob.expect("<alice> line 0")
+        # b's subscriber is cut off by Redis; what a logs meanwhile waits in the log.
+        clients = redis_server.call("CLIENT", "LIST")
+        assert isinstance(clients, bytes)
+        found = re.search(rb"id=(\d+) .*name=chatd-b-subscriber", clients)
+        assert found, clients
+        assert redis_server.call("CLIENT", "KILL", "ID", found.group(1)) == 1
+        for i in range(1, 30):
+            alice.send(f"line {i}")
+        got = [bob.expect(re.compile(r"^<alice> line \d+$")) for _ in range(1, 30)]
+        assert got == [f"<alice> line {i}" for i in range(1, 30)]
+        assert on_loop(b, b.cluster.describe)["entries_fetched"] > 0  # from the log
+
+
+def test_a_node_out_of_touch_past_its_leases_renames_its_users(
+    redis_server: RedisServer,
+) -> None:
+    config = node_config(redis_server, "a", node_timeout=2)
+    with running_server(config) as a:
+        wait_until(lambda: on_loop(a, lambda: _up(a)), what="a joined")
+        alice = user(a, "alice")
+        redis_server.pause()  # a Redis that hangs: no answer, no EOF
+        alice.expect(re.compile(r"^\*\*\* Lost touch with the other servers"))
+        told = alice.expect(re.compile(r"^\*\*\* The nickname alice is no longer yours"))
+        assert "this server lost touch with the others for 2s" in told
+        renamed = alice.expect(re.compile(r"^\*\*\* You are now known as alice-\d{4}"))
+        alice.send("still here")  # chat goes on, under the new name
+        redis_server.resume()
+        alice.expect("*** Back in touch with the other servers of this chat.")
+        nick = renamed.rsplit(" ", 1)[-1].rstrip(".")
+        wait_until(
+            lambda: redis_server.call("EXISTS", f"chatd:nick:{nick.lower()}") == 1,
+            what="the new name's lease",
+        )
+
+
+def test_an_irc_user_on_one_node_chats_with_nc_users_on_another(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice = user(a, "alice")
+        assert b.irc_address is not None
+        irc = IrcLineClient(b.irc_address)
+        irc.register("ivan")
+        names = irc.expect_message("353")  # NAMES of the autojoined #lobby
+        assert "alice" in names.params[-1].split() and "ivan" in names.params[-1].split()
+        irc.expect_message("366")
+        alice.expect(re.compile(r"^\*\*\* ivan joined"))
+        alice.send("hello ivan")
+        said = irc.expect_message("PRIVMSG")
+        assert said.source.startswith("alice!") and said.params == ("#lobby", "hello ivan")
+        irc.send("PRIVMSG alice :hi from IRC")
+        alice.expect("*ivan* hi from IRC")
+        irc.send("WHO #lobby")
+        who = {irc.expect_message("352").params[5], irc.expect_message("352").params[5]}
+        assert who == {"alice", "ivan"}
+        irc.send("WHOIS alice")
+        assert irc.expect_message("311").params[1] == "alice"
+        irc.send("NICK alice")  # another node's user has it
+        assert irc.expect_message("433").params[1] == "alice"
+
+
+def _get(server: Server, path: str) -> tuple[bytes, bytes]:
+    """GET ``path`` from ``server``'s web listener: (status line, body)."""
+    assert server.web_address is not None
+    with socket.create_connection(server.web_address, timeout=WAIT) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body
+
+
+def test_healthz_and_metrics_show_the_backplane(redis_server: RedisServer) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        online = [user(a, "alice"), user(b, "bob")]
+        seen_everywhere([a, b], "alice", "bob")
+        status, body = _get(a, "/healthz")
+        assert status == b"HTTP/1.1 200 OK"
+        cluster = json.loads(body)["cluster"]
+        assert (cluster["node"], cluster["state"], cluster["nickname_leases"]) == ("a", "up", 1)
+        assert cluster["redis"] == redis_server.url
+        status, body = _get(a, "/metrics")
+        families = list(text_string_to_metric_families(body.decode()))
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
+        }
+        assert samples[("chatd_cluster_up", ())] == 1
+        assert samples[("chatd_cluster_users", (("node", "a"),))] == 1
+        assert samples[("chatd_cluster_users", (("node", "b"),))] == 1
+        assert samples[("chatd_cluster_entries_total", (("direction", "out"),))] >= 1
+        assert samples[("chatd_cluster_entries_total", (("direction", "in"),))] >= 2
+        assert samples[("chatd_connections_open", (("listener", "redis-command"),))] == 1
+        assert samples[("chatd_bytes_in_total", (("listener", "redis-subscriber"),))] > 0
+        readme = (Path(__file__).parent.parent / "README.md").read_text()
+        for family in families:
+            name = family.name + ("_total" if family.type == "counter" else "")
+            assert f"`{name}`" in readme, f"README's metrics table lacks {name}"
+        redis_server.stop()
+        wait_until(lambda: json.loads(_get(a, "/healthz")[1])["cluster"]["state"] == "down")
+        status, _ = _get(a, "/healthz")
+        assert status == b"HTTP/1.1 200 OK"  # serving its own users: well, if alone
+        assert all(client.sock.fileno() >= 0 for client in online)

@@ -530,10 +530,13 @@ class Backplane:
             if sub.link is not None:
                 sub.link.send(packed)
         self._sub_hello = len(hello)
-        self._command(None, "CLIENT", "SETNAME", f"chatd-{self.node}".replace(" ", "_"))
+        # Named for operators' CLIENT LIST (a node name has no spaces: see config).
+        self._command(None, "CLIENT", "SETNAME", f"chatd-{self.node}-command")
         for script in (SEQUENCE, HEARTBEAT, LEASE, RELEASE):
             self._command(self._checked("SCRIPT LOAD"), "SCRIPT", "LOAD", script)
         self._command(self._scripts_loaded, "SCRIPT", "LOAD", LEAVE)
+        sub.send("CLIENT", "SETNAME", f"chatd-{self.node}-subscriber")
+        self._sub_hello += 1
         sub.send("SUBSCRIBE", self._channel)
 
     def _command(
@@ -603,11 +606,12 @@ class Backplane:
             self._fence.cancel()
             self._fence = None
         self.adopt([(user[0], user[1]) for user in users])
-        self._renew()
         if self._told_down and self.hub is not None:
             self._told_down = False
             self.hub.tell_here("Back in touch with the other servers of this chat.")
-        self._arm_heartbeat()
+        # At once: in the node set (so that its death is noticed) before the
+        # others hear of its users, and its users' leases taken again.
+        self._heartbeat()
 
     # -- the log coming in ---------------------------------------------------------------
 
