@@ -22,7 +22,14 @@ def _entry() -> Entry:
             ["arrive", 1, "alice", "alice", "line", 1_700_000_000.5],
             ["join", 1, "#lobby", False],
             ["op", "node-b", 4, "#rust", True],
-            ["sync", "node-a:7777", [[1, "alice", "al", "irc", 1.0, [["#lobby", False]]]], []],
+            [
+                "sync",
+                "node-a:7777",
+                [[1, "alice", "al", "irc", 1.0, [["#lobby", False]]]],
+                [],
+                True,
+                True,
+            ],
         ],
         broadcasts=[
             Broadcast(ROOM, "#lobby", ev.Said("#lobby", "alice", "héllo\x1b[31m", "al", True), 1),
@@ -79,8 +86,8 @@ def _with(**fields: object) -> str:
         (_with(b=[["z", "#x", 0, "Said", "#x", "al", "hi", "", False]]), "unknown audience"),
         (_with(b=[["u", "bob", 0, "Notice", "hi", ""]]), "audience 'u' with the wrong target"),
         (_with(b=[["r", "#x", "0", "Notice", "hi", ""]]), "exclude is not an id"),
-        (_with(c=[["sync", "a", [[1, "al"]], []]]), "malformed user"),
-        (_with(c=[["sync", "a", [], [["#x"]]]]), "malformed topic"),
+        (_with(c=[["sync", "a", [[1, "al"]], [], True, True]]), "malformed user"),
+        (_with(c=[["sync", "a", [], [["#x"]], True, True]]), "malformed topic"),
         (_with(c=[["hello"]] * (codec.MAX_ITEMS + 1)), "more than"),
     ],
 )
@@ -91,6 +98,6 @@ def test_what_does_not_fit_is_refused_with_a_reason(text: str | bytes, reason: s
 
 def test_a_sync_past_its_bound_is_refused() -> None:
     users = [[i, f"u{i}", "", "line", 0.0, []] for i in range(codec.MAX_SYNC_USERS + 1)]
-    text = codec.encode(Entry("a", 1, changes=[["sync", "a", users, []]]))
+    text = codec.encode(Entry("a", 1, changes=[["sync", "a", users, [], True, True]]))
     with pytest.raises(BadEntry, match="sync of more than"):
         codec.decode(text)

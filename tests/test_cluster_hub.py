@@ -208,7 +208,7 @@ def test_a_node_that_comes_back_is_told_as_what_changed() -> None:
     assert b.hub.nicks() == ["alice", "bob"]
     a.up = True
     users, topics = a.hub.own_state()
-    a.change(["sync", "a", users, topics])
+    a.change(["sync", "a", users, topics, True, True])
     log.settle()
     assert b.hub.nicks() == ["alicia", "bob", "erin"]
     got = bob_link.take()
@@ -252,3 +252,45 @@ def test_a_user_whose_lease_is_lost_is_renamed_and_told() -> None:
     assert alice.nick.startswith("alice-") and len(alice.nick) == 10
     assert b.hub.find(alice.nick) is not None and b.hub.find("alice") is None
     assert f"*** alice is now known as {alice.nick}" in bob_link.take()
+
+
+def test_a_sync_in_parts_tells_departures_only_after_its_last() -> None:
+    log, a, b, _ = _three()
+    _, bob_link = b.join("bob")
+    users = [[i, f"u{i}", f"u{i}", "line", 0.0, [["#lobby", False]]] for i in range(1, 1201)]
+    parts = [users[:500], users[500:1000], users[1000:]]
+    for i, part in enumerate(parts):
+        a.change(["sync", "a", part, [], i == 0, i == 2])
+    log.settle()
+    assert len(b.hub.remote_users("a")) == 1200
+    bob_link.take()
+    # Again, without u1..u100: they leave once the last part is in, not before.
+    kept = users[100:]
+    a.change(["sync", "a", kept[:500], [], True, False])
+    log.settle()
+    assert len(b.hub.remote_users("a")) == 1200
+    a.change(["sync", "a", kept[500:], [], False, True])
+    log.settle()
+    assert len(b.hub.remote_users("a")) == 1100
+    left = [line for line in bob_link.take() if line.endswith("left (node lost)")]
+    assert len(left) == 100
+
+
+def test_a_big_iteration_goes_out_as_entries_of_a_bounded_size_in_order() -> None:
+    from chatd.cluster.backplane import MAX_ENTRY_BYTES, _split
+    from chatd.core import events as ev
+
+    entry = Entry("a", 0)
+    entry.changes = [["join", i, f"#r{i}", False] for i in range(3000)]
+    entry.broadcasts = [
+        Broadcast(codec.ROOM, "#r", ev.Said("#r", "al", f"line {i} " + "x" * 200), 0)
+        for i in range(3000)
+    ]
+    entry.requests = [["close", "b", 1, "bye"]]
+    parts = _split(entry)
+    assert len(parts) > 1
+    assert all(len(codec.encode(part)) <= MAX_ENTRY_BYTES for part in parts)
+    flat = [item for part in parts for item in (*part.changes, *part.broadcasts, *part.requests)]
+    assert flat == [*entry.changes, *entry.broadcasts, *entry.requests]
+    huge = Entry("a", 0, broadcasts=[Broadcast(codec.EVERYONE, None, ev.Notice("x" * 10**6), 0)])
+    assert _split(huge) == [huge]  # one item: alone, whatever its size

@@ -53,8 +53,21 @@ log = logging.getLogger(__name__)
 #: and minutes to hours of a busy chat; past it a returning node's users miss
 #: lines (it says how many).
 LOG_ENTRIES: Final = 100_000
-#: Entries fetched per XRANGE while catching up: one bounded reply (~100 KB).
-BACKFILL_BATCH: Final = 500
+#: The most one entry is, encoded (a busy iteration's is split; one line
+#: longer than this goes alone): small enough that a catch-up batch of them is
+#: one bounded reply.
+MAX_ENTRY_BYTES: Final = 256 * 1024
+#: Entries fetched per XRANGE while catching up: with entries of at most
+#: MAX_ENTRY_BYTES (or one line of up to 1 MiB, [limits] max_line_bytes'
+#: most, escaped), a batch stays under REPLY_BYTES; 100,000 entries are
+#: 6,250 round trips, a second or two.
+BACKFILL_BATCH: Final = 16
+#: The most one reply from Redis may be: BACKFILL_BATCH entries of twice the
+#: largest line there can be, with room to spare. Redis is this node's own
+#: service, not a peer to distrust, but a bound it is.
+REPLY_BYTES: Final = 64 * 1024 * 1024
+#: Users per ``sync`` change: about 50 KB of JSON, well inside an entry.
+SYNC_USERS: Final = 500
 #: Entries held while waiting for missing ones to arrive from the log: a
 #: node this far behind starts again from the log instead.
 MAX_HELD: Final = 50_000
@@ -166,7 +179,7 @@ class _Conn:
 
     def __init__(self, plane: Backplane) -> None:
         self.plane = plane
-        self.reader = RespReader()
+        self.reader = RespReader(REPLY_BYTES)
         self.link: Link | None = None
         self.closed = False
 
@@ -356,7 +369,8 @@ class Backplane:
         self._dial()
 
     def end_turn(self) -> None:
-        """The loop's iteration is over: what it did goes out as one entry."""
+        """The loop's iteration is over: what it did goes out as one entry
+        (or a few, past MAX_ENTRY_BYTES)."""
         entry = self._entry
         if not entry:
             return
@@ -364,21 +378,17 @@ class Backplane:
         if not self._up or self._cmd is None:
             self._here(entry)  # Redis went away within the iteration
             return
-        self._serial += 1
-        entry.origin, entry.serial = self.node, self._serial
-        self._unacked.append(entry)
-        self.entries_out += 1
-        self._command(
-            self._sequenced,
-            "EVALSHA",
-            _sha(SEQUENCE),
-            2,
-            self._seq_key,
-            self._log_key,
-            self._channel,
-            LOG_ENTRIES,
-            codec.encode(entry),
-        )
+        entry.origin = self.node
+        for part in _split(entry):
+            self._serial += 1
+            part.serial = self._serial
+            self._unacked.append(part)
+            self.entries_out += 1
+            self._command(
+                functools.partial(self._sequenced, part),
+                "EVALSHA", _sha(SEQUENCE), 2, self._seq_key, self._log_key,
+                self._channel, LOG_ENTRIES, codec.encode(part),
+            )  # fmt: skip
 
     def shutdown(self) -> None:
         """The server is stopping: the others hear this node's users leave,
@@ -601,7 +611,7 @@ class Backplane:
         # Whatever happened meanwhile, everyone learns all this node has, and
         # tells it all they have.
         users, topics = self.hub.own_state() if self.hub is not None else ([], [])
-        self._entry.changes[:0] = [["hello"], ["sync", self.node, users, topics]]
+        self._entry.changes[:0] = [["hello"], *self._syncs(users, topics)]
         if self._fence is not None:
             self._fence.cancel()
             self._fence = None
@@ -736,14 +746,22 @@ class Backplane:
 
     def _answer(self) -> None:
         if self.hub is not None:
-            users, topics = self.hub.own_state()
-            self._entry.changes.append(["sync", self.node, users, topics])
+            self._entry.changes += self._syncs(*self.hub.own_state())
 
-    def _sequenced(self, reply: Any) -> None:
+    def _syncs(self, users: list[list[Any]], topics: list[list[Any]]) -> list[list[Any]]:
+        """All of this node's users, as ``sync`` changes of SYNC_USERS each."""
+        chunks = [users[i : i + SYNC_USERS] for i in range(0, len(users), SYNC_USERS)] or [[]]
+        return [
+            ["sync", self.node, chunk, topics if i == 0 else [], i == 0, i == len(chunks) - 1]
+            for i, chunk in enumerate(chunks)
+        ]
+
+    def _sequenced(self, entry: Entry, reply: Any) -> None:
         if resp.is_error(reply):
             log.error("cluster: Redis refused an entry: %s; delivered on this node only", reply)
-            if self._unacked:
-                self._here(self._unacked.pop())
+            if entry in self._unacked:
+                self._unacked.remove(entry)
+                self._here(entry)
 
     def _here(self, entry: Entry) -> None:
         """Deliver ``entry`` on this node only (Redis is not there to take it)."""
@@ -840,6 +858,30 @@ class Backplane:
 
 def _ignore(reply: Any) -> None:
     pass
+
+
+def _split(entry: Entry) -> list[Entry]:
+    """``entry`` as entries of at most MAX_ENTRY_BYTES each (one item
+    longer than that alone in its own), applied as the whole would be: all
+    changes, then the broadcasts, then the requests, each in order."""
+    size = len(codec.encode(entry))
+    items = len(entry.changes) + len(entry.broadcasts) + len(entry.requests)
+    if size <= MAX_ENTRY_BYTES or items <= 1:
+        return [entry]
+    flat: list[tuple[str, Any]] = [
+        *(("c", item) for item in entry.changes),
+        *(("b", item) for item in entry.broadcasts),
+        *(("q", item) for item in entry.requests),
+    ]
+    half = len(flat) // 2
+    parts = []
+    for chunk in (flat[:half], flat[half:]):
+        part = Entry(entry.origin, 0)
+        part.changes = [item for kind, item in chunk if kind == "c"]
+        part.broadcasts = [item for kind, item in chunk if kind == "b"]
+        part.requests = [item for kind, item in chunk if kind == "q"]
+        parts += _split(part)
+    return parts
 
 
 def _run_id(info: Any) -> str:

@@ -72,9 +72,11 @@ CHANGES: Final[dict[str, tuple[type[Any], ...]]] = {
     "lost": (str,),  # node: it is gone, and its users with it
     "bye": (str,),  # node: it is shutting down, and its users go with it
     # node, its users [[id, nick, ident, protocol, at, [[room, op], ...]], ...],
-    # the topics of their rooms [[room, text, by], ...]: all of it, replacing
-    # what was known of that node (a node's first word, and after Redis was away)
-    "sync": (str, list, list),
+    # the topics of their rooms [[room, text, by], ...], whether this is the
+    # first part, and the last: all of it, in parts of a few hundred users,
+    # replacing what was known of that node (a node's first word, and after
+    # Redis was away)
+    "sync": (str, list, list, bool, bool),
     "hello": (),  # a node has (re)joined: every node answers with its sync
 }
 
@@ -240,7 +242,7 @@ def _decode_broadcast(item: Any) -> Broadcast:
 
 
 def _check_sync(change: list[Any]) -> None:
-    _, _, users, topics = change
+    _, _, users, topics, _, _ = change
     if len(users) > MAX_SYNC_USERS:
         raise BadEntry(f"a sync of more than {MAX_SYNC_USERS} users")
     for user in users:

@@ -335,6 +335,8 @@ class Hub:
         #: Nickname leases the cluster refused, until the retry has been told:
         #: (user id, folded nick).
         self._refused_leases: dict[tuple[int, str], bool] = {}
+        #: A node's sync under way (in parts): node -> its users' ids so far.
+        self._syncing: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
         #: Nicknames and addresses operators keep out for a while (chatd admin ban).
         self.bans = Bans()
@@ -1234,7 +1236,7 @@ class Hub:
             return
         if name == "sync":
             if args[0] != self.node:
-                self._sync(args[0], args[1], args[2])
+                self._sync(*args)
             return
         if mine or name == "hello":
             return  # this node's users: applied as they happened
@@ -1316,11 +1318,21 @@ class Hub:
         if lost:
             log.info("cluster: %s lost, and its %d users", node, len(lost))
 
-    def _sync(self, node: str, users: list[list[Any]], topics: list[list[Any]]) -> None:
-        """All of ``node``'s users, as it has them now: what differs from what
-        this node knew is told as arrivals, departures, renames, joins, parts."""
+    def _sync(
+        self,
+        node: str,
+        users: list[list[Any]],
+        topics: list[list[Any]],
+        first: bool = True,
+        last: bool = True,
+    ) -> None:
+        """All of ``node``'s users, as it has them now (in parts, ``first`` to
+        ``last``): what differs from what this node knew is told as arrivals,
+        renames, joins, parts, and (after the last part) departures."""
+        if first:
+            self._syncing[node] = set()
+        seen = self._syncing.setdefault(node, set())
         known = {user.remote_id: user for user in self.remote_users(node)}
-        seen = set()
         for remote_id, nick, ident, protocol, at, rooms in users:
             seen.add(remote_id)
             user = known.get(remote_id)
@@ -1345,7 +1357,9 @@ class Hub:
                 else:
                     room = user.rooms[key]
                     (room.ops.add if op else room.ops.discard)(user)
-        for remote_id, user in known.items():
+        if last:
+            self._syncing.pop(node, None)
+        for remote_id, user in known.items() if last else ():
             if remote_id not in seen:
                 if user.rooms:
                     self.delivery.to_sharing(user, ev.Quit(user.nick, "node lost", user.ident))
