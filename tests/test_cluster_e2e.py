@@ -348,3 +348,40 @@ def test_healthz_and_metrics_show_the_backplane(redis_server: RedisServer) -> No
         status, _ = _get(a, "/healthz")
         assert status == b"HTTP/1.1 200 OK"  # serving its own users: well, if alone
         assert all(client.sock.fileno() >= 0 for client in online)
+
+
+PASSWORD = "correct-horse-battery"
+
+
+def test_an_account_registered_on_one_node_is_the_whole_chats(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice = user(a, "alice")
+        alice.send(f"/register {PASSWORD}")
+        alice.expect(re.compile(r"^\*\*\* Registered: the nickname alice is yours\."))
+        wait_until(lambda: on_loop(b, lambda: b.hub.desk.registered("alice")), what="on b")
+        alice.send("/quit")
+        alice.wait_closed()
+        # On the other node the name is alice's: a guest may not have it...
+        guest = LineClient(b.address)  # type: ignore[arg-type]
+        guest.expect(re.compile(r"^\*\*\* Choose a nickname"))
+        guest.send("alice")
+        guest.expect(re.compile(r"^\*\*\* The nickname alice is registered\. Type its password"))
+        guest.close()
+        # ...and her password works there.
+        owner = LineClient(b.address)  # type: ignore[arg-type]
+        owner.expect(re.compile(r"^\*\*\* Choose a nickname"))
+        owner.send(f"alice:{PASSWORD}")
+        owner.expect(re.compile(r"^\*\*\* Welcome, alice!"))
+        owner.expect("*** You are identified: alice is your account.")
+        # A Redis that lost everything learns the accounts again from the nodes.
+        redis_server.stop()
+        redis_server.restart()
+        owner.expect("*** Back in touch with the other servers of this chat.")
+        wait_until(lambda: redis_server.call("HEXISTS", "chatd:accounts", "alice") == 1)
+        # Deleted on one node, it is gone on every node, and stays gone.
+        owner.send(f"/unregister {PASSWORD}")
+        owner.expect(re.compile(r"^\*\*\* Your account alice is deleted"))
+        wait_until(lambda: not on_loop(a, lambda: a.hub.desk.registered("alice")), what="on a")
+        assert redis_server.call("HGET", "chatd:accounts", "alice") == b"-"

@@ -46,6 +46,9 @@ class Node:
         self.log.claims.append((nick.lower(), (self.node, user_id), then))
         return True
 
+    def account(self, change: list[Any]) -> None:
+        self.change(change)
+
     def release(self, user_id: int, nick: str) -> None:
         if self.holds(user_id, nick):
             del self.log.leases[nick.lower()]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -66,6 +67,8 @@ BACKFILL_BATCH: Final = 16
 #: largest line there can be, with room to spare. Redis is this node's own
 #: service, not a peer to distrust, but a bound it is.
 REPLY_BYTES: Final = 64 * 1024 * 1024
+#: What Redis keeps for an account deleted (beside the others, in one hash).
+TOMBSTONE: Final = "-"
 #: Users per ``sync`` change: about 50 KB of JSON, well inside an entry.
 SYNC_USERS: Final = 500
 #: Entries held while waiting for missing ones to arrive from the log: a
@@ -153,6 +156,8 @@ def _sha(script: bytes) -> str:
 
 class ClusterHub(Protocol):
     """What the backplane calls on the hub (chatd.core.hub.Hub is it)."""
+
+    def merge_accounts(self, shared: dict[str, list[Any] | None]) -> list[list[Any]]: ...
 
     def from_peers(self, entry: Entry) -> None: ...
 
@@ -270,6 +275,7 @@ class Backplane:
         self._log_key = prefix + "log"
         self._nodes_key = prefix + "nodes"
         self._channel = prefix + "events"
+        self._accounts_key = prefix + "accounts"
         self._cmd: _Conn | None = None
         self._sub: _Conn | None = None
         self._cmd_side = _Side(self)
@@ -329,6 +335,42 @@ class Backplane:
 
     def request(self, request: list[Any]) -> None:
         self._entry.requests.append(request)
+
+    def account(self, change: list[Any]) -> None:
+        """An account changed here: Redis keeps it (a tombstone for a deleted
+        one, so that a node back from an outage does not bring it back), and
+        the other nodes hear of it in this iteration's entry."""
+        if not self._up:
+            return  # the merge after the reconnect tells them
+        _, name, hashed, created = change
+        value = json.dumps([name, hashed, created]) if hashed else TOMBSTONE
+        self._command(None, "HSET", self._accounts_key, name.lower(), value)
+        self._entry.changes.append(change)
+
+    def _merge(self, reply: Any) -> None:
+        """Redis's accounts (HGETALL) joined with this node's."""
+        if resp.is_error(reply) or not isinstance(reply, list) or self.hub is None:
+            log.warning("cluster: cannot read the accounts from Redis: %s", reply)
+            return
+        shared: dict[str, list[Any] | None] = {}
+        for key, value in zip(reply[::2], reply[1::2], strict=True):
+            try:
+                found = None if value == TOMBSTONE.encode() else json.loads(value)
+                if found is not None and not (
+                    isinstance(found, list)
+                    and len(found) == 3
+                    and isinstance(found[0], str)
+                    and isinstance(found[1], str)
+                    and found[1]
+                    and isinstance(found[2], int | float)
+                ):
+                    raise ValueError("not [name, hash, created]")
+            except ValueError as exc:
+                log.warning("cluster: account %r in Redis is unreadable (%s); skipped", key, exc)
+                continue
+            shared[key.decode("utf-8", "replace")] = found
+        for change in self.hub.merge_accounts(shared):
+            self.account(change)
 
     def holds(self, user_id: int, nick: str) -> bool:
         """Whether this node's user ``user_id`` holds the lease on ``nick``."""
@@ -616,6 +658,7 @@ class Backplane:
             self._fence.cancel()
             self._fence = None
         self.adopt([(user[0], user[1]) for user in users])
+        self._command(self._merge, "HGETALL", self._accounts_key)
         if self._told_down and self.hub is not None:
             self._told_down = False
             self.hub.tell_here("Back in touch with the other servers of this chat.")

@@ -78,6 +78,9 @@ CHANGES: Final[dict[str, tuple[type[Any], ...]]] = {
     # Redis was away)
     "sync": (str, list, list, bool, bool),
     "hello": (),  # a node has (re)joined: every node answers with its sync
+    # name, password hash (chatd.core.passwords' format; "": deleted), made at:
+    # an account, the cluster's (each node's store keeps a copy)
+    "account": (str, str, float),
 }
 
 #: The requests, likewise: node and id of the user they are about first.

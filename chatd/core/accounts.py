@@ -62,6 +62,12 @@ class Hub(Protocol):
 
     def banned_nick(self, nick: str) -> str | None: ...
 
+    def account_changed(self, change: list[Any]) -> None:
+        """An account was made, given a new password, or deleted: in a
+        cluster, the other nodes are told (``["account", name, hash, created]``,
+        hash ``""`` for deleted)."""
+        ...
+
     def register(
         self,
         user: User,
@@ -460,6 +466,7 @@ class Desk:
             except (AccountExists, TooManyAccounts) as exc:
                 hub.notify(user, sentence(str(exc).capitalize()))
                 return
+            self._shared(nick)
             user.account, user.account_id = hub.fold(nick), self.accounts.get(nick).id  # type: ignore[union-attr]
             log.info("%s registered an account", nick)
             hub.notify(
@@ -521,6 +528,7 @@ class Desk:
             def hashed(value: str) -> None:
                 user.checking = False
                 if self.accounts.set_hash(nick, value):
+                    self._shared(nick)
                     log.info("%s changed its password", nick)
                     hub.notify(user, "Password changed.")
                 elif hub.is_online(user):
@@ -562,11 +570,52 @@ class Desk:
         log.info("an operator deleted the account %s", account.name)
         return True
 
-    def _forget(self, name: str, told: User | None = None) -> list[User]:
+    def _shared(self, name: str) -> None:
+        """Tell the other nodes of a cluster what account ``name`` is now."""
+        account = self.accounts.get(name)
+        if account is None:
+            self.hub.account_changed(["account", name, "", 0.0])
+        else:
+            self.hub.account_changed(["account", account.name, account.hash, account.created])
+
+    def from_peers(self, name: str, hash: str, created: float) -> None:
+        """Another node made account ``name``, changed its password (its
+        ``hash``), or deleted it (``hash`` empty): this node's store follows."""
+        if hash:
+            account = self.accounts.get(name)
+            if account is None or account.hash != hash:
+                self.accounts.put(name, hash, created)
+            return
+        if self.accounts.get(name) is not None:
+            for user in self._forget(name, shared=False):
+                self.hub.notify(user, f"The account {name} was deleted on another server.")
+
+    def merge(self, shared: dict[str, list[Any] | None]) -> list[list[Any]]:
+        """Join the cluster's accounts (Redis's: folded name -> [name, hash,
+        created], None for one deleted) with this node's: Redis's win, and
+        the changes for those only this node has are returned (made while it
+        was out of touch, or kept by it through a Redis that lost them)."""
+        for key, found in shared.items():
+            if found is None:
+                if self.accounts.get(key) is not None:
+                    for user in self._forget(key, shared=False):
+                        self.hub.notify(user, f"The account {key} was deleted on another server.")
+            else:
+                self.from_peers(*found)
+        return [
+            ["account", account.name, account.hash, account.created]
+            for account in self.accounts.all()
+            if self.hub.fold(account.name) not in shared
+        ]
+
+    def _forget(self, name: str, told: User | None = None, *, shared: bool = True) -> list[User]:
         """Delete account ``name``; every user identified as it is a guest
-        now. Returns those users but ``told`` (who is told otherwise)."""
+        now. Returns those users but ``told`` (who is told otherwise). The
+        other nodes of a cluster are told, unless it was one of theirs."""
         account = self.accounts.get(name)
         self.accounts.delete(name)
+        if shared:
+            self._shared(name)
         guests = []
         for user in self.hub.users():
             if account is not None and user.account_id == account.id:

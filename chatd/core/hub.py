@@ -158,6 +158,12 @@ class Peers(Protocol):
 
     def release(self, user_id: int, nick: str) -> None: ...
 
+    def account(self, change: list[Any]) -> None:
+        """An account changed here (codec's ``account``): kept in Redis, and
+        told to the other nodes (when they are reachable; else the merge
+        after the reconnect tells them)."""
+        ...
+
 
 class _RemoteLink:
     """The link of a user of another node: nothing is sent on it (its own node
@@ -1171,6 +1177,16 @@ class Hub:
         if problem and problem is not PENDING:
             self._fall_back(user_id, "", tries + 1)  # taken meanwhile: another
 
+    def account_changed(self, change: list[Any]) -> None:
+        """An account changed here: the other nodes' stores follow (Desk)."""
+        if self.peers is not None:
+            self.peers.account(change)
+
+    def merge_accounts(self, shared: dict[str, list[Any] | None]) -> list[list[Any]]:
+        """The cluster's accounts, as Redis keeps them, joined with this
+        node's (see Desk.merge): the changes for those only this node has."""
+        return self.desk.merge(shared)
+
     def _since(self, user: User) -> float:
         """When ``user`` connected, in seconds since the epoch (what other nodes
         can read: the hub's clock is this process's)."""
@@ -1240,6 +1256,9 @@ class Hub:
             return
         if mine or name == "hello":
             return  # this node's users: applied as they happened
+        if name == "account":
+            self.desk.from_peers(*args)
+            return
         key = (origin, args[0])
         user = self._remote.get(key)
         if name == "arrive":

@@ -207,6 +207,22 @@ class Accounts:
         self._scores.forget(account_who(key))
         return account
 
+    def put(self, nick: str, hash: str, created: float) -> Account:
+        """``nick``'s account as another node of a cluster has it: made (past
+        MAX_ACCOUNTS too: the cluster's count is the cluster's), or given its
+        hash."""
+        account = self.get(nick)
+        if account is not None:
+            account.hash = hash
+        else:
+            account = Account(nick, hash, created, created, self._next_id)
+            self._next_id += 1
+            self._accounts[_key(nick)] = account
+            self._write("DELETE FROM pms WHERE to_account = ?", (account.id,))
+            self._scores.forget(account_who(_key(nick)))
+        self._save(_key(nick), account)
+        return account
+
     def set_hash(self, nick: str, hash: str) -> bool:
         """Give ``nick``'s account a new password hash; False if it has none
         (deleted while the new hash was being made)."""
