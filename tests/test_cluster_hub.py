@@ -297,3 +297,27 @@ def test_a_big_iteration_goes_out_as_entries_of_a_bounded_size_in_order() -> Non
     assert flat == [*entry.changes, *entry.broadcasts, *entry.requests]
     huge = Entry("a", 0, broadcasts=[Broadcast(codec.EVERYONE, None, ev.Notice("x" * 10**6), 0)])
     assert _split(huge) == [huge]  # one item: alone, whatever its size
+
+
+def test_lines_sent_while_a_nickname_is_asked_for_follow_it() -> None:
+    log, a, b, _ = _three()
+    _, bob_link = b.join("bob")
+    bob_link.take()
+    link = FakeLink()
+    user = a.hub.connect(link)
+    a.hub.receive(user, "alice")  # the lease is asked for...
+    a.hub.receive(user, "hello all")  # ...and this is chat, not another nickname
+    log.settle()
+    assert user.nick == "alice"
+    assert "<alice> hello all" in bob_link.take()
+    assert list(log.leases) == ["bob", "alice"]
+
+
+def test_a_lease_granted_to_someone_gone_or_renamed_meanwhile_is_given_back() -> None:
+    log, a, _, _ = _three()
+    link = FakeLink()
+    user = a.hub.connect(link)
+    a.hub.receive(user, "alice")
+    a.hub.disconnect(user, "connection closed")  # before Redis answered
+    log.settle()
+    assert "alice" not in log.leases

@@ -75,6 +75,11 @@ SERVICE_NICKS: Final = frozenset(
      "global", "ns", "cs", "ms"}
 )  # fmt: skip
 
+#: Lines a registering user's connection may send while its nickname's lease
+#: is asked for (a millisecond or so): an nc user who pasted "alice\nhi"
+#: has "hi" said once she is named. More than a burst of flood control's is
+#: not a person typing; the rest are dropped.
+MAX_WAITING_LINES: Final = 100
 #: Digits added to a nickname that had to be given up (its lease lost to
 #: another node's user): "alice" becomes "alice-4821".
 _FALLBACK_DIGITS: Final = 4
@@ -238,6 +243,7 @@ class User:
         "rooms",
         "state",
         "tries",
+        "waiting",
         "wire",
     )
 
@@ -275,6 +281,8 @@ class User:
         #: (its stand-in here, "" for this node's own), and its id there.
         self.node = ""
         self.remote_id = 0
+        #: Lines it sent while its nickname's lease was asked for (None: not asking).
+        self.waiting: list[str] | None = None
 
     @property
     def protocol(self) -> str:
@@ -411,6 +419,10 @@ class Hub:
             else:
                 self.plugins.run_command(user, parsed)
         elif user.state is State.REGISTERING:
+            if user.waiting is not None:  # its nickname is being asked for
+                if len(user.waiting) < MAX_WAITING_LINES:
+                    user.waiting.append(text)
+                return
             self._register(user, text)
 
     def line_too_long(self, user: User, limit: int) -> None:
@@ -1128,15 +1140,20 @@ class Hub:
         def answered(granted: bool | None) -> None:
             if granted is False:
                 self._refused_leases[key] = True
-            if user.state is State.GONE:
-                if granted and self.peers is not None:
-                    self.peers.release(user.id, nick)
-            else:
+            if user.state is not State.GONE:
                 retry()
             self._refused_leases.pop(key, None)  # told, or no longer asked
+            if granted and _key(user.nick) != key[1] and self.peers is not None:
+                self.peers.release(user.id, nick)  # gone, or another name meanwhile
+            waiting, user.waiting = user.waiting, None
+            for text in waiting or ():  # what it sent meanwhile, in order
+                if user.state is not State.GONE:
+                    self.receive(user, text)
 
         if not peers.claim(user.id, nick, answered):
             return taken(nick)
+        if user.state is State.REGISTERING and user.waiting is None:
+            user.waiting = []  # its next lines wait for the answer (chat, not nicknames)
         return PENDING
 
     def _notify_problem(
