@@ -41,6 +41,15 @@ nickname prefix, ``-`` and K. ``room_ports`` (no flag: ``bench/compare.py``
 uses it) does the same for servers without rooms: room K's clients connect to
 the K-th port and join nothing, each server being one room.
 
+``node_ports`` (no flag either) is one chat served by several nodes (chatd's
+``[cluster]``): client i connects to the (i mod N)-th port, whatever its room,
+so sender k's lines reach the members on its own node and on the others. Each
+latency sample is also counted by where the line came from: the sender's node
+is its index mod N (the index is in the line), so the summary gains the
+latency of lines sent on the receiver's own node and of lines sent on another
+(``latency_same_node_ms``, ``latency_cross_node_ms``): what crossing nodes adds,
+in one run.
+
 With ``--ws`` (``Options.ws``; the port is then the web listener's) the
 clients speak chatd's web protocol instead: an HTTP upgrade at ``GET /ws``, the
 ``hello``, ``{"type":"nick"}`` answered by ``welcome`` (with rooms ``join``
@@ -133,6 +142,7 @@ class Options:
     prefix: str = "bench"
     rooms: int = 1  # client i is in room i mod rooms; 1: everyone in the default room
     room_ports: tuple[int, ...] = ()  # servers without rooms: room K is the server on the K-th
+    node_ports: tuple[int, ...] = ()  # one chat on several nodes: client i on the (i mod N)-th
     settle: float = 0.5
     drain: float = 3.0
     connect_timeout: float = 60.0
@@ -157,6 +167,11 @@ class Result:
     order_errors: int = 0  # a checker saw a sender's line out of order, twice or skipped
     stray_lines: int = 0  # lines a checker got that were not bench messages
     latency: Counter[int] = field(default_factory=Counter)  # 10-us step -> samples
+    nodes: int = 1  # node_ports: the nodes the clients are spread over
+    #: node_ports: the samples again, by whether the line's sender was on the
+    #: receiver's node or on another
+    latency_same: Counter[int] = field(default_factory=Counter)
+    latency_cross: Counter[int] = field(default_factory=Counter)
     room_ready: Counter[int] = field(default_factory=Counter)  # room -> ready clients in it
     room_sent: Counter[int] = field(default_factory=Counter)  # room -> lines sent in it
     cpu_seconds: float = 0.0
@@ -178,6 +193,9 @@ class Result:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency.update(other.latency)
+        self.latency_same.update(other.latency_same)
+        self.latency_cross.update(other.latency_cross)
+        self.nodes = other.nodes
         self.room_ready.update(other.room_ready)
         self.room_sent.update(other.room_sent)
         self.rooms = other.rooms
@@ -187,8 +205,13 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         expected = expected_deliveries(self.room_sent, self.room_ready)
-        steps = sorted(self.latency.items())
-        samples = self.latency.total()
+        by_node: dict[str, Any] = {}
+        if self.nodes > 1:
+            by_node = {
+                "nodes": self.nodes,
+                "latency_same_node_ms": _latency(self.latency_same),
+                "latency_cross_node_ms": _latency(self.latency_cross),
+            }
         return {
             "clients": self.clients,
             "ready": self.ready,
@@ -203,13 +226,8 @@ class Result:
             "deliveries": self.deliveries_total,
             "expected_deliveries": expected,
             "delivery_ratio": round(self.deliveries_total / expected, 6) if expected else 0.0,
-            "latency_ms": {
-                "p50": _percentile(steps, samples, 50),
-                "p90": _percentile(steps, samples, 90),
-                "p99": _percentile(steps, samples, 99),
-                "max": _ms(steps[-1][0]) if steps else None,
-                "samples": samples,
-            },
+            "latency_ms": _latency(self.latency),
+            **by_node,
             "checked_lines": self.checked_lines,
             "order_errors": self.order_errors,
             "stray_lines": self.stray_lines,
@@ -222,6 +240,19 @@ class Result:
 def expected_deliveries(sent: Mapping[int, int], ready: Mapping[int, int]) -> int:
     """Deliveries owed: each room's lines, once to each of its other members."""
     return sum(lines * max(0, ready.get(room, 0) - 1) for room, lines in sent.items())
+
+
+def _latency(histogram: Counter[int]) -> dict[str, Any]:
+    """A latency histogram's percentiles, most and samples, in milliseconds."""
+    steps = sorted(histogram.items())
+    samples = histogram.total()
+    return {
+        "p50": _percentile(steps, samples, 50),
+        "p90": _percentile(steps, samples, 90),
+        "p99": _percentile(steps, samples, 99),
+        "max": _ms(steps[-1][0]) if steps else None,
+        "samples": samples,
+    }
 
 
 def _percentile(steps: list[tuple[int, int]], samples: int, pct: float) -> float | None:
@@ -344,7 +375,12 @@ class _Worker:
         self.senders = senders  # client index -> which sender it is (0..S-1)
         self.sel = selectors.DefaultSelector()
         self.clients: list[_Client] = []
-        self.result = Result(clients=len(indexes), senders=len(senders), rooms=opts.rooms)
+        self.result = Result(
+            clients=len(indexes),
+            senders=len(senders),
+            rooms=opts.rooms,
+            nodes=max(1, len(opts.node_ports)),
+        )
         self.buf = bytearray(_RECV_BYTES)
         self.view = memoryview(self.buf)
         self.counting = False  # deliveries are counted from the start of sending
@@ -367,7 +403,12 @@ class _Worker:
             while todo and pending < MAX_PENDING:
                 index = todo.pop(0)
                 room = index % opts.rooms
-                port = opts.room_ports[room] if opts.room_ports else opts.port
+                if opts.node_ports:
+                    port = opts.node_ports[index % len(opts.node_ports)]
+                elif opts.room_ports:
+                    port = opts.room_ports[room]
+                else:
+                    port = opts.port
                 try:
                     sock = self._open(port)
                 except OSError:
@@ -681,7 +722,7 @@ class _Worker:
             start = 0 if fresh else buf.index(b"\n", 0, n) + 1
             match = _MESSAGE.search(buf, start, buf.rindex(b"\n", 0, n))
             if match is not None:
-                result.latency[(now_ns - int(match[3])) // _STEP_NS] += 1
+                self._sample(client, match, now_ns)
         if client.checker:
             self._check(client, bytes(buf[:n]))
         return True
@@ -711,10 +752,23 @@ class _Worker:
             # The latency sample: the first event that starts in this read.
             match = _WS_MESSAGE.search(buf, buf.find(WS_MARK, 0, end), end)
             if match is not None:
-                result.latency[(now_ns - int(match[3])) // _STEP_NS] += 1
+                self._sample(client, match, now_ns)
         if client.checker:
             self._check_ws(client, bytes(buf[k:end]))
         return True
+
+    def _sample(self, client: _Client, match: re.Match[bytes], now_ns: int) -> None:
+        """Time the line ``match`` found (its sender, seq, timestamp), as
+        ``client`` got it at ``now_ns``; with nodes, by where it came from."""
+        step = (now_ns - int(match[3])) // _STEP_NS
+        result = self.result
+        result.latency[step] += 1
+        nodes = result.nodes
+        if nodes > 1:  # client i is on node i mod N, and the line names its sender's index
+            if int(match[1]) % nodes == client.index % nodes:
+                result.latency_same[step] += 1
+            else:
+                result.latency_cross[step] += 1
 
     def _check_ws(self, client: _Client, data: bytes) -> None:
         """``_check`` for a web client: every chat event, once whole."""
@@ -824,6 +878,10 @@ def run(opts: Options, mark: Callable[[], None] | None = None) -> Result:
         )
     if opts.room_ports and len(opts.room_ports) != opts.rooms:
         raise ValueError("room_ports must give one port for each room")
+    if opts.room_ports and opts.node_ports:
+        raise ValueError(
+            "room_ports and node_ports do not go together: one server a room, or one chat"
+        )
     if mark is not None and opts.procs != 1:
         raise ValueError("mark needs the load in one process (--procs 1)")
     shares = _shares(opts)

@@ -22,7 +22,7 @@ from chatd.bench import (
     due,
     run,
 )
-from chatd.config import MIN_PING_SECONDS, ServerSettings
+from chatd.config import MIN_PING_SECONDS, ClusterSettings, Config, ServerSettings
 from chatd.core import events as ev
 from chatd.wire import web
 from tests.helpers import (
@@ -30,9 +30,12 @@ from tests.helpers import (
     Crowd,
     ServerProcess,
     make_config,
+    on_loop,
     run_chatd,
     running_server,
+    wait_until,
 )
+from tests.redis_server import RedisServer
 
 
 def test_batched_fan_out_survives_partial_writes_to_a_small_reader() -> None:
@@ -138,6 +141,48 @@ def test_bench_room_ports_make_each_room_less_server_one_room() -> None:
     # room K's sender talked to the server on the K-th port
     sent = [result.room_sent[0], result.room_sent[1]]
     assert all(0 < n <= got for n, got in zip(sent, lines_in, strict=True)), (sent, lines_in)
+
+
+def test_bench_node_ports_spread_one_chat_over_its_nodes(redis_server: RedisServer) -> None:
+    def node(name: str) -> Config:
+        cluster = ClusterSettings(redis=redis_server.url, node=name, node_timeout=3)
+        return make_config(cluster=cluster)
+
+    with running_server(node("a")) as a, running_server(node("b")) as b:
+        for server in (a, b):
+            wait_until(
+                lambda s=server: on_loop(s, lambda: s.cluster is not None and s.cluster.up),
+                what="a node joined",
+            )
+        assert a.address and b.address
+        opts = Options(
+            clients=10, senders=2, node_ports=(a.address[1], b.address[1]),
+            duration=0.5, warmup=0.2,
+        )  # fmt: skip
+        summary = run(opts).summary()
+        peaks = [a.stats.connections_peak, b.stats.connections_peak]
+        lines_in = [a.stats.lines_in, b.stats.lines_in]
+    # one chat: each line owed to the nine others, on both nodes, in order
+    assert summary["ready"] == 10 and summary["delivery_ratio"] == 1.0, summary
+    assert summary["expected_deliveries"] == summary["messages_sent_total"] * 9 > 0, summary
+    assert summary["order_errors"] == 0 and summary["stray_lines"] == 0, summary
+    # client i on node i mod 2: five on each, and sender 0 on a, sender 1 on b
+    assert peaks == [5, 5] and all(lines_in), (peaks, lines_in)
+    # every latency sample counted once more, by where its line was sent
+    same, cross = summary["latency_same_node_ms"], summary["latency_cross_node_ms"]
+    assert summary["nodes"] == 2 and same["samples"] > 0 and cross["samples"] > 0, summary
+    assert same["samples"] + cross["samples"] == summary["latency_ms"]["samples"], summary
+
+
+def test_bench_latency_by_node_only_with_several_nodes() -> None:
+    with running_server(make_config()) as server:
+        assert server.address
+        opts = Options(port=server.address[1], clients=4, senders=1, duration=0.3, warmup=0.1)
+        summary = run(opts).summary()
+        both = Options(clients=4, senders=2, rooms=2, room_ports=(1, 2), node_ports=(1, 2))
+        with pytest.raises(ValueError, match="room_ports and node_ports"):
+            run(both)
+    assert "nodes" not in summary and "latency_cross_node_ms" not in summary, summary
 
 
 def test_every_room_gets_its_sender_however_the_clients_are_split() -> None:
