@@ -110,8 +110,8 @@ iterations, their busy time, lines fanned out) and Redis's ``INFO all``
 nodes run with ``node_timeout`` at its most, so no heartbeat falls in a
 run. Then, "how far one Redis goes": the sequence script pipelined flat out
 into a Redis alone (real entries of 1 and of 100 lines, 1, 2 and 4
-subscribers read), Redis's CPU a call and a line. One repeat (under a
-minute) unless ``--repeats``.
+subscribers read), Redis's CPU a call and a line, as many times. One
+repeat (under a minute) unless ``--repeats``.
 """
 
 from __future__ import annotations
@@ -1526,13 +1526,18 @@ def redis_ceiling(lines: int, subscribers: int, tmp: Path) -> dict[str, float]:
     }
 
 
-def ceiling_table(tmp: Path) -> list[dict[str, float]]:
-    """Measure every shape of CEILING_SHAPES once; print the table."""
-    rows = [redis_ceiling(lines, subscribers, tmp) for lines, subscribers in CEILING_SHAPES]
+def ceiling_table(repeats: int, tmp: Path) -> list[list[dict[str, float]]]:
+    """Measure every shape of CEILING_SHAPES ``repeats`` times, the shapes in
+    turn; print the medians; return the runs, by shape."""
+    runs: list[list[dict[str, float]]] = [[] for _ in CEILING_SHAPES]
+    for _ in range(repeats):
+        for shape, (lines, subscribers) in enumerate(CEILING_SHAPES):
+            runs[shape].append(redis_ceiling(lines, subscribers, tmp))
+    rows = [{key: statistics.median(r[key] for r in shape) for key in shape[0]} for shape in runs]
     print()
     print(
         "one Redis flat out: the sequence script pipelined from CPU 0 into a redis-server"
-        " alone on CPU 1, real entries, every subscriber read"
+        f" alone on CPU 1, real entries, every subscriber read; medians of {repeats}"
     )
     print(
         "| lines an entry | nodes subscribed | calls/s | lines/s | Redis CPU (of one core)"
@@ -1541,12 +1546,12 @@ def ceiling_table(tmp: Path) -> list[dict[str, float]]:
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['lines_per_entry']} | {row['subscribers']} | {row['calls_per_s']:,.0f}"
+            f"| {row['lines_per_entry']:g} | {row['subscribers']:g} | {row['calls_per_s']:,.0f}"
             f" | {row['lines_per_s']:,.0f} | {row['cpu_util']:.2f} | {row['cpu_us_per_call']:.1f}"
             f" | {row['cpu_us_per_line']:.2f} | {1e6 / row['cpu_us_per_line']:,.0f}"
             f" | {row['evalsha_us_per_call']:.1f} |"
         )
-    return rows
+    return runs
 
 
 def shown(value: float | None, unit: str) -> str:
@@ -1617,7 +1622,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             seconds = CLUSTER_SECONDS_QUICK if args.quick else CLUSTER_SECONDS
             cluster_runs = cluster_table(args.repeats or 1, seconds, Path(tmp))
-            ceiling = ceiling_table(Path(tmp))
+            ceiling = ceiling_table(args.repeats or 1, Path(tmp))
         if args.json:
             raw = {"cluster": cluster_runs, "redis_ceiling": ceiling}
             args.json.write_text(json.dumps(raw, indent=1))
