@@ -70,7 +70,7 @@ def _with(**fields: object) -> str:
     [
         (b"\xff", "not JSON"),
         ("[1]", "not an object"),
-        ("[" * 100 + "]" * 100, "nested too deep"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deep"),
         (_with(o=""), "no origin"),
         (_with(n=True), "no serial"),
         (_with(c={}), "must be lists"),
