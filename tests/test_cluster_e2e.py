@@ -385,3 +385,27 @@ def test_an_account_registered_on_one_node_is_the_whole_chats(
         owner.expect(re.compile(r"^\*\*\* Your account alice is deleted"))
         wait_until(lambda: not on_loop(a, lambda: a.hub.desk.registered("alice")), what="on a")
         assert redis_server.call("HGET", "chatd:accounts", "alice") == b"-"
+
+
+def test_a_ban_of_another_nodes_user_is_done_by_its_node(redis_server: RedisServer) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob")
+        done = on_loop(a, lambda: a.hub.ban("bob", 60, "spam"))
+        assert done == "banned the nickname bob for 1m, and closed it on b"
+        assert "*** You have been banned by an operator for 1m: spam." in bob.wait_closed()
+        alice.expect("*** bob left (banned by an operator: spam)")
+        wait_until(lambda: on_loop(a, lambda: a.hub.find("bob")) is None, what="bob gone")
+
+
+def test_a_node_stopped_says_its_users_are_leaving_at_once(redis_server: RedisServer) -> None:
+    with nodes(redis_server, "b") as (b,):
+        bob = user(b, "bob")
+        with running_server(node_config(redis_server, "a")) as a:
+            wait_until(lambda: on_loop(a, lambda: _up(a)), what="a joined")
+            alice = user(a, "alice")
+            bob.expect(re.compile(r"^\*\*\* alice joined"))
+        assert any("shutting down" in line for line in alice.wait_closed())  # by its own node
+        bob.expect("*** alice left (server shutting down)")
+        wait_until(lambda: redis_server.call("EXISTS", "chatd:nick:alice") == 0, what="freed")
+        assert redis_server.call("ZSCORE", "chatd:nodes", "a") is None

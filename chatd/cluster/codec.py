@@ -89,6 +89,9 @@ REQUESTS: Final[dict[str, tuple[type[Any], ...]]] = {
     "kick": (str, int, str, str, str, str),
     # node, id, reason: an operator's kick off the server
     "close": (str, int, str),
+    # node, id, what it is told ("": nothing), why: closed (a ban, a login
+    # from elsewhere) as the node that asks would close its own
+    "end": (str, int, str, str),
 }
 
 #: Users one sync may carry: the most a node serves (config MAX_CLIENTS) would

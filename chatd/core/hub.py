@@ -602,9 +602,15 @@ class Hub:
         if user is None:
             log.info("%s was banned by an operator for %s", nick, length)
             return f"banned the nickname {nick} for {length}"
-        self.bans.add("address", user.link.host, until, reason)
         why = f"banned by an operator: {reason}" if reason else "banned by an operator"
         told = f"You have been banned by an operator for {length}"
+        if user.node:  # its node closes it; its address is that node's to ban
+            if self.peers is not None:
+                said = sentence(f"{told}: {reason}" if reason else told)
+                self.peers.request(["end", user.node, user.remote_id, said, why])
+            log.info("%s (on %s) was banned by an operator for %s", user.nick, user.node, length)
+            return f"banned the nickname {user.nick} for {length}, and closed it on {user.node}"
+        self.bans.add("address", user.link.host, until, reason)
         self.notify(user, sentence(f"{told}: {reason}" if reason else told))
         log.info("%s was banned by an operator for %s, and %s", user.nick, length, user.link.host)
         self.close_user(user, why)
@@ -672,6 +678,10 @@ class Hub:
         """Close ``user``'s connection for ``reason`` (it was told why, or ``reason``
         says it): its wire's last line (IRC's ERROR), the others hear it leave
         with ``reason``, the link closes."""
+        if user.node:  # another node's user: its node closes it
+            if self.peers is not None:
+                self.peers.request(["end", user.node, user.remote_id, "", reason])
+            return
         self.delivery.to_user(user, ev.Closing(reason))
         self.disconnect(user, reason)
         user.link.close()
@@ -1452,6 +1462,10 @@ class Hub:
             return
         if name == "close":
             self.kick(user, request[3])
+        elif name == "end":
+            if request[3]:
+                self.notify(user, request[3])
+            self.close_user(user, request[4])
         elif name == "kick":
             room_name, by_nick, by_ident, reason = request[3:]
             room = self.find_room(room_name)
