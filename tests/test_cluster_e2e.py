@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatd.config import ClusterSettings, Config
 from chatd.server import Server
+from chatd.wire.resp import RedisAddress
 from tests.helpers import (
     LIFTED_LIMITS_TOML,
     WAIT,
@@ -29,7 +30,7 @@ from tests.helpers import (
     running_server,
     wait_until,
 )
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 
 
 def node_config(redis: RedisServer, name: str, **cluster: object) -> Config:
@@ -409,3 +410,31 @@ def test_a_node_stopped_says_its_users_are_leaving_at_once(redis_server: RedisSe
         bob.expect("*** alice left (server shutting down)")
         wait_until(lambda: redis_server.call("EXISTS", "chatd:nick:alice") == 0, what="freed")
         assert redis_server.call("ZSCORE", "chatd:nodes", "a") is None
+
+
+def test_a_node_back_late_after_a_redis_restart_reads_the_new_log_from_its_start(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob")
+        assert b.cluster is not None
+        real = b.cluster.address
+        # b dials a closed port for a while (trouble of its own), so it is back late.
+        closed = RedisAddress("127.0.0.1", free_port())
+        on_loop(b, lambda: setattr(b.cluster, "address", closed))
+        redis_server.stop()
+        bob.expect(re.compile(r"^\*\*\* Lost touch with the other servers"))
+        redis_server.restart()
+        alice.expect("*** Back in touch with the other servers of this chat.")
+        alice.send("said once a was back")  # in the new Redis's log, before b is back
+        wait_until(
+            lambda: (
+                b"said once a was back"
+                in repr(redis_server.call("XRANGE", "chatd:log", "-", "+")).encode()
+            ),
+            what="logged",
+        )
+        on_loop(b, lambda: setattr(b.cluster, "address", real))
+        bob.expect("*** Back in touch with the other servers of this chat.")
+        bob.expect("<alice> said once a was back")

@@ -321,3 +321,17 @@ def test_a_lease_granted_to_someone_gone_or_renamed_meanwhile_is_given_back() ->
     a.hub.disconnect(user, "connection closed")  # before Redis answered
     log.settle()
     assert "alice" not in log.leases
+
+
+def test_a_user_joining_during_the_round_trip_gets_a_line_once() -> None:
+    log, a, _, _ = _three()
+    alice, _ = a.join("alice")
+    dave, link = a.join("dave")
+    a.hub.receive(alice, "/join #r")
+    log.settle()
+    link.take()
+    a.hub.receive(alice, "hi there")  # through the log: kept when it comes back
+    a.hub.receive(dave, "/join #r")  # the same iteration: its catch-up must not show it
+    log.settle()
+    got = [line for line in link.lines if "hi there" in line]
+    assert got == ["<alice> hi there"], got

@@ -463,14 +463,14 @@ class Backplane:
         return f"{self.node}/{self._token}/{user_id}"
 
     def _claimed(self, key: str, owner: str, reply: Any) -> None:
-        claim = self._claims.pop(key, None)
-        if claim is None:
+        if key not in self._claims:
             return
-        user_id, then = claim
         if resp.is_error(reply) or not isinstance(reply, list):
-            log.warning("cluster: Redis refused a nickname lease: %s", reply)
-            then(None)
+            # Connected but refused (full, a script flushed): no use going on
+            # as if; alone, the claim is answered (None) and asked no more.
+            self._down(self._cmd, f"Redis refused a nickname lease: {reply}")
             return
+        user_id, then = self._claims.pop(key)
         if reply:
             then(False)
             return
@@ -499,7 +499,7 @@ class Backplane:
         left: dict[str, int],
     ) -> None:
         if resp.is_error(reply) or not isinstance(reply, list):
-            log.warning("cluster: renewing the nickname leases failed: %s", reply)
+            self._down(self._cmd, f"Redis refused to renew the nickname leases: {reply}")
             return
         for position in reply:
             if isinstance(position, int) and 1 <= position <= len(batch):
@@ -633,14 +633,19 @@ class Backplane:
         same = run_id == self._run_id and self._last_seq and now >= self._last_seq
         if not same:
             if self._run_id:
+                # A new Redis, a new log: what the others wrote to it while
+                # this node was away is read from its start.
                 log.warning(
-                    "cluster: Redis at %s restarted with a new log; starting from it", self.address
+                    "cluster: Redis at %s restarted with a new log; reading it from the start",
+                    self.address,
                 )
-            self._last_seq = now
+                self._last_seq = 0
+                same = True
+            else:
+                self._last_seq = now
         self._run_id = run_id
         self._based = True
         self._up = True
-        self._attempts = 0
         self.state = "up"
         log.info(
             "cluster: node %s joined through Redis at %s (log at %d)", self.node, self.address, now
@@ -801,10 +806,9 @@ class Backplane:
 
     def _sequenced(self, entry: Entry, reply: Any) -> None:
         if resp.is_error(reply):
-            log.error("cluster: Redis refused an entry: %s; delivered on this node only", reply)
-            if entry in self._unacked:
-                self._unacked.remove(entry)
-                self._here(entry)
+            # Delivered here (with every entry not yet back), and the node goes
+            # alone until a reconnect (which loads the scripts again) works.
+            self._down(self._cmd, f"Redis refused an entry: {reply}")
 
     def _here(self, entry: Entry) -> None:
         """Deliver ``entry`` on this node only (Redis is not there to take it)."""
@@ -852,7 +856,9 @@ class Backplane:
     def _beaten(self, reply: Any) -> None:
         self._beat_due = max(0, self._beat_due - 1)
         if resp.is_error(reply):
-            log.warning("cluster: the heartbeat failed: %s", reply)
+            self._down(self._cmd, f"Redis refused the heartbeat: {reply}")
+            return
+        self._attempts = 0  # Redis works: the next outage's backoff starts small
 
     def _down(self, conn: _Conn | None, reason: str) -> None:
         """A Redis connection is gone (or useless): serve alone, dial again."""

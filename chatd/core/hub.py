@@ -351,7 +351,9 @@ class Hub:
         self._refused_leases: dict[tuple[int, str], bool] = {}
         #: A node's sync under way (in parts): node -> its users' ids so far.
         self._syncing: dict[str, set[int]] = {}
-        self._ids = itertools.count(1)
+        # In a cluster, users are known by (node, id): a node restarted under
+        # its old name must not number its users as its last run did.
+        self._ids = itertools.count(1 if peers is None else random.randrange(1 << 20, 1 << 40))
         #: Nicknames and addresses operators keep out for a while (chatd admin ban).
         self.bans = Bans()
         # The room users are put in: [rooms] default as the hub started (a reload
@@ -775,7 +777,8 @@ class Hub:
         by_ident = user.ident if user is not None else ""
         self._change(["topic", room.name, text, room.topic_by])
         self._to_room(room, ev.TopicSet(room.name, text, room.topic_by, by_ident))
-        self._record(room, kept.TOPIC, room.topic_by, by_ident, text)
+        if not self._clustered():  # else kept as the log hands it back, in its order
+            self._record(room, kept.TOPIC, room.topic_by, by_ident, text)
         return None
 
     def kick_from_room(self, by: User | None, name: str, nick: str, reason: str = "") -> str | None:
@@ -1100,7 +1103,8 @@ class Hub:
                 event = ev.Said(room.name, user.nick, passed, user.ident, notice)
             self._to_room(room, event, user)
             kind = kept.ACTED if action else kept.NOTICE if notice else kept.SAID
-            self._record(room, kind, user.nick, user.ident, passed)
+            if not self._clustered():  # else kept as the log hands it back, in its order
+                self._record(room, kind, user.nick, user.ident, passed)
 
     # -- what other nodes hear ------------------------------------------------------------
     # Changes to users and rooms go to the other nodes, and broadcasts go
@@ -1425,8 +1429,9 @@ class Hub:
             if room is None:
                 return
             self.delivery.to_room(room, event, sender)
-            if not mine:
-                self._record_remote(room, event)
+            # Kept here as delivered: every node's history in the log's order,
+            # and a catch-up never shows a line that is still to come live.
+            self._record_remote(room, event)
         elif b.audience == SHARING:
             rooms = [room for name in b.where if (room := self.find_room(name)) is not None]
             reader = sender if sender is not None else _Nobody()
@@ -1445,7 +1450,7 @@ class Hub:
                     to.last_from = who.id
 
     def _record_remote(self, room: Room, event: ev.Event) -> None:
-        """Keep another node's line in this node's history too."""
+        """Keep a line of the cluster's log (any node's) in this node's history."""
         if isinstance(event, ev.Said):
             kind = kept.NOTICE if event.notice else kept.SAID
             self._record(room, kind, event.nick, event.ident, event.text)
