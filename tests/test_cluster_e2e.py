@@ -142,7 +142,9 @@ def test_one_nickname_claimed_on_every_node_at_once_is_had_by_one(
         winner.wait_closed()
         # Gone, it lets go: the name is free on every node at once.
         wait_until(lambda: redis_server.call("KEYS", "chatd:nick:*") == [], what="lease freed")
-        late = user(servers[2], "alice")
+        last = servers[2]
+        wait_until(lambda: on_loop(last, last.hub.nicks) == [], what="alice gone from c")
+        late = user(last, "alice")
         late.send("/quit")
 
 
@@ -286,6 +288,7 @@ def test_an_irc_user_on_one_node_chats_with_nc_users_on_another(
 ) -> None:
     with nodes(redis_server, "a", "b") as (a, b):
         alice = user(a, "alice")
+        seen_everywhere([a, b], "alice")  # else b's NAMES may come before her
         assert b.irc_address is not None
         irc = IrcLineClient(b.irc_address)
         irc.register("ivan")
