@@ -203,7 +203,7 @@ def test_a_node_killed_is_counted_lost_and_its_users_with_it(
             # Once, though alice and bob share two rooms, within node_timeout
             # (and a heartbeat: a third of it).
             assert bob.expect(re.compile(r"alice left")) == "*** alice left (node lost)"
-            assert time.monotonic() - started < 2 + 2 / 3 + 1
+            assert time.monotonic() - started < 2 * 2  # node_timeout, a heartbeat, slack
             assert on_loop(b, b.hub.nicks) == ["bob"]
             bob.send("/who #den")
             bob.expect(re.compile(r"^\*\*\* #den: bob$|bob"))
@@ -248,7 +248,12 @@ def test_a_node_that_loses_its_subscription_misses_no_line_that_reached_redis(
         bob.pending.clear()
         alice.send("line 0")
         bob.expect("<alice> line 0")
-        # b's subscriber is cut off by Redis; what a logs meanwhile waits in the log.
+        # b's subscriber is cut off by Redis, and b kept away a while (it dials
+        # a closed port): what a logs meanwhile waits in the log.
+        assert b.cluster is not None
+        real = b.cluster.address
+        closed = RedisAddress("127.0.0.1", free_port())
+        on_loop(b, lambda: setattr(b.cluster, "address", closed))
         clients = redis_server.call("CLIENT", "LIST")
         assert isinstance(clients, bytes)
         found = re.search(rb"id=(\d+) .*name=chatd-b-subscriber", clients)
@@ -256,6 +261,14 @@ def test_a_node_that_loses_its_subscription_misses_no_line_that_reached_redis(
         assert redis_server.call("CLIENT", "KILL", "ID", found.group(1)) == 1
         for i in range(1, 30):
             alice.send(f"line {i}")
+        wait_until(
+            lambda: (
+                b"line 29"
+                in repr(redis_server.call("XREVRANGE", "chatd:log", "+", "-", "COUNT", 1)).encode()
+            ),
+            what="logged",
+        )
+        on_loop(b, lambda: setattr(b.cluster, "address", real))
         got = [bob.expect(re.compile(r"^<alice> line \d+$")) for _ in range(1, 30)]
         assert got == [f"<alice> line {i}" for i in range(1, 30)]
         assert on_loop(b, b.cluster.describe)["entries_fetched"] > 0  # from the log
