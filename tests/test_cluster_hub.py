@@ -335,3 +335,16 @@ def test_a_user_joining_during_the_round_trip_gets_a_line_once() -> None:
     log.settle()
     got = [line for line in link.lines if "hi there" in line]
     assert got == ["<alice> hi there"], got
+
+
+def test_once_a_nickname_two_held_is_given_up_the_other_holder_answers_to_it() -> None:
+    log, a, _, _ = _three()
+    alice, _ = a.join("alice")
+    # Another node's alice, as a node back from an outage tells it: a clash.
+    a.hub.from_peers(Entry("b", 1, changes=[["arrive", 7, "alice", "alice", "line", 0.0]]))
+    assert a.hub.find("alice") is alice
+    a.hub.lease_lost(alice.id, "someone on another server took it")  # the lease says b's
+    log.settle()
+    found = a.hub.find("alice")
+    assert found is not None and found.node == "b"
+    assert a.hub.find(alice.nick) is alice

@@ -349,6 +349,9 @@ class Hub:
         #: Nickname leases the cluster refused, until the retry has been told:
         #: (user id, folded nick).
         self._refused_leases: dict[tuple[int, str], bool] = {}
+        #: Nicknames two users have at once (another node's and this one's, or
+        #: two others', until a lost lease renames one): folded nick.
+        self._clashed: set[str] = set()
         #: A node's sync under way (in parts): node -> its users' ids so far.
         self._syncing: dict[str, set[int]] = {}
         # In a cluster, users are known by (node, id): a node restarted under
@@ -456,7 +459,7 @@ class Hub:
             name = self.desk.account_name(user)
             if name:
                 self.store.accounts.touch(name)  # its last seen
-            del self._named[_key(user.nick)]
+            self._unname(user)
             del self._by_id[user.id]
             if self.peers is not None:
                 self.peers.release(user.id, user.nick)
@@ -653,7 +656,8 @@ class Hub:
         old = user.nick
         for room in user.rooms.values():  # what "old" saw, should it come back
             self._mark_seen(user, room)
-        del self._named[_key(old)]
+        if _key(old) != _key(new_nick):
+            self._unname(user)
         user.nick = new_nick
         self._named[_key(new_nick)] = user
         if self.peers is not None and _key(old) != _key(new_nick):
@@ -1327,6 +1331,7 @@ class Hub:
         holder = self._named.get(_key(nick))
         if holder is not None:  # the same nickname on two nodes at once
             log.warning("cluster: %s is on %s and %s at once", nick, holder.link.peer, node)
+            self._clashed.add(_key(nick))  # it is found once the other has let go
         else:
             self._named[_key(nick)] = user
         self.stats.users_peak = max(self.stats.users_peak, len(self._named))
@@ -1336,16 +1341,28 @@ class Hub:
         user.state = State.GONE
         self._remote.pop((user.node, user.remote_id), None)
         self._by_id.pop(user.id, None)
-        if self._named.get(_key(user.nick)) is user:
-            del self._named[_key(user.nick)]
+        self._unname(user)
         for room in list(user.rooms.values()):
             self._leave_room(user, room)
 
     def _rename_remote(self, user: User, nick: str) -> None:
-        if self._named.get(_key(user.nick)) is user:
-            del self._named[_key(user.nick)]
+        self._unname(user)
         user.nick = nick
-        self._named.setdefault(_key(nick), user)
+        if self._named.setdefault(_key(nick), user) is not user:
+            self._clashed.add(_key(nick))
+
+    def _unname(self, user: User) -> None:
+        """``user`` no longer answers to its nickname here; if another (of
+        another node: a clash a lease lost will end) has it too, it does now."""
+        key = _key(user.nick)
+        if self._named.get(key) is user:
+            del self._named[key]
+        if key in self._clashed and key not in self._named:
+            self._clashed.discard(key)
+            for other in self._by_id.values():
+                if other is not user and other.state is State.NAMED and _key(other.nick) == key:
+                    self._named[key] = other
+                    break
 
     def _join_remote(self, user: User, name: str, op: bool) -> None:
         room = self.find_room(name)
