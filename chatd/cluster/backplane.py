@@ -442,11 +442,7 @@ class Backplane:
             self._entry.changes.append(["bye", self.node])
             self.end_turn()
             self._command(None, "EVALSHA", _sha(LEAVE), 1, self._nodes_key, self.node)
-            held = list(self._leases.items())
-            for i in range(0, len(held), LEASE_BATCH):
-                batch = held[i : i + LEASE_BATCH]
-                keys = [self._lease_prefix + key for key, _ in batch]
-                owners = [owner for _, (_, owner) in batch]
+            for _, keys, owners in self._lease_batches():
                 self._command(None, "EVALSHA", _sha(RELEASE), len(keys), *keys, *owners)
         for timer in (self._redial, self._beat, self._fence):
             if timer is not None:
@@ -480,16 +476,24 @@ class Backplane:
     def _renew(self) -> None:
         """Renew every lease this node holds (and take again any Redis lost)."""
         sent = self.timers.clock()
-        held = list(self._leases.items())
-        batches = [held[i : i + LEASE_BATCH] for i in range(0, len(held), LEASE_BATCH)] or [[]]
+        batches = self._lease_batches() or [([], [], [])]
         left = {"batches": len(batches)}
-        for batch in batches:
-            keys = [self._lease_prefix + key for key, _ in batch]
-            owners = [owner for _, (_, owner) in batch]
+        for batch, keys, owners in batches:
             renewed = functools.partial(self._renewed, batch, sent=sent, left=left)
             self._command(
                 renewed, "EVALSHA", _sha(LEASE), len(keys), *keys, self._lease_ms, *owners
             )
+
+    def _lease_batches(
+        self,
+    ) -> list[tuple[list[tuple[str, tuple[int, str]]], list[str], list[str]]]:
+        """The leases held, LEASE_BATCH at a time: each batch, its keys, their owners."""
+        held = list(self._leases.items())
+        batches = [held[i : i + LEASE_BATCH] for i in range(0, len(held), LEASE_BATCH)]
+        return [
+            (batch, [self._lease_prefix + key for key, _ in batch], [o for _, (_, o) in batch])
+            for batch in batches
+        ]
 
     def _renewed(
         self,

@@ -1337,7 +1337,12 @@ class Hub:
         self.stats.users_peak = max(self.stats.users_peak, len(self._named))
         return user
 
-    def _drop_remote(self, user: User) -> None:
+    def _drop_remote(self, user: User, reason: str = "") -> None:
+        """Another node's user is gone; with a ``reason``, this node's users
+        who shared a room with it are told it left (else its own node's
+        broadcast of its quit tells them)."""
+        if reason and user.rooms:
+            self.delivery.to_sharing(user, ev.Quit(user.nick, reason, user.ident))
         user.state = State.GONE
         self._remote.pop((user.node, user.remote_id), None)
         self._by_id.pop(user.id, None)
@@ -1379,9 +1384,7 @@ class Hub:
         """``node`` is gone: its users are told here as leaving, for ``reason``."""
         lost = self.remote_users(node)
         for user in lost:
-            if user.rooms:
-                self.delivery.to_sharing(user, ev.Quit(user.nick, reason, user.ident))
-            self._drop_remote(user)
+            self._drop_remote(user, reason)
         if lost:
             log.info("cluster: %s lost, and its %d users", node, len(lost))
 
@@ -1428,9 +1431,7 @@ class Hub:
             self._syncing.pop(node, None)
         for remote_id, user in known.items() if last else ():
             if remote_id not in seen:
-                if user.rooms:
-                    self.delivery.to_sharing(user, ev.Quit(user.nick, "node lost", user.ident))
-                self._drop_remote(user)
+                self._drop_remote(user, "node lost")
         for name, text, by in topics:
             topical = self.find_room(name)
             if topical is not None:
