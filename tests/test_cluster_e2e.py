@@ -51,6 +51,26 @@ def nodes(redis: RedisServer, *names: str) -> Iterator[list[Server]]:
         yield servers
 
 
+@contextmanager
+def kept_away(server: Server) -> Iterator[None]:
+    """``server`` cannot reach Redis meanwhile (it dials a closed port: trouble
+    of its own), and can again after."""
+    assert server.cluster is not None
+    real = server.cluster.address
+    closed = RedisAddress("127.0.0.1", free_port())
+    on_loop(server, lambda: setattr(server.cluster, "address", closed))
+    try:
+        yield
+    finally:
+        on_loop(server, lambda: setattr(server.cluster, "address", real))
+
+
+def logged(redis: RedisServer, text: str) -> bool:
+    """Whether ``text`` is in one of the latest entries of the cluster's log."""
+    latest = redis.call("XREVRANGE", "chatd:log", "+", "-", "COUNT", 16)
+    return text.encode() in repr(latest).encode()
+
+
 def user(server: Server, nick: str) -> LineClient:
     assert server.address is not None
     client = LineClient(server.address)
@@ -248,27 +268,17 @@ def test_a_node_that_loses_its_subscription_misses_no_line_that_reached_redis(
         bob.pending.clear()
         alice.send("line 0")
         bob.expect("<alice> line 0")
-        # b's subscriber is cut off by Redis, and b kept away a while (it dials
-        # a closed port): what a logs meanwhile waits in the log.
-        assert b.cluster is not None
-        real = b.cluster.address
-        closed = RedisAddress("127.0.0.1", free_port())
-        on_loop(b, lambda: setattr(b.cluster, "address", closed))
-        clients = redis_server.call("CLIENT", "LIST")
-        assert isinstance(clients, bytes)
-        found = re.search(rb"id=(\d+) .*name=chatd-b-subscriber", clients)
-        assert found, clients
-        assert redis_server.call("CLIENT", "KILL", "ID", found.group(1)) == 1
-        for i in range(1, 30):
-            alice.send(f"line {i}")
-        wait_until(
-            lambda: (
-                b"line 29"
-                in repr(redis_server.call("XREVRANGE", "chatd:log", "+", "-", "COUNT", 1)).encode()
-            ),
-            what="logged",
-        )
-        on_loop(b, lambda: setattr(b.cluster, "address", real))
+        # b's subscriber is cut off by Redis, and b kept away a while: what a
+        # logs meanwhile waits in the log.
+        with kept_away(b):
+            clients = redis_server.call("CLIENT", "LIST")
+            assert isinstance(clients, bytes)
+            found = re.search(rb"id=(\d+) .*name=chatd-b-subscriber", clients)
+            assert found, clients
+            assert redis_server.call("CLIENT", "KILL", "ID", found.group(1)) == 1
+            for i in range(1, 30):
+                alice.send(f"line {i}")
+            wait_until(lambda: logged(redis_server, "line 29"), what="logged")
         got = [bob.expect(re.compile(r"^<alice> line \d+$")) for _ in range(1, 30)]
         assert got == [f"<alice> line {i}" for i in range(1, 30)]
         assert on_loop(b, b.cluster.describe)["entries_fetched"] > 0  # from the log
@@ -434,23 +444,12 @@ def test_a_node_back_late_after_a_redis_restart_reads_the_new_log_from_its_start
     with nodes(redis_server, "a", "b") as (a, b):
         alice, bob = user(a, "alice"), user(b, "bob")
         seen_everywhere([a, b], "alice", "bob")
-        assert b.cluster is not None
-        real = b.cluster.address
-        # b dials a closed port for a while (trouble of its own), so it is back late.
-        closed = RedisAddress("127.0.0.1", free_port())
-        on_loop(b, lambda: setattr(b.cluster, "address", closed))
-        redis_server.stop()
-        bob.expect(re.compile(r"^\*\*\* Lost touch with the other servers"))
-        redis_server.restart()
-        alice.expect("*** Back in touch with the other servers of this chat.")
-        alice.send("said once a was back")  # in the new Redis's log, before b is back
-        wait_until(
-            lambda: (
-                b"said once a was back"
-                in repr(redis_server.call("XRANGE", "chatd:log", "-", "+")).encode()
-            ),
-            what="logged",
-        )
-        on_loop(b, lambda: setattr(b.cluster, "address", real))
+        with kept_away(b):  # trouble of its own: it is back late
+            redis_server.stop()
+            bob.expect(re.compile(r"^\*\*\* Lost touch with the other servers"))
+            redis_server.restart()
+            alice.expect("*** Back in touch with the other servers of this chat.")
+            alice.send("said once a was back")  # in the new Redis's log, before b is back
+            wait_until(lambda: logged(redis_server, "said once a was back"), what="logged")
         bob.expect("*** Back in touch with the other servers of this chat.")
         bob.expect("<alice> said once a was back")
