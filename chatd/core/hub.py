@@ -1129,12 +1129,12 @@ class Hub:
         self.peers.broadcast(Broadcast(ROOM, room.name, event, sender.id if sender else 0))
         return len(room.members) - (sender in room.members)
 
-    def _to_sharing(self, user: User, event: ev.Event) -> int:
+    def _to_sharing(self, user: User, event: ev.Event) -> None:
         if self.peers is None or not self.peers.up:
-            return self.delivery.to_sharing(user, event)
+            self.delivery.to_sharing(user, event)
+            return
         rooms = [room.name for room in user.rooms.values()]
         self.peers.broadcast(Broadcast(SHARING, rooms, event, user.id))
-        return len({member for room in user.rooms.values() for member in room.members} - {user})
 
     def _to_everyone(self, event: ev.Event, exclude: User | None = None) -> int:
         if self.peers is None or not self.peers.up:
