@@ -355,3 +355,41 @@ def test_what_is_kept_in_memory_is_bounded(
     store.flush()
     assert _texts(store.last("b", 5)) == ["in b"]  # no tail: read from the file
     assert store.seen("nick:0", "a") is not None  # from the file too
+
+
+def test_a_clusters_ids_are_taken_and_an_id_behind_is_given_the_next(
+    store: Lines, clock: FakeClock
+) -> None:
+    first = store.append("#a", SAID, "alice", "alice", "one", id=65536, at=1_700_000_000.5)
+    assert (first.id, first.at) == (65536, 1_700_000_000.5)
+    behind = store.append("#a", SAID, "bob", "bob", "two", id=10)  # a log that went back
+    assert behind.id == 65537 and behind.at == clock()
+    assert store.newest == 65537
+    store.mark_seen("carol", "#a", 200_000, at=1_700_000_001.0)  # another node's mark
+    seen = store.seen("carol", "#a")
+    assert seen is not None and (seen.last_id, seen.at) == (200_000, 1_700_000_001.0)
+    assert store.append("#a", SAID, "bob", "bob", "three").id == 200_001
+
+
+def test_history_read_late_goes_in_its_place_and_twice_is_once(
+    store: Lines, clock: FakeClock
+) -> None:
+    store.append("#a", SAID, "alice", "alice", "live", id=300)
+    for line_id, text in ((100, "old"), (200, "older? no: between"), (100, "old")):
+        store.backfill(Line(line_id, "#a", clock(), SAID, "bob", "bob", text))
+    if isinstance(store, LineStore):
+        store.flush()
+    assert [(line.id, line.text) for line in store.last("#a", 10)] == [
+        (100, "old"), (200, "older? no: between"), (300, "live"),
+    ]  # fmt: skip
+    assert _texts(store.since("#a", 100, 10)) == ["older? no: between", "live"]
+    assert store.newest == 300
+
+
+def test_history_read_late_past_a_full_room_keeps_the_newest(clock: FakeClock) -> None:
+    store = MemoryLines(2, wall=clock)
+    for line_id in (10, 20):
+        store.append("#a", SAID, "a", "a", str(line_id), id=line_id)
+    store.backfill(Line(5, "#a", clock(), SAID, "b", "b", "5"))  # older than all kept
+    store.backfill(Line(15, "#a", clock(), SAID, "b", "b", "15"))
+    assert _texts(store.last("#a", 5)) == ["15", "20"]

@@ -25,6 +25,7 @@ what a catch-up starts after) travel with the lines, in the same batches.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import logging
 import queue
@@ -130,9 +131,18 @@ class Lines(Protocol):
         """The writer is running and writing: what is handed over gets kept."""
         ...
 
-    def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line: ...
+    @property
+    def newest(self) -> int:
+        """The highest line id handed out (or seen marked) so far."""
+        ...
 
-    def mark_seen(self, who: str, room: str, last_id: int) -> None: ...
+    def append(
+        self, room: str, kind: int, nick: str, ident: str, text: str, id: int = 0, at: float = 0.0
+    ) -> Line: ...
+
+    def backfill(self, line: Line) -> None: ...
+
+    def mark_seen(self, who: str, room: str, last_id: int, at: float = 0.0) -> None: ...
 
     def seen(self, who: str, room: str) -> Seen | None: ...
 
@@ -173,10 +183,15 @@ class MemoryLines:
     def up(self) -> bool:
         return True
 
-    def mark_seen(self, who: str, room: str, last_id: int) -> None:
-        self._seen[who, room] = Seen(who, room, last_id, self._wall())
+    @property
+    def newest(self) -> int:
+        return self._next - 1
+
+    def mark_seen(self, who: str, room: str, last_id: int, at: float = 0.0) -> None:
+        self._seen[who, room] = Seen(who, room, last_id, at or self._wall())
         self._seen.move_to_end((who, room))
         _bound(self._seen, MAX_SEEN)
+        self._next = max(self._next, last_id + 1)
 
     def seen(self, who: str, room: str) -> Seen | None:
         return self._seen.get((who, room))
@@ -188,17 +203,35 @@ class MemoryLines:
         kept = self._rooms.get(room, ())
         return min(most, sum(1 for line in kept if after < line.id < before))
 
-    def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line:
-        line = Line(self._next, room, self._wall(), kind, nick, ident, text)
-        self._next += 1
+    def append(
+        self, room: str, kind: int, nick: str, ident: str, text: str, id: int = 0, at: float = 0.0
+    ) -> Line:
+        line = Line(max(id, self._next), room, at or self._wall(), kind, nick, ident, text)
+        self._next = line.id + 1
+        self._room(room).append(line)
+        return line
+
+    def backfill(self, line: Line) -> None:
+        """Keep ``line``, older than the room's newest maybe, in its place by id."""
+        kept = self._room(line.room)
+        if len(kept) == kept.maxlen:
+            if not kept or line.id < kept[0].id:
+                return  # older than all a full room keeps
+            kept.popleft()
+        at = bisect.bisect([kept_line.id for kept_line in kept], line.id)
+        if at and kept[at - 1].id == line.id:
+            return  # had already
+        kept.insert(at, line)
+        self._next = max(self._next, line.id + 1)
+
+    def _room(self, room: str) -> collections.deque[Line]:
         kept = self._rooms.get(room)
         if kept is None:
             kept = self._rooms[room] = collections.deque(maxlen=self._max)
             _bound(self._rooms, MAX_MEMORY_ROOMS)
         else:
             self._rooms.move_to_end(room)
-        kept.append(line)
-        return line
+        return kept
 
     def write(self, sql: str, params: tuple[object, ...]) -> None:
         pass  # nothing is kept
@@ -271,15 +304,25 @@ class LineStore:
             "SELECT max(coalesce((SELECT max(id) FROM lines), 0),"
             " coalesce((SELECT max(last_id) FROM seen), 0))"
         ).fetchone()[0]
-        self._next = last + 1
+        self._next = int(last) + 1
         self._writer = threading.Thread(target=self._write_loop, name="chatd-store", daemon=True)
         self._writer.start()
 
     # -- the loop's side -------------------------------------------------------------
 
-    def append(self, room: str, kind: int, nick: str, ident: str, text: str) -> Line:
-        line = Line(self._next, room, self._wall(), kind, nick, ident, text)
-        self._next += 1
+    @property
+    def newest(self) -> int:
+        """The highest line id handed out (or seen marked) so far."""
+        return self._next - 1
+
+    def append(
+        self, room: str, kind: int, nick: str, ident: str, text: str, id: int = 0, at: float = 0.0
+    ) -> Line:
+        """Keep a line of ``room``, the newest: given ``id`` (a cluster's log
+        position) if it is higher than every id so far, else the next one;
+        at ``at`` (seconds since the epoch), or now."""
+        line = Line(max(id, self._next), room, at or self._wall(), kind, nick, ident, text)
+        self._next = line.id + 1
         self._turn.append(line)
         tail = self._tails.get(room)
         if tail is None:
@@ -290,12 +333,21 @@ class LineStore:
         tail.append(line)
         return line
 
-    def mark_seen(self, who: str, room: str, last_id: int) -> None:
-        """``who`` has seen ``room`` up to line ``last_id`` (written with the lines)."""
-        mark = self._seen[who, room] = Seen(who, room, last_id, self._wall())
+    def backfill(self, line: Line) -> None:
+        """Keep ``line``, older than the lines kept since this run began (a
+        node's history it was not there for, read from the cluster's log):
+        written with the next batch, and read from the file, not the tail."""
+        self._turn.append(line)
+        self._next = max(self._next, line.id + 1)
+
+    def mark_seen(self, who: str, room: str, last_id: int, at: float = 0.0) -> None:
+        """``who`` has seen ``room`` up to line ``last_id`` (written with the
+        lines), at ``at`` or now."""
+        mark = self._seen[who, room] = Seen(who, room, last_id, at or self._wall())
         self._seen.move_to_end((who, room))
         _bound(self._seen, MAX_SEEN)
         self._turn.append(mark)
+        self._next = max(self._next, last_id + 1)
 
     def write(self, sql: str, params: tuple[object, ...]) -> None:
         """Run ``sql`` with ``params`` in the writer's next transaction, in the
@@ -517,7 +569,10 @@ class LineStore:
                     room_ids[line.room] = self._room_id(conn, line.room)
                 counts[line.room] = counts.get(line.room, 0) + 1
             conn.executemany(
-                "INSERT INTO lines(id, room, at, kind, nick, ident, text) VALUES (?,?,?,?,?,?,?)",
+                # OR IGNORE: a line had already (a history read again from a
+                # cluster's log) must not cost the whole batch.
+                "INSERT OR IGNORE INTO lines(id, room, at, kind, nick, ident, text)"
+                " VALUES (?,?,?,?,?,?,?)",
                 [
                     (r.id, room_ids[r.room][0], int(r.at * 1000), r.kind, r.nick, r.ident, r.text)
                     for r in rows
