@@ -346,6 +346,7 @@ def _cluster(hub: Hub) -> list[Family]:
         "in": state["entries_in"],
         "fetched": state["entries_fetched"],
         "missed": state["entries_missed"],
+        "history": state["history_entries"],
     }
     return [
         _family("chatd_cluster_up", "1 while this node is in touch with Redis.", up),
@@ -355,7 +356,8 @@ def _cluster(hub: Hub) -> list[Family]:
         ),
         _family(
             "chatd_cluster_entries_total",
-            "Log entries: sent, applied, fetched from the log to fill a gap, missed (trimmed).",
+            "Log entries: sent, applied, fetched from the log to fill a gap, missed (trimmed),"
+            " read as history (from before this node joined).",
             entries,
             "direction",
         ),

@@ -22,6 +22,9 @@ def _entry() -> Entry:
             ["arrive", 1, "alice", "alice", "line", 1_700_000_000.5],
             ["join", 1, "#lobby", False],
             ["op", "node-b", 4, "#rust", True],
+            ["seen", "alice", "#lobby", 65536 * 9 + 2, 1_700_000_000.5],
+            ["held", "Bob", 1_700_000_000.5, "alice", "al", "psst", False, True],
+            ["taken", "Bob"],
             [
                 "sync",
                 "node-a:7777",
@@ -39,6 +42,7 @@ def _entry() -> Entry:
             Broadcast(ROOM, "#x", ev.Opped("#x", "bob", "alice", False, "al"), 0),
         ],
         requests=[["kick", "node-b", 7, "#x", "alice", "al", "spam"], ["close", "node-b", 7, ""]],
+        at=1_700_000_000.25,
     )
 
 
@@ -73,6 +77,9 @@ def _with(**fields: object) -> str:
         ("[" * 100_000 + "]" * 100_000, "nested too deep"),
         (_with(o=""), "no origin"),
         (_with(n=True), "no serial"),
+        (_with(t="noon"), "not seconds since the epoch"),
+        (_with(t=-1), "not seconds since the epoch"),
+        (_with(c=[["seen", "al", "#x", 1.5, 0.0]]), "change 'seen' has the wrong arguments"),
         (_with(c={}), "must be lists"),
         (_with(c=[["teleport", 1]]), "unknown change 'teleport'"),
         (_with(c=[["gone", "1"]]), "change 'gone' has the wrong arguments"),

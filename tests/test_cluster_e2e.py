@@ -87,6 +87,12 @@ def seen_everywhere(servers: list[Server], *nicks: str) -> None:
         )
 
 
+def newest(server: Server, room: str) -> tuple[str, int]:
+    """The text and id of the newest line ``server`` keeps of ``room``."""
+    kept = on_loop(server, lambda: server.hub.store.lines.last(room, 1))
+    return (kept[0].text, kept[0].id) if kept else ("", 0)
+
+
 def test_a_line_reaches_everyone_on_every_node_once_in_one_order(redis_server: RedisServer) -> None:
     with nodes(redis_server, "a", "b", "c") as servers:
         clients = {
@@ -241,6 +247,9 @@ def test_redis_restarted_during_chat_each_node_goes_on_alone_then_together(
     with nodes(redis_server, "a", "b") as (a, b):
         alice, carol, bob = user(a, "alice"), user(a, "carol"), user(b, "bob")
         seen_everywhere([a, b], "alice", "bob", "carol")
+        bob.send("said before the restart")
+        alice.expect("<bob> said before the restart")
+        before = newest(a, "#lobby")[1]
         redis_server.stop()
         for client in (alice, carol, bob):
             client.expect(re.compile(r"^\*\*\* Lost touch with the other servers"))
@@ -252,6 +261,12 @@ def test_redis_restarted_during_chat_each_node_goes_on_alone_then_together(
         alice.send("and now bob too")
         bob.expect("<alice> and now bob too")
         assert not [line for line in bob.pending if "only carol" in line]
+        # The new log numbers its entries past every line the nodes keep: a
+        # room's lines are one id apiece on every node still, and no entry
+        # was counted as missed for it.
+        wait_until(lambda: newest(a, "#lobby") == ("and now bob too", newest(b, "#lobby")[1]))
+        assert newest(a, "#lobby")[1] > before
+        assert on_loop(a, lambda: a.cluster.missed) == on_loop(b, lambda: b.cluster.missed) == 0
         # The new Redis knows everyone again: each node told it all it has.
         keys = redis_server.call("KEYS", "chatd:nick:*")
         assert sorted(keys) == [b"chatd:nick:alice", b"chatd:nick:bob", b"chatd:nick:carol"]
@@ -453,3 +468,47 @@ def test_a_node_back_late_after_a_redis_restart_reads_the_new_log_from_its_start
             wait_until(lambda: logged(redis_server, "said once a was back"), what="logged")
         bob.expect("*** Back in touch with the other servers of this chat.")
         bob.expect("<alice> said once a was back")
+
+
+def test_a_user_back_through_another_node_is_shown_what_it_missed(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b", "c") as (a, b, c):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b, c], "alice", "bob")
+        alice.send("/quit")
+        bob.expect(re.compile(r"^\*\*\* alice left"))
+        for text in ("one", "two"):
+            bob.send(text)
+        wait_until(lambda: newest(c, "#lobby")[0] == "two", what="c has the lines")
+        back = user(c, "alice")  # through c, which never had her
+        back.expect(re.compile(r"^\*\*\* While you were away .*: 2 lines in #lobby\.$"))
+        back.expect(re.compile(r"^\*\*\* \[[^]]+\] <bob> one$"))
+        back.expect(re.compile(r"^\*\*\* \[[^]]+\] <bob> two$"))
+        back.expect("*** End of what you missed in #lobby.")
+
+
+def test_a_node_started_late_has_the_rooms_history_from_the_log(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob")
+        alice.send("said before c started")
+        bob.expect("<alice> said before c started")
+        alice.send("/quit")
+        bob.expect(re.compile(r"^\*\*\* alice left"))
+        bob.send("missed by alice")
+        wait_until(lambda: newest(a, "#lobby")[0] == "missed by alice", what="a has it")
+        with nodes(redis_server, "c") as (c,):
+            wait_until(lambda: newest(c, "#lobby") == newest(a, "#lobby"), what="c's history")
+            carol = user(c, "carol")  # new to the room: shown its recent lines
+            carol.expect(re.compile(r"^\*\*\* \[[^]]+\] <alice> said before c started$"))
+            carol.send("/history 5")
+            carol.expect(re.compile(r"^\*\*\* \[[^]]+\] <alice> said before c started$"))
+            assert on_loop(c, lambda: c.cluster.describe()["history_entries"]) > 0
+            # Where alice was, c read from the log too: back through c, she
+            # is shown what she missed, not the room's recent lines.
+            back = user(c, "alice")
+            back.expect(re.compile(r"^\*\*\* While you were away .*: 1 line in #lobby\.$"))
+            back.expect(re.compile(r"^\*\*\* \[[^]]+\] <bob> missed by alice$"))

@@ -13,6 +13,8 @@ from chatd.cluster.codec import Broadcast, Entry
 from chatd.core.hub import Hub, User
 from tests.helpers import FakeLink, HubFixture
 
+PASSWORD = "correct-horse"
+
 
 class Node:
     """One hub and its Peers: what it does in a step is one entry."""
@@ -57,6 +59,7 @@ class Node:
         if self.entry:
             self.serial += 1
             self.entry.serial = self.serial
+            self.entry.at = self.hub.wall()
             self.log.entries.append(codec.encode(self.entry))  # as it goes over the wire
             self.entry = Entry(self.node, 0)
 
@@ -96,7 +99,20 @@ class Log:
             text = self.entries[self.read]
             self.read += 1
             for node in self.nodes:
-                node.hub.from_peers(codec.decode(text))
+                entry = codec.decode(text)
+                entry.seq = self.read  # its place in the log, as Redis numbers it
+                node.hub.from_peers(entry)
+
+    def add(self, name: str) -> Node:
+        """A node that joins now: what the log holds is its history."""
+        node = Node(self, name)
+        for seq, text in enumerate(self.entries, 1):
+            entry = codec.decode(text)
+            entry.seq = seq
+            node.hub.from_history(entry)
+        node.hub.from_peers(Entry("*", 0))  # nothing: the node is in
+        self.nodes.append(node)
+        return node
 
 
 def _three() -> tuple[Log, Node, Node, Node]:
@@ -348,3 +364,86 @@ def test_once_a_nickname_two_held_is_given_up_the_other_holder_answers_to_it() -
     found = a.hub.find("alice")
     assert found is not None and found.node == "b"
     assert a.hub.find(alice.nick) is alice
+
+
+def _replays(lines: list[str]) -> list[str]:
+    """The replayed lines among ``lines`` (history, catch-up), without their times."""
+    return [line.split("] ", 1)[1] for line in lines if line.startswith("*** [")]
+
+
+def test_every_node_keeps_a_rooms_lines_under_the_same_ids() -> None:
+    log, a, b, c = _three()
+    alice, _ = a.join("alice")
+    bob, _ = b.join("bob")
+    for node, user, text in ((a, alice, "one"), (b, bob, "two"), (a, alice, "/me three")):
+        node.hub.receive(user, text)
+        log.settle()
+    kept = [node.hub.store.lines.last("#lobby", 10) for node in (a, b, c)]
+    assert [(line.nick, line.text) for line in kept[0]] == [
+        ("alice", "one"), ("bob", "two"), ("alice", "three"),
+    ]  # fmt: skip
+    assert kept[0] == kept[1] == kept[2]  # ids, times and all
+    rooms = [node.hub.find_room("#lobby") for node in (a, b, c)]
+    assert len({room.last_line for room in rooms if room is not None}) == 1
+
+
+def test_a_user_back_through_another_node_is_shown_what_it_missed() -> None:
+    log, a, b, c = _three()
+    alice, _ = a.join("alice")
+    bob, _ = b.join("bob")
+    b.hub.receive(bob, "before")
+    log.settle()
+    a.hub.quit(alice)
+    log.settle()
+    for text in ("x", "y"):
+        b.hub.receive(bob, text)
+        log.settle()
+    _, back = c.join("alice")  # through c, which never had her
+    got = back.take()
+    assert any(line.startswith("*** While you were away") for line in got), got
+    assert _replays(got) == ["<bob> x", "<bob> y"]
+
+
+def test_a_node_that_joins_late_has_the_rooms_history_from_the_log() -> None:
+    log, a, b, _ = _three()
+    alice, _ = a.join("alice")
+    bob, _ = b.join("bob")
+    a.hub.receive(alice, "said before d was there")
+    b.hub.set_topic(bob, "#lobby", "tea")
+    log.settle()
+    a.hub.quit(alice)
+    log.settle()
+    d = log.add("d")
+    assert d.hub.store.lines.last("#lobby", 5) == a.hub.store.lines.last("#lobby", 5)
+    dave, dave_link = d.join("dave")  # new to the room: shown its recent lines
+    said = ["<alice> said before d was there", "bob set the topic: tea"]
+    assert _replays(dave_link.take()) == said
+    d.hub.receive(dave, "/history")
+    assert _replays(dave_link.take()) == said
+    b.hub.receive(bob, "after")
+    log.settle()
+    assert [line.text for line in d.hub.store.lines.last("#lobby", 5)][-1] == "after"
+    assert d.hub.store.lines.last("#lobby", 5) == a.hub.store.lines.last("#lobby", 5)
+    # Where alice was is d's to know too: back through d, she is caught up.
+    _, back = d.join("alice")
+    assert _replays(back.take()) == ["<bob> after"]
+
+
+def test_a_message_kept_for_an_offline_account_is_given_on_any_node() -> None:
+    log, a, b, c = _three()
+    alice, _ = a.join("alice")
+    a.hub.receive(alice, f"/register {PASSWORD}")
+    a.hub.quit(alice)
+    log.settle()
+    bob, bob_link = b.join("bob")
+    bob_link.take()
+    b.hub.receive(bob, "/msg alice are you there?")
+    assert bob_link.take() == ["*** alice is offline; your message is kept until they identify."]
+    log.settle()
+    assert [node.hub.store.accounts.held("alice") for node in (a, b, c)] == [1, 1, 1]
+    link = FakeLink()
+    back = c.hub.connect(link)
+    c.hub.receive(back, f"alice:{PASSWORD}")
+    log.settle()
+    assert any("*bob* are you there?" in line for line in link.take())
+    assert [node.hub.store.accounts.held("alice") for node in (a, b, c)] == [0, 0, 0]

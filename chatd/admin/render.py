@@ -143,7 +143,8 @@ def stats_table(stats: dict[str, Any]) -> Table:
             "cluster log",
             f"at {cluster['log_position']:,}; {cluster['entries_out']:,} entries out,"
             f" {cluster['entries_in']:,} in, {cluster['entries_fetched']:,} fetched,"
-            f" {cluster['entries_missed']:,} missed; {_plural(cluster['outages'], 'outage')}",
+            f" {cluster['entries_missed']:,} missed, {cluster['history_entries']:,} read as"
+            f" history; {_plural(cluster['outages'], 'outage')}",
         )
     return table
 

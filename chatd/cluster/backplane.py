@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -108,6 +109,31 @@ end
 return #dead
 """
 
+#: KEYS: seq, log. ARGV: the floor, channel, log length, an empty entry.
+#: Where the log is now, raised first to this node's floor if it is below:
+#: a node's history is numbered by the log's positions, and a Redis that
+#: started again empty must not number its entries as lines kept already.
+#: The raise is one empty entry at the floor, which says the positions
+#: before it were skipped (``after``), not lost.
+FLOOR: Final = b"""
+local now = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if now < floor then
+  redis.call('SET', KEYS[1], floor)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], floor .. '-0', 'e', ARGV[4], 'after', now)
+  redis.call('PUBLISH', ARGV[2], floor .. ' ' .. ARGV[4])
+  now = floor
+end
+return now
+"""
+
+#: What FLOOR logs at the floor: an entry of nothing (every node reads it).
+SKIP_ENTRY: Final = '{"o":"*","n":0}'
+
+#: Log entries read for history per second at most while the store's writer
+#: is busy (a node joining a long log reads it in steps of BACKFILL_BATCH).
+HISTORY_PAUSE: Final = 0.05
+
 #: KEYS: node set. ARGV: node. A node that stops on purpose leaves the set
 #: (its users' quits are in the log already).
 LEAVE: Final = b"return redis.call('ZREM', KEYS[1], ARGV[1])"
@@ -168,6 +194,19 @@ class ClusterHub(Protocol):
         ...
 
     def own_state(self) -> tuple[list[list[Any]], list[list[Any]]]: ...
+
+    def from_history(self, entry: Entry) -> None:
+        """An entry from before this node joined: kept as history only."""
+        ...
+
+    def history_floor(self) -> int:
+        """The log position this node's history has reached (its store's
+        newest line id, over codec.LINE_SPAN)."""
+        ...
+
+    def history_busy(self) -> bool:
+        """The store has much to write: reading history waits a little."""
+        ...
 
     def tell_here(self, text: str) -> None:
         """Tell this node's named users ``text`` (no other node's)."""
@@ -263,6 +302,7 @@ class Backplane:
         prefix: str = "chatd:",
         node_timeout: float = 10.0,
         rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.address = address
         self.node = node
@@ -270,6 +310,7 @@ class Backplane:
         self.dial = dial
         self.node_timeout = node_timeout
         self.rng = rng if rng is not None else random.Random()
+        self.wall = wall
         self.hub: ClusterHub | None = None  # set once the hub is made with this as its peers
         self._seq_key = prefix + "seq"
         self._log_key = prefix + "log"
@@ -294,6 +335,12 @@ class Backplane:
         self._based = False  # _last_seq is this Redis's (else entries wait)
         self._fetching = False
         self._held: dict[int, bytes] = {}  # seq -> entry, arrived ahead of a missing one
+        #: The log positions still to read for history (from, to: none when
+        #: from > to): what was said before this node joined, once per run.
+        self._history = (1, 0)
+        self._history_read = False  # asked for this run already
+        self._history_pause: Timer | None = None
+        self.history_entries = 0  # entries read for history
         self._up = False
         self._told_down = False
         self._attempts = 0
@@ -421,6 +468,7 @@ class Backplane:
             self._here(entry)  # Redis went away within the iteration
             return
         entry.origin = self.node
+        entry.at = self.wall()
         for part in _split(entry):
             self._serial += 1
             part.serial = self._serial
@@ -444,7 +492,7 @@ class Backplane:
             self._command(None, "EVALSHA", _sha(LEAVE), 1, self._nodes_key, self.node)
             for _, keys, owners in self._lease_batches():
                 self._command(None, "EVALSHA", _sha(RELEASE), len(keys), *keys, *owners)
-        for timer in (self._redial, self._beat, self._fence):
+        for timer in (self._redial, self._beat, self._fence, self._history_pause):
             if timer is not None:
                 timer.cancel()
         for conn in (self._cmd, self._sub):
@@ -561,6 +609,7 @@ class Backplane:
             "entries_missed": self.missed,
             "outages": self.outages,
             "nickname_leases": len(self._leases),
+            "history_entries": self.history_entries,
             "fenced": self.fenced,
         }
 
@@ -588,7 +637,7 @@ class Backplane:
         self._sub_hello = len(hello)
         # Named for operators' CLIENT LIST (a node name has no spaces: see config).
         self._command(None, "CLIENT", "SETNAME", f"chatd-{self.node}-command")
-        for script in (SEQUENCE, HEARTBEAT, LEASE, RELEASE):
+        for script in (SEQUENCE, HEARTBEAT, LEASE, RELEASE, FLOOR):
             self._command(self._checked("SCRIPT LOAD"), "SCRIPT", "LOAD", script)
         self._command(self._scripts_loaded, "SCRIPT", "LOAD", LEAVE)
         sub.send("CLIENT", "SETNAME", f"chatd-{self.node}-subscriber")
@@ -624,12 +673,17 @@ class Backplane:
             return
         state: dict[str, Any] = {}
         self._command(lambda reply: state.update(info=reply), "INFO", "server")
-        self._command(lambda reply: self._based_on(state.get("info"), reply), "GET", self._seq_key)
+        floor = self.hub.history_floor() if self.hub is not None else 0
+        self._command(
+            lambda reply: self._based_on(state.get("info"), reply),
+            "EVALSHA", _sha(FLOOR), 2, self._seq_key, self._log_key,
+            floor, self._channel, LOG_ENTRIES, SKIP_ENTRY,
+        )  # fmt: skip
 
     def _based_on(self, info: Any, seq: Any) -> None:
         if resp.is_error(info) or resp.is_error(seq):
             self._down(
-                self._cmd, f"Redis refused INFO or GET: {info if resp.is_error(info) else seq}"
+                self._cmd, f"Redis refused INFO or FLOOR: {info if resp.is_error(info) else seq}"
             )
             return
         run_id = _run_id(info)
@@ -647,6 +701,13 @@ class Backplane:
                 same = True
             else:
                 self._last_seq = now
+        if not self._history_read and self.hub is not None:
+            # Once a run: what was said before it (since this node's history
+            # ends) is read from the log as history, beside the live chat.
+            self._history_read = True
+            self._history = (max(1, self.hub.history_floor()), now)
+        elif run_id != self._run_id:
+            self._history = (1, 0)  # a new log: it is read whole, live
         self._run_id = run_id
         self._based = True
         self._up = True
@@ -674,6 +735,7 @@ class Backplane:
         # At once: in the node set (so that its death is noticed) before the
         # others hear of its users, and its users' leases taken again.
         self._heartbeat()
+        self._read_history()
 
     # -- the log coming in ---------------------------------------------------------------
 
@@ -745,19 +807,14 @@ class Backplane:
 
     def _fetched(self, reply: Any) -> None:
         self._fetching = False
-        if resp.is_error(reply) or not isinstance(reply, list):
-            log.warning("cluster: cannot read the log: %s", reply)
+        items = _log_items(reply)
+        if items is None:
             return
-        for item in reply:
-            try:
-                seq = int(item[0].split(b"-")[0])
-                payload = item[1][1]
-            except (IndexError, ValueError, TypeError, AttributeError):
-                log.warning("cluster: a malformed log entry %r; skipped", item[:1])
-                continue
+        for seq, fields, payload in items:
             if seq <= self._last_seq:
                 continue
-            if seq > self._last_seq + 1:  # trimmed away before this node read them
+            if seq > self._last_seq + 1 and _after(fields) > self._last_seq:
+                # Trimmed away before this node read them (not skipped by FLOOR).
                 lost = seq - self._last_seq - 1
                 self.missed += lost
                 log.warning(
@@ -779,6 +836,7 @@ class Backplane:
         except BadEntry as exc:
             log.warning("cluster: log entry %d is not one chatd can read (%s); skipped", seq, exc)
             return
+        entry.seq = seq
         if entry.origin == self.node:
             while self._unacked and self._unacked[0].serial <= entry.serial:
                 self._unacked.popleft()
@@ -795,6 +853,44 @@ class Backplane:
                     log.warning("cluster: the other nodes counted this one as lost; rejoining")
                     self._entry.changes.append(["hello"])
                     self._answer()
+
+    def _read_history(self) -> None:
+        """Ask for the next entries of history (while there are some to read,
+        Redis is there, and the store keeps up)."""
+        self._history_pause = None
+        first, last = self._history
+        if first > last or not self._up or self.hub is None:
+            return
+        if self.hub.history_busy():
+            self._history_pause = self.timers.call_later(HISTORY_PAUSE, self._read_history)
+            return
+        self._command(
+            self._history_came, "XRANGE", self._log_key, first, last, "COUNT", BACKFILL_BATCH
+        )
+
+    def _history_came(self, reply: Any) -> None:
+        first, last = self._history
+        items = _log_items(reply)
+        if items is None:
+            return
+        for seq, _, payload in items:
+            try:
+                entry = codec.decode(payload)
+            except BadEntry as exc:
+                log.warning("cluster: log entry %d is not one chatd can read (%s)", seq, exc)
+                continue
+            entry.seq = seq
+            first = seq + 1
+            self.history_entries += 1
+            if self.hub is not None:
+                self.hub.from_history(entry)
+        if len(reply) < BACKFILL_BATCH:
+            first = last + 1  # the log has no more of it (trimmed, or all read)
+        self._history = (first, last)
+        if first > last:
+            log.info("cluster: history read from the log (%d entries)", self.history_entries)
+            return
+        self._read_history()
 
     def _answer(self) -> None:
         if self.hub is not None:
@@ -935,6 +1031,32 @@ def _split(entry: Entry) -> list[Entry]:
         part.requests = [item for kind, item in chunk if kind == "q"]
         parts += _split(part)
     return parts
+
+
+def _log_items(reply: Any) -> list[tuple[int, Any, bytes]] | None:
+    """XRANGE's answer as (position, fields, entry) for each log entry (one
+    malformed is skipped, logged); None (logged) if Redis refused."""
+    if resp.is_error(reply) or not isinstance(reply, list):
+        log.warning("cluster: cannot read the log: %s", reply)
+        return None
+    items = []
+    for item in reply:
+        try:
+            items.append((int(item[0].split(b"-")[0]), item[1], item[1][1]))
+        except (IndexError, ValueError, TypeError, AttributeError):
+            log.warning("cluster: a malformed log entry %r; skipped", item[:1])
+    return items
+
+
+def _after(fields: Any) -> int:
+    """The ``after`` field of a log entry FLOOR wrote (the position it
+    skipped from), or a position past any for an entry of the chat."""
+    if isinstance(fields, list) and len(fields) >= 4 and fields[2] == b"after":
+        try:
+            return int(fields[3])
+        except ValueError:
+            pass
+    return 1 << 62
 
 
 def _run_id(info: Any) -> str:

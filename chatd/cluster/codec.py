@@ -81,6 +81,14 @@ CHANGES: Final[dict[str, tuple[type[Any], ...]]] = {
     # name, password hash (chatd.core.passwords' format; "": deleted), made at:
     # an account, the cluster's (each node's store keeps a copy)
     "account": (str, str, float),
+    # who (folded nick), room (its key), the last line id it saw there, when:
+    # where its next catch-up starts, on whichever node it comes back through
+    "seen": (str, str, int, float),
+    # account, at, sender, sender's ident, text, notice, action: a private
+    # message kept for an account that is offline on every node
+    "held": (str, float, str, str, str, bool, bool),
+    # account: its kept messages were delivered (on the node it identified on)
+    "taken": (str,),
 }
 
 #: The requests, likewise: node and id of the user they are about first.
@@ -93,6 +101,12 @@ REQUESTS: Final[dict[str, tuple[type[Any], ...]]] = {
     # from elsewhere) as the node that asks would close its own
     "end": (str, int, str, str),
 }
+
+#: Line ids a log entry's lines have: the entry's place in the log times
+#: this, plus its broadcast's place in it (past MAX_ITEMS, so never a clash):
+#: every node keeps a room's lines under the same ids, so that where a user
+#: was is the same line on every node.
+LINE_SPAN: Final = 1 << 16
 
 #: Users one sync may carry: the most a node serves (config MAX_CLIENTS) would
 #: make one entry of tens of MB; a node sends its sync in entries of at most
@@ -110,13 +124,18 @@ class BadEntry(ValueError):
 @dataclass(slots=True)
 class Entry:
     """One node's step: ``origin`` is the node, ``serial`` its count of entries
-    (a node knows its own entries again after a reconnect by it)."""
+    (a node knows its own entries again after a reconnect by it), ``at`` when
+    it was sent (the origin's clock, seconds since the epoch: what every node
+    keeps as its lines' time). ``seq`` is its place in the log, given by the
+    log and not part of the text (0: delivered at once, not through the log)."""
 
     origin: str
     serial: int
     changes: list[list[Any]] = field(default_factory=list)
     broadcasts: list[Broadcast] = field(default_factory=list)
     requests: list[list[Any]] = field(default_factory=list)
+    at: float = 0.0
+    seq: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.changes or self.broadcasts or self.requests)
@@ -137,6 +156,8 @@ class Broadcast:
 def encode(entry: Entry) -> str:
     """``entry`` as compact JSON text (what the sequencing script keeps and publishes)."""
     out: dict[str, Any] = {"o": entry.origin, "n": entry.serial}
+    if entry.at:
+        out["t"] = round(entry.at, 3)
     if entry.changes:
         out["c"] = entry.changes
     if entry.broadcasts:
@@ -171,12 +192,15 @@ def decode(text: str | bytes) -> Entry:
         raise BadEntry("no origin node")
     if not isinstance(serial, int) or isinstance(serial, bool):
         raise BadEntry("no serial number")
+    at = data.get("t", 0.0)
+    if not _fits(at, float) or not 0 <= at < 1e11:
+        raise BadEntry("a time that is not seconds since the epoch")
     changes, broadcasts, requests = data.get("c", []), data.get("b", []), data.get("q", [])
     if not all(isinstance(x, list) for x in (changes, broadcasts, requests)):
         raise BadEntry("c, b and q must be lists")
     if len(changes) + len(broadcasts) + len(requests) > MAX_ITEMS:
         raise BadEntry(f"more than {MAX_ITEMS} items")
-    entry = Entry(origin, serial)
+    entry = Entry(origin, serial, at=at)
     entry.changes = [_checked(item, CHANGES, "change") for item in changes]
     entry.requests = [_checked(item, REQUESTS, "request") for item in requests]
     entry.broadcasts = [_decode_broadcast(item) for item in broadcasts]

@@ -17,6 +17,7 @@ connection of its owner if need be ("logged in from elsewhere").
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -66,6 +67,10 @@ class Hub(Protocol):
         """An account was made, given a new password, or deleted: in a
         cluster, the other nodes are told (``["account", name, hash, created]``,
         hash ``""`` for deleted)."""
+        ...
+
+    def share(self, change: list[Any]) -> None:
+        """In a cluster, the other nodes are told ``change`` (codec's CHANGES)."""
         ...
 
     def register(
@@ -261,6 +266,7 @@ class Desk:
         held = self.accounts.take(name)
         if not held:
             return
+        self.hub.share(["taken", name])  # the other nodes' copies go too
         now = self.hub.wall()
         to = self.hub.delivery.to_user
         to(user, ev.ReplayStart("", ev.HELD, len(held), 0.0, now))
@@ -570,6 +576,15 @@ class Desk:
         log.info("an operator deleted the account %s", account.name)
         return True
 
+    def held_from_peers(self, name: str, args: list[Any]) -> None:
+        """Another node kept a private message for an offline account
+        (``held``: account and the message's fields), or gave an account its
+        kept messages (``taken``): this node's copy follows."""
+        if name == "held":
+            self.accounts.hold(args[0], HeldMessage(*args[1:]))
+        else:
+            self.accounts.take(args[0])
+
     def _shared(self, name: str) -> None:
         """Tell the other nodes of a cluster what account ``name`` is now."""
         account = self.accounts.get(name)
@@ -636,4 +651,7 @@ class Desk:
                 f"{account.name} is offline and has as many messages kept as it can;"
                 " yours was not kept."
             )
+        # Every node of a cluster keeps it: it is given on whichever the
+        # account identifies on.
+        self.hub.share(["held", account.name, *dataclasses.astuple(message)])
         return f"{account.name} is offline; your message is kept until they identify."

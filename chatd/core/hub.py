@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
-from chatd.cluster.codec import EVERYONE, ROOM, SHARING, USER, Broadcast, Entry
+from chatd.cluster.codec import EVERYONE, LINE_SPAN, ROOM, SHARING, USER, Broadcast, Entry
 from chatd.config import Config
 from chatd.core import events as ev
 from chatd.core.accounts import Desk, Hashing, InlineHasher
@@ -304,6 +304,18 @@ def _reason(text: str) -> str:
 def _key(nick: str) -> str:
     # Nicknames are ASCII, so lower() is a complete case fold.
     return nick.lower()
+
+
+def _kept_as(event: ev.Event) -> tuple[int, str, str, str] | None:
+    """How a room's event of the cluster's log is kept in history (kind,
+    nick, ident, text), or None if it is not a line kept."""
+    if isinstance(event, ev.Said):
+        return (kept.NOTICE if event.notice else kept.SAID), event.nick, event.ident, event.text
+    if isinstance(event, ev.Acted):
+        return kept.ACTED, event.nick, event.ident, event.text
+    if isinstance(event, ev.TopicSet):
+        return kept.TOPIC, event.by, event.by_ident, event.text
+    return None
 
 
 class Hub:
@@ -1212,6 +1224,11 @@ class Hub:
         if problem and problem is not PENDING:
             self._fall_back(user_id, "", tries + 1)  # taken meanwhile: another
 
+    def share(self, change: list[Any]) -> None:
+        """Tell the other nodes of a cluster ``change`` (one of the codec's
+        CHANGES), when they can hear it."""
+        self._change(change)
+
     def account_changed(self, change: list[Any]) -> None:
         """An account changed here: the other nodes' stores follow (Desk)."""
         if self.peers is not None:
@@ -1238,11 +1255,48 @@ class Hub:
                 self._apply(entry.origin, change, mine)
             except Exception:
                 log.exception("cluster: cannot apply %r from %s", change[:3], entry.origin)
-        for broadcast in entry.broadcasts:
-            self._hear(entry.origin, broadcast, mine)
+        first = entry.seq * LINE_SPAN  # 0: delivered at once, its lines numbered here
+        for i, broadcast in enumerate(entry.broadcasts):
+            self._hear(entry.origin, broadcast, mine, first and first + i, entry.at)
         for request in entry.requests:
             if request[1] == self.node:
                 self._requested(entry.origin, request)
+
+    def from_history(self, entry: Entry) -> None:
+        """An entry of the log from before this node joined it: its room lines
+        are kept as history (under the ids every node keeps them under), and
+        where users were, and what was held for offline accounts, as they
+        were then. Nothing is delivered, nothing else applied (the nodes'
+        ``sync`` says how things are now)."""
+        mine = entry.origin == self.node
+        for change in entry.changes:
+            name = change[0]
+            if name == "seen" or (name in ("held", "taken") and not mine):
+                # (This node's own held messages are in its own store already.)
+                self._apply(entry.origin, change, False)
+        lines = self.store.lines
+        first = entry.seq * LINE_SPAN
+        for i, b in enumerate(entry.broadcasts):
+            kept_as = _kept_as(b.event) if b.audience == ROOM else None
+            if kept_as is None:
+                continue
+            kind, nick, ident, text = kept_as
+            at = entry.at or self.wall()
+            line = kept.Line(first + i, room_key(b.where), at, kind, nick, ident, one_line(text))
+            lines.backfill(line)
+            room = self.find_room(b.where)
+            if room is not None:
+                room.last_line = max(room.last_line, first + i)
+
+    def history_floor(self) -> int:
+        """The log position this node's history goes to (where a reading of
+        the log for history starts, and below which the log must not number
+        its entries)."""
+        return self.store.lines.newest // LINE_SPAN
+
+    def history_busy(self) -> bool:
+        """The store's writer has much to do: a reading of history waits."""
+        return self.store.lines.queued > kept.MAX_QUEUED_LINES // 4
 
     def own_state(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """This node's users ([id, nick, ident, protocol, at, [[room, op], ...]])
@@ -1293,6 +1347,12 @@ class Hub:
             return  # this node's users: applied as they happened
         if name == "account":
             self.desk.from_peers(*args)
+            return
+        if name == "seen":
+            self.store.lines.mark_seen(*args)
+            return
+        if name in ("held", "taken"):
+            self.desk.held_from_peers(name, args)
             return
         key = (origin, args[0])
         user = self._remote.get(key)
@@ -1437,9 +1497,10 @@ class Hub:
             if topical is not None:
                 topical.topic, topical.topic_by = text, by
 
-    def _hear(self, origin: str, b: Broadcast, mine: bool) -> None:
+    def _hear(self, origin: str, b: Broadcast, mine: bool, line_id: int, at: float) -> None:
         """Deliver a broadcast of the log to this node's readers: rendered once
-        per format, as a local one is; the origin's sender is not told again."""
+        per format, as a local one is; the origin's sender is not told again.
+        A room line is kept as ``line_id`` (0: the next id here), said at ``at``."""
         sender = self._by_id.get(b.exclude) if mine and b.exclude else None
         event = b.event
         if b.audience == ROOM:
@@ -1449,7 +1510,9 @@ class Hub:
             self.delivery.to_room(room, event, sender)
             # Kept here as delivered: every node's history in the log's order,
             # and a catch-up never shows a line that is still to come live.
-            self._record_remote(room, event)
+            kept_as = _kept_as(event)
+            if kept_as is not None:
+                self._record(room, *kept_as, line_id, at)
         elif b.audience == SHARING:
             rooms = [room for name in b.where if (room := self.find_room(name)) is not None]
             reader = sender if sender is not None else _Nobody()
@@ -1466,16 +1529,6 @@ class Hub:
                 who = self._remote.get((origin, b.exclude))
                 if who is not None:
                     to.last_from = who.id
-
-    def _record_remote(self, room: Room, event: ev.Event) -> None:
-        """Keep a line of the cluster's log (any node's) in this node's history."""
-        if isinstance(event, ev.Said):
-            kind = kept.NOTICE if event.notice else kept.SAID
-            self._record(room, kind, event.nick, event.ident, event.text)
-        elif isinstance(event, ev.Acted):
-            self._record(room, kept.ACTED, event.nick, event.ident, event.text)
-        elif isinstance(event, ev.TopicSet):
-            self._record(room, kept.TOPIC, event.by, event.by_ident, event.text)
 
     def _requested(self, origin: str, request: list[Any]) -> None:
         """Another node asks this one to act on one of its users."""
@@ -1502,15 +1555,32 @@ class Hub:
         newest = self.store.lines.last(room_key(name), 1)
         return Room(name, newest[0].id if newest else 0)
 
-    def _record(self, room: Room, kind: int, nick: str, ident: str, text: str) -> None:
-        """Keep a line of ``room`` (the store writes it off the loop)."""
-        line = self.store.lines.append(room_key(room.name), kind, nick, ident, one_line(text))
+    def _record(
+        self,
+        room: Room,
+        kind: int,
+        nick: str,
+        ident: str,
+        text: str,
+        line_id: int = 0,
+        at: float = 0.0,
+    ) -> None:
+        """Keep a line of ``room`` (the store writes it off the loop): as
+        ``line_id`` (a cluster's) or the next id, said at ``at`` or now."""
+        line = self.store.lines.append(
+            room_key(room.name), kind, nick, ident, one_line(text), line_id, at
+        )
         room.last_line = line.id
 
     def _mark_seen(self, user: User, room: Room) -> None:
         """``user`` has seen ``room`` up to its newest line (it is leaving it,
-        or the server, or its nickname): where its next catch-up starts."""
-        self.store.lines.mark_seen(_key(user.nick), room_key(room.name), room.last_line)
+        or the server, or its nickname): where its next catch-up starts, on
+        this node and (in a cluster) every other (which mark it themselves
+        when they hear of it: the change is for a node that joins later)."""
+        who, key, now = _key(user.nick), room_key(room.name), self.wall()
+        self.store.lines.mark_seen(who, key, room.last_line, now)
+        if not user.node:
+            self._change(["seen", who, key, room.last_line, now])
 
     def _catch_up(self, user: User, room: Room) -> None:
         """``user`` has just entered ``room``: show it what it missed since it
