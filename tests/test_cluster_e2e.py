@@ -512,3 +512,37 @@ def test_a_node_started_late_has_the_rooms_history_from_the_log(
             back = user(c, "alice")
             back.expect(re.compile(r"^\*\*\* While you were away .*: 1 line in #lobby\.$"))
             back.expect(re.compile(r"^\*\*\* \[[^]]+\] <bob> missed by alice$"))
+
+
+def test_an_accounts_messages_and_nickname_follow_it_to_any_node(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b", "c") as (a, b, c):
+        alice, bob = user(a, "alice"), user(c, "bob")
+        alice.send(f"/register {PASSWORD}")
+        alice.expect(re.compile(r"^\*\*\* Registered: the nickname alice is yours\."))
+        wait_until(lambda: on_loop(b, lambda: b.hub.desk.registered("alice")), what="on b")
+        alice.send("/quit")
+        alice.wait_closed()
+        seen_everywhere([a, b, c], "bob")
+        wait_until(lambda: on_loop(c, lambda: c.hub.find("alice") is None), what="gone on c")
+        bob.send("/msg alice kept for you")
+        bob.expect("*** alice is offline; your message is kept until they identify.")
+        wait_until(lambda: on_loop(b, lambda: b.hub.store.accounts.held("alice")) == 1)
+        # Given on b, which only heard of it; then no node holds it any more.
+        owner = LineClient(b.address)  # type: ignore[arg-type]
+        owner.send(f"alice:{PASSWORD}")
+        owner.expect("*** You are identified: alice is your account.")
+        owner.expect(re.compile(r"^\*\*\* \[[^]]+\] \*bob\* kept for you$"))
+        for server in (a, c):
+            wait_until(lambda s=server: on_loop(s, lambda: s.hub.store.accounts.held("alice")) == 0)
+        # Her password on a takes the nickname over from b's connection (not
+        # "taken": a waits for b to give it up).
+        seen_everywhere([a, b, c], "alice")
+        again = LineClient(a.address)  # type: ignore[arg-type]
+        again.send(f"alice:{PASSWORD}")
+        owner.expect("*** Someone logged in as alice from elsewhere.")
+        owner.wait_closed()
+        again.expect("*** You are identified: alice is your account.")
+        again.send("back on a")
+        bob.expect("<alice> back on a")

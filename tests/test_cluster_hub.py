@@ -447,3 +447,29 @@ def test_a_message_kept_for_an_offline_account_is_given_on_any_node() -> None:
     log.settle()
     assert any("*bob* are you there?" in line for line in link.take())
     assert [node.hub.store.accounts.held("alice") for node in (a, b, c)] == [0, 0, 0]
+
+
+def test_a_login_takes_its_nickname_over_from_another_nodes_connection() -> None:
+    log, a, b, c = _three()
+    alice, alice_link = a.join("alice")
+    a.hub.receive(alice, f"/register {PASSWORD}")
+    log.settle()
+    alice_link.take()
+    link = FakeLink()
+    again = b.hub.connect(link)
+    b.hub.receive(again, f"alice:{PASSWORD}")
+    b.hub.receive(again, "it is me, on b now")  # waits until she is alice here
+    log.settle()
+    assert alice_link.take()[0] == "*** Someone logged in as alice from elsewhere."
+    got = link.take()
+    assert "*** You are identified: alice is your account." in got, got
+    assert not any("taken" in line for line in got), got
+    for node in (a, b, c):
+        found = node.hub.find("alice")
+        assert found is not None and found.node == ("" if node is b else "b")
+    assert log.leases["alice"] == ("b", again.id)
+    _, carol_link = c.join("carol")
+    carol_link.take()
+    b.hub.receive(again, "and this")
+    log.settle()
+    assert carol_link.take() == ["<alice> and this"]

@@ -59,7 +59,7 @@ class Hub(Protocol):
 
     def is_connected(self, user: User) -> bool: ...
 
-    def close_user(self, user: User, reason: str) -> None: ...
+    def close_user(self, user: User, reason: str, *, told: str = "") -> None: ...
 
     def banned_nick(self, nick: str) -> str | None: ...
 
@@ -242,8 +242,8 @@ class Desk:
         (its owner's other connection) gives it up."""
         holder = self.hub.find(nick)
         if holder is not None and holder is not user:
-            self.hub.notify(holder, f"Someone logged in as {nick} from elsewhere.")
-            self.hub.close_user(holder, "logged in from elsewhere")
+            told = f"Someone logged in as {nick} from elsewhere."
+            self.hub.close_user(holder, "logged in from elsewhere", told=told)
 
     def _identified(self, user: User) -> None:
         """``user`` (named) is its nickname's account's now: it is told, and

@@ -361,6 +361,13 @@ class Hub:
         #: Nickname leases the cluster refused, until the retry has been told:
         #: (user id, folded nick).
         self._refused_leases: dict[tuple[int, str], bool] = {}
+        #: Other nodes' users asked to end (a take-over by a login here), by
+        #: id; and the logins waiting for one to go: folded nick -> [(user,
+        #: nick, retry)]; and the nicknames let go in the entry being applied.
+        self._ending: set[int] = set()
+        self._freeing: dict[str, list[tuple[User, str, Callable[[], object]]]] = {}
+        self._let_go: list[str] = []
+        self._claiming: set[int] = set()  # users whose lease Redis is asked for
         #: Nicknames two users have at once (another node's and this one's, or
         #: two others', until a lost lease renames one): folded nick.
         self._clashed: set[str] = set()
@@ -622,9 +629,7 @@ class Hub:
         why = f"banned by an operator: {reason}" if reason else "banned by an operator"
         told = f"You have been banned by an operator for {length}"
         if user.node:  # its node closes it; its address is that node's to ban
-            if self.peers is not None:
-                said = sentence(f"{told}: {reason}" if reason else told)
-                self.peers.request(["end", user.node, user.remote_id, said, why])
+            self.close_user(user, why, told=sentence(f"{told}: {reason}" if reason else told))
             log.info("%s (on %s) was banned by an operator for %s", user.nick, user.node, length)
             return f"banned the nickname {user.nick} for {length}, and closed it on {user.node}"
         self.bans.add("address", user.link.host, until, reason)
@@ -650,6 +655,10 @@ class Hub:
         A registered nickname is only for its account (``verified``: its
         password was just given). In a cluster it may answer PENDING: see
         :meth:`register` for ``retry``."""
+        if retry is None:
+            retry = functools.partial(self._notify_problem, user, self.rename, new_nick)
+        if verified and self._await_end(user, new_nick, retry):
+            return PENDING
         problem = self.nick_refusal(user, new_nick)
         if problem:
             return problem
@@ -660,8 +669,6 @@ class Hub:
             )
         if new_nick == user.nick:
             return f"You are already {new_nick}."
-        if retry is None:
-            retry = functools.partial(self._notify_problem, user, self.rename, new_nick)
         pending = self._lease(user, new_nick, retry)
         if pending:
             return pending
@@ -692,14 +699,18 @@ class Hub:
         self.disconnect(user, why)
         user.link.close()
 
-    def close_user(self, user: User, reason: str) -> None:
-        """Close ``user``'s connection for ``reason`` (it was told why, or ``reason``
-        says it): its wire's last line (IRC's ERROR), the others hear it leave
-        with ``reason``, the link closes."""
-        if user.node:  # another node's user: its node closes it
+    def close_user(self, user: User, reason: str, *, told: str = "") -> None:
+        """Close ``user``'s connection for ``reason`` (it was told why, or
+        ``reason`` says it), telling it ``told`` first, if given: its wire's
+        last line (IRC's ERROR), the others hear it leave with ``reason``, the
+        link closes. Another node's user is closed by its node."""
+        if user.node:
             if self.peers is not None:
-                self.peers.request(["end", user.node, user.remote_id, "", reason])
+                self.peers.request(["end", user.node, user.remote_id, told, reason])
+                self._ending.add(user.id)
             return
+        if told:
+            self.notify(user, told)
         self.delivery.to_user(user, ev.Closing(reason))
         self.disconnect(user, reason)
         user.link.close()
@@ -1008,15 +1019,17 @@ class Hub:
         call is made again and its refusal told to the user."""
         if user.state is not State.REGISTERING:
             return "You have a nickname already."
+        if retry is None:
+            retry = functools.partial(
+                self._notify_problem, user, self.register, nick, rooms, verified=verified
+            )
+        if verified and self._await_end(user, nick, retry):
+            return PENDING
         problem = self.nick_refusal(user, nick)
         if problem:
             return problem
         if not verified and self.desk.registered(nick):
             return f"The nickname {nick} is registered; its password is needed."
-        if retry is None:
-            retry = functools.partial(
-                self._notify_problem, user, self.register, nick, rooms, verified=verified
-            )
         pending = self._lease(user, nick, retry)
         if pending:
             return pending
@@ -1167,24 +1180,70 @@ class Hub:
         if self._refused_leases.pop(key, False):
             return taken(nick)
 
-        def answered(granted: bool | None) -> None:
-            if granted is False:
-                self._refused_leases[key] = True
-            if user.state is not State.GONE:
-                retry()
-            self._refused_leases.pop(key, None)  # told, or no longer asked
-            if granted and _key(user.nick) != key[1] and self.peers is not None:
-                self.peers.release(user.id, nick)  # gone, or another name meanwhile
-            waiting, user.waiting = user.waiting, None
-            for text in waiting or ():  # what it sent meanwhile, in order
-                if user.state is not State.GONE:
-                    self.receive(user, text)
-
+        answered = functools.partial(self._claim_answered, user, nick, retry)
         if not peers.claim(user.id, nick, answered):
             return taken(nick)
+        self._claiming.add(user.id)
         if user.state is State.REGISTERING and user.waiting is None:
             user.waiting = []  # its next lines wait for the answer (chat, not nicknames)
         return PENDING
+
+    def _claim_answered(
+        self, user: User, nick: str, retry: Callable[[], object], granted: bool | None
+    ) -> None:
+        self._claiming.discard(user.id)
+        self._answered(user, nick, retry, granted)
+
+    def _answered(
+        self, user: User, nick: str, retry: Callable[[], object], granted: bool | None
+    ) -> None:
+        """Redis answered ``user``'s claim of ``nick`` (None: it did not, or
+        there was nothing to claim yet): the call is made again (``retry``),
+        then what ``user`` sent meanwhile."""
+        key = (user.id, _key(nick))
+        if granted is False:
+            self._refused_leases[key] = True
+        if user.state is not State.GONE:
+            retry()
+        self._refused_leases.pop(key, None)  # told, or no longer asked
+        if granted and _key(user.nick) != key[1] and self.peers is not None:
+            self.peers.release(user.id, nick)  # gone, or another name meanwhile
+        if user.waiting is not None and (user.id in self._claiming or self._waits_for_end(user)):
+            return  # it waits on: for another claim's answer, or another node's user to go
+        waiting, user.waiting = user.waiting, None
+        for text in waiting or ():  # what it sent meanwhile, in order
+            if user.state is not State.GONE:
+                self.receive(user, text)
+
+    def _await_end(self, user: User, nick: str, retry: Callable[[], object]) -> bool:
+        """Whether ``user``'s proven take-over of ``nick`` must wait: the
+        holder is another node's user, asked to end, whose lease its node
+        gives up as it goes. ``retry`` runs once it has gone (or after
+        ``node_timeout``, whatever became of it); lines wait meanwhile."""
+        key = _key(nick)
+        holder = self._named.get(key)
+        if holder is None or holder is user or holder.id not in self._ending:
+            return False
+        self._freeing.setdefault(key, []).append((user, nick, retry))
+        if user.state is State.REGISTERING and user.waiting is None:
+            user.waiting = []
+        self.timers.call_later(
+            self.config.cluster.node_timeout, functools.partial(self._free, key, holder)
+        )
+        return True
+
+    def _waits_for_end(self, user: User) -> bool:
+        return any(user is waiter for waiters in self._freeing.values() for waiter, _, _ in waiters)
+
+    def _free(self, key: str, holder: User | None = None) -> None:
+        """``key`` was let go (or ``holder`` did not go in time): the logins
+        waiting for it try again."""
+        if holder is not None:
+            if self._named.get(key) is not holder:
+                return  # it went, and was seen to
+            self._ending.discard(holder.id)  # it did not go: no waiting for it again
+        for user, nick, retry in self._freeing.pop(key, ()):
+            self._answered(user, nick, retry, None)
 
     def _notify_problem(
         self, user: User, call: Callable[..., str | None], *args: Any, **kwargs: Any
@@ -1261,6 +1320,8 @@ class Hub:
         for request in entry.requests:
             if request[1] == self.node:
                 self._requested(entry.origin, request)
+        while self._let_go:
+            self._free(self._let_go.pop(0))
 
     def from_history(self, entry: Entry) -> None:
         """An entry of the log from before this node joined it: its room lines
@@ -1404,6 +1465,7 @@ class Hub:
         if reason and user.rooms:
             self.delivery.to_sharing(user, ev.Quit(user.nick, reason, user.ident))
         user.state = State.GONE
+        self._ending.discard(user.id)
         self._remote.pop((user.node, user.remote_id), None)
         self._by_id.pop(user.id, None)
         self._unname(user)
@@ -1422,6 +1484,8 @@ class Hub:
         key = _key(user.nick)
         if self._named.get(key) is user:
             del self._named[key]
+            if key in self._freeing:
+                self._let_go.append(key)  # tried again once the entry is applied
         if key in self._clashed and key not in self._named:
             self._clashed.discard(key)
             for other in self._by_id.values():
