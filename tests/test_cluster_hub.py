@@ -473,3 +473,27 @@ def test_a_login_takes_its_nickname_over_from_another_nodes_connection() -> None
     b.hub.receive(again, "and this")
     log.settle()
     assert carol_link.take() == ["<alice> and this"]
+
+
+def test_a_room_made_on_two_nodes_at_once_is_run_by_the_first_in_the_log() -> None:
+    log, a, b, c = _three()
+    alice, alice_link = a.join("alice")
+    bob, bob_link = b.join("bob")
+    for link in (alice_link, bob_link):
+        link.take()
+    a.hub.receive(alice, "/join #new")  # both before either hears of the other
+    b.hub.receive(bob, "/join #new")
+    log.settle()  # a's entry is first in the log
+    for node in (a, b, c):
+        room = node.hub.find_room("#new")
+        assert room is not None
+        assert sorted(user.nick for user in room.ops) == ["alice"], node.node
+        assert sorted(user.nick for user in room.members) == ["alice", "bob"]
+    assert (
+        "*** #new was made on another server a moment before, by alice:"
+        " alice is its operator, not bob." in bob_link.take()
+    )
+    assert not any("moment before" in line for line in alice_link.take())
+    b.hub.receive(bob, "/kick alice")
+    assert bob_link.take()[-1].startswith("*** ")  # refused: not its operator
+    assert a.hub.find("alice") in a.hub.find_room("#new").members  # type: ignore[union-attr]

@@ -752,6 +752,8 @@ class Hub:
                 )
             room = self._rooms[room_key(name)] = self._new_room(name)
             room.ops.add(user)  # whoever makes a room runs it
+            if self._clustered():
+                room.founding = user
         self._enter(user, room, arrived=arrived)
         if created:
             log.info("%s made %s", user.nick, room.name)
@@ -1404,6 +1406,10 @@ class Hub:
             if args[0] != self.node:
                 self._sync(*args)
             return
+        if mine and name == "join" and args[2]:
+            made = self.find_room(args[1])
+            if made is not None and made.founding is not None and made.founding.id == args[0]:
+                made.founding = None  # the log has it: this node's user made the room
         if mine or name == "hello":
             return  # this node's users: applied as they happened
         if name == "account":
@@ -1427,7 +1433,7 @@ class Hub:
         elif name == "rename":
             self._rename_remote(user, args[1])
         elif name == "join":
-            self._join_remote(user, args[1], args[2])
+            self._join_remote(user, args[1], args[2], made=True)
         elif name == "leave":
             room = self.find_room(args[1])
             if room is not None and user in room.members:
@@ -1493,16 +1499,40 @@ class Hub:
                     self._named[key] = other
                     break
 
-    def _join_remote(self, user: User, name: str, op: bool) -> None:
+    def _join_remote(self, user: User, name: str, op: bool, *, made: bool = False) -> None:
+        """Another node's ``user`` is in room ``name``, an operator (``op``);
+        ``made``: it joins now, and ``op`` says its node made the room for it.
+        Two nodes may make one room at once: the first in the log runs it."""
         room = self.find_room(name)
         if room is None:
             if room_problem(name):
                 return
             room = self._rooms[room_key(name)] = self._new_room(name)
+        elif made and op:
+            if room.founding is not None:
+                self._outmade(room, room.founding, user)
+            elif room.members:
+                op = False  # made before, in the log's order, by someone else
         room.members[user] = None
         user.rooms[room_key(room.name)] = room
         if op:
             room.ops.add(user)
+
+    def _outmade(self, room: Room, founder: User, first: User) -> None:
+        """``founder`` made ``room`` here, but ``first`` made it on another node
+        a moment before (in the log's order): ``first`` runs it, as every
+        other node has it."""
+        room.founding = None
+        if founder in room.members and founder in room.ops:
+            room.ops.discard(founder)
+            self.delivery.to_room(
+                room,
+                ev.Notice(
+                    f"{room.name} was made on another server a moment before, by"
+                    f" {first.nick}: {first.nick} is its operator, not {founder.nick}.",
+                    room.name,
+                ),
+            )
 
     def _lose(self, node: str, reason: str) -> None:
         """``node`` is gone: its users are told here as leaving, for ``reason``."""

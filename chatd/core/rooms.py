@@ -51,7 +51,9 @@ def room_key(name: str) -> str:
 class Room:
     """One room: its members in the order they joined, its operators, its topic."""
 
-    __slots__ = ("groups", "last_line", "members", "name", "ops", "topic", "topic_by")
+    __slots__ = (
+        "founding", "groups", "last_line", "members", "name", "ops", "topic", "topic_by",
+    )  # fmt: skip
 
     def __init__(self, name: str, last_line: int = 0) -> None:
         self.name = name
@@ -67,6 +69,10 @@ class Room:
         #: (wire, variant) -> the fan-out group of members who read this room
         #: in that format and variant (chatd.core.delivery).
         self.groups: dict[tuple[str, str], Group] = {}
+        #: In a cluster, the member of this node who made the room and runs
+        #: it, until the log confirms the making (another node may have made
+        #: it a moment before: the log's order says who runs it).
+        self.founding: Any = None
 
     def __repr__(self) -> str:
         return f"<Room {self.name} {len(self.members)} members>"
