@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatd.config import ClusterSettings, Config
+from chatd.config import ClusterSettings, Config, StoreSettings
 from chatd.server import Server
 from chatd.wire.resp import RedisAddress
 from tests.helpers import (
@@ -546,3 +546,35 @@ def test_an_accounts_messages_and_nickname_follow_it_to_any_node(
         again.expect("*** You are identified: alice is your account.")
         again.send("back on a")
         bob.expect("<alice> back on a")
+
+
+def test_a_node_restarted_with_its_store_reads_on_from_where_it_was(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    cluster = ClusterSettings(redis=redis_server.url, node="c", node_timeout=3)
+    config = make_config(cluster=cluster, store=StoreSettings(path=str(tmp_path / "c.db")))
+    with nodes(redis_server, "a") as (a,):
+        alice = user(a, "alice")
+        alice.send(f"/register {PASSWORD}")
+        alice.expect(re.compile(r"^\*\*\* Registered"))
+        alice.send("/quit")
+        alice.wait_closed()
+        bob = user(a, "bob")
+        with running_server(config) as c:
+            wait_until(lambda: on_loop(c, lambda: _up(c)), what="c joined")
+            bob.send("said while c was up")
+            bob.send("/msg alice kept for you")
+            bob.expect("*** alice is offline; your message is kept until they identify.")
+            wait_until(lambda: on_loop(c, lambda: c.hub.store.accounts.held("alice")) == 1)
+        bob.send("said while c was down")
+        wait_until(lambda: logged(redis_server, "said while c was down"), what="logged")
+        with running_server(config) as c:
+            wait_until(lambda: newest(c, "#lobby")[0] == "said while c was down", what="read")
+            assert newest(c, "#lobby") == newest(a, "#lobby")
+            assert on_loop(c, lambda: c.hub.store.accounts.held("alice")) == 1  # not twice
+            # It read on from where its store was, not the whole log again.
+            assert 0 < on_loop(c, lambda: c.cluster.describe()["history_entries"]) <= 3
+            carol = user(c, "carol")
+            carol.send("/history 5")
+            carol.expect(re.compile(r"<bob> said while c was up$"))
+            carol.expect(re.compile(r"<bob> said while c was down$"))

@@ -103,16 +103,27 @@ class Log:
                 entry.seq = self.read  # its place in the log, as Redis numbers it
                 node.hub.from_peers(entry)
 
-    def add(self, name: str) -> Node:
-        """A node that joins now: what the log holds is its history."""
+    def add(self, name: str, *, live_first: bool = False) -> Node:
+        """A node that joins now: what the log holds is its history, read
+        before anything else happens (or, ``live_first``, after the next
+        entries have reached it live, as a slow reading of a long log is)."""
         node = Node(self, name)
-        for seq, text in enumerate(self.entries, 1):
+        known = self.nodes[0].hub.store.accounts.all()  # Redis's, as the node merges them
+        node.hub.merge_accounts({x.name.lower(): [x.name, x.hash, x.created] for x in known})
+        node.hub.reading_history(True)
+        base = len(self.entries)
+        self.nodes.append(node)
+        if live_first:
+            return node
+        self.read_history(node, base)
+        return node
+
+    def read_history(self, node: Node, base: int) -> None:
+        for seq, text in enumerate(self.entries[:base], 1):
             entry = codec.decode(text)
             entry.seq = seq
             node.hub.from_history(entry)
-        node.hub.from_peers(Entry("*", 0))  # nothing: the node is in
-        self.nodes.append(node)
-        return node
+        node.hub.reading_history(False)
 
 
 def _three() -> tuple[Log, Node, Node, Node]:
@@ -299,7 +310,7 @@ def test_a_big_iteration_goes_out_as_entries_of_a_bounded_size_in_order() -> Non
     from chatd.cluster.backplane import MAX_ENTRY_BYTES, _split
     from chatd.core import events as ev
 
-    entry = Entry("a", 0)
+    entry = Entry("a", 0, at=1_700_000_000.5)
     entry.changes = [["join", i, f"#r{i}", False] for i in range(3000)]
     entry.broadcasts = [
         Broadcast(codec.ROOM, "#r", ev.Said("#r", "al", f"line {i} " + "x" * 200), 0)
@@ -311,6 +322,7 @@ def test_a_big_iteration_goes_out_as_entries_of_a_bounded_size_in_order() -> Non
     assert all(len(codec.encode(part)) <= MAX_ENTRY_BYTES for part in parts)
     flat = [item for part in parts for item in (*part.changes, *part.broadcasts, *part.requests)]
     assert flat == [*entry.changes, *entry.broadcasts, *entry.requests]
+    assert {part.at for part in parts} == {entry.at}  # every part's lines said then
     huge = Entry("a", 0, broadcasts=[Broadcast(codec.EVERYONE, None, ev.Notice("x" * 10**6), 0)])
     assert _split(huge) == [huge]  # one item: alone, whatever its size
 
@@ -497,3 +509,42 @@ def test_a_room_made_on_two_nodes_at_once_is_run_by_the_first_in_the_log() -> No
     b.hub.receive(bob, "/kick alice")
     assert bob_link.take()[-1].startswith("*** ")  # refused: not its operator
     assert a.hub.find("alice") in a.hub.find_room("#new").members  # type: ignore[union-attr]
+
+
+def test_line_ids_are_the_logs_positions_whatever_each_nodes_own_count() -> None:
+    log, a, b, c = _three()
+    for i in range(5):  # a's own count is ahead of the others'
+        a.hub.store.lines.append("#elsewhere", 1, "x", "x", str(i))
+    alice, _ = a.join("alice")
+    b.join("bob")
+    a.hub.receive(alice, "one")
+    log.settle()
+    said = log.entries.index(next(e for e in log.entries if '"one"' in e)) + 1
+    for node in (a, b, c):
+        line = node.hub.store.lines.last("#lobby", 1)[0]
+        assert (line.text, line.id) == ("one", said * codec.LINE_SPAN), node.node
+
+
+def test_history_read_after_live_entries_leaves_the_newer_state() -> None:
+    log, a, b, _ = _three()
+    alice, _ = a.join("alice")
+    a.hub.receive(alice, f"/register {PASSWORD}")
+    a.hub.quit(alice)
+    bob, _ = b.join("bob")
+    log.settle()
+    b.hub.receive(bob, "/msg alice psst")
+    log.settle()
+    d = log.add("d", live_first=True)  # its reading of the log is slow...
+    base = len(log.entries)
+    link = FakeLink()
+    back = a.hub.connect(link)
+    a.hub.receive(back, f"alice:{PASSWORD}")  # ...alice is given psst meanwhile, on a
+    log.settle()
+    assert any("*bob* psst" in line for line in link.take())
+    log.read_history(d, base)  # the older "held" comes after the "taken"
+    assert [node.hub.store.accounts.held("alice") for node in log.nodes] == [0, 0, 0, 0]
+    # and where she was stays the newer of the two marks
+    a.hub.quit(back)
+    log.settle()
+    mark = d.hub.store.lines.seen("alice", "#lobby")
+    assert mark is not None and mark == a.hub.store.lines.seen("alice", "#lobby")

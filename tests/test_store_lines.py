@@ -393,3 +393,24 @@ def test_history_read_late_past_a_full_room_keeps_the_newest(clock: FakeClock) -
     store.backfill(Line(5, "#a", clock(), SAID, "b", "b", "5"))  # older than all kept
     store.backfill(Line(15, "#a", clock(), SAID, "b", "b", "15"))
     assert _texts(store.last("#a", 5)) == ["15", "20"]
+
+
+def test_history_read_late_newer_than_the_tails_oldest_is_read_at_once(
+    opened: MakeStore, clock: FakeClock
+) -> None:
+    store = opened()
+    store.append("#a", SAID, "alice", "alice", "said alone", id=5 * 65536 + 3)
+    for line_id, text in ((6 * 65536, "log one"), (7 * 65536, "log two")):
+        store.backfill(Line(line_id, "#a", clock(), SAID, "bob", "bob", text))
+    # Unwritten yet, and above the tail's oldest: the tail has them.
+    assert _texts(store.last("#a", 5)) == ["said alone", "log one", "log two"]
+    assert store.count("#a", 0, 10**9, 10) == 3
+    assert _texts(store.since("#a", 5 * 65536 + 3, 5)) == ["log one", "log two"]
+
+
+def test_a_full_room_in_memory_keeps_all_it_had_when_a_line_comes_twice(clock: FakeClock) -> None:
+    store = MemoryLines(2, wall=clock)
+    for line_id in (10, 20):
+        store.append("#a", SAID, "a", "a", str(line_id), id=line_id)
+    store.backfill(Line(10, "#a", clock(), SAID, "a", "a", "10"))
+    assert _texts(store.last("#a", 5)) == ["10", "20"]

@@ -130,8 +130,12 @@ return now
 #: What FLOOR logs at the floor: an entry of nothing (every node reads it).
 SKIP_ENTRY: Final = '{"o":"*","n":0}'
 
-#: Log entries read for history per second at most while the store's writer
-#: is busy (a node joining a long log reads it in steps of BACKFILL_BATCH).
+#: Entries read for history per XRANGE: a reply is at most 1 MiB, some
+#: thousands of lines, well inside what the store's writer queues
+#: (MAX_QUEUED_LINES), so that history never crowds out the live chat's lines.
+HISTORY_BATCH: Final = 4
+#: Seconds a reading of history waits while the store's writer is busy,
+#: and (times 20) after Redis refused a read, before it asks again.
 HISTORY_PAUSE: Final = 0.05
 
 #: KEYS: node set. ARGV: node. A node that stops on purpose leaves the set
@@ -200,13 +204,26 @@ class ClusterHub(Protocol):
         ...
 
     def history_floor(self) -> int:
-        """The log position this node's history has reached (its store's
-        newest line id, over codec.LINE_SPAN)."""
+        """The log position below which the log must not number its entries
+        (this node's newest line id, over codec.LINE_SPAN)."""
         ...
 
     def history_busy(self) -> bool:
         """The store has much to write: reading history waits a little."""
         ...
+
+    def reading_history(self, reading: bool) -> None:
+        """A reading of history begins, or has ended (what was held back
+        for it is applied then)."""
+        ...
+
+    @property
+    def log_position(self) -> tuple[str, int]:
+        """Where this node's store has the log to: (Redis run_id, position)."""
+        ...
+
+    @log_position.setter
+    def log_position(self, value: tuple[str, int]) -> None: ...
 
     def tell_here(self, text: str) -> None:
         """Tell this node's named users ``text`` (no other node's)."""
@@ -339,6 +356,7 @@ class Backplane:
         #: from > to): what was said before this node joined, once per run.
         self._history = (1, 0)
         self._history_read = False  # asked for this run already
+        self._reading = False  # the hub was told a reading began, and not that it ended
         self._history_pause: Timer | None = None
         self.history_entries = 0  # entries read for history
         self._up = False
@@ -702,12 +720,16 @@ class Backplane:
             else:
                 self._last_seq = now
         if not self._history_read and self.hub is not None:
-            # Once a run: what was said before it (since this node's history
-            # ends) is read from the log as history, beside the live chat.
+            # Once a run: what the log said before it, since this node's
+            # store last had it (all of it, from another Redis's log), is
+            # read as history, beside the live chat.
             self._history_read = True
-            self._history = (max(1, self.hub.history_floor()), now)
+            kept_run, kept = self.hub.log_position
+            self._history = (kept + 1 if kept_run == run_id else 1, now)
+            self._reading = True
+            self.hub.reading_history(True)
         elif run_id != self._run_id:
-            self._history = (1, 0)  # a new log: it is read whole, live
+            self._end_history()  # a new log: it is read whole, live
         self._run_id = run_id
         self._based = True
         self._up = True
@@ -837,6 +859,8 @@ class Backplane:
             log.warning("cluster: log entry %d is not one chatd can read (%s); skipped", seq, exc)
             return
         entry.seq = seq
+        if not self._reading:
+            self._note_position()
         if entry.origin == self.node:
             while self._unacked and self._unacked[0].serial <= entry.serial:
                 self._unacked.popleft()
@@ -859,38 +883,59 @@ class Backplane:
         Redis is there, and the store keeps up)."""
         self._history_pause = None
         first, last = self._history
-        if first > last or not self._up or self.hub is None:
+        if first > last:
+            self._end_history()
             return
+        if not self._up or self.hub is None:
+            return  # on again once Redis is back
         if self.hub.history_busy():
             self._history_pause = self.timers.call_later(HISTORY_PAUSE, self._read_history)
             return
         self._command(
-            self._history_came, "XRANGE", self._log_key, first, last, "COUNT", BACKFILL_BATCH
+            self._history_came, "XRANGE", self._log_key, first, last, "COUNT", HISTORY_BATCH
         )
 
     def _history_came(self, reply: Any) -> None:
         first, last = self._history
         items = _log_items(reply)
-        if items is None:
+        if items is None:  # refused: asked again in a moment
+            self._history_pause = self.timers.call_later(HISTORY_PAUSE * 20, self._read_history)
             return
         for seq, _, payload in items:
+            if seq < first:
+                continue
+            first = seq + 1
             try:
                 entry = codec.decode(payload)
             except BadEntry as exc:
                 log.warning("cluster: log entry %d is not one chatd can read (%s)", seq, exc)
                 continue
             entry.seq = seq
-            first = seq + 1
             self.history_entries += 1
             if self.hub is not None:
                 self.hub.from_history(entry)
-        if len(reply) < BACKFILL_BATCH:
+        if len(items) < HISTORY_BATCH:
             first = last + 1  # the log has no more of it (trimmed, or all read)
         self._history = (first, last)
-        if first > last:
-            log.info("cluster: history read from the log (%d entries)", self.history_entries)
-            return
+        self._note_position()
         self._read_history()
+
+    def _end_history(self) -> None:
+        """No more history to read (all read, or a new log read whole, live)."""
+        self._history = (1, 0)
+        if self._reading and self.hub is not None:
+            self._reading = False
+            log.info("cluster: history read from the log (%d entries)", self.history_entries)
+            self.hub.reading_history(False)
+        self._note_position()
+
+    def _note_position(self) -> None:
+        """Tell the store how far it has the log: while history is read, to
+        where the reading is; after, to the latest entry applied."""
+        if self.hub is None or not self._run_id:
+            return
+        first, _ = self._history
+        self.hub.log_position = (self._run_id, first - 1 if self._reading else self._last_seq)
 
     def _answer(self) -> None:
         if self.hub is not None:
@@ -1025,7 +1070,7 @@ def _split(entry: Entry) -> list[Entry]:
     half = len(flat) // 2
     parts = []
     for chunk in (flat[:half], flat[half:]):
-        part = Entry(entry.origin, 0)
+        part = Entry(entry.origin, 0, at=entry.at)
         part.changes = [item for kind, item in chunk if kind == "c"]
         part.broadcasts = [item for kind, item in chunk if kind == "b"]
         part.requests = [item for kind, item in chunk if kind == "q"]

@@ -581,7 +581,9 @@ class Desk:
         (``held``: account and the message's fields), or gave an account its
         kept messages (``taken``): this node's copy follows."""
         if name == "held":
-            self.accounts.hold(args[0], HeldMessage(*args[1:]))
+            message = HeldMessage(*args[1:])
+            if _held_key(message) not in map(_held_key, self.accounts.held_for(args[0])):
+                self.accounts.hold(args[0], message)  # (one read twice is kept once)
         else:
             self.accounts.take(args[0])
 
@@ -655,3 +657,9 @@ class Desk:
         # account identifies on.
         self.hub.share(["held", account.name, *dataclasses.astuple(message)])
         return f"{account.name} is offline; your message is kept until they identify."
+
+
+def _held_key(message: HeldMessage) -> tuple[object, ...]:
+    """What tells one held message from another: the store keeps its time to
+    the millisecond."""
+    return (int(message.at * 1000), message.sender, message.text, message.notice, message.action)

@@ -368,6 +368,11 @@ class Hub:
         self._freeing: dict[str, list[tuple[User, str, Callable[[], object]]]] = {}
         self._let_go: list[str] = []
         self._claiming: set[int] = set()  # users whose lease Redis is asked for
+        #: While history is read from the log: the live held and taken
+        #: changes, applied once it is read (origin, change).
+        self._reading_history = False
+        self._after_history: list[tuple[str, list[Any]]] = []
+        self._ids_behind = False  # said once that the log's ids are behind this node's
         #: Nicknames two users have at once (another node's and this one's, or
         #: two others', until a lost lease renames one): folded nick.
         self._clashed: set[str] = set()
@@ -1331,12 +1336,9 @@ class Hub:
         where users were, and what was held for offline accounts, as they
         were then. Nothing is delivered, nothing else applied (the nodes'
         ``sync`` says how things are now)."""
-        mine = entry.origin == self.node
         for change in entry.changes:
-            name = change[0]
-            if name == "seen" or (name in ("held", "taken") and not mine):
-                # (This node's own held messages are in its own store already.)
-                self._apply(entry.origin, change, False)
+            if change[0] in ("seen", "held", "taken"):
+                self._apply(entry.origin, change, False, history=True)
         lines = self.store.lines
         first = entry.seq * LINE_SPAN
         for i, b in enumerate(entry.broadcasts):
@@ -1361,6 +1363,25 @@ class Hub:
         """The store's writer has much to do: a reading of history waits."""
         return self.store.lines.queued > kept.MAX_QUEUED_LINES // 4
 
+    def reading_history(self, reading: bool) -> None:
+        """The backplane begins reading history, or is done: meanwhile what
+        the live log says of held messages waits, so that they are applied
+        after the older entries, in the log's order."""
+        self._reading_history = reading
+        if not reading:
+            later, self._after_history = self._after_history, []
+            for origin, change in later:
+                self._apply(origin, change, False)
+
+    @property
+    def log_position(self) -> tuple[str, int]:
+        """Where the store has the cluster's log to (kept with its lines)."""
+        return self.store.log_position
+
+    @log_position.setter
+    def log_position(self, value: tuple[str, int]) -> None:
+        self.store.log_position = value
+
     def own_state(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """This node's users ([id, nick, ident, protocol, at, [[room, op], ...]])
         and the topics of their rooms: a ``sync``'s arguments."""
@@ -1380,7 +1401,7 @@ class Hub:
         """The users of ``node`` this node knows of."""
         return [user for (n, _), user in self._remote.items() if n == node]
 
-    def _apply(self, origin: str, change: list[Any], mine: bool) -> None:
+    def _apply(self, origin: str, change: list[Any], mine: bool, history: bool = False) -> None:
         name, args = change[0], change[1:]
         if name == "topic":  # every node's, in the log's order (this one's again too)
             room = self.find_room(args[0])
@@ -1416,10 +1437,16 @@ class Hub:
             self.desk.from_peers(*args)
             return
         if name == "seen":
-            self.store.lines.mark_seen(*args)
+            who, key, last_id, at = args
+            had = self.store.lines.seen(who, key)
+            if had is None or had.last_id < last_id:  # (history read late is older)
+                self.store.lines.mark_seen(who, key, last_id, at)
             return
         if name in ("held", "taken"):
-            self.desk.held_from_peers(name, args)
+            if self._reading_history and not history:
+                self._after_history.append((origin, change))  # after the older ones
+            else:
+                self.desk.held_from_peers(name, args)
             return
         key = (origin, args[0])
         user = self._remote.get(key)
@@ -1665,6 +1692,14 @@ class Hub:
             room_key(room.name), kind, nick, ident, one_line(text), line_id, at
         )
         room.last_line = line.id
+        if line_id and line.id != line_id and not self._ids_behind:
+            self._ids_behind = True
+            log.warning(
+                "cluster: the log numbers lines below this node's history (a Redis that"
+                " lost its data, met first by nodes with less history?); this node keeps"
+                " them under ids of its own, so its history and seen marks differ from"
+                " the others' for them"
+            )
 
     def _mark_seen(self, user: User, room: Room) -> None:
         """``user`` has seen ``room`` up to its newest line (it is leaving it,

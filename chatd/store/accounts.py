@@ -331,6 +331,10 @@ class Accounts:
         )
         return True
 
+    def held_for(self, nick: str) -> list[HeldMessage]:
+        """The messages ``nick``'s account holds, oldest first (still held)."""
+        return list(self._held.get(_key(nick), ()))
+
     def held(self, nick: str) -> int:
         """How many messages ``nick``'s account holds."""
         return len(self._held.get(_key(nick), ()))

@@ -214,15 +214,8 @@ class MemoryLines:
     def backfill(self, line: Line) -> None:
         """Keep ``line``, older than the room's newest maybe, in its place by id."""
         kept = self._room(line.room)
-        if len(kept) == kept.maxlen:
-            if not kept or line.id < kept[0].id:
-                return  # older than all a full room keeps
-            kept.popleft()
-        at = bisect.bisect([kept_line.id for kept_line in kept], line.id)
-        if at and kept[at - 1].id == line.id:
-            return  # had already
-        kept.insert(at, line)
         self._next = max(self._next, line.id + 1)
+        _insert(kept, line)
 
     def _room(self, room: str) -> collections.deque[Line]:
         kept = self._rooms.get(room)
@@ -248,6 +241,21 @@ class MemoryLines:
 
     def close(self) -> None:
         pass
+
+
+def _insert(kept: collections.deque[Line], line: Line) -> None:
+    """Put ``line`` in its place by id in ``kept`` (bounded: when full, the
+    oldest goes, or ``line`` if it is older still); one had already is not
+    put twice."""
+    at = bisect.bisect([kept_line.id for kept_line in kept], line.id)
+    if at and kept[at - 1].id == line.id:
+        return  # had already
+    if len(kept) == kept.maxlen:
+        if at == 0:
+            return  # older than all a full deque keeps
+        kept.popleft()
+        at -= 1
+    kept.insert(at, line)
 
 
 def _bound(kept: collections.OrderedDict[Any, Any], most: int) -> None:
@@ -334,11 +342,16 @@ class LineStore:
         return line
 
     def backfill(self, line: Line) -> None:
-        """Keep ``line``, older than the lines kept since this run began (a
-        node's history it was not there for, read from the cluster's log):
-        written with the next batch, and read from the file, not the tail."""
+        """Keep ``line``, older than the lines kept since this run began
+        maybe (a node's history it was not there for, read from the cluster's
+        log): written with the next batch, and put in the room's tail if it
+        is newer than the tail's oldest (the tail stays the room's newest
+        lines: what is older is read from the file)."""
         self._turn.append(line)
         self._next = max(self._next, line.id + 1)
+        tail = self._tails.get(line.room)
+        if tail and line.id > tail[0].id:
+            _insert(tail, line)
 
     def mark_seen(self, who: str, room: str, last_id: int, at: float = 0.0) -> None:
         """``who`` has seen ``room`` up to line ``last_id`` (written with the

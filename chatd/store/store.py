@@ -27,6 +27,9 @@ from chatd.store.lines import Lines, LineStore, MemoryLines
 #: ``[store] path`` for a store that keeps nothing past a restart.
 MEMORY: Final = ":memory:"
 
+#: The ``meta`` row that keeps :attr:`Store.log_position`.
+LOG_POSITION_KEY: Final = "cluster_log"
+
 #: Seconds in a day (``[history] keep_days``).
 DAY_SECONDS: Final = 86_400
 
@@ -56,6 +59,11 @@ class Store:
     scores: Scores
     path: Path | None = None
     database: Database | None = None
+    #: In a cluster: the Redis run (its run_id) and the position in its log
+    #: up to which this store has what the log said (where a restarted node
+    #: reads on from); ("", 0) when none.
+    log_position: tuple[str, int] = ("", 0)
+    _position_written: tuple[str, int] = ("", 0)
 
     def rows(self) -> dict[str, int]:
         """What is kept, counted (for stats): room lines, accounts, held
@@ -68,7 +76,14 @@ class Store:
         }
 
     def end_turn(self) -> None:
-        """The end of a loop iteration: what it recorded goes to the writer."""
+        """The end of a loop iteration: what it recorded goes to the writer
+        (and the log position reached, if it moved: once an iteration)."""
+        if self.log_position != self._position_written:
+            self._position_written = self.log_position
+            run_id, seq = self.log_position
+            self.lines.write(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (LOG_POSITION_KEY, f"{run_id} {seq}")
+            )
         self.lines.end_turn()
 
     def close(self) -> None:
@@ -111,4 +126,11 @@ def open_store(config: Config, wall: Callable[[], float] = time.time) -> Store:
     # Read before the first batch reaches the writer, whose connection it is.
     scores = Scores.load(db, lines.write, wall=wall)
     accounts = Accounts.load(db, lines.write, scores, wall=wall)
-    return Store(lines, accounts, scores, path, db)
+    position = _log_position(db)
+    return Store(lines, accounts, scores, path, db, position, position)
+
+
+def _log_position(db: Database) -> tuple[str, int]:
+    row = db.conn.execute("SELECT value FROM meta WHERE key = ?", (LOG_POSITION_KEY,)).fetchone()
+    run_id, _, seq = (row[0] if row else "").partition(" ")
+    return (run_id, int(seq)) if seq.isdigit() else ("", 0)
