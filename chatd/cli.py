@@ -37,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     from chatd.core.plugins import PluginError
     from chatd.server import ListenError, Server
     from chatd.store import StoreError
+    from chatd.wire.tls import TlsFileError
 
     try:
         config: Config = load(args.config)
@@ -53,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         server.listen()
-    except (SocketPathError, ListenError) as exc:  # each names its path or port
+    except (SocketPathError, ListenError, TlsFileError) as exc:  # each names its file or port
         server.store.close()
         return _fail(str(exc))
     server.reactor.install_signal_handlers()

@@ -181,6 +181,14 @@ def allowed(setting: dataclasses.Field[Any]) -> str | None:
 class ServerSettings:
     host: str = _setting("127.0.0.1", "Address to listen on; 0.0.0.0 or :: for every interface.")
     port: int = _setting(7777, "TCP port for chat; 0 picks a free one.", min=0, max=MAX_PORT)
+    tls_port: int = _setting(
+        7778,
+        "TCP port for chat over TLS, once [tls] cert_file is set; 0 picks a free one; -1 = none.",
+        min=0,
+        max=MAX_PORT,
+        off=-1,
+    )
+    plain: bool = _setting(True, "Serve chat on port in plain TCP too; false = over TLS only.")
     max_clients: int = _setting(
         10000,
         'Most chat connections at once; one more is told "Server full." and closed.',
@@ -274,6 +282,14 @@ class IrcSettings:
     enabled: bool = _setting(True, "Serve IRC clients (irssi, weechat, HexChat) in the same chat.")
     host: str = _setting("127.0.0.1", "Address the IRC listener listens on.")
     port: int = _setting(6667, "TCP port for IRC; 0 picks a free one.", min=0, max=MAX_PORT)
+    tls_port: int = _setting(
+        6697,
+        "TCP port for IRC over TLS, once [tls] cert_file is set; 0 picks a free one; -1 = none.",
+        min=0,
+        max=MAX_PORT,
+        off=-1,
+    )
+    plain: bool = _setting(True, "Serve IRC on port in plain TCP too; false = over TLS only.")
     server_name: str = _setting(
         "chatd.local", "The server's name in IRC replies: a host name with a dot in it."
     )
@@ -328,6 +344,15 @@ class WebSettings:
     )
     host: str = _setting("127.0.0.1", "Address the web listener listens on.")
     port: int = _setting(8080, "TCP port for HTTP; 0 picks a free one.", min=0, max=MAX_PORT)
+    tls_port: int = _setting(
+        8443,
+        "TCP port for HTTPS and wss://, once [tls] cert_file is set; 0 picks a free one;"
+        " -1 = none.",
+        min=0,
+        max=MAX_PORT,
+        off=-1,
+    )
+    plain: bool = _setting(True, "Serve HTTP on port too; false = over TLS only.")
     allowed_origins: list[str] = _setting(
         [],
         "Pages allowed to open the WebSocket (https://chat.example.org); empty = the page's"
@@ -348,6 +373,21 @@ class WebSettings:
                     f"allowed_origins: {origin!r} is not an origin: use scheme://host[:port],"
                     " like https://chat.example.org, with no path"
                 )
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert_file: str = _setting(
+        "",
+        "PEM certificate, then its chain, for the TLS ports; empty = no TLS."
+        " SIGHUP or `chatd admin reload tls` reads it again.",
+    )
+    key_file: str = _setting(
+        "", "PEM private key of cert_file, unencrypted; empty = it is in cert_file."
+    )
+    handshake_timeout: float = _setting(
+        10, "Seconds a TLS client has to finish its handshake; then it is closed.", min=1, max=300
+    )
 
 
 @dataclass(frozen=True)
@@ -503,6 +543,7 @@ class Config:
     rooms: RoomSettings = field(default_factory=RoomSettings)
     irc: IrcSettings = field(default_factory=IrcSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
@@ -592,7 +633,20 @@ def from_dict(data: dict[str, Any], *, source: Path | None = None) -> Config:
         # nc users are, whatever that room is called.
         irc = built.get("irc", IrcSettings())
         built["irc"] = dataclasses.replace(irc, autojoin=[built["rooms"].default])
-    return Config(**built, extra=extra, source=source)
+    config = Config(**built, extra=extra, source=source)
+    _check_plain(config, where)
+    return config
+
+
+def _check_plain(config: Config, where: str) -> None:
+    """A listener turned plain = false must have TLS to serve instead."""
+    for table in ("server", "irc", "web"):
+        settings = getattr(config, table)
+        if not settings.plain and (not config.tls.cert_file or settings.tls_port < 0):
+            raise ConfigError(
+                f"{where}: [{table}] plain = false needs TLS to serve instead:"
+                f" set [tls] cert_file (and keep [{table}] tls_port)"
+            )
 
 
 def changed_settings(old: Config, new: Config) -> list[str]:

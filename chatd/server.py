@@ -33,7 +33,7 @@ from chatd.core.hub import Hub
 from chatd.core.link import Framing, Handler
 from chatd.core.passwords import Hasher
 from chatd.core.plugins import PluginHost, Report
-from chatd.core.reactor import Limits, Listener, Reactor, Tally, format_address
+from chatd.core.reactor import Limits, Listener, Reactor, Tally, Tls, format_address
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.core.watchdog import Watchdog
@@ -44,6 +44,7 @@ from chatd.web_gateway import WebGateway
 from chatd.wire import irc_message, line
 from chatd.wire.resp import parse_url
 from chatd.wire.text import sentence
+from chatd.wire.tls import TlsFileError, server_context
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,12 @@ RESTART_ONLY: Final = (
     "[web] enabled",
     "[web] host",
     "[web] port",
+    "[web] tls_port",
+    "[web] plain",
+    "[server] tls_port",
+    "[server] plain",
+    "[irc] tls_port",
+    "[irc] plain",
     "[cluster]",
 )
 #: Unsent output the Redis command connection may hold: a node's sync of
@@ -208,6 +215,11 @@ class Server:
         self._chat: Listener | None = None
         self._irc: Listener | None = None
         self._web: Listener | None = None
+        #: The TLS listeners (those there are), by what they serve: "nc", "irc", "web".
+        self.tls_addresses: dict[str, tuple[str, int]] = {}
+        self._tls_listeners: dict[str, Listener] = {}
+        #: The TLS every TLS listener serves (its context replaced on a reload).
+        self._tls: Tls | None = None
 
     def _backplane(self, config: Config) -> Backplane | None:
         """The cluster's backplane when ``[cluster] redis`` names one."""
@@ -238,34 +250,28 @@ class Server:
         max_clients = config.server.max_clients
         fds = raise_fd_limit(max_clients + RESERVED_FDS)
         tally = Tally()  # max_clients and max_per_ip count nc and IRC together
-        server = config.server
-        self._chat = self._listen_tcp(
-            "chat", "[server]", server.host, server.port, self.hub, chat_limits(config), tally, "nc"
-        )
-        self.address = self._chat.sock.getsockname()[:2]
+        self._tls = self._load_tls()
+        self._chat = self._serve("chat", "server", self.hub, chat_limits(config), tally, "nc")
+        address = self._address(self._chat, "nc")
+        assert address is not None, "plain = false is refused without TLS (config)"
+        self.address = address
         if self.cluster is not None and not self.cluster.node:
             self.cluster.node = f"{os.uname().nodename}:{self.address[1]}"
         if self.irc is not None:
-            irc = config.irc
-            self._irc = self._listen_tcp(
-                "IRC", "[irc]", irc.host, irc.port, self.irc, irc_limits(config), tally, "irc"
-            )
-            self.irc_address = self._irc.sock.getsockname()[:2]
+            self._irc = self._serve("IRC", "irc", self.irc, irc_limits(config), tally, "irc")
+            self.irc_address = self._address(self._irc, "")
         if self.web is not None:
-            web = config.web
-            self._web = self._listen_tcp(
-                "web",
-                "[web]",
-                web.host,
-                web.port,
-                self.web,
-                chat_limits(config),
-                tally,
-                "web",
-                framing=self.web.framing,
+            framing = self.web.framing
+            self._web = self._serve(
+                "web", "web", self.web, chat_limits(config), tally, "web", framing
             )
-            self.web_address = self._web.sock.getsockname()[:2]
-            log.info("web: http://%s/", format_address(self.web_address))
+            self.web_address = self._address(self._web, "")
+            for scheme, address in (
+                ("http", self.web_address),
+                ("https", self.tls_addresses.get("web")),
+            ):
+                if address is not None:
+                    log.info("web: %s://%s/", scheme, format_address(address))
         if self.config.admin.enabled:
             self.listen_admin()
         # Counted now that everything but the clients is open: what is left is
@@ -293,9 +299,11 @@ class Server:
         tally: Tally,
         name: str,
         framing: Framing | None = None,
+        tls: Tls | None = None,
     ) -> Listener:
         """One chat listener, logged as bound; ListenError naming ``table`` if not.
-        ``name`` labels its metrics ("nc", "irc", "web")."""
+        ``name`` labels its metrics ("nc", "irc", "web"; "nc-tls" and so on
+        over ``tls``)."""
         try:
             listener = self.reactor.listen(
                 host,
@@ -306,11 +314,66 @@ class Server:
                 tally=tally,
                 framing=framing,
                 name=name,
+                tls=tls,
             )
         except OSError as exc:
-            raise _listen_error(what, format_address((host, port)), table, exc) from None
-        log.info("listening for %s on %s", what, format_address(listener.sock.getsockname()))
+            where = f"{table} tls_port" if tls is not None else table
+            raise _listen_error(what, format_address((host, port)), where, exc) from None
+        over = " over TLS" if tls is not None else ""
+        log.info(
+            "listening for %s%s on %s", what, over, format_address(listener.sock.getsockname())
+        )
         return listener
+
+    def _serve(
+        self,
+        what: str,
+        table: str,
+        handler: Handler,
+        limits: Limits,
+        tally: Tally,
+        name: str,
+        framing: Framing | None = None,
+    ) -> Listener | None:
+        """The listeners of ``[table]``: its plain one (returned, unless it
+        is ``plain = false``) and its TLS one, if there is TLS and its
+        ``tls_port`` is not -1 (in tls_addresses under ``name``)."""
+        settings = getattr(self.config, table)
+        where = f"[{table}]"
+        plain = None
+        if settings.plain:
+            plain = self._listen_tcp(
+                what, where, settings.host, settings.port, handler, limits, tally, name, framing
+            )
+        if self._tls is not None and settings.tls_port >= 0:
+            listener = self._listen_tcp(
+                what, where, settings.host, settings.tls_port, handler, limits, tally,
+                f"{name}-tls", framing, self._tls,
+            )  # fmt: skip
+            self._tls_listeners[name] = listener
+            self.tls_addresses[name] = listener.sock.getsockname()[:2]
+        return plain
+
+    def _address(self, listener: Listener | None, tls_name: str) -> tuple[str, int] | None:
+        """Where ``listener`` listens, or (with no plain listener) the TLS one of
+        ``tls_name``, or None."""
+        if listener is not None:
+            return listener.sock.getsockname()[:2]  # type: ignore[no-any-return]
+        return self.tls_addresses.get(tls_name)
+
+    def _load_tls(self) -> Tls | None:
+        """The TLS of ``[tls]``, or None without a certificate; TlsFileError
+        (one line naming the file) when it cannot be used."""
+        settings = self.config.tls
+        if not settings.cert_file:
+            return None
+        cert = self.config.path(settings.cert_file)
+        key = self.config.path(settings.key_file) if settings.key_file else cert
+        try:
+            context = server_context(cert, key)
+        except TlsFileError as exc:
+            raise TlsFileError(f"[tls] {exc}") from None
+        return Tls(context, settings.handshake_timeout)
 
     def listen_admin(self) -> Path:
         """Serve the admin API on its Unix socket, to this user and root only.
@@ -370,6 +433,8 @@ class Server:
         Returns one line per change or failure (``failed`` set if any part
         failed); whatever fails keeps what worked.
         """
+        if what == "tls":
+            return self._reload_tls()
         if what == "config":
             report = self._reload_config()
             if not report.failed:  # the plugins hear of settings that took effect
@@ -380,8 +445,35 @@ class Server:
         if what == "all":
             report.extend(self._reload_config())
             report.extend(self._reload_motd())
+            report.extend(self._reload_tls())
         report.extend(self.plugins.reload(what))
         return report
+
+    def _reload_tls(self) -> Report:
+        """The certificate and key read again, for connections from now on
+        (those up keep theirs); a pair that fails to load keeps the old one."""
+        settings = self.config.tls
+        if self._tls is None:
+            if not settings.cert_file:
+                return Report(["tls: no [tls] cert_file, no TLS listeners"])
+            line = "tls: [tls] cert_file is set, but TLS listeners open only at startup: restart"
+            log.warning("reload: %s", line)
+            return Report([line], failed=True)
+        try:
+            fresh = self._load_tls()
+        except TlsFileError as exc:
+            line = f"tls: reload failed, kept the old certificate: {exc}"
+            log.warning("reload: %s", line)
+            return Report([line], failed=True)
+        if fresh is None:
+            line = "tls: [tls] cert_file is now empty: kept the old certificate until a restart"
+            log.warning("reload: %s", line)
+            return Report([line], failed=True)
+        self._tls.context = fresh.context
+        self._tls.handshake_timeout = fresh.handshake_timeout
+        line = f"tls: {self.config.path(settings.cert_file)} loaded, for new connections"
+        log.info("reload: %s", line)
+        return Report([line])
 
     def _reload_motd(self) -> Report:
         """The IRC MOTD, read again (its file may have changed, or the setting)."""
@@ -435,6 +527,8 @@ class Server:
         self.config = applied
         self.plugins.set_config(applied)
         self.hub.limits_changed()
+        for name, listener in self._tls_listeners.items():
+            listener.limits = irc_limits(applied) if name == "irc" else chat_limits(applied)
         if self._chat is not None:  # for connections from now on
             self._chat.limits = chat_limits(applied)
         if self._irc is not None:

@@ -96,12 +96,13 @@ LIFTED_LIMITS_TOML = "[limits]\nflood_rate = 0\nmax_per_ip = 0\n"
 
 
 def make_config(**tables: object) -> Config:
-    """Config for tests: 127.0.0.1, ephemeral ports (nc, IRC and web), no
+    """Config for tests: 127.0.0.1, ephemeral ports (nc, IRC and web, and their
+    TLS ones once a certificate is set), no
     drop-in folders, no admin socket, and :func:`lifted_limits`."""
     base: dict[str, object] = {
-        "server": ServerSettings(host="127.0.0.1", port=0),
-        "irc": IrcSettings(host="127.0.0.1", port=0),
-        "web": WebSettings(host="127.0.0.1", port=0),
+        "server": ServerSettings(host="127.0.0.1", port=0, tls_port=0),
+        "irc": IrcSettings(host="127.0.0.1", port=0, tls_port=0),
+        "web": WebSettings(host="127.0.0.1", port=0, tls_port=0),
         "limits": lifted_limits(),
         "plugins": NO_DROPINS,
         "admin": AdminSettings(enabled=False),

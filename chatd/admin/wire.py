@@ -19,7 +19,7 @@ from chatd.wire import jsontext
 #: The longest request line the server reads, in bytes: room for a long `say`.
 MAX_REQUEST_BYTES: Final = 64 * 1024
 
-RELOAD_WHAT: Final = ("words", "facts", "plugins", "config", "all")
+RELOAD_WHAT: Final = ("words", "facts", "plugins", "config", "tls", "all")
 #: What ``plugin ACTION NAME`` may do; the service checks it, the console completes it.
 PLUGIN_ACTIONS: Final = ("on", "off")
 #: What ``account ACTION NAME`` may do (a word, not a bare ``account NAME``:

@@ -35,6 +35,7 @@ from chatd.core.flood import TokenBucket
 from chatd.core.link import Framer
 from chatd.core.listeners import Address, Owner
 from chatd.core.timers import Timer
+from chatd.wire.tls import TlsSession
 
 
 class Loop(Protocol):
@@ -95,8 +96,11 @@ class Connection:
         "pending",
         "reactor",
         "reason",
+        "sealed",
         "session",
         "sock",
+        "tls",
+        "tls_timer",
         "told",
     )
 
@@ -139,6 +143,12 @@ class Connection:
         self.linger: Timer | None = None
         #: Dialled and not up yet (None: up, or accepted).
         self.dial: Dial | None = None
+        #: TLS (a TLS listener's connection): the session, what it has sealed
+        #: for the peer and the kernel has not taken yet (``outbuf`` holds the
+        #: plain bytes until the handshake is done), and the handshake's deadline.
+        self.tls: TlsSession | None = None
+        self.sealed: OutputBuffer | None = None
+        self.tls_timer: Timer | None = None
 
     # -- the Link interface (called by the handler; never calls back into it) --
 
@@ -168,6 +178,7 @@ class Connection:
             or self.closing
             or self.doomed
             or self.dial is not None  # not up yet: it waits in the queue
+            or self.tls is not None  # sealed at the flush, with the rest
         ):
             self.deliver(data)  # behind what is queued: the flush writes it all at once
         elif not self.gone:

@@ -33,6 +33,7 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import stat
 import struct
 from collections.abc import Callable
@@ -228,6 +229,17 @@ class ListenerCounts:
         self.flood_slowdowns = 0  # floods slowed down (once per flood, as its user is told)
 
 
+class Tls:
+    """A listener's TLS: the context new connections get (replaced on a
+    reload: those already up keep theirs), and how long a handshake may take."""
+
+    __slots__ = ("context", "handshake_timeout")
+
+    def __init__(self, context: ssl.SSLContext, handshake_timeout: float) -> None:
+        self.context = context
+        self.handshake_timeout = handshake_timeout
+
+
 class Listener:
     """A listening socket, what serves its connections, their limits and counts."""
 
@@ -243,6 +255,7 @@ class Listener:
         "sock",
         "stats",
         "tally",
+        "tls",
         "watched",
     )
 
@@ -258,6 +271,7 @@ class Listener:
         tally: Tally | None = None,
         framing: Framing | None = None,
         name: str = "",
+        tls: Tls | None = None,
     ) -> None:
         self.sock = sock
         #: What operators call it ("nc", "irc", "web", "admin"): its metrics' label.
@@ -274,6 +288,8 @@ class Listener:
         self.tally = tally if tally is not None else Tally()  # shared with other listeners
         self.watched = False  # registered with the selector
         self.paused = False  # accept() found no descriptor free: a retry is scheduled
+        #: TLS for its connections (None: plain).
+        self.tls = tls
 
     @property
     def count(self) -> int:

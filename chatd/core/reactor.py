@@ -72,7 +72,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from chatd.core.buffers import OVERLONG, RECV_BYTES
+from chatd.core.buffers import OVERLONG, RECV_BYTES, OutputBuffer
 from chatd.core.connection import Connection, Dial
 from chatd.core.fanout import Fanout, Group
 from chatd.core.flood import TokenBucket
@@ -88,6 +88,7 @@ from chatd.core.listeners import (
     Listener,
     Outbound,
     Tally,
+    Tls,
     format_address,
     numeric_addresses,
     open_dial,
@@ -97,6 +98,7 @@ from chatd.core.listeners import (
 )
 from chatd.core.stats import LoopTimes, Stats
 from chatd.core.timers import Timers
+from chatd.wire.tls import TlsError, TlsSession
 
 # The loop's names, and its parts' names that were defined here before the
 # reactor was cut in three: the server, the tests and the benchmarks import
@@ -118,6 +120,7 @@ __all__ = [
     "Outbound",
     "Reactor",
     "Tally",
+    "Tls",
     "format_address",
 ]
 
@@ -125,6 +128,10 @@ log = logging.getLogger(__name__)
 
 #: How long a closing connection may take to drain its output before it is cut.
 CLOSE_LINGER_SECONDS: Final = 5.0
+#: What TLS adds to a connection's sendq while its output waits sealed in
+#: records: a record's header and tag on every 16 KiB at most, and a
+#: handshake's flight (a certificate chain) before anything.
+TLS_SLACK_BYTES: Final = 64 * 1024
 #: How long shutdown waits for every client's output to drain.
 SHUTDOWN_FLUSH_SECONDS: Final = 3.0
 #: How long connect() waits for a connection to come up (the name looked up,
@@ -285,14 +292,15 @@ class Reactor:
         tally: Tally | None = None,
         framing: Framing | None = None,
         name: str = "",
+        tls: Tls | None = None,
     ) -> Listener:
         """Serve TCP connections on (host, port) with ``handler``; listeners given
         one ``tally`` count their connections together against their limits;
         ``framing`` cuts their input into units other than lines; ``name``
-        labels its counts ("nc", "irc", "web")."""
+        labels its counts ("nc", "irc", "web"); ``tls``: over TLS."""
         sock = open_tcp(host, port)
         listener = Listener(
-            sock, handler, limits, stats=stats, tally=tally, framing=framing, name=name
+            sock, handler, limits, stats=stats, tally=tally, framing=framing, name=name, tls=tls
         )
         return self._admission.add(listener)
 
@@ -508,6 +516,13 @@ class Reactor:
         conn = Connection(self, sock, peer, host, listener, bucket)
         self.connections.add(conn)
         listener.opened(host)
+        tls = listener.tls
+        if tls is not None:
+            conn.tls = TlsSession(tls.context)
+            conn.sealed = OutputBuffer(limits.sendq_bytes + TLS_SLACK_BYTES)
+            conn.tls_timer = self.timers.call_later(
+                tls.handshake_timeout, lambda: self._handshake_late(conn, tls.handshake_timeout)
+            )
         self._set_mask(conn, _READ)
         conn.session = listener.handler.connect(conn)
         if listener.framing is not None:
@@ -552,8 +567,46 @@ class Reactor:
         owner.counts.bytes_in += len(data)
         if owner.stats is not None:
             owner.stats.bytes_in += len(data)
+        if conn.tls is not None:
+            data = self._unseal(conn, conn.tls, data)
+            if conn.closed:
+                return
         conn.inbuf.feed(data)
         self._take_lines(conn)
+        if conn.tls is not None and conn.tls.closed:  # the peer said it is done
+            self._close(conn, "connection closed")
+            self._tell(conn, "connection closed")
+
+    def _unseal(self, conn: Connection, tls: TlsSession, data: bytes) -> bytes:
+        """The plain bytes in ``data`` from a TLS peer; the handshake's
+        answers are queued, and once it is done, what waited for it. A peer
+        whose TLS fails is closed (logged once, with why)."""
+        was_up = tls.up
+        try:
+            plain = tls.receive(data)
+        except TlsError as exc:
+            log.info("%s: TLS failed (%s); closed", conn.peer, exc)
+            self._abort(conn, f"TLS failed: {exc}")
+            return b""
+        if tls.up and not was_up and conn.tls_timer is not None:
+            conn.tls_timer.cancel()
+            conn.tls_timer = None
+        if tls.pending_bytes() or (tls.up and not was_up and conn.outbuf):
+            self._mark_dirty(conn)
+        return plain
+
+    def _mark_dirty(self, conn: Connection) -> None:
+        """Have ``conn`` written at this iteration's flush."""
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+
+    def _handshake_late(self, conn: Connection, timeout: float) -> None:
+        conn.tls_timer = None
+        if conn.closed or conn.tls is None or conn.tls.up:
+            return
+        log.info("%s: no TLS handshake within %gs; closed", conn.peer, timeout)
+        self._abort(conn, "TLS handshake timed out")
 
     def _take_lines(self, conn: Connection) -> None:
         """Hand the connection's complete lines to its handler, as its bucket allows."""
@@ -654,8 +707,38 @@ class Reactor:
             conn.dirty = True
             self._dirty.append(conn)
 
-    def _write(self, conn: Connection) -> None:
+    def _seal(self, conn: Connection, tls: TlsSession) -> OutputBuffer | None:
+        """A TLS connection's bytes for the peer: its plain output (once the
+        handshake is done) sealed into records, after what was sealed and not
+        yet sent; None if that passes its sendq (it is doomed)."""
+        sealed = conn.sealed
+        assert sealed is not None
         out = conn.outbuf
+        if tls.up and out:
+            try:
+                while out:
+                    chunks = out.peek(IOV_MAX)
+                    tls.send(b"".join(chunks))
+                    out.consume(sum(len(chunk) for chunk in chunks))
+            except TlsError as exc:
+                self._doom(conn, f"TLS failed: {exc}")
+                return None
+        if conn.closing and tls.up and not out:
+            tls.close()  # close_notify, after the last of its output
+        data = tls.outgoing()
+        if data and not sealed.append(data):
+            self._doom(conn, "sendq exceeded")
+            return None
+        return sealed
+
+    def _write(self, conn: Connection) -> None:
+        if conn.tls is None:
+            out = conn.outbuf
+        else:
+            sealed = self._seal(conn, conn.tls)
+            if sealed is None:
+                return
+            out = sealed
         if out:
             try:
                 chunks = out.peek(IOV_MAX)
@@ -722,6 +805,8 @@ class Reactor:
                 "%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, len(conn.outbuf)
             )
         conn.outbuf.clear()
+        if conn.sealed is not None:
+            conn.sealed.clear()
         conn.pending = None
         conn.reason = reason
         lines_wait = keep_input and conn.inbuf.has_line()
@@ -752,6 +837,8 @@ class Reactor:
         conn.closing = True
         if conn.linger is not None:
             conn.linger.cancel()
+        if conn.tls_timer is not None:
+            conn.tls_timer.cancel()
         dial = conn.dial
         if dial is not None and dial.timer is not None:
             dial.timer.cancel()

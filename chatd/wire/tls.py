@@ -67,7 +67,7 @@ def _no_passphrase() -> bytes:
 class TlsSession:
     """One connection's TLS, server side, over ``context``."""
 
-    __slots__ = ("_incoming", "_object", "_outgoing", "closed", "up")
+    __slots__ = ("_incoming", "_object", "_outgoing", "closed", "ended", "up")
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._incoming = ssl.MemoryBIO()
@@ -77,6 +77,8 @@ class TlsSession:
         self.up = False
         #: The peer said it is done (close_notify): nothing more comes from it.
         self.closed = False
+        #: We said we are done (close()): nothing more goes to it.
+        self.ended = False
 
     def receive(self, data: bytes) -> bytes:
         """Bytes from the peer: the plain bytes they carry (none while the
@@ -127,8 +129,9 @@ class TlsSession:
     def close(self) -> None:
         """Say we are done (close_notify, into :meth:`outgoing`): a courtesy;
         whatever the peer does next is not waited for."""
-        if not self.up:
+        if not self.up or self.ended:
             return
+        self.ended = True
         # SSLWantReadError: its answer is not waited for; another: it is gone.
         with contextlib.suppress(ssl.SSLError):
             self._object.unwrap()
