@@ -45,7 +45,8 @@ from typing import Protocol, TypeVar
 import pytest
 
 from chatd.server import Server
-from tests.helpers import WAIT, LineClient, wait_until
+from tests.certs import Certificate
+from tests.helpers import WAIT, LineClient, make_config, running_server, wait_until
 
 #: The nc user every client talks with.
 NC_NICK = "ana"
@@ -199,21 +200,42 @@ WEECHAT_LOOKS = Looks(
 )
 
 
+def _weechat_tls() -> str:
+    """weechat's /server add flag for TLS: -tls since 4.0, -ssl before (Debian 12's 3.8)."""
+    done = subprocess.run(
+        ["weechat-headless", "--version"], capture_output=True, text=True, timeout=WAIT
+    )
+    major = re.match(r"(\d+)\.", done.stdout.strip())
+    return "-tls" if major is None or int(major.group(1)) >= 4 else "-ssl"
+
+
 class Weechat:
     """weechat-headless on one server ("chatd"), typed into through its fifo."""
 
     BUFFER = "irc.chatd.#lobby"  # what it types into, as a user would
 
-    def __init__(self, home: Path, address: tuple[str, int], nick: str) -> None:
+    def __init__(
+        self, home: Path, address: tuple[str, int], nick: str, tls_ca: Path | None = None
+    ) -> None:
         home.mkdir()
         self.home = home
         self.logs = Logs(home / "logs", ".weechatlog")
         host, port = address
+        # TLS: the server's certificate checked against the test's CA only.
+        tls = (
+            [
+                "/set weechat.network.gnutls_ca_system off",
+                f"/set weechat.network.gnutls_ca_user {tls_ca}",
+            ]
+            if tls_ca is not None
+            else []
+        )
         commands = "; ".join(
             [
                 "/set logger.file.flush_delay 0",  # logs written at once, not every 120 s
-                f"/server add chatd {host}/{port} -notls -nicks={nick} -username={nick}"
-                " -realname=weechat -autojoin=#lobby"
+                *tls,
+                f"/server add chatd {host}/{port} {_weechat_tls() if tls else '-notls'}"
+                f" -nicks={nick} -username={nick} -realname=weechat -autojoin=#lobby"
                 " -anti_flood_prio_high=0 -anti_flood_prio_low=0",
                 "/connect chatd",
             ]
@@ -375,14 +397,25 @@ class Irssi:
 
     SESSION = "irssi"
 
-    def __init__(self, home: Path, address: tuple[str, int], nick: str, password: str = "") -> None:
+    def __init__(
+        self,
+        home: Path,
+        address: tuple[str, int],
+        nick: str,
+        password: str = "",
+        tls_ca: Path | None = None,
+    ) -> None:
         home.mkdir()
         self.home = home
         self.logs = Logs(home / "logs" / "chatd", ".log")
         host, port = address
         config = IRSSI_CONFIG.format(host=host, port=port, nick=nick, home=home)
+        if tls_ca is not None:  # TLS, the server's certificate checked against the test's CA
+            config = config.replace(
+                'use_tls = "no";', f'use_tls = "yes"; tls_verify = "yes"; tls_cafile = "{tls_ca}";'
+            )
         if password:  # the server password irssi sends as PASS: the nick's account's
-            config = config.replace('use_tls = "no";', f'use_tls = "no"; password = "{password}";')
+            config = config.replace("autoconnect", f'password = "{password}"; autoconnect')
         (home / "config").write_text(config)
         self.socket = f"chatd-test-{uuid.uuid4().hex[:12]}"
         self.env = client_env(home)
@@ -484,3 +517,42 @@ def test_irssi_logs_in_with_its_server_password_and_gets_what_was_kept(
         assert "You are identified: irsacct is your account." in shown
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n-- irssi printed:\n{client.printed()}") from None
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[Server, Certificate]]:
+    cert = Certificate(tmp_path)
+    with running_server(make_config(tls=cert.settings())) as server:
+        yield server, cert
+
+
+def test_irssi_over_tls_in_the_same_chat_as_an_nc_user(
+    tls_server: tuple[Server, Certificate], tmp_path: Path
+) -> None:
+    need("irssi", "irssi")
+    need("tmux", "tmux")
+    server, cert = tls_server
+    assert server.address is not None
+    nc = LineClient(server.address)
+    nc.register(NC_NICK)
+    # By name: irssi checks only the certificate's DNS names, not its IP ones.
+    address = ("localhost", server.tls_addresses["irc"][1])
+    for start in started_clients(
+        lambda nick: Irssi(tmp_path / "irssi", address, nick, tls_ca=cert.ca_file)
+    ):
+        converse(start("irs"), IRSSI_LOOKS, nc, "irs", "irs2")
+
+
+def test_weechat_over_tls_in_the_same_chat_as_an_nc_user(
+    tls_server: tuple[Server, Certificate], tmp_path: Path
+) -> None:
+    need("weechat-headless", "weechat-headless weechat-plugins")
+    server, cert = tls_server
+    assert server.address is not None
+    nc = LineClient(server.address)
+    nc.register(NC_NICK)
+    address = server.tls_addresses["irc"]
+    for start in started_clients(
+        lambda nick: Weechat(tmp_path / "weechat", address, nick, tls_ca=cert.ca_file)
+    ):
+        converse(start("wee"), WEECHAT_LOOKS, nc, "wee", "wee2")

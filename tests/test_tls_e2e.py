@@ -16,40 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
-from chatd.config import ServerSettings, TlsSettings
+from chatd.config import ServerSettings
 from chatd.server import Server
+from tests.certs import Certificate
 from tests.helpers import WAIT, LineClient, make_config, on_loop, running_server, wait_until
-
-
-class Certificate:
-    """A CA of its own, and files for the server: what an operator has."""
-
-    def __init__(self, folder: Path, name: str = "chat") -> None:
-        self.ca = trustme.CA()
-        self.folder = folder
-        self.ca_file = folder / f"{name}-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-        self.cert_file = folder / "cert.pem"
-        self.key_file = folder / "key.pem"
-        self.issue()
-
-    def issue(self) -> None:
-        cert = self.ca.issue_cert("localhost", "127.0.0.1")
-        self.cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-        cert.private_key_pem.write_to_path(str(self.key_file))
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        return context
-
-    def settings(self, **more: object) -> TlsSettings:
-        return TlsSettings(
-            cert_file=str(self.cert_file),
-            key_file=str(self.key_file),
-            **more,  # type: ignore[arg-type]
-        )
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.helpers import WAIT, LineClient, ServerProcess
+from tests.certs import Certificate
+from tests.helpers import WAIT, LineClient, ServerProcess, make_config, running_server
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",
@@ -75,11 +76,21 @@ expect = sync_api.expect
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def web_cert(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """The certificate the https:// test's server has: the browser is started
+    trusting its key (and no other one it could not verify)."""
+    return Certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def browser(web_cert: Certificate) -> Iterator[Browser]:
     expect.set_options(timeout=TIMEOUT_MS)
+    trust = f"--ignore-certificate-errors-spki-list={web_cert.spki_sha256()}"
     with sync_api.sync_playwright() as playwright:
         try:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            launched = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, trust]
+            )
         except sync_api.Error as exc:  # a Chromium too new for this Playwright, say
             first = str(exc).strip().splitlines()[0]
             pytest.skip(f"chromium at {CHROMIUM} would not start under playwright: {first}")
@@ -736,3 +747,23 @@ def test_screenshots_at_desktop_and_phone_size(
     _shoot(phone.page, tmp_path, "chat-390x844-drawer.png")
     phone.page.keyboard.press("Escape")
     expect(side).not_to_be_in_viewport()
+
+
+def test_the_page_over_https_chats_over_wss_with_an_nc_user(
+    open_tab: Callable[..., Tab], web_cert: Certificate
+) -> None:
+    with running_server(make_config(tls=web_cert.settings())) as server:
+        assert server.address is not None
+        bob = LineClient(server.address)
+        bob.register("bob_tls")
+        host, port = server.tls_addresses["web"]
+        tab = open_tab(f"https://{host}:{port}/")
+        tab.name("alice_tls")
+        bob.expect("*** alice_tls joined")
+        assert tab.page.evaluate("location.protocol") == "https:"
+        tab.say("over wss")
+        bob.expect("<alice_tls> over wss")
+        bob.send("and back")
+        tab.sees("and back")
+        bob.close()
+        tab.page.goto("about:blank", wait_until="commit")  # it leaves before the server stops
