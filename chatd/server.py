@@ -33,7 +33,15 @@ from chatd.core.hub import Hub
 from chatd.core.link import Framing, Handler
 from chatd.core.passwords import Hasher
 from chatd.core.plugins import PluginHost, Report
-from chatd.core.reactor import Limits, Listener, Reactor, Tally, Tls, format_address
+from chatd.core.reactor import (
+    Limits,
+    Listener,
+    Reactor,
+    Tally,
+    Tls,
+    format_address,
+    notify_service,
+)
 from chatd.core.stats import Stats
 from chatd.core.timers import Clock, Timers
 from chatd.core.watchdog import Watchdog
@@ -419,20 +427,41 @@ class Server:
                 "cluster: node %s, through Redis at %s", self.cluster.node, self.cluster.address
             )
             self.cluster.start()
+        # Under systemd (Type=notify): up now, every listener bound.
+        notify_service(f"READY=1\nSTATUS={self._status()}\nMAINPID={os.getpid()}")
         try:
             self.reactor.run()
         finally:
+            notify_service("STOPPING=1")
             watchdog.stop()
             guard.deadline.uninstall()
             self.store.close()  # what the last iterations recorded is written first
         log.info("stopped")
 
+    def _status(self) -> str:
+        """One line for `systemctl status`: where it listens."""
+        where = [f"chat {format_address(self.address)}"] if self.address else []
+        if self.irc_address:
+            where.append(f"IRC {format_address(self.irc_address)}")
+        if self.web_address:
+            where.append(f"web {format_address(self.web_address)}")
+        where += [f"{name} over TLS {format_address(a)}" for name, a in self.tls_addresses.items()]
+        return "serving " + ", ".join(where)
+
     def reload(self, what: str = "all") -> Report:
         """Reload config, words, facts or plugins without a restart (loop thread only).
 
         Returns one line per change or failure (``failed`` set if any part
-        failed); whatever fails keeps what worked.
+        failed); whatever fails keeps what worked. A service manager is told
+        it is reloading, then ready again.
         """
+        notify_service("RELOADING=1")
+        try:
+            return self._reload(what)
+        finally:
+            notify_service(f"READY=1\nSTATUS={self._status()}")
+
+    def _reload(self, what: str) -> Report:
         if what == "tls":
             return self._reload_tls()
         if what == "config":

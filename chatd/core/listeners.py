@@ -89,6 +89,25 @@ def open_tcp(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=BACKLOG)
 
 
+def notify_service(state: str) -> bool:
+    """Tell the service manager ``state`` (systemd's sd_notify protocol:
+    "READY=1", "RELOADING=1", "STOPPING=1", "STATUS=..." lines): one datagram
+    to $NOTIFY_SOCKET, never waited for. False when there is none (not run
+    as a Type=notify service) or it cannot be sent (logged)."""
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    if not path:
+        return False
+    address = "\0" + path[1:] if path.startswith("@") else path  # "@": the abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)
+            sock.sendto(state.encode(), address)
+    except OSError as exc:
+        log.warning("systemd: cannot tell %s %r: %s", path, state.split("\n")[0], exc)
+        return False
+    return True
+
+
 def open_unix(path: str) -> socket.socket:
     """A Unix socket listening at ``path``, created with mode 0600.
 

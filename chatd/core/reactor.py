@@ -90,6 +90,7 @@ from chatd.core.listeners import (
     Tally,
     Tls,
     format_address,
+    notify_service,
     numeric_addresses,
     open_dial,
     open_tcp,
@@ -122,6 +123,7 @@ __all__ = [
     "Tally",
     "Tls",
     "format_address",
+    "notify_service",
 ]
 
 log = logging.getLogger(__name__)
