@@ -96,6 +96,8 @@ def test_what_is_not_tls_fails_with_a_reason(files: tuple[Path, Path]) -> None:
 def test_tls_1_2_is_the_least_spoken(ca: trustme.CA, files: tuple[Path, Path]) -> None:
     context = server_context(*files)
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2  # 1.0 and 1.1 refused
+    assert context.options & ssl.OP_NO_RENEGOTIATION
+    assert context.options & ssl.OP_NO_COMPRESSION
     server = TlsSession(context)
     client = Client(ca, maximum_version=ssl.TLSVersion.TLSv1_2)
     _handshake(server, client)

@@ -10,7 +10,7 @@ bounds it in time (``[tls] handshake_timeout``).
 
 :func:`server_context` makes the context a listener's sessions share, from
 the operator's PEM files: ssl.create_default_context's server defaults (its
-ciphers, no compression, no renegotiation), TLS 1.2 at least.
+ciphers, no compression), no renegotiation, TLS 1.2 at least.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
             raise TlsFileError(f"{what} file {path}: {exc.strerror or exc}") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = MINIMUM_VERSION
+    # A peer asking for a new handshake, again and again, would cost a
+    # handshake's CPU each time on the one loop: TLS 1.2 renegotiation is off
+    # (TLS 1.3 has none).
+    context.options |= ssl.OP_NO_RENEGOTIATION
     try:
         # An encrypted key would ask for its passphrase on the terminal:
         # the callback refuses instead (the loop never waits on a person).
