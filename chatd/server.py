@@ -226,8 +226,10 @@ class Server:
         #: The TLS listeners (those there are), by what they serve: "nc", "irc", "web".
         self.tls_addresses: dict[str, tuple[str, int]] = {}
         self._tls_listeners: dict[str, Listener] = {}
-        #: The TLS every TLS listener serves (its context replaced on a reload).
+        #: The TLS every TLS listener serves (its context replaced on a reload),
+        #: and the [tls] settings it was loaded with.
         self._tls: Tls | None = None
+        self._tls_settings = config.tls
 
     def _backplane(self, config: Config) -> Backplane | None:
         """The cluster's backplane when ``[cluster] redis`` names one."""
@@ -468,6 +470,8 @@ class Server:
             report = self._reload_config()
             if not report.failed:  # the plugins hear of settings that took effect
                 report.extend(self.plugins.run_reload_hooks("config"))
+                if self._tls is not None and self.config.tls != self._tls_settings:
+                    report.extend(self._reload_tls())  # [tls] changed: it applies now
             report.extend(self._reload_motd())
             return report
         report = Report()
@@ -500,6 +504,7 @@ class Server:
             return Report([line], failed=True)
         self._tls.context = fresh.context
         self._tls.handshake_timeout = fresh.handshake_timeout
+        self._tls_settings = settings
         line = f"tls: {self.config.path(settings.cert_file)} loaded, for new connections"
         log.info("reload: %s", line)
         return Report([line])

@@ -135,3 +135,13 @@ def test_an_encrypted_key_is_refused_not_asked_for(ca: trustme.CA, tmp_path: Pat
     key_file.write_bytes(locked)
     with pytest.raises(TlsFileError, match="encrypted"):
         server_context(cert_file, key_file)
+
+
+def test_a_handshake_past_its_bound_fails(files: tuple[Path, Path]) -> None:
+    server = TlsSession(server_context(*files))
+    # A ClientHello said to be 64 KiB long, in records of 16 KiB: OpenSSL would
+    # wait for all of it.
+    record = b"\x16\x03\x01\x40\x00"
+    assert server.receive(record + b"\x01\x00\xff\xff" + bytes(16 * 1024 - 4)) == b""
+    with pytest.raises(TlsError, match="handshake over 32 KiB"):
+        server.receive(record + bytes(16 * 1024))

@@ -4,6 +4,7 @@ nc of TLS, and the standard library's), and plain nc users beside them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
@@ -17,10 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from chatd.config import ServerSettings
+from chatd.config import ServerSettings, load
 from chatd.server import Server
 from tests.certs import Certificate
-from tests.helpers import WAIT, LineClient, make_config, on_loop, running_server, wait_until
+from tests.helpers import (
+    WAIT,
+    LineClient,
+    lifted_limits,
+    make_config,
+    on_loop,
+    running_server,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -197,3 +206,98 @@ def test_irc_and_the_web_listen_over_tls_too(server: Server, cert: Certificate) 
     while chunk := web.recv(65536):
         answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+
+
+class ByHand:
+    """A TLS client over a real socket whose records are made in memory
+    first, so that several go out in one write (lines and the end together,
+    lines and a bad record)."""
+
+    def __init__(self, server: Server, cert: Certificate) -> None:
+        self.sock = socket.create_connection(server.tls_addresses["nc"], timeout=WAIT)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = cert.client_context().wrap_bio(
+            self.incoming, self.outgoing, server_hostname="127.0.0.1"
+        )
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outgoing.read())
+                self.incoming.write(self.sock.recv(65536))
+        self.sock.sendall(self.outgoing.read())
+
+    def records(self, data: bytes) -> bytes:
+        self.tls.write(data)
+        return self.outgoing.read()
+
+    def end(self) -> bytes:
+        with contextlib.suppress(ssl.SSLWantReadError):  # its answer is not waited for
+            self.tls.unwrap()
+        return self.outgoing.read()
+
+
+def test_lines_sent_with_the_close_notify_all_arrive_at_flood_controls_pace(
+    cert: Certificate,
+) -> None:
+    limits = lifted_limits(flood_burst=5, flood_rate=50)
+    with running_server(make_config(tls=cert.settings(), limits=limits)) as server:
+        bob = nc_user(server, "bob")
+        alice = ByHand(server, cert)
+        lines = b"alice\n" + b"".join(f"line {i}\n".encode() for i in range(20))
+        # 20 lines and the end in one write: reading pauses after a few of them.
+        alice.sock.sendall(alice.records(lines) + alice.end())
+        for i in range(20):
+            bob.expect(f"<alice> line {i}")
+        bob.expect(re.compile(r"^\*\*\* alice left"))
+
+
+def test_lines_before_a_bad_record_are_kept_and_the_client_is_told_why(
+    server: Server, cert: Certificate
+) -> None:
+    bob = nc_user(server, "bob")
+    alice = ByHand(server, cert)
+    said = alice.records(b"alice\n" + b"".join(f"kept {i}\n".encode() for i in range(5)))
+    broken = b"\x17\x03\x03\x00\x20" + bytes(32)  # a record no key made
+    alice.sock.sendall(said + broken)
+    for i in range(5):
+        bob.expect(f"<alice> kept {i}")
+    bob.expect(re.compile(r"^\*\*\* alice left \(TLS failed"))
+
+
+def test_a_client_refused_in_the_handshake_hears_why(server: Server, cert: Certificate) -> None:
+    context = cert.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("AES128-SHA")  # RSA key exchange, SHA-1: nothing the server offers
+    raw = socket.create_connection(server.tls_addresses["nc"], timeout=WAIT)
+    with pytest.raises(ssl.SSLError, match="alert"):  # an alert, not a bare close
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_tls_1_2_clients_chat_too(server: Server, cert: Certificate) -> None:
+    context = cert.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    alice = tls_user(server, context, "alice")
+    assert isinstance(alice.sock, ssl.SSLSocket) and alice.sock.version() == "TLSv1.2"
+    bob = nc_user(server, "bob")
+    alice.send("over 1.2")
+    bob.expect("<alice> over 1.2")
+
+
+def test_a_config_reload_that_changes_tls_applies_it(cert: Certificate, tmp_path: Path) -> None:
+    toml = tmp_path / "chatd.toml"
+    base = (
+        "[server]\nport = 0\ntls_port = 0\n[irc]\nenabled = false\n[web]\nenabled = false\n"
+        '[admin]\nenabled = false\n[store]\npath = ":memory:"\n'
+        f'[tls]\ncert_file = "{cert.cert_file}"\nkey_file = "{cert.key_file}"\n'
+    )
+    toml.write_text(base + "handshake_timeout = 10\n")
+    with running_server(load(toml)) as server:
+        toml.write_text(base + "handshake_timeout = 2\n")
+        report = on_loop(server, lambda: server.reload("config"))
+        assert not report.failed
+        assert any(line.startswith("tls: ") and "loaded" in line for line in report), report
+        assert on_loop(server, lambda: server._tls.handshake_timeout) == 2  # type: ignore[union-attr]
+        report = on_loop(server, lambda: server.reload("config"))  # nothing changed: not again
+        assert not any(line.startswith("tls: ") for line in report), report

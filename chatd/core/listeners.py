@@ -344,8 +344,9 @@ class Listener:
             # unread input sends a reset, which can destroy the line below
             # before the client reads it.
             sock.recv(RECV_BYTES)
-        with contextlib.suppress(OSError):  # a fresh socket's buffer takes one line
-            sock.send(self.handler.refused(reason))
+        if self.tls is None:  # (over TLS, a plain line would be noise: just closed)
+            with contextlib.suppress(OSError):  # a fresh socket's buffer takes one line
+                sock.send(self.handler.refused(reason))
         sock.close()
 
     def opened(self, host: str) -> None:

@@ -130,6 +130,10 @@ log = logging.getLogger(__name__)
 
 #: How long a closing connection may take to drain its output before it is cut.
 CLOSE_LINGER_SECONDS: Final = 5.0
+#: What one read of a TLS connection takes at most: a full record and its
+#: overhead. A peer sending records of one byte each makes every record cost
+#: a decryption: this bounds what one connection costs the loop per turn.
+TLS_RECV_BYTES: Final = 17 * 1024
 #: What TLS adds to a connection's sendq while its output waits sealed in
 #: records: a record's header and tag on every 16 KiB at most, and a
 #: handshake's flight (a certificate chain) before anything.
@@ -544,7 +548,7 @@ class Reactor:
             self._read(conn)
 
     def _read(self, conn: Connection) -> None:
-        size = RECV_BYTES
+        size = RECV_BYTES if conn.tls is None else TLS_RECV_BYTES
         bucket = conn.bucket
         if bucket is not None:
             # Read no more than the lines it may send now can fill (at least
@@ -552,7 +556,7 @@ class Reactor:
             # kernel, not in our memory.
             bucket.ready(self.timers.clock())
             room = conn.inbuf.max_line_bytes + 2
-            size = min(RECV_BYTES, max(1, bucket.allowance()) * room)
+            size = min(size, max(1, bucket.allowance()) * room)
         try:
             data = conn.sock.recv(size)
         except (BlockingIOError, InterruptedError):
@@ -571,13 +575,17 @@ class Reactor:
             owner.stats.bytes_in += len(data)
         if conn.tls is not None:
             data = self._unseal(conn, conn.tls, data)
-            if conn.closed:
+            if conn.closed or conn.gone:
                 return
         conn.inbuf.feed(data)
         self._take_lines(conn)
-        if conn.tls is not None and conn.tls.closed:  # the peer said it is done
-            self._close(conn, "connection closed")
-            self._tell(conn, "connection closed")
+        if conn.tls is not None and conn.tls.closed and not conn.paused:
+            self._peer_done(conn)  # (while paused: once its lines are taken)
+
+    def _peer_done(self, conn: Connection) -> None:
+        """The TLS peer said it is done (close_notify), and its lines are taken."""
+        self._close(conn, "connection closed")
+        self._tell(conn, "connection closed")
 
     def _unseal(self, conn: Connection, tls: TlsSession, data: bytes) -> bytes:
         """The plain bytes in ``data`` from a TLS peer; the handshake's
@@ -588,7 +596,12 @@ class Reactor:
             plain = tls.receive(data)
         except TlsError as exc:
             log.info("%s: TLS failed (%s); closed", conn.peer, exc)
-            self._abort(conn, f"TLS failed: {exc}")
+            with contextlib.suppress(OSError):  # its alert, if the kernel takes it now
+                conn.sock.send(tls.outgoing())
+            # What came before the bad record is kept, as from a socket that failed.
+            conn.inbuf.feed(exc.plain)
+            self._take_lines(conn)
+            self._abort(conn, f"TLS failed: {exc}", keep_input=True)
             return b""
         if tls.up and not was_up and conn.tls_timer is not None:
             conn.tls_timer.cancel()
@@ -646,7 +659,11 @@ class Reactor:
         self._take_lines(conn)
         if conn.gone:
             self._end_if_handled(conn)
-        elif not (conn.paused or conn.closing or conn.closed):
+        elif conn.paused or conn.closing or conn.closed:
+            pass
+        elif conn.tls is not None and conn.tls.closed:
+            self._peer_done(conn)  # it said it was done, and its last lines are taken
+        else:
             self._set_mask(conn, conn.mask | _READ)
 
     # -- writing -------------------------------------------------------------------
@@ -803,9 +820,8 @@ class Reactor:
             return
         if reason == "sendq exceeded":
             conn.owner.counts.sendq_disconnects += 1
-            log.warning(
-                "%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, len(conn.outbuf)
-            )
+            queued = len(conn.outbuf) + (len(conn.sealed) if conn.sealed is not None else 0)
+            log.warning("%s: disconnected, sendq exceeded (%d bytes queued)", conn.peer, queued)
         conn.outbuf.clear()
         if conn.sealed is not None:
             conn.sealed.clear()

@@ -26,11 +26,20 @@ MINIMUM_VERSION: Final = ssl.TLSVersion.TLSv1_2
 #: most 16 KiB of them): what one receive() returns is bounded by what the
 #: reactor read (one recv), never more.
 READ_BYTES: Final = 64 * 1024
+#: Bytes a peer may send before its handshake is done: a ClientHello is a few
+#: KiB (post-quantum key shares included), but OpenSSL would buffer one of up
+#: to 128 KiB, per connection, for as long as the handshake may take.
+MAX_HANDSHAKE_BYTES: Final = 32 * 1024
 
 
 class TlsError(Exception):
     """The peer's TLS failed (a bad handshake, not TLS at all, a broken
-    record): one line that says why, for the log."""
+    record): one line that says why, for the log. ``plain``: what the records
+    before the failure carried, already decrypted (the server keeps it)."""
+
+    def __init__(self, reason: str, plain: bytes = b"") -> None:
+        super().__init__(reason)
+        self.plain = plain
 
 
 class TlsFileError(Exception):
@@ -71,7 +80,7 @@ def _no_passphrase() -> bytes:
 class TlsSession:
     """One connection's TLS, server side, over ``context``."""
 
-    __slots__ = ("_incoming", "_object", "_outgoing", "closed", "ended", "up")
+    __slots__ = ("_incoming", "_object", "_outgoing", "_shaking", "closed", "ended", "up")
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._incoming = ssl.MemoryBIO()
@@ -83,13 +92,19 @@ class TlsSession:
         self.closed = False
         #: We said we are done (close()): nothing more goes to it.
         self.ended = False
+        self._shaking = 0  # bytes received before the handshake was done
 
     def receive(self, data: bytes) -> bytes:
         """Bytes from the peer: the plain bytes they carry (none while the
         handshake goes on; its answers are in :meth:`outgoing`). TlsError
         when the peer's TLS fails."""
-        self._incoming.write(data)
         obj = self._object
+        if not self.up:
+            self._shaking += len(data)
+            if self._shaking > MAX_HANDSHAKE_BYTES:
+                raise TlsError(f"handshake over {MAX_HANDSHAKE_BYTES // 1024} KiB")
+        self._incoming.write(data)
+        chunks: list[bytes] = []
         try:
             if not self.up:
                 try:
@@ -97,7 +112,6 @@ class TlsSession:
                 except ssl.SSLWantReadError:
                     return b""
                 self.up = True
-            chunks = []
             while not self.closed:
                 try:
                     chunk = obj.read(READ_BYTES)
@@ -112,7 +126,7 @@ class TlsSession:
                 chunks.append(chunk)
             return b"".join(chunks)
         except ssl.SSLError as exc:
-            raise TlsError(_reason(exc)) from None
+            raise TlsError(_reason(exc), b"".join(chunks)) from None
 
     def send(self, data: bytes | memoryview) -> None:
         """Plain bytes for the peer (once :attr:`up`): encrypted into
