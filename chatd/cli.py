@@ -71,6 +71,7 @@ def _admin(args: argparse.Namespace) -> int:
     from chatd.admin.client import AdminClient, AdminFailed, AdminUnavailable
     from chatd.admin.console import run_console
     from chatd.admin.paths import socket_path
+    from chatd.admin.top import run_top
 
     def fail(message: str, status: int = 1) -> int:
         print(f"chatd admin: {message}", file=sys.stderr)
@@ -82,14 +83,22 @@ def _admin(args: argparse.Namespace) -> int:
         options = {"room": args.room} if args.room is not None else {}
         if options and not args.words:
             raise wire.WireError("--room goes with a command: say --room #ROOM TEXT")
-        request = wire.from_words(args.words, options) if args.words else None
+        # Not a command of the protocol: a view made of several of them.
+        top = bool(args.words) and args.words[0].lower() == "top"
+        if top and (args.words[1:] or options or args.json):
+            raise wire.WireError("top is a live view: it takes no arguments, --room or --json")
+        request = wire.from_words(args.words, options) if args.words and not top else None
     except (ConfigError, wire.WireError) as exc:
         return fail(str(exc), 2)
+    if top and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return fail("top is a live view: run it in a terminal (stdin and stdout)", 2)
     try:
         client = AdminClient(socket_path(config, args.socket))
     except AdminUnavailable as exc:
         return fail(str(exc))
     try:
+        if top:
+            return run_top(client, Console())
         if request is None:
             return run_console(client, Console())
         value = client.send(request)
@@ -233,9 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Without COMMAND: an interactive console. With one: run it and exit."
         " Commands: users, rooms, kick NICK [REASON], roomkick #ROOM NICK [REASON],"
         " topic #ROOM [TEXT], ban NICK DURATION [REASON], unban NICK|ADDRESS,"
-        " bans, reload [words|facts|plugins|config|all], plugins, plugin on|off NAME,"
+        " bans, reload [words|facts|plugins|config|tls|all], plugins, plugin on|off NAME,"
         " history #ROOM [N], accounts, account delete NAME, stats, say [--room #ROOM] TEXT,"
-        " shutdown [MESSAGE]."
+        " shutdown [MESSAGE]; and top, a live view of the server (q quits)."
         " A room's # may be left out (the shell reads an unquoted # as a comment).",
     )
     admin.add_argument("--socket", help="the admin socket (default: [admin] socket, or the usual)")

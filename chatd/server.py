@@ -214,6 +214,8 @@ class Server:
             clock=clock,
             reload=self.reload,
             stop=self.stop,
+            # Each listener's counts (and Redis's connections'), as /metrics has them.
+            listeners=lambda: [*self.reactor.listeners, *self.reactor.outbound],
         )
         self.plugins.startup()
         self.address: tuple[str, int] | None = None

@@ -175,8 +175,14 @@ def test_rooms_lists_every_room_and_users_their_rooms(
     alice.send("/topic Board games, Fridays")
     bob.expect("*** [#games] alice set the topic: Board games, Fridays")
     assert admin.call("rooms") == [
-        {"name": "#games", "members": 2, "topic": "Board games, Fridays", "operators": ["alice"]},
-        {"name": "#lobby", "members": 3, "topic": "", "operators": []},
+        {
+            "name": "#games",
+            "members": 2,
+            "lines": 1,  # the topic, said
+            "topic": "Board games, Fridays",
+            "operators": ["alice"],
+        },
+        {"name": "#lobby", "members": 3, "lines": 0, "topic": "", "operators": []},
     ]
     rooms = {user["nick"]: user["rooms"] for user in admin.call("users")}
     both = ["#games", "#lobby"]
@@ -253,7 +259,7 @@ def test_a_server_operator_kicks_from_any_room_and_the_user_stays_on(
     alice.expect("*** You were kicked from #games by a server operator: too loud")
     alice.expect("*** Now talking in #lobby.")  # #games was her current room
     assert admin.call("rooms")[0] == {
-        "name": "#games", "members": 1, "topic": "", "operators": [],
+        "name": "#games", "members": 1, "lines": 0, "topic": "", "operators": [],
     }  # fmt: skip
     with pytest.raises(AdminFailed) as failed:
         admin.call("roomkick", {"room": "#games", "nick": "carol"})
@@ -284,8 +290,14 @@ def test_chatd_admin_rooms_topic_and_say_to_a_room_as_a_subprocess(tmp_path: Pat
         done = run_chatd("admin", "rooms", "--json", env=env)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == [
-            {"name": "#games", "members": 1, "topic": "Chess tonight", "operators": ["alice"]},
-            {"name": "#lobby", "members": 1, "topic": "", "operators": []},
+            {
+                "name": "#games",
+                "members": 1,
+                "lines": 1,
+                "topic": "Chess tonight",
+                "operators": ["alice"],
+            },
+            {"name": "#lobby", "members": 1, "lines": 0, "topic": "", "operators": []},
         ]
         done = run_chatd("admin", "say", "--room", "games", "chess", "at", "eight", env=env)
         assert (done.returncode, done.stdout) == (0, "announced to 1 user in #games\n")

@@ -12,8 +12,8 @@ the arrows run one way (chatd.server -> here). Nothing here touches sockets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final
 
 from chatd.admin import wire
 from chatd.core.bans import BanError, parse_duration
@@ -28,6 +28,9 @@ from chatd.core.timers import Clock
 from chatd.store import lines as kept
 from chatd.wire.text import decode_line, one_line
 
+if TYPE_CHECKING:
+    from chatd.metrics import Counted
+
 log = logging.getLogger(__name__)
 
 #: Commands that change nothing: not logged at INFO.
@@ -35,6 +38,17 @@ READ_ONLY = frozenset({"users", "rooms", "stats", "bans", "plugins", "history", 
 
 #: How a kept line's kind (chatd.store.lines) is named in a reply.
 KINDS = {kept.SAID: "said", kept.ACTED: "acted", kept.NOTICE: "notice", kept.TOPIC: "topic"}
+
+#: What ``stats`` says of each listener: its chatd.core.listeners.ListenerCounts.
+LISTENER_COUNTS: Final = (
+    "open",
+    "total",
+    "refused",
+    "bytes_in",
+    "bytes_out",
+    "sendq_disconnects",
+    "flood_slowdowns",
+)
 
 
 class AdminError(Exception):
@@ -58,15 +72,19 @@ class AdminService:
         clock: Clock,
         reload: Callable[[str], Report],
         stop: Callable[[str | None], None],
+        listeners: Callable[[], Iterable[Counted]] | None = None,
     ) -> None:
         """``reload(what)`` reloads without a restart and reports what changed;
-        ``stop(message)`` asks the server to shut down gracefully."""
+        ``stop(message)`` asks the server to shut down gracefully;
+        ``listeners()``, when given, returns the listeners (and outbound
+        owners) whose counts ``stats`` reports."""
         self._hub = hub
         self._host = plugins
         self._stats = stats
         self._clock = clock
         self._reload = reload
         self._stop = stop
+        self._listeners = listeners
         self.sessions: set[AdminSession] = set()
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "users": self.users,
@@ -160,11 +178,13 @@ class AdminService:
         ]
 
     def rooms(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every room, sorted by name: how many are in it, its topic, its operators."""
+        """Every room, sorted by name: how many are in it, its topic, its
+        operators, and the lines said in it since it was made (on this node)."""
         return [
             {
                 "name": room.name,
                 "members": len(room.members),
+                "lines": room.lines,
                 "topic": room.topic,
                 "operators": sorted(self._hub.room_ops(room), key=str.lower),
             }
@@ -351,6 +371,10 @@ class AdminService:
 
     def stats(self, args: dict[str, Any]) -> dict[str, Any]:
         snapshot = self._stats.snapshot(self._clock())
+        # A count, not the users reply: `chatd admin top` asks every second.
+        snapshot["users"] = {"online": len(self._hub.users()), "peak": self._stats.users_peak}
+        if self._listeners is not None:
+            snapshot["listeners"] = self._listener_counts(self._listeners())
         store = self._hub.store
         snapshot["store"] = {
             "path": str(store.path) if store.path is not None else None,
@@ -362,6 +386,18 @@ class AdminService:
         if self._hub.peers is not None:
             snapshot["cluster"] = self._hub.peers.describe()
         return snapshot
+
+    @staticmethod
+    def _listener_counts(listeners: Iterable[Counted]) -> dict[str, dict[str, int]]:
+        """Each listener's counts by its name, in the order opened; listeners
+        of one name (a host listened on twice, IPv4 and IPv6) are summed, as
+        their metrics are."""
+        counts: dict[str, dict[str, int]] = {}
+        for listener in listeners:
+            summed = counts.setdefault(listener.name, dict.fromkeys(LISTENER_COUNTS, 0))
+            for name in LISTENER_COUNTS:
+                summed[name] += getattr(listener.counts, name)
+        return counts
 
     def say(self, args: dict[str, Any]) -> str:
         text = f"Announcement: {args['text']}"

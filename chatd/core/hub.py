@@ -1692,6 +1692,7 @@ class Hub:
             room_key(room.name), kind, nick, ident, one_line(text), line_id, at
         )
         room.last_line = line.id
+        room.lines += 1
         if line_id and line.id != line_id and not self._ids_behind:
             self._ids_behind = True
             log.warning(

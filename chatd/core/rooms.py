@@ -52,7 +52,8 @@ class Room:
     """One room: its members in the order they joined, its operators, its topic."""
 
     __slots__ = (
-        "founding", "groups", "last_line", "members", "name", "ops", "topic", "topic_by",
+        "founding", "groups", "last_line", "lines", "members", "name", "ops", "topic",
+        "topic_by",
     )  # fmt: skip
 
     def __init__(self, name: str, last_line: int = 0) -> None:
@@ -60,6 +61,8 @@ class Room:
         #: The id of the newest line kept of it (chatd.store.lines): what a
         #: member who leaves has seen up to.
         self.last_line = last_line
+        #: Lines said in it since it was made here (operators' "busiest rooms").
+        self.lines = 0
         #: Member -> None: a dict keeps the order they joined in (a User; Any here
         #: so this module needs nothing of the hub's).
         self.members: dict[Any, None] = {}
