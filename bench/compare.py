@@ -9,6 +9,7 @@ shows medians and chatd's ratio to the reference.
                             [--loadgen SOURCE [--irc-only | --store]]
                             [--threaded-10k] [--json FILE]
     python bench/compare.py --web [--page] [--quick] [--repeats N] [--json FILE]
+    python bench/compare.py --tls [--quick] [--repeats N] [--json FILE]
     python bench/compare.py --cluster [--quick] [--repeats N] [--json FILE]
 
 With ``--c-server ../shared/bench/c_epoll_broadcast.c`` (built here with
@@ -92,6 +93,19 @@ line of both sides reaches it too; after each run the rotation waits until it
 has shown everything, and the table says whether it stayed connected
 throughout.
 
+TLS: ``--tls`` runs only this, chatd against itself, built as ``--web`` is
+(the same rotation, loads, rows and medians): one chatd a repeat serves nc
+both on its plain port and on its TLS port (``[server] tls_port``, with a
+certificate for 127.0.0.1 issued by a CA made for the run with trustme, in the
+test extra; IRC and the web serve no TLS), and ``chatd bench --tls`` (every
+client verifying the certificate against that CA) drives the TLS port while
+``chatd bench`` drives the plain one: TLS then plain, plain then TLS in the
+next repeat. The handshakes happen while the clients connect, before the
+senders start, so neither the figures nor the server's CPU per delivery
+include them: what they show is what sealing and unsealing every line costs.
+Above the table: the machine, the OpenSSL both sides use, and the version and
+cipher they agree on.
+
 Several nodes over Redis: ``--cluster`` runs only this, three setups in
 turn, each started afresh every repeat: one chatd ([cluster] off), the same
 chatd as a one-node cluster on a Redis, and two nodes ("a", "b") on one
@@ -124,6 +138,7 @@ import platform
 import shutil
 import socket
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
@@ -139,15 +154,18 @@ CONFIG = """\
 [server]
 host = "127.0.0.1"
 port = {port}
+tls_port = {tls_port}
 max_clients = 20000
 [limits]
 flood_rate = 0
 max_per_ip = 0
 [irc]
 port = {irc_port}
+tls_port = -1
 autojoin = []
 [web]
 port = {web_port}
+tls_port = -1
 [admin]
 enabled = false
 [store]
@@ -362,16 +380,20 @@ def chatd_argv(
     store: str | None = None,
     web_port: int = 0,
     extra: str = "",
+    tls_port: int = -1,
 ) -> list[str]:
     """chatd serving nc on ``port``, IRC on ``irc_port`` and the web on
-    ``web_port`` (0: any), the bench's
+    ``web_port`` (0: any), and nc over TLS on ``tls_port`` (-1: not; IRC and
+    the web never: ``extra`` gives the [tls] table), the bench's
     settings, keeping its history in ``store`` (a ``[store] path``; by default a
     fresh database in ``tmp``: never the user's own, and never one another
     chatd has open); ``extra`` is more of its config (a table of its own)."""
     n = next(_STARTS)
     config = tmp / f"chatd-{n}.toml"
     store = str(tmp / f"chatd-{n}.db") if store is None else store
-    text = CONFIG.format(port=port, irc_port=irc_port, web_port=web_port, store=json.dumps(store))
+    text = CONFIG.format(
+        port=port, irc_port=irc_port, web_port=web_port, tls_port=tls_port, store=json.dumps(store)
+    )
     config.write_text(text + extra)
     return [
         sys.executable,
@@ -748,18 +770,111 @@ def store_table(
     return runs
 
 
+# -- one chatd's two listeners side by side (--web, --tls), with chatd bench ---------------
+
+#: A rotation's loads, light first (with --page, a light run straight after a
+#: heavy one would time the page's backlog): 1,000 clients in #lobby, 10
+#: senders, at 2 lines a second each (20 a second in all), then 64 lines in
+#: flight each.
+LISTENER_LOADS: dict[str, dict[str, Any]] = {
+    "light": {"clients": 1000, "senders": 10, "rate": 2.0},
+    "heavy": {"clients": 1000, "senders": 10, "window": 64},
+}
+#: What a two-listener rotation shows of each side, as medians.
+LISTENER_ROWS: list[Row] = [
+    ("heavy (10 senders, window 64): deliveries/s", "heavy", ("deliveries_per_s",), "M"),
+    ("  p99 latency (ms)", "heavy", ("latency_ms", "p99"), ""),
+    ("  server CPU per delivery (ns)", "heavy", ("server_ns_per_delivery",), ""),
+    ("  server CPU (of its core)", "heavy", ("server_cpu_util",), ""),
+    ("  chatd bench's CPU (of its core)", "heavy", ("bench_cpu",), ""),
+    ("light (10 senders at 2 lines/s): p99 latency (ms)", "light", ("latency_ms", "p99"), ""),
+    ("  p50 latency (ms)", "light", ("latency_ms", "p50"), ""),
+]
+#: Of those, the ones also shown run by run (deliveries/s and both p99s).
+LISTENER_RUN_BY_RUN = (LISTENER_ROWS[0], LISTENER_ROWS[1], LISTENER_ROWS[5])
+#: Where one side of a rotation is: bench load fields (its port, ``ws``, ``tls``...), by side.
+Wheres = dict[str, dict[str, Any]]
+
+_LISTENER_RUNS = count(1)
+
+
+def listener_run(server: Server, where: dict[str, Any], load: dict[str, Any]) -> dict[str, Any]:
+    """One ``chatd bench`` run against the listener of ``server`` that
+    ``where`` names, with the server's CPU while the senders send (load.py's
+    ``server_pid``). Each run's nicknames are its own (``w3-0001``): the last
+    run's clients may still be leaving as the next ones arrive."""
+    server.wait_idle()
+    prefix = f"w{next(_LISTENER_RUNS)}-"
+    return bench([server], {**load, **where, "prefix": prefix, "server_pid": server.proc.pid})
+
+
+def rotate(
+    sides: tuple[str, str],
+    repeats: int,
+    duration: float,
+    start: Callable[[], tuple[Server, Wheres]],
+    watch: Callable[[Wheres, int], ChatPage] | None = None,
+) -> tuple[Runs, list[dict[str, Any]]]:
+    """Drive both ``sides`` of one chatd a repeat (``start``: the server, and
+    where each side is) with LISTENER_LOADS; return the raw runs and, with
+    ``watch`` (a page open on the server all the while), how each repeat's
+    page ended.
+
+    Each load runs one side then the other, and the other first in the next
+    repeat, so a drift of the machine over the sitting falls on both alike."""
+    runs: Runs = {load: {side: [] for side in sides} for load in LISTENER_LOADS}
+    pages: list[dict[str, Any]] = []
+    for repeat in range(repeats):
+        order = sides if repeat % 2 == 0 else sides[::-1]
+        server, wheres = start()
+        chat_page = None
+        try:
+            chat_page = watch(wheres, repeat) if watch is not None else None
+            for name, fields in LISTENER_LOADS.items():
+                for side in order:
+                    result = listener_run(server, wheres[side], {**fields, "duration": duration})
+                    if chat_page is not None:
+                        result["page_drain_s"] = chat_page.drain()
+                    runs[name][side].append(result)
+            if chat_page is not None:
+                pages.append({"state": chat_page.state(), "lost": chat_page.lost()})
+        finally:
+            if chat_page is not None:
+                chat_page.close()
+            server.stop()
+    return runs, pages
+
+
+def print_rotation(runs: Runs, sides: tuple[str, str], title: str, more: list[str]) -> None:
+    """A rotation's table: ``title``, LISTENER_ROWS for both ``sides`` with
+    the first's ratio to the second, the lowest delivery ratio, the rows in
+    ``more``; then the main figures run by run."""
+    one, other = sides
+    print(title)
+    print(f"| measure | chatd {one} | chatd {other} | {one} / {other} |")
+    print("|---|---|---|---|")
+    print_sides(runs, sides, LISTENER_ROWS)
+    every = {side: [r for load in LISTENER_LOADS for r in runs[load][side]] for side in sides}
+    worst = {side: min(r["delivery_ratio"] for r in every[side]) for side in sides}
+    errors = {side: sum(r["order_errors"] for r in every[side]) for side in sides}
+    print(
+        f"| delivery ratio, lowest of every run (order errors) | {worst[one]:g} ({errors[one]})"
+        f" | {worst[other]:g} ({errors[other]}) | |"
+    )
+    for extra in more:
+        print(extra)
+    for row in LISTENER_RUN_BY_RUN:
+        print(
+            f"{row[1]}: {row[0].split(': ')[-1].strip()}, run by run:"
+            f" {one} {run_by_run(runs, one, row)}; {other} {run_by_run(runs, other, row)}"
+        )
+
+
 # -- the web listener vs nc, with chatd bench --ws -----------------------------------------
 
 #: The web rotation's two sides: the same chatd's web listener (``chatd bench
 #: --ws``: WebSocket, JSON events) and its nc listener (``chatd bench``).
 WEB_SIDES = ("web", "nc")
-#: Its loads, light first (with the page, a light run straight after a heavy
-#: one would time the page's backlog): 1,000 clients in #lobby, 10 senders,
-#: at 2 lines a second each (20 a second in all), then 64 lines in flight each.
-WEB_LOADS: dict[str, dict[str, Any]] = {
-    "light": {"clients": 1000, "senders": 10, "rate": 2.0},
-    "heavy": {"clients": 1000, "senders": 10, "window": 64},
-}
 #: Debian's Chromium, as the browser tests run it: no sandbox (root in a
 #: container), no GPU, and no calls home.
 CHROMIUM = "/usr/bin/chromium"
@@ -838,26 +953,13 @@ def page_problem() -> str | None:
     return None
 
 
-def start_web(tmp: Path) -> tuple[Server, int]:
-    """chatd serving nc and the web with the bench's settings; and its web port."""
+def start_web(tmp: Path) -> tuple[Server, dict[str, dict[str, Any]]]:
+    """chatd serving nc and the web with the bench's settings; and where
+    each of WEB_SIDES is, as bench load fields."""
     port, web_port = free_port(), free_port()
     server = Server("chatd", chatd_argv(port, 0, tmp, web_port=web_port), port)
     server.wait_for(web_port)
-    return server, web_port
-
-
-_WEB_RUNS = count(1)
-
-
-def web_run(server: Server, web_port: int, side: str, load: dict[str, Any]) -> dict[str, Any]:
-    """One ``chatd bench`` run against ``side`` of WEB_SIDES of ``server``,
-    with the server's CPU while the senders send (load.py's ``server_pid``).
-    Each run's nicknames are its own (``w3-0001``): the last run's clients
-    may still be leaving as the next ones arrive."""
-    where = {"ws": True, "port": web_port} if side == "web" else {"port": server.port}
-    server.wait_idle()
-    prefix = f"w{next(_WEB_RUNS)}-"
-    return bench([server], {**load, **where, "prefix": prefix, "server_pid": server.proc.pid})
+    return server, {"web": {"ws": True, "port": web_port}, "nc": {"port": port}}
 
 
 def bytes_per_delivery() -> dict[str, int]:
@@ -872,77 +974,28 @@ def bytes_per_delivery() -> dict[str, int]:
 def web_table(
     repeats: int, duration: float, tmp: Path, page: bool = False
 ) -> dict[str, dict[str, list[Any]]]:
-    """Run the web rotation; print its table; return the raw runs.
+    """Run the web rotation (:func:`rotate`); print its table; return the raw runs."""
 
-    One chatd a repeat serves both sides; each load runs web then nc, then
-    nc then web in the next repeat, so a drift of the machine over the
-    sitting falls on both alike."""
-    runs: Runs = {load: {side: [] for side in WEB_SIDES} for load in WEB_LOADS}
-    pages: list[dict[str, Any]] = []
-    for repeat in range(repeats):
-        sides = WEB_SIDES if repeat % 2 == 0 else WEB_SIDES[::-1]
-        server, web_port = start_web(tmp)
-        chat_page = ChatPage(f"http://127.0.0.1:{web_port}/", f"page{repeat}") if page else None
-        try:
-            for name, fields in WEB_LOADS.items():
-                for side in sides:
-                    result = web_run(server, web_port, side, {**fields, "duration": duration})
-                    if chat_page is not None:
-                        result["page_drain_s"] = chat_page.drain()
-                    runs[name][side].append(result)
-            if chat_page is not None:
-                pages.append({"state": chat_page.state(), "lost": chat_page.lost()})
-        finally:
-            if chat_page is not None:
-                chat_page.close()
-            server.stop()
+    def watch(wheres: dict[str, dict[str, Any]], repeat: int) -> ChatPage:
+        return ChatPage(f"http://127.0.0.1:{wheres['web']['port']}/", f"page{repeat}")
 
+    runs, pages = rotate(
+        WEB_SIDES, repeats, duration, lambda: start_web(tmp), watch if page else None
+    )
     print()
     with_page = " and the chat page in Chromium (on CPU 0 with the generator)" if page else ""
-    print(
+    size = bytes_per_delivery()
+    print_rotation(
+        runs,
+        WEB_SIDES,
         "web: one chatd serving both its nc and its web listener, 1,000 clients in #lobby"
         f"{with_page}; chatd bench --ws vs chatd bench, medians of {repeats} (alternating;"
-        " the generator on CPU 0, chatd on CPU 1)"
+        " the generator on CPU 0, chatd on CPU 1)",
+        [
+            f"| bytes a chat delivery | {size['web']} | {size['nc']} |"
+            f" {size['web'] / size['nc']:.2f}x |"
+        ],
     )
-    print("| measure | chatd web | chatd nc | web / nc |")
-    print("|---|---|---|---|")
-    rows: list[Row] = [
-        (
-            "heavy (10 senders, window 64): deliveries/s",
-            "heavy",
-            ("deliveries_per_s",),
-            "M",
-        ),
-        ("  p99 latency (ms)", "heavy", ("latency_ms", "p99"), ""),
-        ("  server CPU per delivery (ns)", "heavy", ("server_ns_per_delivery",), ""),
-        ("  server CPU (of its core)", "heavy", ("server_cpu_util",), ""),
-        ("  chatd bench's CPU (of its core)", "heavy", ("bench_cpu",), ""),
-        ("light (10 senders at 2 lines/s): p99 latency (ms)", "light", ("latency_ms", "p99"), ""),
-        ("  p50 latency (ms)", "light", ("latency_ms", "p50"), ""),
-    ]
-    print_sides(runs, WEB_SIDES, rows)
-    worst = {
-        side: min(r["delivery_ratio"] for load in WEB_LOADS for r in runs[load][side])
-        for side in WEB_SIDES
-    }
-    errors = {
-        side: sum(r["order_errors"] for load in WEB_LOADS for r in runs[load][side])
-        for side in WEB_SIDES
-    }
-    print(
-        f"| delivery ratio, lowest of every run (order errors) | {worst['web']:g} ({errors['web']})"
-        f" | {worst['nc']:g} ({errors['nc']}) | |"
-    )
-    size = bytes_per_delivery()
-    print(
-        f"| bytes a chat delivery | {size['web']} | {size['nc']} |"
-        f" {size['web'] / size['nc']:.2f}x |"
-    )
-    for row in (rows[0], rows[1], rows[5]):
-        print(
-            f"{row[1]}: {row[0].split(': ')[-1].strip()}, run by run:"
-            f" web {run_by_run(runs, 'web', row)}; nc {run_by_run(runs, 'nc', row)}"
-        )
     if page:
         kept = all(p["state"] == "chatting" and not p["lost"] for p in pages)
         drains = [f"{r['page_drain_s']:.1f}" for side in WEB_SIDES for r in runs["heavy"][side]]
@@ -952,6 +1005,97 @@ def web_table(
             + f" through every run ({', '.join(str(p) for p in pages)});"
             f" seconds it took to show the rest after each heavy run: {', '.join(drains)}"
         )
+    return runs
+
+
+# -- TLS vs plain, with chatd bench --tls --------------------------------------------------
+
+#: The TLS rotation's two sides: the same chatd's nc listener over TLS
+#: (``chatd bench --tls``, verifying it against the run's own CA) and plain.
+TLS_SIDES = ("tls", "plain")
+
+
+class RunCertificate:
+    """A CA made for the run (trustme, in the test extra) and the certificate
+    it issues to 127.0.0.1, in files in ``tmp`` as chatd's [tls] reads them."""
+
+    def __init__(self, tmp: Path) -> None:
+        import trustme  # only with --tls
+
+        ca = trustme.CA()
+        self.ca_file = tmp / "bench-ca.pem"
+        self.cert_file = tmp / "bench-cert.pem"
+        self.key_file = tmp / "bench-key.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        cert = ca.issue_cert("127.0.0.1")
+        self.cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(str(self.key_file))
+
+    def config(self) -> str:
+        """chatd's [tls] table for it."""
+        return (
+            f"[tls]\ncert_file = {json.dumps(str(self.cert_file))}\n"
+            f"key_file = {json.dumps(str(self.key_file))}\n"
+        )
+
+
+def tls_problem() -> str | None:
+    """Why ``--tls`` cannot run here, or None."""
+    try:
+        import trustme  # noqa: F401
+    except ImportError:
+        return "trustme is not installed: pip install -e '.[test]'"
+    return None
+
+
+def start_tls(tmp: Path, cert: RunCertificate) -> tuple[Server, Wheres]:
+    """chatd serving nc in plain and over TLS with the bench's settings; and
+    where each of TLS_SIDES is."""
+    port, tls_port = free_port(), free_port()
+    server = Server("chatd", chatd_argv(port, 0, tmp, tls_port=tls_port, extra=cert.config()), port)
+    server.wait_for(tls_port)
+    tls = {"port": tls_port, "tls": True, "ca_file": str(cert.ca_file)}
+    return server, {"tls": tls, "plain": {"port": port}}
+
+
+def tls_agreed(port: int, ca_file: Path) -> str:
+    """The version and cipher a client of the TLS port agrees with chatd
+    (the bench's clients agree the same: the same Python, its defaults)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=ASK_SECONDS) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        cipher = sock.cipher()
+        return f"{sock.version()}, {cipher[0] if cipher else '?'}"
+
+
+def tls_table(repeats: int, duration: float, tmp: Path) -> Runs:
+    """Run the TLS rotation (:func:`rotate`); print its table; return the raw runs."""
+    cert = RunCertificate(tmp)
+    agreed: list[str] = []
+
+    def start() -> tuple[Server, Wheres]:
+        server, wheres = start_tls(tmp, cert)
+        if not agreed:
+            agreed.append(tls_agreed(wheres["tls"]["port"], cert.ca_file))
+        return server, wheres
+
+    runs, _ = rotate(TLS_SIDES, repeats, duration, start)
+    print()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs,"
+        f" Python {platform.python_version()}, {ssl.OPENSSL_VERSION};"
+        f" TLS: {agreed[0]}, trustme's ECDSA certificate, verified by every client"
+    )
+    print_rotation(
+        runs,
+        TLS_SIDES,
+        "tls: one chatd serving nc in plain and over TLS, 1,000 clients in #lobby;"
+        f" chatd bench --tls vs chatd bench, medians of {repeats} (alternating;"
+        " the generator on CPU 0, chatd on CPU 1)",
+        [],
+    )
     return runs
 
 
@@ -988,8 +1132,9 @@ BENCH_NODE_TIMEOUT = 600
 #: How long a node may take to show up in Redis's node set once it listens
 #: (it dials, loads its scripts and heartbeats within milliseconds).
 JOIN_SECONDS = 15.0
-#: How long one request here (a Redis command, a node's /metrics) may take to
-#: be answered: the servers are on loopback, between runs or nearly idle.
+#: How long one request here (a Redis command, a node's /metrics, a TLS
+#: handshake) may take to be answered: the servers are on loopback, between
+#: runs or nearly idle.
 ASK_SECONDS = 5.0
 #: The measured seconds of each cluster run (after a second of warmup), and
 #: with --quick: 9 runs of 5-6 s each (1,000 clients connecting, the settle,
@@ -1584,6 +1729,12 @@ def main() -> None:
         f" {CHROMIUM}) through the web rows, and say whether it stayed connected",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="only the TLS rows: chatd's nc listener over TLS (chatd bench --tls) vs in plain,"
+        " one chatd serving both (a certificate made for the run with trustme)",
+    )
+    parser.add_argument(
         "--cluster",
         action="store_true",
         help="only the cluster rows: one chatd, one node on Redis, two nodes on one Redis"
@@ -1623,6 +1774,15 @@ def main() -> None:
             web_runs = web_table(repeats, duration, Path(tmp), page=args.page)
         if args.json:
             args.json.write_text(json.dumps({"web": web_runs}, indent=1))
+        return
+    if args.tls:
+        problem = tls_problem()
+        if problem:
+            parser.error(f"--tls: {problem}")
+        with tempfile.TemporaryDirectory() as tmp:
+            tls_runs = tls_table(repeats, duration, Path(tmp))
+        if args.json:
+            args.json.write_text(json.dumps({"tls": tls_runs}, indent=1))
         return
     if args.store:
         if not args.loadgen:

@@ -3,11 +3,13 @@
 What bench/compare.py runs (pinned to CPU 0) against each server: the code
 behind ``chatd bench`` (chatd.bench.run), given chatd.bench.Options' fields,
 including ``room_ports``, which the command line does not offer (room K's
-clients connect to the K-th port: N servers without rooms as N rooms), and
-``ws`` (the port is then the web listener's).
+clients connect to the K-th port: N servers without rooms as N rooms), ``ws``
+(the port is then the web listener's) and ``tls`` with ``ca_file`` (a TLS
+listener's, its certificate verified against that CA).
 
     python bench/load.py '{"port": 7777, "clients": 1000, "senders": 10, "rooms": 10}'
     python bench/load.py '{"port": 8080, "ws": true, "server_pid": 4242}'
+    python bench/load.py '{"port": 7778, "tls": true, "ca_file": "ca.pem"}'
 
 With ``server_pid`` (not an Options field; the server on this machine), the
 server's CPU is read from /proc as the senders start and once every delivery

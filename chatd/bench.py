@@ -64,6 +64,21 @@ by a read is counted once. Every client sends an unsolicited pong (RFC 6455
 5.5.3) every :data:`KEEPALIVE_SECONDS`, spread over that time, so a server
 that drops silent WebSockets keeps the ones that only listen.
 
+With ``--tls`` (``Options.tls``; the port is then a TLS listener's) every
+client speaks TLS, through the standard library's ``ssl.SSLObject`` over two
+``ssl.MemoryBIO``: what a recv brings goes in, the records to send come out,
+so a handshake is a few turns of the loop like any other read and nothing
+waits on a socket. A read decrypts into the same buffer the plain path reads
+into, so everything after it (counting, sampling, checking) is the plain
+path's; the choice is made once per worker, and a plain run does what it did
+before. With ``ca_file`` (``--ca-file``) the server's certificate is verified
+against it, and its name too (the host must be in the certificate); without,
+nothing is verified (CERT_NONE): verifying costs once a handshake, never a
+line, so the figures are the same either way. A sender's lines are sealed all
+at once and counted as sent; records the socket does not take go first the
+next time, and a sender with records still waiting sends nothing new. Not
+with ``--ws`` yet (its upgrade would have to wait for the handshake).
+
 With ``--procs P`` the clients are split over P processes, each running the same
 loop for its share (use it when one core cannot keep up: ``bench_cpu`` near 1.0
 in the result says so). Loopback only in the tests; the host is an argument.
@@ -71,6 +86,7 @@ in the result says so). Loopback only in the tests; the host is an argument.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -80,6 +96,7 @@ import re
 import selectors
 import shutil
 import socket
+import ssl
 import time
 from bisect import bisect_right
 from collections import Counter
@@ -142,6 +159,10 @@ _WS_MAX_HEAD = 16 * 1024
 #: after as long again), so no chatd drops a client that only listens; at
 #: 1,000 clients that is 125 small frames a second, spread evenly.
 KEEPALIVE_SECONDS = 0.8 * 2 * MIN_PING_SECONDS
+#: With --tls, what a read leaves free at the end of the buffer: the plain
+#: bytes a recv brings may run past it by the record the last recv cut (a
+#: record holds 16 KiB at most), and they must all fit.
+_TLS_SPARE = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -165,6 +186,8 @@ class Options:
     drain: float = 3.0
     connect_timeout: float = 60.0
     ws: bool = False  # speak the web protocol (the port is the web listener's)
+    tls: bool = False  # over TLS (the port is a TLS listener's)
+    ca_file: str = ""  # with tls: verify the server against this CA (PEM); "": not at all
 
 
 @dataclass
@@ -345,6 +368,33 @@ def server_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
 _PROMPT, _WELCOME, _JOINING, _PARTING, _UPGRADING = range(5)
 
 
+def client_context(ca_file: str = "") -> ssl.SSLContext:
+    """The clients' TLS: the server's certificate verified against
+    ``ca_file``, its name included; with none, nothing verified (a
+    benchmark's choice: verifying costs once a handshake, never a line)."""
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _Tls:
+    """One client's TLS, sans-IO: bytes read go into ``incoming``, plain
+    bytes come out of ``obj``; what it seals is in ``outgoing``, then in
+    ``backlog`` while the socket has no room for it."""
+
+    __slots__ = ("backlog", "incoming", "obj", "outgoing", "up")
+
+    def __init__(self, context: ssl.SSLContext, host: str) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        self.up = False  # the handshake is done
+        self.backlog = b""  # sealed, not yet taken by the socket
+
+
 class _Client:
     __slots__ = (
         "carry",
@@ -362,14 +412,18 @@ class _Client:
         "sock",
         "stage",
         "tail",
+        "tls",
         "went_in",
     )
 
-    def __init__(self, index: int, nick: str, room: int, sock: socket.socket) -> None:
+    def __init__(
+        self, index: int, nick: str, room: int, sock: socket.socket, tls: _Tls | None = None
+    ) -> None:
         self.index = index
         self.nick = nick
         self.room = room  # index mod rooms
         self.sock = sock
+        self.tls = tls  # with --tls: its session
         self.stage = _PROMPT  # how far into registering (and joining its room) it is
         self.went_in = b""  # the room registration put it in, to leave once in its own
         self.ready = False  # registered (and, with rooms, in its room alone)
@@ -409,6 +463,13 @@ class _Worker:
         self.setting_up = True  # clients still being registered and moved
         self.beat_from = time.monotonic()  # web: the heartbeats are counted from here
         self.beats = 0  # web: heartbeats sent (client beats % len(clients) is next)
+        #: How a client's bytes are read: chosen once, so a plain run reads as before.
+        self._read: Callable[[_Client, int], int] = self._read_plain
+        self.tls_context: ssl.SSLContext | None = None
+        if opts.tls:
+            self.tls_context = client_context(opts.ca_file)
+            self.raw = memoryview(bytearray(_RECV_BYTES))  # what recv brings, still sealed
+            self._read = self._read_tls
 
     # -- connecting ------------------------------------------------------------------
 
@@ -428,12 +489,12 @@ class _Worker:
                 else:
                     port = opts.port
                 try:
-                    sock = self._open(port)
+                    sock, tls = self._open(port)
                 except OSError:
                     self.result.connect_failures += 1
                     continue
                 sock.setblocking(False)
-                client = _Client(index, f"{opts.prefix}{index:04d}", room, sock)
+                client = _Client(index, f"{opts.prefix}{index:04d}", room, sock, tls)
                 if opts.ws:
                     client.stage = _UPGRADING
                 self.clients.append(client)
@@ -470,16 +531,47 @@ class _Worker:
             for client in self.ackers.values():
                 client.checker = True
 
-    def _open(self, port: int) -> socket.socket:
-        """A connection to the server (upgrading to a WebSocket with ``ws``)."""
+    def _open(self, port: int) -> tuple[socket.socket, _Tls | None]:
+        """A connection to the server (upgrading to a WebSocket with ``ws``;
+        with ``tls``, its ClientHello sent), and its TLS."""
         sock = socket.create_connection((self.opts.host, port), timeout=5)
-        if self.opts.ws:
-            try:
+        tls = None
+        try:
+            if self.opts.ws:
                 sock.sendall(ws_handshake(self.opts.host, port))
-            except OSError:
-                sock.close()
-                raise
-        return sock
+            if self.tls_context is not None:
+                tls = _Tls(self.tls_context, self.opts.host)
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    tls.obj.do_handshake()
+                sock.sendall(tls.outgoing.read())
+        except OSError:
+            sock.close()
+            raise
+        return sock, tls
+
+    def _put(self, client: _Client, data: bytes) -> None:
+        """Send a request of the set-up (small, to a socket with room) whole."""
+        tls = client.tls
+        if tls is not None:
+            tls.obj.write(data)
+            data, tls.backlog = tls.backlog + tls.outgoing.read(), b""
+        client.sock.sendall(data)
+
+    def _push(self, client: _Client) -> bool:
+        """Send what ``client``'s TLS has sealed, as much as the socket takes
+        now; True if none is left waiting."""
+        tls = client.tls
+        assert tls is not None
+        data = tls.outgoing.read()
+        if tls.backlog:
+            data = tls.backlog + data
+        if data:
+            try:
+                sent = client.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            tls.backlog = data[sent:]
+        return not tls.backlog
 
     def _room_name(self, room: int) -> bytes:
         return f"#{self.opts.prefix}-{room}".encode()
@@ -491,7 +583,7 @@ class _Worker:
             self._set_up_ws(client, data)
             return
         if client.stage == _PROMPT:  # the server's first line: answer with the nickname
-            client.sock.sendall(client.nick.encode() + b"\n")
+            self._put(client, client.nick.encode() + b"\n")
             client.stage = _WELCOME
             client.ready = not self.joins
             return
@@ -502,13 +594,13 @@ class _Worker:
             if client.stage == _WELCOME and line.startswith(b"*** Welcome, "):
                 match = _WELCOME_ROOM.match(line)
                 client.went_in = match[1] if match else b""
-                client.sock.sendall(b"/join " + room + b"\n")
+                self._put(client, b"/join " + room + b"\n")
                 client.stage = _JOINING
             elif client.stage == _JOINING and line == b"*** Now talking in " + room + b".":
                 if not client.went_in or client.went_in.lower() == room.lower():
                     client.ready = True
                     return
-                client.sock.sendall(b"/part " + client.went_in + b"\n")
+                self._put(client, b"/part " + client.went_in + b"\n")
                 client.stage = _PARTING
             elif client.stage == _PARTING and line == b"*** You left " + client.went_in + b".":
                 client.ready = True
@@ -538,14 +630,14 @@ class _Worker:
             event = json.loads(payload)
             kind = event.get("type")
             if client.stage == _PROMPT and kind == "hello":
-                client.sock.sendall(ws_request({"type": "nick", "nick": client.nick}))
+                self._put(client, ws_request({"type": "nick", "nick": client.nick}))
                 client.stage = _WELCOME
             elif client.stage == _WELCOME and kind == "welcome":
                 if not self.joins:
                     client.ready = True
                     return
                 client.went_in = event.get("room", "").encode()
-                client.sock.sendall(ws_request({"type": "join", "room": room}))
+                self._put(client, ws_request({"type": "join", "room": room}))
                 client.stage = _JOINING
             elif client.stage == _JOINING and kind == "current" and event.get("room") != room:
                 # the room registration put it in (the welcome may leave that to this)
@@ -555,7 +647,7 @@ class _Worker:
                 if not went_in or went_in.lower() == room.lower():
                     client.ready = True
                     return
-                client.sock.sendall(ws_request({"type": "part", "room": went_in}))
+                self._put(client, ws_request({"type": "part", "room": went_in}))
                 client.stage = _PARTING
             elif (
                 client.stage == _PARTING
@@ -605,6 +697,9 @@ class _Worker:
         quiet_since = time.monotonic()
         last = self.result.deliveries_total
         while time.monotonic() < self.window_to + opts.drain:
+            if opts.tls:  # the last lines' records the socket had no room for
+                for client in senders:
+                    self._push(client)
             self._poll(0.01)
             if expected is not None and self.result.deliveries_total >= expected:
                 break
@@ -653,20 +748,36 @@ class _Worker:
         else:
             units = [f"m {client.index} {seq} {now_ns}{pad}\n".encode() for seq in seqs]
         data = b"".join(units)
-        try:
-            sent = client.sock.send(data)
-        except BlockingIOError:
-            return
-        ends = list(accumulate(map(len, units)))
-        whole = bisect_right(ends, sent)  # a line (a frame) cut in the middle is finished blocking
-        if whole < len(units) and sent > (ends[whole - 1] if whole else 0):
-            client.sock.setblocking(True)
-            client.sock.sendall(data[sent : ends[whole]])
-            client.sock.setblocking(False)
-            whole += 1
+        if opts.tls:
+            whole = self._seal(client, data, len(units))
+        else:
+            try:
+                sent = client.sock.send(data)
+            except BlockingIOError:
+                return
+            ends = list(accumulate(map(len, units)))
+            # a line (a frame) cut in the middle is finished blocking
+            whole = bisect_right(ends, sent)
+            if whole < len(units) and sent > (ends[whole - 1] if whole else 0):
+                client.sock.setblocking(True)
+                client.sock.sendall(data[sent : ends[whole]])
+                client.sock.setblocking(False)
+                whole += 1
         client.sent += whole
         if self.window_from <= time.monotonic() < self.window_to:
             self.result.messages_sent += whole
+
+    def _seal(self, client: _Client, data: bytes, lines: int) -> int:
+        """``_send`` with TLS: ``data`` (``lines`` of it) sealed at once, and
+        how many lines that sent: all, or none while the last ones' records
+        still wait for room in the socket."""
+        tls = client.tls
+        assert tls is not None
+        if not self._push(client):
+            return 0
+        tls.obj.write(data)
+        self._push(client)
+        return lines
 
     def _acked(self, sender: _Client) -> int:
         acker = self.ackers.get(sender.room)
@@ -703,7 +814,7 @@ class _Worker:
                 client.sock.sendall(_WS_PONG[sent:])
                 client.sock.setblocking(False)
 
-    def _read(self, client: _Client, at: int) -> int:
+    def _read_plain(self, client: _Client, at: int) -> int:
         """Read what is there into the buffer from ``at``; how much (0: nothing
         yet, or the connection is over, and then it is lost)."""
         try:
@@ -715,6 +826,52 @@ class _Worker:
         if n == 0:
             self._lost(client)
         return n
+
+    def _read_tls(self, client: _Client, at: int) -> int:
+        """``_read`` over TLS: what is there, unsealed into the buffer from
+        ``at`` (0 during the handshake: its answers are sent here). A
+        connection whose TLS fails (a certificate not verified) is lost."""
+        tls = client.tls
+        assert tls is not None
+        try:
+            got = client.sock.recv_into(self.raw, len(self.buf) - at - _TLS_SPARE)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            got = 0
+        if got == 0:
+            self._lost(client)
+            return 0
+        tls.incoming.write(self.raw[:got])
+        obj, view, end, over = tls.obj, self.view, at, False
+        try:
+            if not tls.up:
+                try:
+                    obj.do_handshake()
+                except ssl.SSLWantReadError:
+                    self._push(client)
+                    return 0
+                tls.up = True
+            # Read while bytes wait, not until SSLWantReadError: an exception
+            # raised every read costs more than the read (a record always
+            # fits in what is left of the buffer: _TLS_SPARE).
+            while tls.incoming.pending or obj.pending():
+                try:
+                    # with a buffer, read() gives a count (typeshed says bytes)
+                    n: int = obj.read(len(view) - end, view[end:])  # type: ignore[assignment]
+                except ssl.SSLWantReadError:  # the rest of a record is still to come
+                    break
+                if not n:  # the server's close_notify
+                    over = True
+                    break
+                end += n
+        except ssl.SSLError:  # SSLZeroReturnError (a close_notify) among them
+            over = True
+        if tls.outgoing.pending:  # the handshake's last flight
+            self._push(client)
+        if over:
+            self._lost(client)
+        return end - at
 
     def _receive(self, client: _Client) -> bool:
         """Read what is there; True if anything was."""
@@ -900,6 +1057,8 @@ def run(opts: Options, mark: Callable[[], None] | None = None) -> Result:
         raise ValueError(
             "room_ports and node_ports do not go together: one server a room, or one chat"
         )
+    if opts.tls and opts.ws:
+        raise ValueError("--tls with --ws is not supported: the upgrade would go before TLS")
     if mark is not None and opts.procs != 1:
         raise ValueError("mark needs the load in one process (--procs 1)")
     shares = _shares(opts)

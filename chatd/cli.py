@@ -157,6 +157,8 @@ def _bench(args: argparse.Namespace) -> int:
         checkers=args.checkers,
         rooms=args.rooms,
         ws=args.ws,
+        tls=args.tls,
+        ca_file=str(args.ca_file or ""),
     )
     if not 0 < opts.senders < opts.clients:
         return _fail("bench: --senders must be at least 1 and fewer than --clients")
@@ -166,6 +168,10 @@ def _bench(args: argparse.Namespace) -> int:
         )
     if opts.duration <= 0 or opts.window < 1 or opts.procs < 1 or opts.rate < 0:
         return _fail("bench: --duration must be positive, --window and --procs at least 1")
+    if opts.tls and opts.ws:
+        return _fail("bench: --tls with --ws is not supported yet; drop one of them")
+    if args.ca_file and not opts.tls:
+        return _fail("bench: --ca-file needs --tls")
     try:
         summary = run(opts).summary()
     except OSError as exc:
@@ -306,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--ws",
         action="store_true",
         help="speak the web protocol over a WebSocket (PORT is the web listener's)",
+    )
+    bench.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS (PORT is a TLS listener's, [server] tls_port)",
+    )
+    bench.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="with --tls: verify the server's certificate and name against this CA;"
+        " without, nothing is verified",
     )
     bench.set_defaults(run=_bench)
     return parser

@@ -1,5 +1,6 @@
 """The batched fan-out under partial writes, and ``chatd bench`` against a real
-server, over nc's lines and over the web listener's WebSocket (``--ws``)."""
+server, over nc's lines, over the web listener's WebSocket (``--ws``) and over
+TLS (``tls``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import socket
 import time
 from collections import Counter
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from chatd.bench import (
 from chatd.config import MIN_PING_SECONDS, ClusterSettings, Config, ServerSettings
 from chatd.core import events as ev
 from chatd.wire import web
+from tests.certs import Certificate
 from tests.helpers import (
     LIFTED_LIMITS_TOML,
     Crowd,
@@ -410,3 +413,53 @@ def test_chatd_bench_ws_flag_runs_against_the_web_listener() -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
+
+
+# -- tls: the TLS listener -----------------------------------------------------------------
+
+
+def test_bench_tls_counts_every_delivery_over_the_tls_listener(tmp_path: Path) -> None:
+    cert = Certificate(tmp_path)
+    with running_server(make_config(tls=cert.settings())) as server:
+        host, port = server.tls_addresses["nc"]
+        opts = Options(
+            host=host, port=port, clients=8, senders=2, duration=0.5, warmup=0.2,
+            tls=True, ca_file=str(cert.ca_file),
+        )  # fmt: skip
+        summary = run(opts).summary()
+        totals = {each.name: each.counts.total for each in server.reactor.listeners}
+    assert summary["ready"] == 8 and summary["messages_sent"] > 0, summary
+    assert summary["deliveries"] == summary["expected_deliveries"] > 0, summary
+    assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
+    assert summary["stray_lines"] == 0 and summary["checked_lines"] > 0, summary
+    assert summary["latency_ms"]["samples"] > 0, summary
+    assert (totals["nc-tls"], totals["nc"]) == (8, 0)  # every client over TLS, none plain
+
+
+def test_bench_tls_verifies_the_server_against_the_ca_it_is_given(tmp_path: Path) -> None:
+    cert = Certificate(tmp_path)
+    (tmp_path / "other").mkdir()
+    stranger = Certificate(tmp_path / "other", name="stranger")
+    with running_server(make_config(tls=cert.settings())) as server:
+        host, port = server.tls_addresses["nc"]
+        opts = Options(host=host, port=port, clients=3, senders=1, tls=True)
+        refused = run(replace(opts, ca_file=str(stranger.ca_file))).summary()
+    # the handshake fails on the certificate: each client counted as one that could not connect
+    assert (refused["ready"], refused["connect_failures"]) == (0, 3), refused
+    with pytest.raises(ValueError, match="--tls with --ws"):
+        run(replace(opts, ws=True))
+
+
+def test_chatd_bench_tls_flag_runs_against_the_tls_listener(tmp_path: Path) -> None:
+    cert = Certificate(tmp_path)
+    with running_server(make_config(tls=cert.settings())) as server:
+        host, port = server.tls_addresses["nc"]
+        done = run_chatd(
+            "bench", host, str(port), "--tls", "--ca-file", str(cert.ca_file),
+            "--clients", "8", "--senders", "2", "--duration", "0.5", "--warmup", "0.2", "--json",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
+    bad = run_chatd("bench", host, str(port), "--tls", "--ws")
+    assert bad.returncode == 2 and "--tls with --ws is not supported" in bad.stderr, bad.stderr
