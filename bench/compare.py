@@ -1752,6 +1752,8 @@ def main() -> None:
     repeats = args.repeats or repeats
     if args.page and not args.web:
         parser.error("--page needs --web")
+    if sum(map(bool, (args.web, args.tls, args.cluster))) > 1:
+        parser.error("--web, --tls and --cluster each run alone: choose one")
     if args.cluster:
         # Short by default (one repeat, well under a minute); --repeats 3 for figures.
         print(

@@ -137,11 +137,12 @@ def _connect(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     import json
+    import ssl
 
     from rich.console import Console
 
     from chatd.admin.render import bench_table
-    from chatd.bench import Options, run
+    from chatd.bench import Options, client_context, run
 
     opts = Options(
         host=args.host,
@@ -172,6 +173,12 @@ def _bench(args: argparse.Namespace) -> int:
         return _fail("bench: --tls with --ws is not supported yet; drop one of them")
     if args.ca_file and not opts.tls:
         return _fail("bench: --ca-file needs --tls")
+    if opts.ca_file:
+        try:  # here, not in a worker: a file missing is named, not taken for the server's
+            client_context(opts.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            return _fail(f"bench: --ca-file {opts.ca_file}: {why}")
     try:
         summary = run(opts).summary()
     except OSError as exc:

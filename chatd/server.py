@@ -179,7 +179,11 @@ class Server:
         self.stats = Stats(clock())
         self.plugins = PluginHost(config, builtins, entry_points=entry_points)
         self.store = store if store is not None else open_store(config)
-        self.reactor = Reactor(self.timers, on_reload=lambda: self.reload("all"))
+        self.reactor = Reactor(
+            self.timers,
+            on_reload=lambda: self.reload("all"),
+            on_stopping=lambda: notify_service("STOPPING=1"),  # as the goodbyes go out
+        )
         # The iteration's lines go to the store's writer once its output is out.
         self.reactor.add_turn_hook(self.store.end_turn)
         self.cluster = self._backplane(config)
@@ -436,7 +440,6 @@ class Server:
         try:
             self.reactor.run()
         finally:
-            notify_service("STOPPING=1")
             watchdog.stop()
             guard.deadline.uninstall()
             self.store.close()  # what the last iterations recorded is written first
@@ -444,7 +447,7 @@ class Server:
 
     def _status(self) -> str:
         """One line for `systemctl status`: where it listens."""
-        where = [f"chat {format_address(self.address)}"] if self.address else []
+        where = [f"chat {format_address(self._chat.sock.getsockname())}"] if self._chat else []
         if self.irc_address:
             where.append(f"IRC {format_address(self.irc_address)}")
         if self.web_address:

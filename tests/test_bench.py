@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from chatd import cli
 from chatd.bench import (
     KEEPALIVE_SECONDS,
     Options,
@@ -463,3 +464,13 @@ def test_chatd_bench_tls_flag_runs_against_the_tls_listener(tmp_path: Path) -> N
     assert summary["delivery_ratio"] == 1.0 and summary["order_errors"] == 0, summary
     bad = run_chatd("bench", host, str(port), "--tls", "--ws")
     assert bad.returncode == 2 and "--tls with --ws is not supported" in bad.stderr, bad.stderr
+
+
+def test_a_ca_file_that_is_not_there_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "ca.pem"
+    assert cli.main(["bench", "127.0.0.1", "1", "--tls", "--ca-file", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"chatd: bench: --ca-file {missing}: No such file or directory\n"
+    )

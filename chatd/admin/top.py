@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -52,6 +53,9 @@ HISTORY: Final = 60
 #: Seconds between refreshes; each costs the server three replies (stats,
 #: rooms, plugins), the rooms one as long as the server has rooms.
 REFRESH_SECONDS: Final = 1.0
+#: Refreshes between two readings of the room list: with a thousand rooms it
+#: is a few milliseconds of the server's loop and some 200 KB.
+ROOMS_EVERY: Final = 5
 #: Rows in the busiest-rooms and slowest-plugins lists.
 TOP_ROWS: Final = 5
 #: From this many columns, panels go two side by side.
@@ -74,7 +78,7 @@ class Snapshot:
 
     at: float
     stats: dict[str, Any]
-    rooms: list[dict[str, Any]]
+    rooms: list[dict[str, Any]] | None  # None: not asked this time (the last ones hold)
     plugins: list[dict[str, Any]]
 
 
@@ -106,14 +110,18 @@ class TopModel:
         self.plugins: list[dict[str, Any]] = []
         self._calls_before: dict[str, int] = {}
         self._lines_before: dict[str, int] = {}
-        self._interval = 0.0  # seconds between the latest two snapshots
+        self._interval = 0.0  # seconds between the latest two room lists
+        self._rooms_at: float | None = None  # when the latest was had
 
     def add(self, snapshot: Snapshot) -> None:
         self._calls_before = {plugin["name"]: plugin["calls"] for plugin in self.plugins}
-        self._lines_before = {room["name"]: room.get("lines", 0) for room in self.rooms}
-        self._interval = snapshot.at - self._stats[-1][0] if self._stats else 0.0
+        if snapshot.rooms is not None:  # rooms are asked for less often: their own interval
+            self._lines_before = {room["name"]: room.get("lines", 0) for room in self.rooms}
+            self._interval = snapshot.at - self._rooms_at if self._rooms_at is not None else 0.0
+            self._rooms_at = snapshot.at
+            self.rooms = snapshot.rooms
         self._stats.append((snapshot.at, snapshot.stats))
-        self.rooms, self.plugins = snapshot.rooms, snapshot.plugins
+        self.plugins = snapshot.plugins
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -304,7 +312,7 @@ def _listeners(model: TopModel, width: int) -> Panel:
     return _panel(table, title)
 
 
-def _rooms(model: TopModel) -> Panel:
+def _rooms(model: TopModel, rows: int = TOP_ROWS) -> Panel:
     title = f"busiest rooms ({len(model.rooms):,} in all)"
     if not model.rooms:
         return _panel(Text("no rooms", style="dim"), title)
@@ -313,7 +321,7 @@ def _rooms(model: TopModel) -> Panel:
     table.add_column("lines/s", justify="right", no_wrap=True)
     table.add_column("users", justify="right", no_wrap=True)
     table.add_column("topic", no_wrap=True, overflow="ellipsis", ratio=1)
-    for room in model.busiest_rooms():
+    for room in model.busiest_rooms(rows):
         rate = model.room_rate(room)
         # Names and topics are users' words: cleaned, and never read as markup.
         table.add_row(
@@ -325,7 +333,7 @@ def _rooms(model: TopModel) -> Panel:
     return _panel(table, title)
 
 
-def _plugins(model: TopModel) -> Panel:
+def _plugins(model: TopModel, rows: int = TOP_ROWS) -> Panel:
     title = f"slowest plugins ({len(model.plugins):,} loaded)"
     if not model.plugins:
         return _panel(Text("no plugins", style="dim"), title)
@@ -334,7 +342,7 @@ def _plugins(model: TopModel) -> Panel:
     for heading in ("slowest", "slow", "errors", "calls"):
         table.add_column(heading, justify="right", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    for plugin, calls in model.slowest_plugins():
+    for plugin, calls in model.slowest_plugins(rows):
         state = plugin["state"]
         table.add_row(
             Text(plugin["name"]),  # a file's or a package's name: never markup
@@ -397,9 +405,25 @@ def _pair(left: RenderableType, right: RenderableType, width: int) -> Renderable
     return pair
 
 
-def render_top(model: TopModel, width: int, where: str) -> RenderableType:
+def render_top(
+    model: TopModel, width: int, where: str, height: int | None = None
+) -> RenderableType:
     """The whole view of ``model`` (which has had a snapshot) for a terminal
-    ``width`` columns wide, under a header naming ``where`` it comes from."""
+    ``width`` columns wide, under a header naming ``where`` it comes from;
+    with a ``height``, the lists are cut short (to one row each at least)
+    until it fits, as far as it can."""
+    view = _view(model, width, where, TOP_ROWS)
+    if height is None:
+        return view
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True)
+    for rows in range(TOP_ROWS, 0, -1):
+        view = _view(model, width, where, rows)
+        if len(console.render_lines(view, pad=False)) <= height:
+            break
+    return view
+
+
+def _view(model: TopModel, width: int, where: str, rows: int) -> RenderableType:
     stats = model.stats
     about = Text.assemble(("chatd top", "bold"), f"  up {duration(stats['uptime_seconds'])}")
     users = stats.get("users")
@@ -417,7 +441,7 @@ def render_top(model: TopModel, width: int, where: str) -> RenderableType:
         header,
         _traffic(model, width),
         _listeners(model, width),
-        _pair(_rooms(model), _plugins(model), width),
+        _pair(_rooms(model, rows), _plugins(model, rows), width),
         _pair(_store(model), _cluster(model), width),
     )
 
@@ -425,9 +449,11 @@ def render_top(model: TopModel, width: int, where: str) -> RenderableType:
 # -- the app -------------------------------------------------------------------------
 
 
-def _fetch(client: AdminClient, at: float) -> Snapshot:
-    """One round of requests: what a refresh shows."""
-    return Snapshot(at, client.call("stats"), client.call("rooms"), client.call("plugins"))
+def _fetch(client: AdminClient, at: float, rooms: bool) -> Snapshot:
+    """One round of requests: what a refresh shows (the rooms only when
+    ``rooms``: their list is the one that grows with the server)."""
+    listed = client.call("rooms") if rooms else None
+    return Snapshot(at, client.call("stats"), listed, client.call("plugins"))
 
 
 def run_top(
@@ -467,11 +493,22 @@ async def _watch(
 
     live = Live(console=console, screen=True, auto_refresh=False)
     with keys.raw_mode(), keys.attach(keys_ready), live:
+        turn = 0
         while not done.is_set():
-            # The requests block the loop (and so the keys) for their round
-            # trips: a few milliseconds, or the client's timeout for a server
-            # that has stopped answering.
-            model.add(_fetch(client, clock()))
-            live.update(render_top(model, console.width, str(client.path)), refresh=True)
+            # The requests run on a thread, so that the keys are read
+            # meanwhile: a server that has stopped answering is not waited
+            # for once q is pressed.
+            rooms = turn % ROOMS_EVERY == 0
+            fetch = asyncio.ensure_future(asyncio.to_thread(_fetch, client, clock(), rooms))
+            quit_ = asyncio.ensure_future(done.wait())
+            await asyncio.wait({fetch, quit_}, return_when=asyncio.FIRST_COMPLETED)
+            if done.is_set():
+                fetch.cancel()  # (its thread ends with the client's timeout, unwaited)
+                return
+            quit_.cancel()
+            model.add(fetch.result())
+            turn += 1
+            shown = render_top(model, console.width, str(client.path), console.height)
+            live.update(shown, refresh=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), interval)

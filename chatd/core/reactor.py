@@ -239,8 +239,11 @@ class Reactor:
         *,
         shutdown_message: str = "Server shutting down. Goodbye!",
         on_reload: Callable[[], object] | None = None,
+        on_stopping: Callable[[], object] | None = None,
     ) -> None:
         self.on_reload = on_reload
+        #: Called once the shutdown begins (the service manager is told).
+        self.on_stopping = on_stopping
         self.timers = timers
         self.shutdown_message = shutdown_message
         self.selector = selectors.DefaultSelector()
@@ -984,6 +987,8 @@ class Reactor:
                 self.on_reload()
 
     def _shutdown(self) -> None:
+        if self.on_stopping is not None:
+            self.on_stopping()
         listeners = self._admission.listeners
         handlers = {id(listener.handler): listener.handler for listener in listeners}
         self._admission.close_listeners()
