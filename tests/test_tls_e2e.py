@@ -301,3 +301,21 @@ def test_a_config_reload_that_changes_tls_applies_it(cert: Certificate, tmp_path
         assert on_loop(server, lambda: server._tls.handshake_timeout) == 2  # type: ignore[union-attr]
         report = on_loop(server, lambda: server.reload("config"))  # nothing changed: not again
         assert not any(line.startswith("tls: ") for line in report), report
+
+
+def test_a_tls_client_that_never_reads_is_cut_off_at_its_sendq(cert: Certificate) -> None:
+    limits = lifted_limits(sendq_bytes=8192, max_line_bytes=6000)
+    with running_server(make_config(tls=cert.settings(), limits=limits)) as server:
+        sleeper = tls_user(server, cert.client_context(), "sleeper")  # reads nothing from now
+        assert isinstance(sleeper.sock, ssl.SSLSocket)
+        sleeper.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        alice, bob = nc_user(server, "alice"), nc_user(server, "bob")
+        # A line a turn, each well within the sendq: what grows is what TLS
+        # has sealed and the sleeper's socket does not take.
+        text = "x" * 5000
+        deadline = time.monotonic() + WAIT
+        while on_loop(server, lambda: server.hub.find("sleeper")) is not None:
+            assert time.monotonic() < deadline, "the sleeper was never cut off"
+            alice.send(text)
+            bob.expect(f"<alice> {text}")
+        bob.expect(re.compile(r"^\*\*\* sleeper left \(sendq exceeded\)$"))
