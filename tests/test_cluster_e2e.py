@@ -6,6 +6,7 @@ process of its own where a test kills one), with nc users on real sockets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from chatd.cluster.backplane import HEARTBEAT
 from chatd.config import ClusterSettings, Config, StoreSettings
 from chatd.server import Server
 from chatd.wire.resp import RedisAddress
@@ -578,3 +580,30 @@ def test_a_node_restarted_with_its_store_reads_on_from_where_it_was(
             carol.send("/history 5")
             carol.expect(re.compile(r"<bob> said while c was up$"))
             carol.expect(re.compile(r"<bob> said while c was down$"))
+
+
+def test_redis_losing_the_scripts_loses_no_line_and_nobody_is_told(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server, "a", "b") as (a, b):
+        alice, bob = user(a, "alice"), user(b, "bob")
+        seen_everywhere([a, b], "alice", "bob")
+        redis_server.call("SCRIPT", "FLUSH")  # as a failover to a replica without them
+        for i in range(5):
+            alice.send(f"after the flush {i}")
+        for i in range(5):
+            bob.expect(f"<alice> after the flush {i}")  # in order, none lost
+        assert on_loop(a, lambda: a.cluster.outages) == 0  # it never went alone
+        # A nickname claimed just after a flush, and a quiet chat's heartbeat
+        # after one: the same, scripts loaded again, nobody cut off.
+        redis_server.call("SCRIPT", "FLUSH")
+        carol = user(b, "carol")
+        alice.expect("*** carol joined")
+        redis_server.call("SCRIPT", "FLUSH")
+        heartbeat = hashlib.sha1(HEARTBEAT).hexdigest()
+        wait_until(lambda: redis_server.call("SCRIPT", "EXISTS", heartbeat) == [1], what="reload")
+        carol.send("and back")
+        alice.expect("<carol> and back")
+        assert [on_loop(s, lambda s=s: s.cluster.outages) for s in (a, b)] == [0, 0]
+        told = alice.pending + bob.pending + carol.pending
+        assert not [line for line in told if "Lost touch" in line]

@@ -358,6 +358,12 @@ class Backplane:
         self._history_read = False  # asked for this run already
         self._reading = False  # the hub was told a reading began, and not that it ended
         self._history_pause: Timer | None = None
+        #: Redis lost the scripts: entries sent before that are being sent
+        #: again (up to serial _reload_until); newer ones wait behind them.
+        self._reloading = False
+        self._reload_until = 0
+        self._after_reload: list[Entry] = []
+        self._scripts_missing = False  # loading them again, after a NOSCRIPT
         self.history_entries = 0  # entries read for history
         self._up = False
         self._told_down = False
@@ -492,11 +498,18 @@ class Backplane:
             part.serial = self._serial
             self._unacked.append(part)
             self.entries_out += 1
-            self._command(
-                functools.partial(self._sequenced, part),
-                "EVALSHA", _sha(SEQUENCE), 2, self._seq_key, self._log_key,
-                self._channel, LOG_ENTRIES, codec.encode(part),
-            )  # fmt: skip
+            if self._reloading:
+                self._after_reload.append(part)  # behind the entries being sent again
+            else:
+                self._sequence(part)
+
+    def _sequence(self, part: Entry) -> None:
+        """Send ``part`` to be numbered, logged and published."""
+        self._command(
+            functools.partial(self._sequenced, part),
+            "EVALSHA", _sha(SEQUENCE), 2, self._seq_key, self._log_key,
+            self._channel, LOG_ENTRIES, codec.encode(part),
+        )  # fmt: skip
 
     def shutdown(self) -> None:
         """The server is stopping: the others hear this node's users leave,
@@ -526,6 +539,13 @@ class Backplane:
 
     def _claimed(self, key: str, owner: str, reply: Any) -> None:
         if key not in self._claims:
+            return
+        if _noscript(reply) and self._up:  # asked again, once the scripts are back
+            self._load_scripts_again()
+            self._command(
+                lambda again: self._claimed(key, owner, again),
+                "EVALSHA", _sha(LEASE), 1, self._lease_prefix + key, self._lease_ms, owner,
+            )  # fmt: skip
             return
         if resp.is_error(reply) or not isinstance(reply, list):
             # Connected but refused (full, a script flushed): no use going on
@@ -568,6 +588,9 @@ class Backplane:
         sent: float,
         left: dict[str, int],
     ) -> None:
+        if _noscript(reply) and self._up:  # renewed at the next heartbeat, in time
+            self._load_scripts_again()
+            return
         if resp.is_error(reply) or not isinstance(reply, list):
             self._down(self._cmd, f"Redis refused to renew the nickname leases: {reply}")
             return
@@ -950,10 +973,42 @@ class Backplane:
         ]
 
     def _sequenced(self, entry: Entry, reply: Any) -> None:
-        if resp.is_error(reply):
+        if _noscript(reply) and self._up:
+            # Redis lost its scripts (SCRIPT FLUSH, a failover to a replica
+            # without them): loaded again, and this entry and those sent after
+            # it (refused in turn) sent again in their order, new ones after.
+            if not self._reloading:
+                self._reloading = True
+                self._reload_until = self._serial
+                self._load_scripts_again()
+            self._sequence(entry)
+        elif resp.is_error(reply):
             # Delivered here (with every entry not yet back), and the node goes
             # alone until a reconnect (which loads the scripts again) works.
             self._down(self._cmd, f"Redis refused an entry: {reply}")
+            return
+        if self._reloading and entry.serial >= self._reload_until:
+            self._reloading = False  # every entry sent before the reload has answered
+            later, self._after_reload = self._after_reload, []
+            for part in later:
+                self._sequence(part)
+
+    def _load_scripts_again(self) -> None:
+        """Redis answered NOSCRIPT: chatd's scripts are loaded again (once for
+        every call refused meanwhile), ahead of what is sent from now on."""
+        if self._scripts_missing:
+            return
+        self._scripts_missing = True
+        log.warning("cluster: Redis lost chatd's scripts; loading them again")
+        for script in (SEQUENCE, HEARTBEAT, LEASE, RELEASE, FLOOR):
+            self._command(self._checked("SCRIPT LOAD"), "SCRIPT", "LOAD", script)
+        self._command(self._scripts_back, "SCRIPT", "LOAD", LEAVE)
+
+    def _scripts_back(self, reply: Any) -> None:
+        if resp.is_error(reply):
+            self._down(self._cmd, f"Redis refused SCRIPT LOAD: {reply}")
+            return
+        self._scripts_missing = False
 
     def _here(self, entry: Entry) -> None:
         """Deliver ``entry`` on this node only (Redis is not there to take it)."""
@@ -1000,6 +1055,9 @@ class Backplane:
 
     def _beaten(self, reply: Any) -> None:
         self._beat_due = max(0, self._beat_due - 1)
+        if _noscript(reply) and self._up:  # the next heartbeat, a third of node_timeout on
+            self._load_scripts_again()
+            return
         if resp.is_error(reply):
             self._down(self._cmd, f"Redis refused the heartbeat: {reply}")
             return
@@ -1012,6 +1070,9 @@ class Backplane:
         was_up = self._up
         self._up = self._based = self._fetching = False
         self._loaded = self._subscribed = False
+        self._reloading = False  # what waited for it is among the unacked, delivered here
+        self._after_reload = []
+        self._scripts_missing = False  # a new connection loads them anyway
         self._beat_due = 0
         self.state = "down"
         for c in (self._cmd, self._sub):
@@ -1076,6 +1137,11 @@ def _split(entry: Entry) -> list[Entry]:
         part.requests = [item for kind, item in chunk if kind == "q"]
         parts += _split(part)
     return parts
+
+
+def _noscript(reply: Any) -> bool:
+    """Whether ``reply`` is Redis saying it has not got the script (it lost it)."""
+    return resp.is_error(reply) and str(reply).startswith("NOSCRIPT")
 
 
 def _log_items(reply: Any) -> list[tuple[int, Any, bytes]] | None:
