@@ -876,12 +876,9 @@ class Backplane:
     def _apply(self, seq: int, payload: bytes) -> None:
         self._last_seq = seq
         self.entries_in += 1
-        try:
-            entry = codec.decode(payload)
-        except BadEntry as exc:
-            log.warning("cluster: log entry %d is not one chatd can read (%s); skipped", seq, exc)
+        entry = _decoded(seq, payload)
+        if entry is None:
             return
-        entry.seq = seq
         if not self._reading:
             self._note_position()
         if entry.origin == self.node:
@@ -928,12 +925,9 @@ class Backplane:
             if seq < first:
                 continue
             first = seq + 1
-            try:
-                entry = codec.decode(payload)
-            except BadEntry as exc:
-                log.warning("cluster: log entry %d is not one chatd can read (%s)", seq, exc)
+            entry = _decoded(seq, payload)
+            if entry is None:
                 continue
-            entry.seq = seq
             self.history_entries += 1
             if self.hub is not None:
                 self.hub.from_history(entry)
@@ -1137,6 +1131,18 @@ def _split(entry: Entry) -> list[Entry]:
         part.requests = [item for kind, item in chunk if kind == "q"]
         parts += _split(part)
     return parts
+
+
+def _decoded(seq: int, payload: bytes) -> Entry | None:
+    """Log entry ``seq``, decoded and given its place; None (logged) when it
+    is not one this chatd can read."""
+    try:
+        entry = codec.decode(payload)
+    except BadEntry as exc:
+        log.warning("cluster: log entry %d is not one chatd can read (%s); skipped", seq, exc)
+        return None
+    entry.seq = seq
+    return entry
 
 
 def _noscript(reply: Any) -> bool:

@@ -1341,12 +1341,12 @@ class Hub:
                 self._apply(entry.origin, change, False, history=True)
         lines = self.store.lines
         first = entry.seq * LINE_SPAN
+        at = entry.at or self.wall()
         for i, b in enumerate(entry.broadcasts):
             kept_as = _kept_as(b.event) if b.audience == ROOM else None
             if kept_as is None:
                 continue
             kind, nick, ident, text = kept_as
-            at = entry.at or self.wall()
             line = kept.Line(first + i, room_key(b.where), at, kind, nick, ident, one_line(text))
             lines.backfill(line)
             room = self.find_room(b.where)
@@ -1354,9 +1354,8 @@ class Hub:
                 room.last_line = max(room.last_line, first + i)
 
     def history_floor(self) -> int:
-        """The log position this node's history goes to (where a reading of
-        the log for history starts, and below which the log must not number
-        its entries)."""
+        """The log position this node's newest line id stands for: the log
+        must not number its entries below it (FLOOR)."""
         return self.store.lines.newest // LINE_SPAN
 
     def history_busy(self) -> bool:

@@ -725,9 +725,7 @@ class Reactor:
     def _doom(self, conn: Connection, reason: str) -> None:
         """Abort ``conn`` for ``reason`` in the flush's write pass."""
         conn.doomed = reason
-        if not conn.dirty:
-            conn.dirty = True
-            self._dirty.append(conn)
+        self._mark_dirty(conn)
 
     def _seal(self, conn: Connection, tls: TlsSession) -> OutputBuffer | None:
         """A TLS connection's bytes for the peer: its plain output (once the
@@ -807,9 +805,7 @@ class Reactor:
         conn.linger = self.timers.call_later(
             CLOSE_LINGER_SECONDS, lambda: self._abort(conn, reason + ", output not drained")
         )
-        if not conn.dirty:
-            conn.dirty = True
-            self._dirty.append(conn)
+        self._mark_dirty(conn)
 
     def _abort(self, conn: Connection, reason: str, *, keep_input: bool = False) -> None:
         """Close now and drop whatever was queued for the peer.
